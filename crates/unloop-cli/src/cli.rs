@@ -1,0 +1,124 @@
+//! The command line, as clap parses it. Validation that needs more than syntax happens in each
+//! command before any work starts.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "unloop",
+    version,
+    about = "Tells you why a Kubernetes pod is crash-looping, with the evidence, and what to do about it",
+    after_help = "Also runs as a kubectl plugin: kubectl unloop diagnose ...\n\nExit codes: 0 nothing in trouble, 1 trouble found, 2 usage error, 3 unreadable input, 4 cluster unreachable or refused, 5 internal error."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct Global {
+    /// When to colour output: auto (a terminal, and NO_COLOR unset), always, never.
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
+    /// Path to the kubeconfig file (default: $KUBECONFIG, then ~/.kube/config).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+    /// The kubeconfig context to use (default: its current context).
+    #[arg(long, global = true, value_name = "NAME")]
+    pub context: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Find crash-looping and failing pods and explain each: cause, evidence, backoff, remedy.
+    #[command(after_help = DIAGNOSE_EXAMPLES)]
+    Diagnose(DiagnoseArgs),
+    /// Capture what diagnosis needs into one compressed bundle (secrets redacted), for offline use.
+    #[command(after_help = SNAPSHOT_EXAMPLES)]
+    Snapshot(SnapshotArgs),
+    /// Print a shell completion script.
+    #[command(after_help = "Examples:\n  unloop completions bash > /etc/bash_completion.d/unloop\n  unloop completions zsh > \"${fpath[1]}/_unloop\"\n  unloop completions fish > ~/.config/fish/completions/unloop.fish")]
+    Completions(CompletionsArgs),
+}
+
+const DIAGNOSE_EXAMPLES: &str = "Examples:
+  unloop diagnose                         every troubled pod in the current namespace
+  unloop diagnose -A                      ... in all namespaces
+  unloop diagnose deploy/api -n shop      one verdict for all replicas of a Deployment
+  unloop diagnose api-7d9f8-x2x9z         one pod
+  unloop diagnose -l app=api -o json      machine-readable, by label
+  unloop diagnose --from incident.json.gz a snapshot, offline
+  kubectl get pods,events -o json > s.json && unloop diagnose --from s.json";
+
+const SNAPSHOT_EXAMPLES: &str = "Examples:
+  unloop snapshot incident.json.gz -n shop
+  unloop snapshot all.json.gz -A --context prod
+  unloop diagnose --from incident.json.gz -o markdown > ticket.md";
+
+#[derive(Debug, Args)]
+pub struct Scope {
+    /// The namespace to look in (default: the context's namespace; for --from, all in the bundle).
+    #[arg(short, long, value_name = "NS")]
+    pub namespace: Option<String>,
+    /// Look in every namespace.
+    #[arg(short = 'A', long, conflicts_with = "namespace")]
+    pub all_namespaces: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DiagnoseArgs {
+    /// A pod name, or a workload: deploy/NAME, sts/NAME, ds/NAME, job/NAME, cronjob/NAME, rs/NAME, pod/NAME.
+    #[arg(value_name = "TARGET")]
+    pub target: Option<String>,
+    #[command(flatten)]
+    pub scope: Scope,
+    /// Only pods whose labels match, as kubectl -l.
+    #[arg(short = 'l', long, value_name = "SELECTOR")]
+    pub selector: Option<String>,
+    /// Diagnose a snapshot bundle, a kubectl JSON file or a cluster-info dump directory instead of a live cluster.
+    #[arg(long, value_name = "PATH")]
+    pub from: Option<PathBuf>,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t = OutputFormat::Human)]
+    pub output: OutputFormat,
+    /// Log lines read per crashed container.
+    #[arg(long, default_value_t = 200, value_name = "N")]
+    pub tail: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Human,
+    Json,
+    Yaml,
+    Markdown,
+}
+
+#[derive(Debug, Args)]
+pub struct SnapshotArgs {
+    /// Where to write the bundle (gzip-compressed JSON).
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    #[command(flatten)]
+    pub scope: Scope,
+    /// Log lines kept per crashed container.
+    #[arg(long, default_value_t = 200, value_name = "N")]
+    pub tail: i64,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}

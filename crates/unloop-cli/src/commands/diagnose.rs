@@ -1,0 +1,78 @@
+use std::process::ExitCode;
+
+use unloop_core::diagnose::{Query, Target};
+use unloop_core::selector::Selector;
+use unloop_core::workload::WorkloadKind;
+use unloop_report::Format;
+
+use crate::cli::{DiagnoseArgs, Global, OutputFormat};
+use crate::error::CliError;
+use crate::output::Output;
+
+pub fn run(args: DiagnoseArgs, global: &Global, out: &Output) -> Result<ExitCode, CliError> {
+    // Validate everything before any work.
+    let target = args.target.as_deref().map(parse_target).transpose()?;
+    let selector = args
+        .selector
+        .as_deref()
+        .map(Selector::parse)
+        .transpose()
+        .map_err(|e| CliError::usage(e.to_string(), Some("selectors look like app=api,tier!=db")))?;
+    let (state, now, namespaces) = match &args.from {
+        Some(path) => {
+            out.progress("reading the snapshot");
+            let state = unloop_source::files::load(path)?;
+            let now = state.captured_at.unwrap_or_else(jiff::Timestamp::now);
+            let namespaces = args.scope.namespace.clone().into_iter().collect();
+            (state, now, namespaces)
+        }
+        None => {
+            let opts = super::live_options(global, &args.scope, args.tail);
+            let now = jiff::Timestamp::now();
+            let state = super::runtime()?.block_on(async {
+                let live = unloop_source::live::connect(&opts).await?;
+                live.read(&opts, now, &|what| out.progress(what)).await
+            })?;
+            (state, now, Vec::new())
+        }
+    };
+    out.progress_done();
+    let query = Query { namespaces, selector, target: target.clone() };
+    let report = unloop_core::diagnose(&state, &query, now);
+    if let Some(t) = &target {
+        if report.pods_scanned == 0 {
+            let what = match t {
+                Target::Pod(n) => format!("pod {n}"),
+                Target::Workload(k, n) => format!("{}/{n}", k.short()),
+            };
+            let ns = state.scope.namespaces.first().cloned().or(args.scope.namespace.clone());
+            return Err(CliError::usage(
+                format!("no {what} found{}", ns.map(|n| format!(" in namespace {n}")).unwrap_or_default()),
+                Some("check the name and the namespace (-n NS, or -A for all)"),
+            ));
+        }
+    }
+    let format = match args.output {
+        OutputFormat::Human => Format::Human,
+        OutputFormat::Json => Format::Json,
+        OutputFormat::Yaml => Format::Yaml,
+        OutputFormat::Markdown => Format::Markdown,
+    };
+    out.result(&unloop_report::render(&report, format, out.color));
+    Ok(if report.diagnoses.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+fn parse_target(s: &str) -> Result<Target, CliError> {
+    match s.split_once('/') {
+        None => Ok(Target::Pod(s.to_string())),
+        Some((kind, name)) if !name.is_empty() => match WorkloadKind::parse(kind) {
+            Some(WorkloadKind::Pod) => Ok(Target::Pod(name.to_string())),
+            Some(k) => Ok(Target::Workload(k, name.to_string())),
+            None => Err(CliError::usage(
+                format!("unknown workload kind {kind:?} in {s:?}"),
+                Some("use deploy/NAME, sts/NAME, ds/NAME, job/NAME, cronjob/NAME, rs/NAME or a pod name"),
+            )),
+        },
+        Some(_) => Err(CliError::usage(format!("{s:?} names no object"), Some("write KIND/NAME, e.g. deploy/api"))),
+    }
+}

@@ -1,0 +1,28 @@
+//! One module per subcommand.
+
+pub mod completions;
+pub mod diagnose;
+pub mod snapshot;
+
+use crate::cli::{Global, Scope};
+use crate::error::CliError;
+use unloop_source::live::LiveOptions;
+
+pub(crate) fn live_options(global: &Global, scope: &Scope, tail: i64) -> LiveOptions {
+    LiveOptions {
+        kubeconfig: global.kubeconfig.clone(),
+        context: global.context.clone(),
+        namespace: scope.namespace.clone(),
+        all_namespaces: scope.all_namespaces,
+        log_tail_lines: tail.max(1),
+        ..LiveOptions::default()
+    }
+}
+
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::internal(format!("cannot start the async runtime: {e}")))
+}

@@ -1,0 +1,61 @@
+//! Where output goes: results on stdout, progress and errors on stderr. Colour only on a
+//! terminal, never with NO_COLOR, always with --color=always; progress only on a terminal.
+
+use std::io::{IsTerminal, Write};
+
+use crate::cli::ColorChoice;
+use crate::error::CliError;
+
+pub struct Output {
+    pub color: bool,
+    progress: bool,
+}
+
+impl Output {
+    pub fn new(choice: ColorChoice) -> Self {
+        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        let color = match choice {
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+            ColorChoice::Auto => !no_color && std::io::stdout().is_terminal(),
+        };
+        Output { color, progress: std::io::stderr().is_terminal() }
+    }
+
+    /// Writes a result to stdout. A closed pipe (`unloop ... | head`) is not an error.
+    pub fn result(&self, text: &str) {
+        let mut out = anstream::stdout();
+        let _ = out.write_all(text.as_bytes());
+        let _ = out.flush();
+    }
+
+    /// A progress line that overwrites itself; nothing when stderr is not a terminal.
+    pub fn progress(&self, what: &str) {
+        if self.progress {
+            let mut err = std::io::stderr();
+            let _ = write!(err, "\r\x1b[2Kunloop: {what}…");
+            let _ = err.flush();
+        }
+    }
+
+    pub fn progress_done(&self) {
+        if self.progress {
+            let mut err = std::io::stderr();
+            let _ = write!(err, "\r\x1b[2K");
+            let _ = err.flush();
+        }
+    }
+
+    pub fn note(&self, text: &str) {
+        let _ = writeln!(std::io::stderr(), "{text}");
+    }
+
+    pub fn error(&self, e: &CliError) {
+        self.progress_done();
+        let mut err = anstream::stderr();
+        let _ = writeln!(err, "error: {}", e.message);
+        if let Some(h) = &e.hint {
+            let _ = writeln!(err, "hint: {h}");
+        }
+    }
+}

@@ -1,0 +1,167 @@
+//! The kubelet's crash-loop backoff: why a pod looks stuck and when it retries next.
+
+use jiff::{SignedDuration, Timestamp};
+use k8s_openapi::api::core::v1::ContainerStatus;
+use serde::Serialize;
+
+use crate::state::KubeletConfig;
+
+pub const DEFAULT_INITIAL_SECS: u64 = 10;
+pub const DEFAULT_CAP_SECS: u64 = 300;
+/// A container that ran this long before failing starts the backoff over.
+pub const RESET_AFTER_SECS: u64 = 600;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Backoff {
+    pub restart_count: i32,
+    /// The delay the kubelet is waiting out now, in seconds.
+    pub delay_secs: u64,
+    /// Where the delay came from: the kubelet's own waiting message, or a computation.
+    pub delay_from: &'static str,
+    pub initial_secs: u64,
+    pub cap_secs: u64,
+    /// Where initial and cap came from: the node's kubelet config, or the kubelet defaults.
+    pub settings_from: String,
+    pub last_finished_at: Option<Timestamp>,
+    pub next_retry_at: Option<Timestamp>,
+    /// Seconds from now until the next retry; negative when it is overdue.
+    pub next_retry_in_secs: Option<i64>,
+    pub reset_after_secs: u64,
+}
+
+/// The backoff timeline of a container in CrashLoopBackOff. `kubelet` is the node's configz when it
+/// was readable; `kubelet_minor` the node's kubelet minor version (to infer default feature gates).
+pub fn timeline(
+    cs: &ContainerStatus,
+    node: &str,
+    kubelet: Option<&KubeletConfig>,
+    kubelet_minor: Option<u32>,
+    now: Timestamp,
+) -> Option<Backoff> {
+    let waiting = cs.state.as_ref()?.waiting.as_ref()?;
+    if waiting.reason.as_deref() != Some("CrashLoopBackOff") {
+        return None;
+    }
+    let (initial, cap, settings_from) = settings(node, kubelet, kubelet_minor);
+    let from_message = waiting.message.as_deref().and_then(delay_from_message);
+    let (delay, delay_from) = match from_message {
+        Some(d) => (d, "the kubelet's waiting message"),
+        None => (estimate(cs.restart_count, initial, cap), "computed from the restart count"),
+    };
+    let finished = cs.last_state.as_ref().and_then(|s| s.terminated.as_ref()).and_then(|t| t.finished_at.as_ref()).map(|t| t.0);
+    let next = finished.and_then(|f| f.checked_add(SignedDuration::from_secs(delay as i64)).ok());
+    Some(Backoff {
+        restart_count: cs.restart_count,
+        delay_secs: delay,
+        delay_from,
+        initial_secs: initial,
+        cap_secs: cap,
+        settings_from,
+        last_finished_at: finished,
+        next_retry_at: next,
+        next_retry_in_secs: next.map(|n| n.duration_since(now).as_secs()),
+        reset_after_secs: RESET_AFTER_SECS,
+    })
+}
+
+fn settings(node: &str, kubelet: Option<&KubeletConfig>, kubelet_minor: Option<u32>) -> (u64, u64, String) {
+    let Some(cfg) = kubelet else {
+        return (DEFAULT_INITIAL_SECS, DEFAULT_CAP_SECS, "kubelet defaults (the node's configz was not readable)".into());
+    };
+    let reduced = cfg.feature_gates.get("ReduceDefaultCrashLoopBackOffDecay").copied().unwrap_or(false);
+    let (initial, mut cap) = if reduced { (1, 60) } else { (DEFAULT_INITIAL_SECS, DEFAULT_CAP_SECS) };
+    // KubeletCrashLoopBackOffMax is on by default from 1.35.
+    let max_gate = cfg.feature_gates.get("KubeletCrashLoopBackOffMax").copied().unwrap_or(kubelet_minor.is_some_and(|m| m >= 35));
+    if let (true, Some(max)) = (max_gate, cfg.max_container_restart_period_secs) {
+        cap = cap.min(max.max(1));
+    }
+    (initial, cap, format!("node {node}'s kubelet config"))
+}
+
+/// The delay the kubelet applies before restart number `restarts + 1`.
+pub fn estimate(restarts: i32, initial: u64, cap: u64) -> u64 {
+    let doublings = restarts.saturating_sub(1).clamp(0, 32) as u32;
+    initial.saturating_mul(1u64 << doublings).min(cap)
+}
+
+/// Reads the delay out of `back-off 1m20s restarting failed container=...`.
+pub fn delay_from_message(message: &str) -> Option<u64> {
+    let rest = message.strip_prefix("back-off ")?;
+    parse_go_duration(rest.split_whitespace().next()?)
+}
+
+/// Parses Go's time.Duration formatting: `40s`, `1m20s`, `5m0s`, `1h0m0s`, `500ms`.
+pub fn parse_go_duration(s: &str) -> Option<u64> {
+    let mut total_ms: u64 = 0;
+    let mut num = String::new();
+    let mut chars = s.chars().peekable();
+    let mut any = false;
+    while let Some(c) = chars.next() {
+        if c.is_ascii_digit() || c == '.' {
+            num.push(c);
+            continue;
+        }
+        let unit_ms: u64 = match c {
+            'h' => 3_600_000,
+            'm' if chars.peek() == Some(&'s') => {
+                chars.next();
+                1
+            }
+            'm' => 60_000,
+            's' => 1000,
+            _ => return None,
+        };
+        let n: f64 = num.parse().ok()?;
+        total_ms += (n * unit_ms as f64) as u64;
+        num.clear();
+        any = true;
+    }
+    (any && num.is_empty()).then_some(total_ms / 1000)
+}
+
+/// Go-style duration text for a number of seconds: 40s, 1m20s, 5m0s.
+pub fn go_duration(secs: u64) -> String {
+    if secs < 60 {
+        format!("{secs}s")
+    } else if secs < 3600 {
+        format!("{}m{}s", secs / 60, secs % 60)
+    } else {
+        format!("{}h{}m{}s", secs / 3600, (secs % 3600) / 60, secs % 60)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_kubelet_waiting_message() {
+        assert_eq!(delay_from_message("back-off 40s restarting failed container=app pod=api_shop(1)"), Some(40));
+        assert_eq!(delay_from_message("back-off 1m20s restarting failed container=app pod=x"), Some(80));
+        assert_eq!(delay_from_message("back-off 5m0s restarting failed container=app pod=x"), Some(300));
+        assert_eq!(delay_from_message("something else"), None);
+    }
+
+    #[test]
+    fn doubling_is_capped() {
+        let seq: Vec<u64> = (1..=8).map(|r| estimate(r, 10, 300)).collect();
+        assert_eq!(seq, vec![10, 20, 40, 80, 160, 300, 300, 300]);
+        assert_eq!(estimate(1000, 10, 300), 300);
+    }
+
+    #[test]
+    fn kubelet_config_lowers_the_cap_only_with_the_gate() {
+        let cfg = KubeletConfig { max_container_restart_period_secs: Some(30), ..Default::default() };
+        assert_eq!(settings("n", Some(&cfg), Some(35)).1, 30);
+        assert_eq!(settings("n", Some(&cfg), Some(33)).1, 300);
+        assert_eq!(settings("n", None, Some(35)).1, 300);
+    }
+
+    #[test]
+    fn go_durations_round_trip() {
+        for s in [5, 40, 80, 300, 3725] {
+            assert_eq!(parse_go_duration(&go_duration(s)), Some(s));
+        }
+    }
+}

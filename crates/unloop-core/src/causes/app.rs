@@ -1,0 +1,35 @@
+//! The application failed on its own: a non-zero exit that no specific rule explains.
+
+use crate::causes::config::retry_now;
+use crate::subject::{Finding, Subject};
+use crate::verdict::{Cause, CauseId, Confidence, Remedy};
+
+/// Log lines quoted as evidence at most.
+const MAX_LINES: usize = 3;
+
+pub fn detect(s: &Subject) -> Vec<Finding> {
+    let Some(run) = s.last_run() else { return Vec::new() };
+    if run.exit_code == 0 || run.reason.as_deref() == Some("OOMKilled") {
+        return Vec::new();
+    }
+    let lines = s.scan.highlights(MAX_LINES);
+    let confidence = if lines.is_empty() { Confidence::Low } else { Confidence::Medium };
+    let summary = match lines.last() {
+        Some((_, l)) => format!("the application exited with code {}: {}", run.exit_code, l.trim()),
+        None => format!("the application exited with code {} and its log says nothing about why", run.exit_code),
+    };
+    let mut cause = Cause::new(CauseId::AppError, confidence, summary);
+    cause.evidence.extend(s.termination_evidence());
+    for (_, l) in &lines {
+        cause.evidence.push(s.log_evidence(l));
+    }
+    let remedies = vec![
+        Remedy::new(
+            Some(CauseId::AppError),
+            "read the crashed container's full log",
+            Some(format!("kubectl logs {} {} -c {} --previous", s.pod_name, s.ns_flag(), s.container())),
+        ),
+        retry_now(s, CauseId::AppError),
+    ];
+    vec![Finding { cause, remedies }]
+}

@@ -1,0 +1,49 @@
+//! Images that cannot be pulled or are not present.
+
+use crate::subject::{Finding, Subject};
+use crate::verdict::{Cause, CauseId, Confidence, Remedy};
+
+const PULL_REASONS: [&str; 5] = ["ErrImagePull", "ImagePullBackOff", "ErrImageNeverPull", "InvalidImageName", "ImageInspectError"];
+
+pub fn detect(s: &Subject) -> Vec<Finding> {
+    let Some(reason) = s.waiting_reason().filter(|r| PULL_REASONS.contains(r)) else { return Vec::new() };
+    let id = CauseId::ImagePull;
+    let image = s.spec.image.clone().unwrap_or_default();
+    let policy = s.spec.image_pull_policy.as_deref().unwrap_or("IfNotPresent");
+    let summary = match reason {
+        "ErrImageNeverPull" => format!("the image {image} is not on the node and imagePullPolicy is Never"),
+        "InvalidImageName" => format!("the image name {image} is not valid"),
+        _ => format!("the image {image} cannot be pulled"),
+    };
+    let mut cause = Cause::new(id, Confidence::High, summary);
+    let msg = s.waiting_message().unwrap_or_default();
+    cause.evidence.push(s.field("state.waiting", if msg.is_empty() { reason.to_string() } else { format!("{reason}: {msg}") }));
+    // The kubelet's Failed event carries the registry's own words (not found, unauthorized, refused).
+    for e in s.container_events(&["Failed"]).iter().rev().take(1) {
+        cause.evidence.push(s.event_evidence(e));
+    }
+    let mut remedies = Vec::new();
+    if reason == "ErrImageNeverPull" {
+        remedies.push(Remedy::new(
+            Some(id),
+            "let the kubelet pull it (imagePullPolicy IfNotPresent), or load the image onto the node first",
+            s.settable().map(|w| {
+                format!(
+                    "kubectl patch {w} {} --type strategic -p '{{\"spec\":{{\"template\":{{\"spec\":{{\"containers\":[{{\"name\":\"{}\",\"imagePullPolicy\":\"IfNotPresent\"}}]}}}}}}}}'",
+                    s.ns_flag(),
+                    s.container()
+                )
+            }),
+        ));
+    } else {
+        remedies.push(Remedy::new(
+            Some(id),
+            format!("check the image name and tag, and that the registry is reachable from the node (policy {policy}); then set the right image"),
+            s.settable().map(|w| format!("kubectl set image {w} {} {}=<image:tag>", s.ns_flag(), s.container())),
+        ));
+        if s.pod.spec.as_ref().and_then(|p| p.image_pull_secrets.as_ref()).is_none_or(|v| v.is_empty()) && msg.to_ascii_lowercase().contains("unauthorized") {
+            remedies.push(Remedy::new(Some(id), "the registry wants credentials: add an imagePullSecret", Some(format!("kubectl create secret docker-registry regcred {} --docker-server=<registry> --docker-username=<user> --docker-password=<password>", s.ns_flag()))));
+        }
+    }
+    vec![Finding { cause, remedies }]
+}

@@ -1,0 +1,463 @@
+//! From cluster state to diagnoses: find the troubled containers, run the cause rules, rank the
+//! causes and roll replicas of one workload up into one verdict.
+
+use std::collections::{BTreeMap, HashMap};
+
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::{Event, Pod};
+use serde::Serialize;
+
+use crate::backoff::{self, Backoff};
+use crate::causes;
+use crate::exit;
+use crate::logscan;
+use crate::selector::Selector;
+use crate::state::{ClusterState, Gap, Scope};
+use crate::status::{self, Role};
+use crate::subject::{Finding, Subject, event_time};
+use crate::verdict::{Cause, CauseId, Confidence, Evidence, EvidenceKind, Remedy};
+use crate::workload::{self, Workload, WorkloadKind};
+
+pub const REPORT_SCHEMA_VERSION: u32 = 1;
+
+/// What to diagnose.
+#[derive(Debug, Clone, Default)]
+pub struct Query {
+    /// Namespaces to look at; empty means all in the state.
+    pub namespaces: Vec<String>,
+    pub selector: Option<Selector>,
+    pub target: Option<Target>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    Pod(String),
+    Workload(WorkloadKind, String),
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Report {
+    pub schema_version: u32,
+    /// The moment the diagnosis describes: now for a live cluster, the capture time for a snapshot.
+    pub as_of: Timestamp,
+    pub scope: Scope,
+    /// Pods looked at (after namespace, selector and target filters).
+    pub pods_scanned: usize,
+    pub diagnoses: Vec<Diagnosis>,
+    /// Evidence that could not be read, and why.
+    pub gaps: Vec<Gap>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Diagnosis {
+    pub namespace: String,
+    /// `deploy/api`, `sts/db`, `job/x`, or `pod/x` for a bare pod.
+    pub workload: String,
+    /// The replica the details below come from: the one that restarted most.
+    pub pod: String,
+    /// Every troubled replica of the workload with this container in trouble.
+    pub pods: Vec<PodBrief>,
+    pub container: String,
+    pub role: Role,
+    /// STATUS as `kubectl get pods` shows it for `pod`.
+    pub status: String,
+    pub restarts: i32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exit: Option<ExitInfo>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backoff: Option<Backoff>,
+    /// Ranked, most likely first.
+    pub causes: Vec<Cause>,
+    pub remedies: Vec<Remedy>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub logs: Option<LogExcerpt>,
+    pub events: Vec<EventBrief>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node: Option<NodeBrief>,
+}
+
+impl Diagnosis {
+    pub fn top(&self) -> &Cause {
+        &self.causes[0]
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PodBrief {
+    pub name: String,
+    pub status: String,
+    pub restarts: i32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExitInfo {
+    pub code: i32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signal: Option<i32>,
+    pub meaning: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ran_for_secs: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<Timestamp>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LogExcerpt {
+    pub previous: bool,
+    pub truncated: bool,
+    /// The lines that explain the crash, with their line numbers in the tail read.
+    pub highlights: Vec<LogLine>,
+    /// The last lines before the container stopped.
+    pub tail: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LogLine {
+    pub line: usize,
+    pub text: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventBrief {
+    #[serde(rename = "type")]
+    pub type_: String,
+    pub reason: String,
+    pub message: String,
+    pub count: i32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_seen: Option<Timestamp>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeBrief {
+    pub name: String,
+    pub ready: bool,
+    /// Pressure conditions that are True.
+    pub pressure: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub architecture: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kubelet_version: Option<String>,
+}
+
+/// Events listed per diagnosis, newest last.
+const MAX_EVENTS: usize = 8;
+const MAX_HIGHLIGHTS: usize = 6;
+
+/// Diagnoses every troubled pod the query selects. Pure: same state, query and `now`, same report.
+pub fn diagnose(state: &ClusterState, query: &Query, now: Timestamp) -> Report {
+    let pods: Vec<&Pod> = state.pods.iter().filter(|p| selected(state, query, p)).collect();
+    let events_by_uid = index_events(&state.events);
+    let node_events = index_node_events(&state.events);
+    let mut groups: BTreeMap<(String, Workload, String), Vec<Diagnosis>> = BTreeMap::new();
+    for pod in &pods {
+        for d in diagnose_pod(state, pod, now, &events_by_uid, &node_events) {
+            let w = workload::of_pod(state, pod);
+            groups.entry((d.namespace.clone(), w, d.container.clone())).or_default().push(d);
+        }
+    }
+    let diagnoses = groups.into_values().map(roll_up).collect();
+    Report {
+        schema_version: REPORT_SCHEMA_VERSION,
+        as_of: now,
+        scope: state.scope.clone(),
+        pods_scanned: pods.len(),
+        diagnoses,
+        gaps: state.gaps.clone(),
+    }
+}
+
+fn selected(state: &ClusterState, q: &Query, pod: &Pod) -> bool {
+    let ns = pod.metadata.namespace.as_deref().unwrap_or_default();
+    if !q.namespaces.is_empty() && !q.namespaces.iter().any(|n| n == ns) {
+        return false;
+    }
+    if let Some(sel) = &q.selector {
+        if !sel.matches(pod.metadata.labels.as_ref()) {
+            return false;
+        }
+    }
+    match &q.target {
+        None => true,
+        Some(Target::Pod(name)) => pod.metadata.name.as_deref() == Some(name.as_str()),
+        Some(Target::Workload(kind, name)) => {
+            let w = workload::of_pod(state, pod);
+            (w.kind == *kind && &w.name == name)
+                // `rs/x` also selects pods of a Deployment's ReplicaSet x.
+                || (*kind == WorkloadKind::ReplicaSet
+                    && pod.metadata.owner_references.iter().flatten().any(|r| r.kind == "ReplicaSet" && &r.name == name))
+                || (*kind == WorkloadKind::Job
+                    && pod.metadata.owner_references.iter().flatten().any(|r| r.kind == "Job" && &r.name == name))
+        }
+    }
+}
+
+fn index_events(events: &[Event]) -> HashMap<&str, Vec<&Event>> {
+    let mut map: HashMap<&str, Vec<&Event>> = HashMap::new();
+    for e in events {
+        if e.involved_object.kind.as_deref() == Some("Pod") {
+            if let Some(uid) = e.involved_object.uid.as_deref() {
+                map.entry(uid).or_default().push(e);
+            }
+        }
+    }
+    for list in map.values_mut() {
+        list.sort_by_key(|e| event_time(e));
+    }
+    map
+}
+
+fn index_node_events(events: &[Event]) -> HashMap<&str, Vec<&Event>> {
+    let mut map: HashMap<&str, Vec<&Event>> = HashMap::new();
+    for e in events.iter().filter(|e| e.involved_object.kind.as_deref() == Some("Node")) {
+        if let Some(name) = e.involved_object.name.as_deref() {
+            map.entry(name).or_default().push(e);
+        }
+    }
+    for list in map.values_mut() {
+        list.sort_by_key(|e| event_time(e));
+    }
+    map
+}
+
+fn diagnose_pod(
+    state: &ClusterState,
+    pod: &Pod,
+    now: Timestamp,
+    events_by_uid: &HashMap<&str, Vec<&Event>>,
+    node_events: &HashMap<&str, Vec<&Event>>,
+) -> Vec<Diagnosis> {
+    let Some(spec) = pod.spec.as_ref() else { return Vec::new() };
+    let mut troubled: Vec<(Role, Option<&k8s_openapi::api::core::v1::ContainerStatus>)> =
+        status::troubled_containers(pod, now).into_iter().map(|(r, c)| (r, Some(c))).collect();
+    let failure = status::pod_failure(pod);
+    if troubled.is_empty() {
+        if failure.is_none() {
+            return Vec::new();
+        }
+        // An evicted pod: attribute it to the container its message names, or the first one.
+        troubled.push((Role::Main, None));
+    }
+    let ns = pod.metadata.namespace.as_deref().unwrap_or_default();
+    let pod_name = pod.metadata.name.as_deref().unwrap_or_default();
+    let uid = pod.metadata.uid.as_deref().unwrap_or_default();
+    let events: Vec<&Event> = events_by_uid.get(uid).cloned().unwrap_or_default();
+    let node_name = spec.node_name.as_deref();
+    let node = node_name.and_then(|n| state.node(n));
+    let w = workload::of_pod(state, pod);
+    let revisions = if w.kind == WorkloadKind::Deployment { workload::revisions(state, ns, &w.name) } else { Vec::new() };
+    let revision = workload::revision_of_pod(&revisions, pod);
+    let mut out = Vec::new();
+    for (role, cs) in troubled {
+        let name = match cs {
+            Some(c) => c.name.clone(),
+            None => evicted_container(pod).unwrap_or_else(|| spec.containers.first().map(|c| c.name.clone()).unwrap_or_default()),
+        };
+        let container_spec = match role {
+            Role::Main => spec.containers.iter().find(|c| c.name == name),
+            Role::Init | Role::Sidecar => spec.init_containers.iter().flatten().find(|c| c.name == name),
+        };
+        let Some(container_spec) = container_spec else { continue };
+        let log = state.log(ns, pod_name, &name, true).or_else(|| state.log(ns, pod_name, &name, false));
+        let scan = log.map(|l| logscan::scan(&l.text)).unwrap_or_default();
+        let subject = Subject {
+            state,
+            now,
+            pod,
+            namespace: ns,
+            pod_name,
+            spec: container_spec,
+            status: cs,
+            role,
+            workload: w.clone(),
+            events: events.clone(),
+            node,
+            node_events: node_name.and_then(|n| node_events.get(n)).cloned().unwrap_or_default(),
+            log,
+            scan,
+            revisions: revisions.clone(),
+            revision,
+        };
+        out.push(assemble(&subject, node_name));
+    }
+    out
+}
+
+fn evicted_container(pod: &Pod) -> Option<String> {
+    let msg = pod.status.as_ref()?.message.as_deref()?;
+    let rest = msg.split("Container ").nth(1)?;
+    Some(rest.split_whitespace().next()?.to_string())
+}
+
+fn assemble(s: &Subject, node_name: Option<&str>) -> Diagnosis {
+    let (causes, remedies) = rank(s, causes::detect(s));
+    let run = s.last_run();
+    let exit = run.map(|t| ExitInfo {
+        code: t.exit_code,
+        reason: t.reason.clone(),
+        signal: exit::signal_of(t.exit_code),
+        meaning: exit::meaning(t.exit_code, t.reason.as_deref(), s.long_running()),
+        ran_for_secs: s.ran_for_secs(),
+        finished_at: t.finished_at.as_ref().map(|f| f.0),
+        message: t.message.clone().filter(|m| !m.is_empty()),
+    });
+    let kubelet_minor = s
+        .node
+        .and_then(|n| n.status.as_ref())
+        .and_then(|st| st.node_info.as_ref())
+        .and_then(|i| i.kubelet_version.split('.').nth(1).and_then(|m| m.parse().ok()));
+    let backoff = s.status.and_then(|cs| {
+        backoff::timeline(cs, node_name.unwrap_or_default(), node_name.and_then(|n| s.state.kubelet_configs.get(n)), kubelet_minor, s.now)
+    });
+    let logs = s.log.map(|l| LogExcerpt {
+        previous: l.previous,
+        truncated: l.truncated,
+        highlights: s.scan.highlights(MAX_HIGHLIGHTS).into_iter().map(|(line, text)| LogLine { line, text }).collect(),
+        tail: s.scan.tail.clone(),
+    });
+    let events = s
+        .events
+        .iter()
+        .rev()
+        .take(MAX_EVENTS)
+        .rev()
+        .map(|e| EventBrief {
+            type_: e.type_.clone().unwrap_or_else(|| "Normal".into()),
+            reason: e.reason.clone().unwrap_or_default(),
+            message: e.message.clone().unwrap_or_default().trim().to_string(),
+            count: e.count.unwrap_or(1),
+            last_seen: event_time(e),
+        })
+        .collect();
+    let node = s.node.map(|n| {
+        let conditions = n.status.as_ref().and_then(|st| st.conditions.as_ref());
+        NodeBrief {
+            name: n.metadata.name.clone().unwrap_or_default(),
+            ready: conditions.is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True")),
+            pressure: conditions
+                .map(|cs| cs.iter().filter(|c| c.type_.ends_with("Pressure") && c.status == "True").map(|c| c.type_.clone()).collect())
+                .unwrap_or_default(),
+            architecture: n.status.as_ref().and_then(|st| st.node_info.as_ref()).map(|i| i.architecture.clone()),
+            kubelet_version: n.status.as_ref().and_then(|st| st.node_info.as_ref()).map(|i| i.kubelet_version.clone()),
+        }
+    });
+    let restarts = s.status.map(|c| c.restart_count).unwrap_or(0);
+    Diagnosis {
+        namespace: s.namespace.to_string(),
+        workload: s.workload.to_string(),
+        pod: s.pod_name.to_string(),
+        pods: vec![PodBrief {
+            name: s.pod_name.to_string(),
+            status: status::pod_status(s.pod),
+            restarts,
+            node: node_name.map(str::to_string),
+        }],
+        container: s.container().to_string(),
+        role: s.role,
+        status: status::pod_status(s.pod),
+        restarts,
+        exit,
+        backoff,
+        causes,
+        remedies,
+        logs,
+        events,
+        node,
+    }
+}
+
+/// Orders causes (confidence, then the fixed priority of `CauseId`), drops the generic app-error
+/// when something specific was found, and gathers remedies in cause order without repeats, with
+/// "retry now" last.
+fn rank(s: &Subject, mut findings: Vec<Finding>) -> (Vec<Cause>, Vec<Remedy>) {
+    findings.sort_by(|a, b| b.cause.confidence.cmp(&a.cause.confidence).then(a.cause.id.cmp(&b.cause.id)));
+    let mut seen = Vec::new();
+    findings.retain(|f| {
+        let keep = !seen.contains(&f.cause.id);
+        seen.push(f.cause.id);
+        keep
+    });
+    if findings.iter().any(|f| f.cause.id != CauseId::AppError && f.cause.confidence >= Confidence::Medium) {
+        findings.retain(|f| f.cause.id != CauseId::AppError);
+    }
+    if findings.is_empty() {
+        findings.push(unknown(s));
+    }
+    let mut remedies: Vec<Remedy> = Vec::new();
+    let mut retry: Option<Remedy> = None;
+    for f in &findings {
+        for r in &f.remedies {
+            let is_retry = r.title.starts_with("once fixed");
+            if is_retry {
+                retry.get_or_insert_with(|| Remedy { for_cause: None, ..r.clone() });
+            } else if !remedies.iter().any(|x| x.command == r.command && x.title == r.title) {
+                remedies.push(r.clone());
+            }
+        }
+    }
+    remedies.extend(retry);
+    (findings.into_iter().map(|f| f.cause).collect(), remedies)
+}
+
+/// An honest "don't know", with everything gathered.
+fn unknown(s: &Subject) -> Finding {
+    let mut cause = Cause::new(CauseId::Unknown, Confidence::Low, "no rule matched; here is everything unloop gathered");
+    if let Some(r) = s.waiting_reason() {
+        cause.evidence.push(s.field("state.waiting", format!("{r}: {}", s.waiting_message().unwrap_or_default())));
+    }
+    cause.evidence.extend(s.termination_evidence());
+    for l in s.scan.tail.iter().rev().take(3).rev() {
+        cause.evidence.push(s.log_evidence(l));
+    }
+    for e in s.events.iter().filter(|e| e.type_.as_deref() == Some("Warning")).rev().take(3) {
+        cause.evidence.push(s.event_evidence(e));
+    }
+    if s.log.is_none() {
+        cause.evidence.push(Evidence::new(EvidenceKind::Log, s.log_source(), "no log was available"));
+    }
+    Finding {
+        cause,
+        remedies: vec![Remedy::new(
+            Some(CauseId::Unknown),
+            "look at the pod in full",
+            Some(format!("kubectl describe pod {} {}", s.pod_name, s.ns_flag())),
+        )],
+    }
+}
+
+/// One verdict per workload and container: the details of the replica that restarted most, the
+/// list of all troubled replicas, and a note when they disagree.
+fn roll_up(mut group: Vec<Diagnosis>) -> Diagnosis {
+    group.sort_by(|a, b| b.restarts.cmp(&a.restarts).then_with(|| a.pod.cmp(&b.pod)));
+    let pods: Vec<PodBrief> = group.iter().flat_map(|d| d.pods.clone()).collect();
+    let others: Vec<(String, CauseId)> = group.iter().skip(1).map(|d| (d.pod.clone(), d.top().id)).collect();
+    let mut top = group.swap_remove(0);
+    let n = pods.len();
+    if n > 1 {
+        let agree = others.iter().filter(|(_, id)| *id == top.top().id).count();
+        let id = top.top().id;
+        top.causes[0].evidence.push(Evidence::new(
+            EvidenceKind::Field,
+            format!("{} replicas", top.workload),
+            format!("{} of {n} troubled pods point to {id}", agree + 1),
+        ));
+        for (pod, other) in others.iter().filter(|(_, x)| *x != id) {
+            top.causes[0].evidence.push(Evidence::new(EvidenceKind::Field, format!("pod/{pod}"), format!("points to {other} instead")));
+        }
+    }
+    top.pods = pods;
+    top
+}

@@ -1,0 +1,23 @@
+//! unloop's core: pure functions from cluster state, log text and a clock value to diagnoses.
+//!
+//! Nothing here performs I/O: the state arrives as a [`state::ClusterState`] (from a live cluster
+//! or a snapshot bundle, see the `unloop-source` crate) and leaves as a [`diagnose::Report`].
+
+pub mod backoff;
+pub mod causes;
+pub mod diagnose;
+pub mod exit;
+pub mod logscan;
+pub mod redact;
+pub mod refs;
+pub mod resources;
+pub mod selector;
+pub mod state;
+pub mod status;
+pub mod subject;
+pub mod verdict;
+pub mod workload;
+
+pub use diagnose::{Diagnosis, Query, Report, Target, diagnose};
+pub use state::ClusterState;
+pub use verdict::{Cause, CauseId, Confidence, Evidence, Remedy};

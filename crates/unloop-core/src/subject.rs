@@ -1,0 +1,230 @@
+//! One troubled container with everything known about it: the input of every cause rule.
+
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::{Container, ContainerStateTerminated, ContainerStatus, Event, Node, Pod};
+
+use crate::logscan::LogScan;
+use crate::state::{ClusterState, ContainerLog};
+use crate::status::Role;
+use crate::verdict::{CauseId, Confidence, Evidence, EvidenceKind, Remedy};
+use crate::workload::{Revision, Workload};
+
+pub struct Subject<'a> {
+    pub state: &'a ClusterState,
+    pub now: Timestamp,
+    pub pod: &'a Pod,
+    pub namespace: &'a str,
+    pub pod_name: &'a str,
+    pub spec: &'a Container,
+    pub status: Option<&'a ContainerStatus>,
+    pub role: Role,
+    pub workload: Workload,
+    /// This pod's events, matched by uid, oldest first.
+    pub events: Vec<&'a Event>,
+    pub node: Option<&'a Node>,
+    /// Events about the pod's node (SystemOOM, pressure), oldest first.
+    pub node_events: Vec<&'a Event>,
+    /// The crashed instance's log when there is one, else the current one.
+    pub log: Option<&'a ContainerLog>,
+    pub scan: LogScan,
+    /// The owning Deployment's revisions, oldest first (empty for other owners).
+    pub revisions: Vec<Revision<'a>>,
+    /// This pod's revision number.
+    pub revision: Option<u64>,
+}
+
+/// A cause the rules found, with what to do about it.
+#[derive(Debug, Clone)]
+pub struct Finding {
+    pub cause: crate::verdict::Cause,
+    pub remedies: Vec<Remedy>,
+}
+
+impl<'a> Subject<'a> {
+    pub fn container(&self) -> &str {
+        &self.spec.name
+    }
+
+    /// The status of the run that crashed: the last terminated state, or the current one if it is
+    /// terminated (restartPolicy Never, or between restarts).
+    pub fn last_run(&self) -> Option<&'a ContainerStateTerminated> {
+        let s = self.status?;
+        s.state
+            .as_ref()
+            .and_then(|st| st.terminated.as_ref())
+            .or_else(|| s.last_state.as_ref().and_then(|st| st.terminated.as_ref()))
+    }
+
+    pub fn waiting_reason(&self) -> Option<&'a str> {
+        self.status?.state.as_ref()?.waiting.as_ref()?.reason.as_deref()
+    }
+
+    pub fn waiting_message(&self) -> Option<&'a str> {
+        self.status?.state.as_ref()?.waiting.as_ref()?.message.as_deref()
+    }
+
+    pub fn exit_code(&self) -> Option<i32> {
+        self.last_run().map(|t| t.exit_code)
+    }
+
+    /// Seconds the crashed run lasted.
+    pub fn ran_for_secs(&self) -> Option<f64> {
+        let t = self.last_run()?;
+        let (s, f) = (t.started_at.as_ref()?, t.finished_at.as_ref()?);
+        Some(f.0.duration_since(s.0).as_secs_f64().max(0.0))
+    }
+
+    pub fn restart_policy(&self) -> &str {
+        if self.role == Role::Sidecar {
+            return "Always";
+        }
+        if let Some(p) = self.spec.restart_policy.as_deref() {
+            return p;
+        }
+        self.pod.spec.as_ref().and_then(|s| s.restart_policy.as_deref()).unwrap_or("Always")
+    }
+
+    pub fn long_running(&self) -> bool {
+        self.role != Role::Init && self.restart_policy() == "Always"
+    }
+
+    /// `pod/NAME status.containerStatuses[app]` and friends, for evidence sources.
+    pub fn status_path(&self) -> String {
+        let list = match self.role {
+            Role::Main => "containerStatuses",
+            Role::Init | Role::Sidecar => "initContainerStatuses",
+        };
+        format!("pod/{} status.{list}[{}]", self.pod_name, self.container())
+    }
+
+    pub fn spec_path(&self) -> String {
+        let list = match self.role {
+            Role::Main => "containers",
+            Role::Init | Role::Sidecar => "initContainers",
+        };
+        format!("pod/{} spec.{list}[{}]", self.pod_name, self.container())
+    }
+
+    pub fn log_source(&self) -> String {
+        let which = if self.log.is_some_and(|l| l.previous) { "previous" } else { "current" };
+        format!("logs {}/{}[{}] ({which})", self.namespace, self.pod_name, self.container())
+    }
+
+    pub fn log_evidence(&self, line: &str) -> Evidence {
+        Evidence::new(EvidenceKind::Log, self.log_source(), line)
+    }
+
+    /// Events whose reason is one of `reasons` and whose message names this container (events that
+    /// name no container at all are kept: older kubelets omit it).
+    pub fn container_events(&self, reasons: &[&str]) -> Vec<&'a Event> {
+        let c = self.container();
+        self.events
+            .iter()
+            .copied()
+            .filter(|e| e.reason.as_deref().is_some_and(|r| reasons.contains(&r)))
+            .filter(|e| {
+                let field = e.involved_object.field_path.as_deref().unwrap_or_default();
+                let msg = e.message.as_deref().unwrap_or_default();
+                field.contains(&format!("{{{c}}}")) || msg.contains(&format!("ontainer {c} ")) || msg.contains(&format!("container={c}")) || field.is_empty()
+            })
+            .collect()
+    }
+
+    /// `-n NS` for commands.
+    pub fn ns_flag(&self) -> String {
+        format!("-n {}", self.namespace)
+    }
+
+    /// The object a `kubectl set ...` command should change: the workload when one owns the pod.
+    pub fn settable(&self) -> Option<String> {
+        use crate::workload::WorkloadKind::*;
+        matches!(self.workload.kind, Deployment | StatefulSet | DaemonSet | ReplicaSet).then(|| self.workload.to_string())
+    }
+
+    /// A remedy that sets an environment variable on the owner, or says to edit the manifest.
+    pub fn set_env_remedy(&self, cause: CauseId, var: &str) -> Remedy {
+        match self.settable() {
+            Some(w) => Remedy::new(
+                Some(cause),
+                format!("set {var} on {w}"),
+                Some(format!("kubectl set env {w} {} -c {} {var}=<value>", self.ns_flag(), self.container())),
+            ),
+            None => Remedy::new(Some(cause), format!("add {var} to the env of container {} in the manifest and re-create the pod", self.container()), None),
+        }
+    }
+
+    pub fn field(&self, path_suffix: &str, text: impl Into<String>) -> Evidence {
+        Evidence::new(EvidenceKind::Field, format!("{} {path_suffix}", self.status_path()), text)
+    }
+
+    pub fn spec_evidence(&self, path_suffix: &str, text: impl Into<String>) -> Evidence {
+        Evidence::new(EvidenceKind::Spec, format!("{}{path_suffix}", self.spec_path()), text)
+    }
+
+    /// The evidence of the last termination: exit code, reason, and how long it ran.
+    pub fn termination_evidence(&self) -> Option<Evidence> {
+        let t = self.last_run()?;
+        let which = if self.status.and_then(|s| s.state.as_ref()).and_then(|s| s.terminated.as_ref()).is_some() {
+            "state.terminated"
+        } else {
+            "lastState.terminated"
+        };
+        let mut text = format!("exit code {}", t.exit_code);
+        if let Some(r) = t.reason.as_deref() {
+            text.push_str(&format!(" ({r})"));
+        }
+        if let Some(secs) = self.ran_for_secs() {
+            text.push_str(&format!(" after running {}", human_secs(secs)));
+        }
+        Some(self.field(which, text))
+    }
+
+    pub fn event_evidence(&self, e: &Event) -> Evidence {
+        Evidence::new(EvidenceKind::Event, event_source(e), event_text(e))
+    }
+
+    pub fn confidence_if(&self, strong: bool) -> Confidence {
+        if strong { Confidence::High } else { Confidence::Medium }
+    }
+}
+
+pub fn event_source(e: &Event) -> String {
+    let count = e.count.unwrap_or(1);
+    let times = if count > 1 { format!(", x{count}") } else { String::new() };
+    format!(
+        "event {} {}{}",
+        e.type_.as_deref().unwrap_or("Normal"),
+        e.reason.as_deref().unwrap_or_default(),
+        times
+    )
+}
+
+pub fn event_text(e: &Event) -> String {
+    e.message.clone().unwrap_or_default().trim().to_string()
+}
+
+/// The last time an event was seen.
+pub fn event_time(e: &Event) -> Option<Timestamp> {
+    e.series
+        .as_ref()
+        .and_then(|s| s.last_observed_time.as_ref().map(|t| t.0))
+        .or_else(|| e.last_timestamp.as_ref().map(|t| t.0))
+        .or_else(|| e.event_time.as_ref().map(|t| t.0))
+        .or_else(|| e.first_timestamp.as_ref().map(|t| t.0))
+        .or_else(|| e.metadata.creation_timestamp.as_ref().map(|t| t.0))
+}
+
+/// `0.4s`, `12s`, `3m05s`, `2h10m`.
+pub fn human_secs(secs: f64) -> String {
+    if secs < 10.0 {
+        format!("{secs:.1}s")
+    } else if secs < 60.0 {
+        format!("{}s", secs.round() as u64)
+    } else if secs < 3600.0 {
+        let s = secs.round() as u64;
+        format!("{}m{:02}s", s / 60, s % 60)
+    } else {
+        let s = secs.round() as u64;
+        format!("{}h{:02}m", s / 3600, (s % 3600) / 60)
+    }
+}

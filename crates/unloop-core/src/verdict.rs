@@ -1,0 +1,218 @@
+//! What a diagnosis says: causes with evidence and confidence, and remedies to paste.
+
+use serde::{Deserialize, Serialize};
+
+/// Stable identifiers of the causes unloop can name. Their kebab-case spelling is part of the
+/// JSON output contract; docs/causes.md documents each one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CauseId {
+    BadRollout,
+    MissingEnvVar,
+    MissingConfigmap,
+    MissingSecret,
+    MissingConfigKey,
+    MissingConfigFile,
+    OomLimitTooLow,
+    OomJvmHeapOverLimit,
+    NodePressure,
+    DependencyUnreachable,
+    DependencyDns,
+    LivenessProbeKill,
+    EntrypointExited,
+    CommandNotFound,
+    NotExecutable,
+    Segfault,
+    ExecFormat,
+    ImagePull,
+    AppError,
+    Unknown,
+}
+
+impl CauseId {
+    pub const ALL: [CauseId; 20] = [
+        CauseId::BadRollout,
+        CauseId::MissingEnvVar,
+        CauseId::MissingConfigmap,
+        CauseId::MissingSecret,
+        CauseId::MissingConfigKey,
+        CauseId::MissingConfigFile,
+        CauseId::OomLimitTooLow,
+        CauseId::OomJvmHeapOverLimit,
+        CauseId::NodePressure,
+        CauseId::DependencyUnreachable,
+        CauseId::DependencyDns,
+        CauseId::LivenessProbeKill,
+        CauseId::EntrypointExited,
+        CauseId::CommandNotFound,
+        CauseId::NotExecutable,
+        CauseId::Segfault,
+        CauseId::ExecFormat,
+        CauseId::ImagePull,
+        CauseId::AppError,
+        CauseId::Unknown,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CauseId::BadRollout => "bad-rollout",
+            CauseId::MissingEnvVar => "missing-env-var",
+            CauseId::MissingConfigmap => "missing-configmap",
+            CauseId::MissingSecret => "missing-secret",
+            CauseId::MissingConfigKey => "missing-config-key",
+            CauseId::MissingConfigFile => "missing-config-file",
+            CauseId::OomLimitTooLow => "oom-limit-too-low",
+            CauseId::OomJvmHeapOverLimit => "oom-jvm-heap-over-limit",
+            CauseId::NodePressure => "node-pressure",
+            CauseId::DependencyUnreachable => "dependency-unreachable",
+            CauseId::DependencyDns => "dependency-dns",
+            CauseId::LivenessProbeKill => "liveness-probe-kill",
+            CauseId::EntrypointExited => "entrypoint-exited",
+            CauseId::CommandNotFound => "command-not-found",
+            CauseId::NotExecutable => "not-executable",
+            CauseId::Segfault => "segfault",
+            CauseId::ExecFormat => "exec-format",
+            CauseId::ImagePull => "image-pull",
+            CauseId::AppError => "app-error",
+            CauseId::Unknown => "unknown",
+        }
+    }
+
+    /// The guide's bucket for this cause.
+    pub fn bucket(self) -> Bucket {
+        match self {
+            CauseId::MissingEnvVar
+            | CauseId::MissingConfigmap
+            | CauseId::MissingSecret
+            | CauseId::MissingConfigKey
+            | CauseId::MissingConfigFile
+            | CauseId::EntrypointExited
+            | CauseId::CommandNotFound
+            | CauseId::NotExecutable
+            | CauseId::ExecFormat
+            | CauseId::ImagePull
+            | CauseId::LivenessProbeKill => Bucket::Configuration,
+            CauseId::OomLimitTooLow | CauseId::OomJvmHeapOverLimit | CauseId::NodePressure => Bucket::Resources,
+            CauseId::DependencyUnreachable
+            | CauseId::DependencyDns
+            | CauseId::Segfault
+            | CauseId::AppError
+            | CauseId::BadRollout
+            | CauseId::Unknown => Bucket::Application,
+        }
+    }
+}
+
+impl std::fmt::Display for CauseId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The guide's three families of crash-loop causes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Bucket {
+    /// Configuration and environment: what the container was given.
+    Configuration,
+    /// Resources and OOM: what the container was allowed.
+    Resources,
+    /// Application and dependency failures: what the program did.
+    Application,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Confidence {
+    Low,
+    Medium,
+    High,
+}
+
+impl std::fmt::Display for Confidence {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Confidence::Low => "low",
+            Confidence::Medium => "medium",
+            Confidence::High => "high",
+        })
+    }
+}
+
+/// Where a piece of evidence was read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EvidenceKind {
+    /// A field of an object, e.g. a container status.
+    Field,
+    /// A Kubernetes event.
+    Event,
+    /// A line of the container's log.
+    Log,
+    /// A lookup against the API: an object exists or not, a Service has endpoints or not.
+    Lookup,
+    /// The container's spec.
+    Spec,
+    /// The node the pod ran on.
+    Node,
+    /// The owner's rollout history.
+    Rollout,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Evidence {
+    pub kind: EvidenceKind,
+    /// Where it was read, e.g. `pod/api-1 status.containerStatuses[app].lastState.terminated`.
+    pub source: String,
+    /// What it says, verbatim where it is a message or a log line.
+    pub text: String,
+}
+
+impl Evidence {
+    pub fn new(kind: EvidenceKind, source: impl Into<String>, text: impl Into<String>) -> Self {
+        Evidence { kind, source: source.into(), text: text.into() }
+    }
+}
+
+/// One explanation of the crash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Cause {
+    pub id: CauseId,
+    pub bucket: Bucket,
+    pub confidence: Confidence,
+    /// One sentence a person reads first.
+    pub summary: String,
+    pub evidence: Vec<Evidence>,
+}
+
+impl Cause {
+    pub fn new(id: CauseId, confidence: Confidence, summary: impl Into<String>) -> Self {
+        Cause { id, bucket: id.bucket(), confidence, summary: summary.into(), evidence: Vec::new() }
+    }
+
+    pub fn with(mut self, evidence: Evidence) -> Self {
+        self.evidence.push(evidence);
+        self
+    }
+}
+
+/// Something to do about it: a title and a command to paste.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Remedy {
+    /// The cause this remedy addresses, or none for general advice such as retrying now.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub for_cause: Option<CauseId>,
+    pub title: String,
+    /// A shell command, complete except for values only the user knows (written `<like-this>`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
+}
+
+impl Remedy {
+    pub fn new(for_cause: Option<CauseId>, title: impl Into<String>, command: Option<String>) -> Self {
+        Remedy { for_cause, title: title.into(), command }
+    }
+}

@@ -1,0 +1,206 @@
+//! The terminal report: one block per workload, the verdict first, the evidence under it.
+
+use std::fmt::Write;
+
+use owo_colors::{OwoColorize, Style};
+use unloop_core::backoff::go_duration;
+use unloop_core::diagnose::Diagnosis;
+use unloop_core::subject::human_secs;
+use unloop_core::verdict::Confidence;
+use unloop_core::Report;
+
+use crate::{clock, relative};
+
+struct Palette {
+    title: Style,
+    bad: Style,
+    label: Style,
+    dim: Style,
+    cmd: Style,
+    high: Style,
+    medium: Style,
+}
+
+impl Palette {
+    fn new(color: bool) -> Self {
+        if !color {
+            let s = Style::new();
+            return Palette { title: s, bad: s, label: s, dim: s, cmd: s, high: s, medium: s };
+        }
+        Palette {
+            title: Style::new().bold(),
+            bad: Style::new().red().bold(),
+            label: Style::new().cyan(),
+            dim: Style::new().dimmed(),
+            cmd: Style::new().green(),
+            high: Style::new().red(),
+            medium: Style::new().yellow(),
+        }
+    }
+
+    fn confidence(&self, c: Confidence) -> Style {
+        match c {
+            Confidence::High => self.high,
+            Confidence::Medium => self.medium,
+            Confidence::Low => self.dim,
+        }
+    }
+}
+
+/// Label column width: labels are padded so the text lines up.
+const LABEL: usize = 8;
+
+pub fn human(report: &Report, color: bool) -> String {
+    let p = Palette::new(color);
+    let mut out = String::new();
+    for d in &report.diagnoses {
+        block(&mut out, d, report, &p);
+        out.push('\n');
+    }
+    let n = report.diagnoses.len();
+    let scope = match report.scope.namespaces.as_slice() {
+        [] => "all namespaces".to_string(),
+        [one] => format!("namespace {one}"),
+        many => format!("namespaces {}", many.join(", ")),
+    };
+    if n == 0 {
+        let _ = writeln!(out, "No crash-looping or failing pods in {scope} ({} pods checked).", report.pods_scanned);
+    } else {
+        let _ = writeln!(
+            out,
+            "{}",
+            format!("{n} {} in trouble in {scope} ({} pods checked, as of {}).", if n == 1 { "workload" } else { "workloads" }, report.pods_scanned, report.as_of.strftime("%Y-%m-%d %H:%M:%S UTC"))
+                .style(p.title)
+        );
+    }
+    if !report.gaps.is_empty() {
+        let _ = writeln!(out, "{}", "Not readable, so not used as evidence:".style(p.dim));
+        for g in &report.gaps {
+            let _ = writeln!(out, "{}", format!("  {}: {}", g.what, g.why).style(p.dim));
+        }
+    }
+    out
+}
+
+fn line(out: &mut String, p: &Palette, label: &str, text: &str) {
+    let _ = writeln!(out, "  {} {text}", format!("{label:<LABEL$}").style(p.label));
+}
+
+fn cont(out: &mut String, text: &str) {
+    let _ = writeln!(out, "  {:<LABEL$} {text}", "");
+}
+
+fn block(out: &mut String, d: &Diagnosis, report: &Report, p: &Palette) {
+    let replicas = if d.pods.len() > 1 { format!("{} pods", d.pods.len()) } else { format!("pod {}", d.pod) };
+    let role = match d.role {
+        unloop_core::status::Role::Main => "container",
+        unloop_core::status::Role::Init => "init container",
+        unloop_core::status::Role::Sidecar => "sidecar",
+    };
+    let _ = writeln!(
+        out,
+        "{} {}  {}  {} {}  {}  {}, {} restarts",
+        "✖".style(p.bad),
+        d.workload.style(p.title),
+        format!("ns {}", d.namespace).style(p.dim),
+        role,
+        d.container.style(p.title),
+        d.status.style(p.bad),
+        replicas,
+        d.restarts
+    );
+    for (i, c) in d.causes.iter().enumerate() {
+        let label = if i == 0 { "cause" } else { "also" };
+        let head = format!("{} ({})", c.id, c.confidence);
+        line(out, p, label, &format!("{}: {}", head.style(p.confidence(c.confidence)), c.summary));
+        if i == 0 {
+            for e in &c.evidence {
+                let kind = format!("{:?}", e.kind).to_lowercase();
+                cont(out, &format!("{} {}", format!("{kind:<6} {}:", e.source).style(p.dim), e.text));
+            }
+        }
+    }
+    if let Some(x) = &d.exit {
+        let mut t = format!("{}", x.code);
+        if let Some(r) = &x.reason {
+            t.push_str(&format!(" ({r})"));
+        }
+        if let Some(s) = x.ran_for_secs {
+            t.push_str(&format!(" after {}", human_secs(s)));
+        }
+        if let Some(f) = x.finished_at {
+            t.push_str(&format!(", {}", relative(f, report.as_of)));
+        }
+        line(out, p, "exit", &format!("{t}: {}", x.meaning));
+    }
+    if let Some(b) = &d.backoff {
+        let next = match (b.next_retry_at, b.next_retry_in_secs) {
+            (Some(at), Some(secs)) if secs >= 0 => format!("next retry at {} ({})", clock(at), relative(at, report.as_of)),
+            (Some(at), Some(_)) => format!("retry was due at {} ({}); the kubelet starts it on its next sync", clock(at), relative(at, report.as_of)),
+            _ => "next retry time unknown".into(),
+        };
+        line(
+            out,
+            p,
+            "backoff",
+            &format!("restart {} is held back {} ({}); {next}", b.restart_count + 1, go_duration(b.delay_secs), b.delay_from),
+        );
+        cont(
+            out,
+            &format!(
+                "{}",
+                format!(
+                    "delays double from {} to a cap of {} ({}); a run longer than {} resets them; deleting the pod retries at once",
+                    go_duration(b.initial_secs),
+                    go_duration(b.cap_secs),
+                    b.settings_from,
+                    go_duration(b.reset_after_secs)
+                )
+                .style(p.dim)
+            ),
+        );
+    }
+    if let Some(l) = &d.logs {
+        let which = if l.previous { "previous instance" } else { "current instance" };
+        let cut = if l.truncated { ", older lines cut" } else { "" };
+        if !l.highlights.is_empty() {
+            line(out, p, "logs", &format!("{}", format!("{which}{cut}, the lines that matter:").style(p.dim)));
+            for h in &l.highlights {
+                cont(out, &format!("{} {}", format!("{:>4} │", h.line).style(p.dim), h.text));
+            }
+        } else if !l.tail.is_empty() {
+            line(out, p, "logs", &format!("{}", format!("{which}{cut}, last lines:").style(p.dim)));
+            for t in &l.tail {
+                cont(out, &format!("{} {t}", "     │".style(p.dim)));
+            }
+        } else {
+            line(out, p, "logs", &format!("{}", format!("{which}: empty").style(p.dim)));
+        }
+    }
+    let warnings: Vec<_> = d.events.iter().filter(|e| e.type_ == "Warning").collect();
+    for (i, e) in warnings.iter().rev().take(3).rev().enumerate() {
+        let count = if e.count > 1 { format!(" x{}", e.count) } else { String::new() };
+        let when = e.last_seen.map(|t| format!(" ({})", relative(t, report.as_of))).unwrap_or_default();
+        line(out, p, if i == 0 { "events" } else { "" }, &format!("{}{count}{when}: {}", e.reason, e.message));
+    }
+    if let Some(n) = &d.node {
+        let mut t = format!("{} {}", n.name, if n.ready { "Ready" } else { "NotReady" });
+        if !n.pressure.is_empty() {
+            t.push_str(&format!(", {}", n.pressure.join(", ")));
+        }
+        if let (Some(a), Some(v)) = (&n.architecture, &n.kubelet_version) {
+            t.push_str(&format!(" ({a}, kubelet {v})"));
+        }
+        line(out, p, "node", &t);
+    }
+    if d.pods.len() > 1 {
+        let names: Vec<String> = d.pods.iter().map(|x| format!("{} ({}, {})", x.name, x.status, x.restarts)).collect();
+        line(out, p, "pods", &names.join(", "));
+    }
+    for (i, r) in d.remedies.iter().enumerate() {
+        line(out, p, if i == 0 { "fix" } else { "" }, &r.title);
+        if let Some(c) = &r.command {
+            cont(out, &format!("  {}", c.style(p.cmd)));
+        }
+    }
+}

@@ -1,0 +1,52 @@
+//! Renders a diagnosis report: for a terminal, for an incident ticket (markdown), for programs
+//! (json, yaml). Renderers return strings; the binary decides where they go.
+
+mod human;
+mod markdown;
+
+pub use human::human;
+pub use markdown::markdown;
+use unloop_core::Report;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Human,
+    Json,
+    Yaml,
+    Markdown,
+}
+
+/// Renders `report` in `format`; `color` applies to the human format only.
+pub fn render(report: &Report, format: Format, color: bool) -> String {
+    match format {
+        Format::Human => human(report, color),
+        Format::Markdown => markdown(report),
+        Format::Json => {
+            let mut s = serde_json::to_string_pretty(report).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
+            s.push('\n');
+            s
+        }
+        Format::Yaml => serde_yaml::to_string(report).unwrap_or_else(|e| format!("error: {e}\n")),
+    }
+}
+
+/// "in 52s", "3m ago": a moment relative to the report's time.
+pub(crate) fn relative(t: jiff::Timestamp, now: jiff::Timestamp) -> String {
+    let secs = t.duration_since(now).as_secs();
+    let abs = secs.unsigned_abs();
+    let text = if abs < 60 {
+        format!("{abs}s")
+    } else if abs < 3600 {
+        format!("{}m{:02}s", abs / 60, abs % 60)
+    } else if abs < 86_400 {
+        format!("{}h{:02}m", abs / 3600, (abs % 3600) / 60)
+    } else {
+        format!("{}d{}h", abs / 86_400, (abs % 86_400) / 3600)
+    };
+    if secs >= 0 { format!("in {text}") } else { format!("{text} ago") }
+}
+
+/// Wall-clock time of day in UTC, enough for a timeline read during an incident.
+pub(crate) fn clock(t: jiff::Timestamp) -> String {
+    t.strftime("%H:%M:%S UTC").to_string()
+}

@@ -1,0 +1,154 @@
+//! Snapshot bundles: one gzip-compressed JSON document holding a `ClusterState`.
+//!
+//! Layout (schema 1): `{"kind": "UnloopSnapshot", "schemaVersion": 1, "unloopVersion": "x.y.z",
+//! "state": {...ClusterState...}}`. The header fields come first so a reader can refuse a newer
+//! schema before it parses the body. Readers stream: the file is never held whole in memory.
+
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Read, Write};
+use std::path::Path;
+
+use flate2::Compression;
+use flate2::read::GzDecoder;
+use flate2::write::GzEncoder;
+use serde::{Deserialize, Serialize};
+use unloop_core::state::{BUNDLE_SCHEMA_VERSION, ClusterState};
+
+use crate::SourceError;
+
+pub const KIND: &str = "UnloopSnapshot";
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct EnvelopeOut<'a> {
+    kind: &'static str,
+    schema_version: u32,
+    unloop_version: &'static str,
+    state: &'a ClusterState,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct EnvelopeIn {
+    pub kind: String,
+    pub schema_version: u32,
+    pub state: ClusterState,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Header {
+    kind: Option<String>,
+    schema_version: Option<u32>,
+}
+
+/// Writes `state` to `path` atomically (a temporary file renamed into place), so an interrupted
+/// capture never leaves a half-written bundle under the final name.
+pub fn write(path: &Path, state: &ClusterState) -> Result<(), SourceError> {
+    let io = |source| SourceError::Io { path: path.to_path_buf(), source };
+    let tmp = path.with_extension("partial");
+    let file = File::create(&tmp).map_err(io)?;
+    let mut gz = GzEncoder::new(BufWriter::new(file), Compression::default());
+    let env = EnvelopeOut { kind: KIND, schema_version: BUNDLE_SCHEMA_VERSION, unloop_version: env!("CARGO_PKG_VERSION"), state };
+    serde_json::to_writer(&mut gz, &env).map_err(|e| io(e.into()))?;
+    let mut inner = gz.finish().map_err(io)?;
+    inner.flush().map_err(io)?;
+    drop(inner);
+    std::fs::rename(&tmp, path).map_err(io)
+}
+
+/// True when the file starts like a gzip stream.
+pub fn looks_gzipped(path: &Path) -> std::io::Result<bool> {
+    let mut magic = [0u8; 2];
+    let n = File::open(path)?.read(&mut magic)?;
+    Ok(n == 2 && magic == GZIP_MAGIC)
+}
+
+/// Reads a bundle, gzip-compressed or plain JSON.
+pub fn read(path: &Path) -> Result<ClusterState, SourceError> {
+    let open = || -> Result<Box<dyn Read>, SourceError> {
+        let file = File::open(path).map_err(|source| SourceError::Io { path: path.to_path_buf(), source })?;
+        let gz = looks_gzipped(path).map_err(|source| SourceError::Io { path: path.to_path_buf(), source })?;
+        Ok(if gz { Box::new(BufReader::new(GzDecoder::new(BufReader::new(file)))) } else { Box::new(BufReader::new(file)) })
+    };
+    let parsed: Result<EnvelopeIn, serde_json::Error> = serde_json::from_reader(open()?);
+    match parsed {
+        Ok(env) if env.kind == KIND && env.schema_version <= BUNDLE_SCHEMA_VERSION => {
+            let mut state = env.state;
+            crate::ingest::scrub(&mut state);
+            Ok(state)
+        }
+        Ok(env) if env.kind == KIND => Err(newer(path, env.schema_version)),
+        Ok(_) => Err(SourceError::Unrecognised { path: path.to_path_buf() }),
+        Err(e) => {
+            // A body this build cannot parse may come from a newer schema: say so if the header does.
+            if let Ok(h) = serde_json::from_reader::<_, Header>(open()?) {
+                if h.kind.as_deref() == Some(KIND) && h.schema_version.is_some_and(|v| v > BUNDLE_SCHEMA_VERSION) {
+                    return Err(newer(path, h.schema_version.unwrap_or_default()));
+                }
+            }
+            Err(corrupt(path, e))
+        }
+    }
+}
+
+fn newer(path: &Path, found: u32) -> SourceError {
+    SourceError::NewerSchema { path: path.to_path_buf(), found, supported: BUNDLE_SCHEMA_VERSION }
+}
+
+fn corrupt(path: &Path, e: serde_json::Error) -> SourceError {
+    let why = if e.is_io() {
+        match e.io_error_kind() {
+            Some(std::io::ErrorKind::UnexpectedEof) => "the compressed stream ends early (truncated file)".to_string(),
+            _ => format!("the compressed stream is damaged ({e})"),
+        }
+    } else if e.is_eof() {
+        "the JSON ends early (truncated file)".to_string()
+    } else {
+        format!("invalid bundle JSON at line {}, column {}: {e}", e.line(), e.column())
+    };
+    SourceError::Corrupt { path: path.to_path_buf(), why }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> ClusterState {
+        let mut s = ClusterState::default();
+        s.logs.push(unloop_core::state::ContainerLog { namespace: "a".into(), pod: "p".into(), container: "c".into(), previous: true, text: "boom\n".into(), truncated: false });
+        s
+    }
+
+    #[test]
+    fn round_trips() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("b.json.gz");
+        write(&p, &sample()).unwrap();
+        let back = read(&p).unwrap();
+        assert_eq!(back.logs, sample().logs);
+    }
+
+    #[test]
+    fn truncated_bundles_are_named_as_such() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("b.json.gz");
+        let mut big = sample();
+        big.logs[0].text = "line of text that compresses\n".repeat(20_000);
+        write(&p, &big).unwrap();
+        let bytes = std::fs::read(&p).unwrap();
+        std::fs::write(&p, &bytes[..bytes.len() / 2]).unwrap();
+        let err = read(&p).unwrap_err().to_string();
+        assert!(err.contains("truncated"), "{err}");
+    }
+
+    #[test]
+    fn newer_schema_is_refused_with_advice() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("b.json");
+        std::fs::write(&p, r#"{"kind":"UnloopSnapshot","schemaVersion":99,"state":{"pods":"a new shape"}}"#).unwrap();
+        let err = read(&p).unwrap_err().to_string();
+        assert!(err.contains("newer unloop") && err.contains("schema 99"), "{err}");
+    }
+}

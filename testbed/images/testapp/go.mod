@@ -1,0 +1,3 @@
+module unloop.test/testapp
+
+go 1.22

@@ -1,0 +1,57 @@
+# Shared settings for the testbed scripts. Sourced, never run.
+# Everything the testbed downloads or builds lives under $CACHE (outside the repo, keyed by version);
+# everything a running cluster writes lives under $STATE.
+set -euo pipefail
+
+K8S_VERSION=${K8S_VERSION:-v1.35.4}
+ETCD_VERSION=${ETCD_VERSION:-v3.6.16}
+COREDNS_VERSION=${COREDNS_VERSION:-v1.12.4}
+CACHE=${UNLOOP_TESTBED_CACHE:-/var/cache/unloop-testbed}
+STATE=${UNLOOP_TESTBED_STATE:-/var/lib/unloop-testbed}
+BIN=$CACHE/bin/k8s-$K8S_VERSION-etcd-$ETCD_VERSION-coredns-$COREDNS_VERSION
+TESTBED_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+REPO_DIR=$(cd "$TESTBED_DIR/.." && pwd)
+
+# Network layout. The node address sits on a bridge interface the testbed creates (the kubelet refuses
+# loopback); pods and Services use ranges that no route off this machine should ever carry.
+NODE_NAME=${NODE_NAME:-unloop-node}
+NODE_IF=unloop0
+NODE_IP=10.231.0.1
+NODE_CIDR=10.231.0.1/32
+POD_CIDR=10.232.0.0/16
+POD_BRIDGE=cni-unloop0
+SERVICE_CIDR=10.233.0.0/24
+KUBERNETES_SVC_IP=10.233.0.1
+DNS_IP=10.233.0.10
+CLUSTER_DOMAIN=cluster.local
+KUBECONFIG_ADMIN=$STATE/admin.kubeconfig
+# Where every pod's cgroups live (under each cgroup v1 controller): ours alone, so cleanup is exact.
+CGROUP_ROOT=unloop-testbed
+# A port on the node's own address where nothing listens: a registry that refuses, for real pull errors.
+DEAD_REGISTRY=$NODE_IP:5999
+PKI=$STATE/pki
+PIDS=$STATE/pids
+LOGS=$STATE/logs
+CONTAINERD_SOCK=$STATE/containerd/containerd.sock
+IMAGE_CACHE=$CACHE/images
+# The components in start order (down.sh stops them in reverse). Each NAME is also its binary's name.
+COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler containerd coredns kubelet kube-proxy)
+
+log() { printf '\033[1m[testbed]\033[0m %s\n' "$*" >&2; }
+die() { printf '[testbed] error: %s\n' "$*" >&2; exit 1; }
+
+need_root() { [ "$(id -u)" = 0 ] || die "run as root (the testbed starts a kubelet and containerd)"; }
+
+kubectl() { "$BIN/kubectl" --kubeconfig "$KUBECONFIG_ADMIN" "$@"; }
+ctr() { command ctr --address "$CONTAINERD_SOCK" "$@"; }
+
+# pid_alive NAME: the component's recorded pid is a live process running the component's binary (a pid
+# file left by a crashed run may name a reused pid).
+pid_alive() {
+  local f=$PIDS/$1.pid pid exe
+  [ -f "$f" ] || return 1
+  pid=$(cat "$f")
+  [ -n "$pid" ] && [ -d "/proc/$pid" ] || return 1
+  exe=$(readlink "/proc/$pid/exe" 2>/dev/null) || return 1
+  [ "$(basename "${exe% (deleted)}")" = "$1" ] && ! grep -q '^State:.*Z' "/proc/$pid/status" 2>/dev/null
+}
