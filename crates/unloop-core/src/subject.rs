@@ -71,7 +71,11 @@ impl<'a> Subject<'a> {
     pub fn ran_for_secs(&self) -> Option<f64> {
         let t = self.last_run()?;
         let (s, f) = (t.started_at.as_ref()?, t.finished_at.as_ref()?);
-        Some(f.0.duration_since(s.0).as_secs_f64().max(0.0))
+        // A process that never started reports the zero time (1970) as its start.
+        if s.0.as_second() <= 0 || s.0 > f.0 {
+            return None;
+        }
+        Some(f.0.duration_since(s.0).as_secs_f64())
     }
 
     pub fn restart_policy(&self) -> &str {

@@ -34,6 +34,9 @@ pub fn render(report: &Report, format: Format, color: bool) -> String {
 pub(crate) fn relative(t: jiff::Timestamp, now: jiff::Timestamp) -> String {
     let secs = t.duration_since(now).as_secs();
     let abs = secs.unsigned_abs();
+    if abs < 2 {
+        return "just now".into();
+    }
     let text = if abs < 60 {
         format!("{abs}s")
     } else if abs < 3600 {

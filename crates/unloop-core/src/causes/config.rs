@@ -56,7 +56,11 @@ fn missing_objects(s: &Subject) -> Vec<Finding> {
             RefKind::ConfigMap => s.state.read_config_maps(),
             RefKind::Secret => s.state.read_secrets(),
         };
-        let via: Vec<String> = all_refs.iter().filter(|r| r.kind == k && r.name == name).map(|r| r.via.clone()).collect();
+        let via: Vec<String> = all_refs
+            .iter()
+            .filter(|r| r.kind == k && r.name == name && (key.is_none() || r.key == key))
+            .map(|r| r.via.clone())
+            .collect();
         let mut f = match &key {
             None => object_finding(s, k, &name, &via, Confidence::High),
             Some(key) => key_finding(s, k, &name, key, &via, exists_now.map(|x| x.keys.clone()).unwrap_or_default()),
@@ -183,6 +187,10 @@ fn missing_env(s: &Subject) -> Vec<Finding> {
         if out.iter().any(|f: &Finding| f.cause.summary.contains(var.as_str())) {
             continue;
         }
+        if let Some(f) = env_from_reference(s, var, &hit.line) {
+            out.push(f);
+            continue;
+        }
         let in_spec = defined.contains(&var.as_str());
         let from_keys = env_from_keys(s).into_iter().any(|k| &k == var);
         let mut cause = Cause::new(
@@ -195,7 +203,6 @@ fn missing_env(s: &Subject) -> Vec<Finding> {
             },
         )
         .with(s.log_evidence(&hit.line));
-        let names = &defined;
         let env_from: Vec<String> = s
             .spec
             .env_from
@@ -205,12 +212,79 @@ fn missing_env(s: &Subject) -> Vec<Finding> {
                 f.config_map_ref.as_ref().map(|r| format!("configmap {}", r.name)).or_else(|| f.secret_ref.as_ref().map(|r| format!("secret {}", r.name)))
             })
             .collect();
-        let listed = if names.is_empty() { "none".into() } else { names.join(", ") };
+        let listed = if defined.is_empty() { "none".into() } else { defined.join(", ") };
         let from = if env_from.is_empty() { String::new() } else { format!("; envFrom: {}", env_from.join(", ")) };
         cause.evidence.push(s.spec_evidence(".env", format!("{} {var} (env: {listed}{from})", if in_spec { "sets" } else { "has no" })));
         out.push(Finding { cause, remedies: vec![s.set_env_remedy(CauseId::MissingEnvVar, var), retry_now(s, CauseId::MissingEnvVar)] });
     }
     out
+}
+
+/// The app misses a variable that the spec takes from an optional ConfigMap or Secret key: the
+/// object or key was absent when the container started, so the variable was silently unset.
+fn env_from_reference(s: &Subject, var: &str, line: &str) -> Option<Finding> {
+    let env = s.spec.env.iter().flatten().find(|e| e.name == var)?;
+    let from = env.value_from.as_ref()?;
+    let (k, name, key) = if let Some(r) = from.config_map_key_ref.as_ref() {
+        (RefKind::ConfigMap, r.name.clone(), r.key.clone())
+    } else if let Some(r) = from.secret_key_ref.as_ref() {
+        (RefKind::Secret, r.name.clone(), r.key.clone())
+    } else {
+        return None;
+    };
+    let found = match k {
+        RefKind::ConfigMap => s.state.config_map(s.namespace, &name),
+        RefKind::Secret => s.state.secret(s.namespace, &name),
+    };
+    let readable = match k {
+        RefKind::ConfigMap => s.state.read_config_maps(),
+        RefKind::Secret => s.state.read_secrets(),
+    };
+    if !readable {
+        return None;
+    }
+    let via = vec![format!("env {var}")];
+    let log = s.log_evidence(line);
+    let lookup = |text: String| Evidence::new(EvidenceKind::Lookup, format!("{} {}/{name}", k.noun(), s.namespace), text);
+    let mut f = match found {
+        None => {
+            let mut f = object_finding(s, k, &name, &via, Confidence::High);
+            f.cause.summary = format!("{var} comes from the {} \"{name}\" (optional), which does not exist, so the variable is unset", k.noun());
+            f.cause.evidence.push(lookup("does not exist".into()));
+            f
+        }
+        Some(set) if !set.keys.contains(&key) => key_finding(s, k, &name, &key, &via, set.keys.clone()),
+        Some(set) => {
+            // It exists with the key: was it created after the crashed instance started?
+            let started = s.last_run().and_then(|t| t.started_at.as_ref()).map(|t| t.0);
+            let (Some(created), Some(started)) = (set.created_at, started) else { return None };
+            if created <= started {
+                return None;
+            }
+            let id = match k {
+                RefKind::ConfigMap => CauseId::MissingConfigmap,
+                RefKind::Secret => CauseId::MissingSecret,
+            };
+            let cause = Cause::new(
+                id,
+                Confidence::High,
+                format!(
+                    "{var} comes from the {} \"{name}\", which did not exist when the container last started; it exists now (created {created}), so the next restart will pick it up",
+                    k.noun()
+                ),
+            )
+            .with(lookup(format!("exists now, created {created}, after the crashed instance started at {started}")));
+            Finding { cause, remedies: vec![retry_now(s, id)] }
+        }
+    };
+    f.cause.evidence.insert(0, log);
+    f.cause.evidence.retain(|e| e.kind != EvidenceKind::Spec);
+    f.cause.evidence.push(s.spec_evidence(".env", format!("{var} ← {} {name} key {key}{}", k.noun(), if env_optional(from) { " (optional: true)" } else { "" })));
+    Some(f)
+}
+
+fn env_optional(from: &k8s_openapi::api::core::v1::EnvVarSource) -> bool {
+    from.config_map_key_ref.as_ref().and_then(|r| r.optional).or_else(|| from.secret_key_ref.as_ref().and_then(|r| r.optional)).unwrap_or(false)
 }
 
 /// Keys that envFrom brings in, when the referenced objects are known.
