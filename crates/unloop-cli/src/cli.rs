@@ -50,7 +50,9 @@ pub enum Command {
     /// Check manifests or a live cluster for what makes pods crash-loop, before it happens.
     Audit(crate::commands::audit::AuditArgs),
     /// Print a shell completion script.
-    #[command(after_help = "Examples:\n  unloop completions bash > /etc/bash_completion.d/unloop\n  unloop completions zsh > \"${fpath[1]}/_unloop\"\n  unloop completions fish > ~/.config/fish/completions/unloop.fish")]
+    #[command(
+        after_help = "Examples:\n  unloop completions bash > /etc/bash_completion.d/unloop\n  unloop completions zsh > \"${fpath[1]}/_unloop\"\n  unloop completions fish > ~/.config/fish/completions/unloop.fish"
+    )]
     Completions(CompletionsArgs),
 }
 

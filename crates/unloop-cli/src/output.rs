@@ -19,7 +19,10 @@ impl Output {
             ColorChoice::Never => false,
             ColorChoice::Auto => !no_color && std::io::stdout().is_terminal(),
         };
-        Output { color, progress: std::io::stderr().is_terminal() }
+        Output {
+            color,
+            progress: std::io::stderr().is_terminal(),
+        }
     }
 
     /// Writes a result to stdout. A closed pipe (`unloop ... | head`) is not an error.

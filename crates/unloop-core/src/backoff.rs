@@ -47,9 +47,17 @@ pub fn timeline(
     let from_message = waiting.message.as_deref().and_then(delay_from_message);
     let (delay, delay_from) = match from_message {
         Some(d) => (d, "the kubelet's waiting message"),
-        None => (estimate(cs.restart_count, initial, cap), "computed from the restart count"),
+        None => (
+            estimate(cs.restart_count, initial, cap),
+            "computed from the restart count",
+        ),
     };
-    let finished = cs.last_state.as_ref().and_then(|s| s.terminated.as_ref()).and_then(|t| t.finished_at.as_ref()).map(|t| t.0);
+    let finished = cs
+        .last_state
+        .as_ref()
+        .and_then(|s| s.terminated.as_ref())
+        .and_then(|t| t.finished_at.as_ref())
+        .map(|t| t.0);
     let next = finished.and_then(|f| f.checked_add(SignedDuration::from_secs(delay as i64)).ok());
     Some(Backoff {
         restart_count: cs.restart_count,
@@ -65,14 +73,34 @@ pub fn timeline(
     })
 }
 
-fn settings(node: &str, kubelet: Option<&KubeletConfig>, kubelet_minor: Option<u32>) -> (u64, u64, String) {
+fn settings(
+    node: &str,
+    kubelet: Option<&KubeletConfig>,
+    kubelet_minor: Option<u32>,
+) -> (u64, u64, String) {
     let Some(cfg) = kubelet else {
-        return (DEFAULT_INITIAL_SECS, DEFAULT_CAP_SECS, "kubelet defaults (the node's configz was not readable)".into());
+        return (
+            DEFAULT_INITIAL_SECS,
+            DEFAULT_CAP_SECS,
+            "kubelet defaults (the node's configz was not readable)".into(),
+        );
     };
-    let reduced = cfg.feature_gates.get("ReduceDefaultCrashLoopBackOffDecay").copied().unwrap_or(false);
-    let (initial, mut cap) = if reduced { (1, 60) } else { (DEFAULT_INITIAL_SECS, DEFAULT_CAP_SECS) };
+    let reduced = cfg
+        .feature_gates
+        .get("ReduceDefaultCrashLoopBackOffDecay")
+        .copied()
+        .unwrap_or(false);
+    let (initial, mut cap) = if reduced {
+        (1, 60)
+    } else {
+        (DEFAULT_INITIAL_SECS, DEFAULT_CAP_SECS)
+    };
     // KubeletCrashLoopBackOffMax is on by default from 1.35.
-    let max_gate = cfg.feature_gates.get("KubeletCrashLoopBackOffMax").copied().unwrap_or(kubelet_minor.is_some_and(|m| m >= 35));
+    let max_gate = cfg
+        .feature_gates
+        .get("KubeletCrashLoopBackOffMax")
+        .copied()
+        .unwrap_or(kubelet_minor.is_some_and(|m| m >= 35));
     if let (true, Some(max)) = (max_gate, cfg.max_container_restart_period_secs) {
         cap = cap.min(max.max(1));
     }
@@ -137,9 +165,18 @@ mod tests {
 
     #[test]
     fn parses_the_kubelet_waiting_message() {
-        assert_eq!(delay_from_message("back-off 40s restarting failed container=app pod=api_shop(1)"), Some(40));
-        assert_eq!(delay_from_message("back-off 1m20s restarting failed container=app pod=x"), Some(80));
-        assert_eq!(delay_from_message("back-off 5m0s restarting failed container=app pod=x"), Some(300));
+        assert_eq!(
+            delay_from_message("back-off 40s restarting failed container=app pod=api_shop(1)"),
+            Some(40)
+        );
+        assert_eq!(
+            delay_from_message("back-off 1m20s restarting failed container=app pod=x"),
+            Some(80)
+        );
+        assert_eq!(
+            delay_from_message("back-off 5m0s restarting failed container=app pod=x"),
+            Some(300)
+        );
         assert_eq!(delay_from_message("something else"), None);
     }
 
@@ -152,7 +189,10 @@ mod tests {
 
     #[test]
     fn kubelet_config_lowers_the_cap_only_with_the_gate() {
-        let cfg = KubeletConfig { max_container_restart_period_secs: Some(30), ..Default::default() };
+        let cfg = KubeletConfig {
+            max_container_restart_period_secs: Some(30),
+            ..Default::default()
+        };
         assert_eq!(settings("n", Some(&cfg), Some(35)).1, 30);
         assert_eq!(settings("n", Some(&cfg), Some(33)).1, 300);
         assert_eq!(settings("n", None, Some(35)).1, 300);

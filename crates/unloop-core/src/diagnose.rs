@@ -159,14 +159,21 @@ const MAX_HIGHLIGHTS: usize = 6;
 
 /// Diagnoses every troubled pod the query selects. Pure: same state, query and `now`, same report.
 pub fn diagnose(state: &ClusterState, query: &Query, now: Timestamp) -> Report {
-    let pods: Vec<&Pod> = state.pods.iter().filter(|p| selected(state, query, p)).collect();
+    let pods: Vec<&Pod> = state
+        .pods
+        .iter()
+        .filter(|p| selected(state, query, p))
+        .collect();
     let events_by_uid = index_events(&state.events);
     let node_events = index_node_events(&state.events);
     let mut groups: BTreeMap<(String, Workload, String), Vec<Diagnosis>> = BTreeMap::new();
     for pod in &pods {
         for d in diagnose_pod(state, pod, now, &events_by_uid, &node_events) {
             let w = workload::of_pod(state, pod);
-            groups.entry((d.namespace.clone(), w, d.container.clone())).or_default().push(d);
+            groups
+                .entry((d.namespace.clone(), w, d.container.clone()))
+                .or_default()
+                .push(d);
         }
     }
     let diagnoses = groups.into_values().map(roll_up).collect();
@@ -185,10 +192,10 @@ fn selected(state: &ClusterState, q: &Query, pod: &Pod) -> bool {
     if !q.namespaces.is_empty() && !q.namespaces.iter().any(|n| n == ns) {
         return false;
     }
-    if let Some(sel) = &q.selector {
-        if !sel.matches(pod.metadata.labels.as_ref()) {
-            return false;
-        }
+    if let Some(sel) = &q.selector
+        && !sel.matches(pod.metadata.labels.as_ref())
+    {
+        return false;
     }
     match &q.target {
         None => true,
@@ -208,10 +215,10 @@ fn selected(state: &ClusterState, q: &Query, pod: &Pod) -> bool {
 fn index_events(events: &[Event]) -> HashMap<&str, Vec<&Event>> {
     let mut map: HashMap<&str, Vec<&Event>> = HashMap::new();
     for e in events {
-        if e.involved_object.kind.as_deref() == Some("Pod") {
-            if let Some(uid) = e.involved_object.uid.as_deref() {
-                map.entry(uid).or_default().push(e);
-            }
+        if e.involved_object.kind.as_deref() == Some("Pod")
+            && let Some(uid) = e.involved_object.uid.as_deref()
+        {
+            map.entry(uid).or_default().push(e);
         }
     }
     for list in map.values_mut() {
@@ -222,7 +229,10 @@ fn index_events(events: &[Event]) -> HashMap<&str, Vec<&Event>> {
 
 fn index_node_events(events: &[Event]) -> HashMap<&str, Vec<&Event>> {
     let mut map: HashMap<&str, Vec<&Event>> = HashMap::new();
-    for e in events.iter().filter(|e| e.involved_object.kind.as_deref() == Some("Node")) {
+    for e in events
+        .iter()
+        .filter(|e| e.involved_object.kind.as_deref() == Some("Node"))
+    {
         if let Some(name) = e.involved_object.name.as_deref() {
             map.entry(name).or_default().push(e);
         }
@@ -240,9 +250,14 @@ fn diagnose_pod(
     events_by_uid: &HashMap<&str, Vec<&Event>>,
     node_events: &HashMap<&str, Vec<&Event>>,
 ) -> Vec<Diagnosis> {
-    let Some(spec) = pod.spec.as_ref() else { return Vec::new() };
+    let Some(spec) = pod.spec.as_ref() else {
+        return Vec::new();
+    };
     let mut troubled: Vec<(Role, Option<&k8s_openapi::api::core::v1::ContainerStatus>)> =
-        status::troubled_containers(pod, now).into_iter().map(|(r, c)| (r, Some(c))).collect();
+        status::troubled_containers(pod, now)
+            .into_iter()
+            .map(|(r, c)| (r, Some(c)))
+            .collect();
     let failure = status::pod_failure(pod);
     if troubled.is_empty() {
         if failure.is_none() {
@@ -258,20 +273,37 @@ fn diagnose_pod(
     let node_name = spec.node_name.as_deref();
     let node = node_name.and_then(|n| state.node(n));
     let w = workload::of_pod(state, pod);
-    let revisions = if w.kind == WorkloadKind::Deployment { workload::revisions(state, ns, &w.name) } else { Vec::new() };
+    let revisions = if w.kind == WorkloadKind::Deployment {
+        workload::revisions(state, ns, &w.name)
+    } else {
+        Vec::new()
+    };
     let revision = workload::revision_of_pod(&revisions, pod);
     let mut out = Vec::new();
     for (role, cs) in troubled {
         let name = match cs {
             Some(c) => c.name.clone(),
-            None => evicted_container(pod).unwrap_or_else(|| spec.containers.first().map(|c| c.name.clone()).unwrap_or_default()),
+            None => evicted_container(pod).unwrap_or_else(|| {
+                spec.containers
+                    .first()
+                    .map(|c| c.name.clone())
+                    .unwrap_or_default()
+            }),
         };
         let container_spec = match role {
             Role::Main => spec.containers.iter().find(|c| c.name == name),
-            Role::Init | Role::Sidecar => spec.init_containers.iter().flatten().find(|c| c.name == name),
+            Role::Init | Role::Sidecar => spec
+                .init_containers
+                .iter()
+                .flatten()
+                .find(|c| c.name == name),
         };
-        let Some(container_spec) = container_spec else { continue };
-        let log = state.log(ns, pod_name, &name, true).or_else(|| state.log(ns, pod_name, &name, false));
+        let Some(container_spec) = container_spec else {
+            continue;
+        };
+        let log = state
+            .log(ns, pod_name, &name, true)
+            .or_else(|| state.log(ns, pod_name, &name, false));
         let scan = log.map(|l| logscan::scan(&l.text)).unwrap_or_default();
         let subject = Subject {
             state,
@@ -285,7 +317,10 @@ fn diagnose_pod(
             workload: w.clone(),
             events: events.clone(),
             node,
-            node_events: node_name.and_then(|n| node_events.get(n)).cloned().unwrap_or_default(),
+            node_events: node_name
+                .and_then(|n| node_events.get(n))
+                .cloned()
+                .unwrap_or_default(),
             log,
             scan,
             revisions: revisions.clone(),
@@ -318,14 +353,30 @@ fn assemble(s: &Subject, node_name: Option<&str>) -> Diagnosis {
         .node
         .and_then(|n| n.status.as_ref())
         .and_then(|st| st.node_info.as_ref())
-        .and_then(|i| i.kubelet_version.split('.').nth(1).and_then(|m| m.parse().ok()));
+        .and_then(|i| {
+            i.kubelet_version
+                .split('.')
+                .nth(1)
+                .and_then(|m| m.parse().ok())
+        });
     let backoff = s.status.and_then(|cs| {
-        backoff::timeline(cs, node_name.unwrap_or_default(), node_name.and_then(|n| s.state.kubelet_configs.get(n)), kubelet_minor, s.now)
+        backoff::timeline(
+            cs,
+            node_name.unwrap_or_default(),
+            node_name.and_then(|n| s.state.kubelet_configs.get(n)),
+            kubelet_minor,
+            s.now,
+        )
     });
     let logs = s.log.map(|l| LogExcerpt {
         previous: l.previous,
         truncated: l.truncated,
-        highlights: s.scan.highlights(MAX_HIGHLIGHTS).into_iter().map(|(line, text)| LogLine { line, text }).collect(),
+        highlights: s
+            .scan
+            .highlights(MAX_HIGHLIGHTS)
+            .into_iter()
+            .map(|(line, text)| LogLine { line, text })
+            .collect(),
         tail: s.scan.tail.clone(),
     });
     let events = s
@@ -346,12 +397,26 @@ fn assemble(s: &Subject, node_name: Option<&str>) -> Diagnosis {
         let conditions = n.status.as_ref().and_then(|st| st.conditions.as_ref());
         NodeBrief {
             name: n.metadata.name.clone().unwrap_or_default(),
-            ready: conditions.is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True")),
+            ready: conditions
+                .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True")),
             pressure: conditions
-                .map(|cs| cs.iter().filter(|c| c.type_.ends_with("Pressure") && c.status == "True").map(|c| c.type_.clone()).collect())
+                .map(|cs| {
+                    cs.iter()
+                        .filter(|c| c.type_.ends_with("Pressure") && c.status == "True")
+                        .map(|c| c.type_.clone())
+                        .collect()
+                })
                 .unwrap_or_default(),
-            architecture: n.status.as_ref().and_then(|st| st.node_info.as_ref()).map(|i| i.architecture.clone()),
-            kubelet_version: n.status.as_ref().and_then(|st| st.node_info.as_ref()).map(|i| i.kubelet_version.clone()),
+            architecture: n
+                .status
+                .as_ref()
+                .and_then(|st| st.node_info.as_ref())
+                .map(|i| i.architecture.clone()),
+            kubelet_version: n
+                .status
+                .as_ref()
+                .and_then(|st| st.node_info.as_ref())
+                .map(|i| i.kubelet_version.clone()),
         }
     });
     let restarts = s.status.map(|c| c.restart_count).unwrap_or(0);
@@ -383,14 +448,22 @@ fn assemble(s: &Subject, node_name: Option<&str>) -> Diagnosis {
 /// when something specific was found, and gathers remedies in cause order without repeats, with
 /// "retry now" last.
 fn rank(s: &Subject, mut findings: Vec<Finding>) -> (Vec<Cause>, Vec<Remedy>) {
-    findings.sort_by(|a, b| b.cause.confidence.cmp(&a.cause.confidence).then(a.cause.id.cmp(&b.cause.id)));
+    findings.sort_by(|a, b| {
+        b.cause
+            .confidence
+            .cmp(&a.cause.confidence)
+            .then(a.cause.id.cmp(&b.cause.id))
+    });
     let mut seen = Vec::new();
     findings.retain(|f| {
         let keep = !seen.contains(&f.cause.id);
         seen.push(f.cause.id);
         keep
     });
-    if findings.iter().any(|f| f.cause.id != CauseId::AppError && f.cause.confidence >= Confidence::Medium) {
+    if findings
+        .iter()
+        .any(|f| f.cause.id != CauseId::AppError && f.cause.confidence >= Confidence::Medium)
+    {
         findings.retain(|f| f.cause.id != CauseId::AppError);
     }
     if findings.is_empty() {
@@ -402,8 +475,14 @@ fn rank(s: &Subject, mut findings: Vec<Finding>) -> (Vec<Cause>, Vec<Remedy>) {
         for r in &f.remedies {
             let is_retry = r.title.starts_with("once fixed");
             if is_retry {
-                retry.get_or_insert_with(|| Remedy { for_cause: None, ..r.clone() });
-            } else if !remedies.iter().any(|x| x.command == r.command && x.title == r.title) {
+                retry.get_or_insert_with(|| Remedy {
+                    for_cause: None,
+                    ..r.clone()
+                });
+            } else if !remedies
+                .iter()
+                .any(|x| x.command == r.command && x.title == r.title)
+            {
                 remedies.push(r.clone());
             }
         }
@@ -414,26 +493,47 @@ fn rank(s: &Subject, mut findings: Vec<Finding>) -> (Vec<Cause>, Vec<Remedy>) {
 
 /// An honest "don't know", with everything gathered.
 fn unknown(s: &Subject) -> Finding {
-    let mut cause = Cause::new(CauseId::Unknown, Confidence::Low, "no rule matched; here is everything unloop gathered");
+    let mut cause = Cause::new(
+        CauseId::Unknown,
+        Confidence::Low,
+        "no rule matched; here is everything unloop gathered",
+    );
     if let Some(r) = s.waiting_reason() {
-        cause.evidence.push(s.field("state.waiting", format!("{r}: {}", s.waiting_message().unwrap_or_default())));
+        cause.evidence.push(s.field(
+            "state.waiting",
+            format!("{r}: {}", s.waiting_message().unwrap_or_default()),
+        ));
     }
     cause.evidence.extend(s.termination_evidence());
     for l in s.scan.tail.iter().rev().take(3).rev() {
         cause.evidence.push(s.log_evidence(l));
     }
-    for e in s.events.iter().filter(|e| e.type_.as_deref() == Some("Warning")).rev().take(3) {
+    for e in s
+        .events
+        .iter()
+        .filter(|e| e.type_.as_deref() == Some("Warning"))
+        .rev()
+        .take(3)
+    {
         cause.evidence.push(s.event_evidence(e));
     }
     if s.log.is_none() {
-        cause.evidence.push(Evidence::new(EvidenceKind::Log, s.log_source(), "no log was available"));
+        cause.evidence.push(Evidence::new(
+            EvidenceKind::Log,
+            s.log_source(),
+            "no log was available",
+        ));
     }
     Finding {
         cause,
         remedies: vec![Remedy::new(
             Some(CauseId::Unknown),
             "look at the pod in full",
-            Some(format!("kubectl describe pod {} {}", s.pod_name, s.ns_flag())),
+            Some(format!(
+                "kubectl describe pod {} {}",
+                s.pod_name,
+                s.ns_flag()
+            )),
         )],
     }
 }
@@ -443,7 +543,11 @@ fn unknown(s: &Subject) -> Finding {
 fn roll_up(mut group: Vec<Diagnosis>) -> Diagnosis {
     group.sort_by(|a, b| b.restarts.cmp(&a.restarts).then_with(|| a.pod.cmp(&b.pod)));
     let pods: Vec<PodBrief> = group.iter().flat_map(|d| d.pods.clone()).collect();
-    let others: Vec<(String, CauseId)> = group.iter().skip(1).map(|d| (d.pod.clone(), d.top().id)).collect();
+    let others: Vec<(String, CauseId)> = group
+        .iter()
+        .skip(1)
+        .map(|d| (d.pod.clone(), d.top().id))
+        .collect();
     let mut top = group.swap_remove(0);
     let n = pods.len();
     if n > 1 {
@@ -455,7 +559,11 @@ fn roll_up(mut group: Vec<Diagnosis>) -> Diagnosis {
             format!("{} of {n} troubled pods point to {id}", agree + 1),
         ));
         for (pod, other) in others.iter().filter(|(_, x)| *x != id) {
-            top.causes[0].evidence.push(Evidence::new(EvidenceKind::Field, format!("pod/{pod}"), format!("points to {other} instead")));
+            top.causes[0].evidence.push(Evidence::new(
+                EvidenceKind::Field,
+                format!("pod/{pod}"),
+                format!("points to {other} instead"),
+            ));
         }
     }
     top.pods = pods;

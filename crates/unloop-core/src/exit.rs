@@ -78,7 +78,9 @@ mod tests {
     #[test]
     fn oom_with_a_non_137_code_names_cgroup_v1() {
         assert!(meaning(1, Some("OOMKilled"), true).contains("cgroup v1"));
-        assert!(meaning(137, Some("OOMKilled"), true).starts_with("killed by the kernel's OOM killer"));
+        assert!(
+            meaning(137, Some("OOMKilled"), true).starts_with("killed by the kernel's OOM killer")
+        );
     }
 
     #[test]

@@ -94,7 +94,12 @@ pub fn scan(text: &str) -> LogScan {
         }
         for re in [&*FILE_A, &*FILE_B, &*FILE_C, &*FILE_D] {
             if let Some(c) = re.captures(&line) {
-                push(&mut out.missing_file, no, &line, c[1].trim_end_matches(['\'', '"', ',', '.']).to_string());
+                push(
+                    &mut out.missing_file,
+                    no,
+                    &line,
+                    c[1].trim_end_matches(['\'', '"', ',', '.']).to_string(),
+                );
                 specific = true;
                 break;
             }
@@ -103,7 +108,9 @@ pub fn scan(text: &str) -> LogScan {
             push(&mut out.refused, no, &line, endpoint(&line));
             specific = true;
         }
-        let dns_host = [&*DNS_A, &*DNS_B, &*DNS_C].iter().find_map(|re| re.captures(&line).map(|c| c[1].to_string()));
+        let dns_host = [&*DNS_A, &*DNS_B, &*DNS_C]
+            .iter()
+            .find_map(|re| re.captures(&line).map(|c| c[1].to_string()));
         if let Some(host) = dns_host {
             push(&mut out.dns, no, &line, host);
             specific = true;
@@ -130,7 +137,13 @@ pub fn scan(text: &str) -> LogScan {
             push(&mut out.errors, no, &line, ());
         }
     }
-    let mut tail: Vec<String> = lines.iter().rev().filter(|l| !l.trim().is_empty()).take(TAIL_LINES).map(|l| clip(l)).collect();
+    let mut tail: Vec<String> = lines
+        .iter()
+        .rev()
+        .filter(|l| !l.trim().is_empty())
+        .take(TAIL_LINES)
+        .map(|l| clip(l))
+        .collect();
     tail.reverse();
     out.tail = tail;
     out
@@ -161,7 +174,13 @@ impl LogScan {
         for h in &self.not_found_command {
             add(h.line_no, &h.line);
         }
-        for list in [&self.permission_denied, &self.exec_format, &self.segfault, &self.out_of_memory, &self.errors] {
+        for list in [
+            &self.permission_denied,
+            &self.exec_format,
+            &self.segfault,
+            &self.out_of_memory,
+            &self.errors,
+        ] {
             for h in list {
                 add(h.line_no, &h.line);
             }
@@ -174,7 +193,11 @@ impl LogScan {
 
 fn push<T>(hits: &mut Vec<Hit<T>>, line_no: usize, line: &str, value: T) {
     if hits.len() < MAX_HITS {
-        hits.push(Hit { line_no, line: line.to_string(), value });
+        hits.push(Hit {
+            line_no,
+            line: line.to_string(),
+            value,
+        });
     }
 }
 
@@ -196,16 +219,23 @@ fn looks_like_env_name(name: &str) -> bool {
         && !name.chars().any(|c| c.is_ascii_lowercase())
 }
 
+/// The host and port a refused connection went to. Prefers a mention that carries a port: "could
+/// not connect to server ... host "db" ... port 5432" names `db`, not `server`.
 fn endpoint(line: &str) -> Endpoint {
+    let mut first: Option<Endpoint> = None;
     for c in HOST_PORT.captures_iter(line) {
         let host = c[1].trim_end_matches('.').to_string();
-        if host.is_empty() || host.eq_ignore_ascii_case("tcp") {
+        if host.is_empty() || host.eq_ignore_ascii_case("tcp") || host.eq_ignore_ascii_case("server") {
             continue;
         }
         let port = c.get(2).and_then(|p| p.as_str().parse().ok());
-        return Endpoint { host: Some(host), port };
+        let e = Endpoint { host: Some(host), port };
+        if e.port.is_some() {
+            return e;
+        }
+        first.get_or_insert(e);
     }
-    Endpoint { host: None, port: None }
+    first.unwrap_or(Endpoint { host: None, port: None })
 }
 
 #[cfg(test)]
@@ -215,27 +245,54 @@ mod tests {
     #[test]
     fn finds_missing_environment_variables_in_common_phrasings() {
         for (line, want) in [
-            ("FATAL: required environment variable DATABASE_URL is not set", "DATABASE_URL"),
+            (
+                "FATAL: required environment variable DATABASE_URL is not set",
+                "DATABASE_URL",
+            ),
             ("Error: missing required env var REDIS_HOST", "REDIS_HOST"),
             ("KeyError: 'API_TOKEN'", "API_TOKEN"),
             ("panic: STRIPE_KEY must be set", "STRIPE_KEY"),
             ("env var \"QUEUE_URL\" is empty", "QUEUE_URL"),
         ] {
             let s = scan(line);
-            assert_eq!(s.missing_env.first().map(|h| h.value.as_str()), Some(want), "{line}");
+            assert_eq!(
+                s.missing_env.first().map(|h| h.value.as_str()),
+                Some(want),
+                "{line}"
+            );
         }
-        assert!(scan("the environment variable is not set").missing_env.is_empty());
+        assert!(
+            scan("the environment variable is not set")
+                .missing_env
+                .is_empty()
+        );
     }
 
     #[test]
     fn finds_missing_files() {
         for (line, want) in [
-            ("open /etc/app/config.yaml: no such file or directory", "/etc/app/config.yaml"),
-            ("FileNotFoundError: [Errno 2] No such file or directory: '/config/settings.json'", "/config/settings.json"),
-            ("Error: ENOENT: no such file or directory, open '/srv/app.conf'", "/srv/app.conf"),
-            ("java.io.FileNotFoundException: /opt/app/application.yml (No such file or directory)", "/opt/app/application.yml"),
+            (
+                "open /etc/app/config.yaml: no such file or directory",
+                "/etc/app/config.yaml",
+            ),
+            (
+                "FileNotFoundError: [Errno 2] No such file or directory: '/config/settings.json'",
+                "/config/settings.json",
+            ),
+            (
+                "Error: ENOENT: no such file or directory, open '/srv/app.conf'",
+                "/srv/app.conf",
+            ),
+            (
+                "java.io.FileNotFoundException: /opt/app/application.yml (No such file or directory)",
+                "/opt/app/application.yml",
+            ),
         ] {
-            assert_eq!(scan(line).missing_file.first().map(|h| h.value.as_str()), Some(want), "{line}");
+            assert_eq!(
+                scan(line).missing_file.first().map(|h| h.value.as_str()),
+                Some(want),
+                "{line}"
+            );
         }
     }
 
@@ -243,8 +300,13 @@ mod tests {
     fn finds_refused_connections_with_host_and_port() {
         let s = scan("2026/11/24 dial tcp 10.233.0.57:5432: connect: connection refused");
         let e = &s.refused[0].value;
-        assert_eq!((e.host.as_deref(), e.port), (Some("10.233.0.57"), Some(5432)));
-        let s = scan(r#"could not connect to server: Connection refused Is the server running on host "postgres" (10.0.0.3) and accepting TCP/IP connections on port 5432?"#);
+        assert_eq!(
+            (e.host.as_deref(), e.port),
+            (Some("10.233.0.57"), Some(5432))
+        );
+        let s = scan(
+            r#"could not connect to server: Connection refused Is the server running on host "postgres" (10.0.0.3) and accepting TCP/IP connections on port 5432?"#,
+        );
         assert_eq!(s.refused[0].value.host.as_deref(), Some("postgres"));
         assert_eq!(s.refused[0].value.port, Some(5432));
     }
@@ -253,7 +315,10 @@ mod tests {
     fn finds_dns_failures_with_the_name() {
         let s = scan("dial tcp: lookup payments-db on 10.233.0.10:53: no such host");
         assert_eq!(s.dns[0].value, "payments-db");
-        assert_eq!(scan("getaddrinfo ENOTFOUND redis-master").dns[0].value, "redis-master");
+        assert_eq!(
+            scan("getaddrinfo ENOTFOUND redis-master").dns[0].value,
+            "redis-master"
+        );
         assert_eq!(scan("nc: bad address 'orders'").dns[0].value, "orders");
     }
 
@@ -267,7 +332,8 @@ mod tests {
 
     #[test]
     fn non_utf8_and_huge_lines_do_not_break_the_scan() {
-        let text = String::from_utf8_lossy(&[0xff, 0xfe, b'\n', b'E', b'r', b'r', b'o', b'r']).into_owned();
+        let text = String::from_utf8_lossy(&[0xff, 0xfe, b'\n', b'E', b'r', b'r', b'o', b'r'])
+            .into_owned();
         assert_eq!(scan(&text).errors.len(), 1);
         let long = "x".repeat(10_000) + " error";
         assert!(scan(&long).tail[0].chars().count() <= MAX_LINE + 1);
@@ -275,7 +341,9 @@ mod tests {
 
     #[test]
     fn highlights_are_in_log_order_without_repeats() {
-        let s = scan("starting\nconnecting to db\ndial tcp 10.0.0.1:5432: connect: connection refused\nERROR giving up\n");
+        let s = scan(
+            "starting\nconnecting to db\ndial tcp 10.0.0.1:5432: connect: connection refused\nERROR giving up\n",
+        );
         let h = s.highlights(10);
         assert_eq!(h.iter().map(|(n, _)| *n).collect::<Vec<_>>(), vec![3, 4]);
     }

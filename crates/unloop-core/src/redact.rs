@@ -19,15 +19,20 @@ static LOG_ASSIGNMENT: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r#"(?i)\b((?:password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key|client[_-]?secret|authorization)["']?\s*[=:]\s*)(?:"[^"]*"|'[^']*'|[^\s,;&]+)"#)
         .expect("pattern compiles")
 });
-static BEARER: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=\-]{8,}").expect("pattern compiles"));
+static BEARER: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=\-]{8,}").expect("pattern compiles")
+});
 static URL_PASSWORD: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"(://[^:/@\s]+:)[^@\s/]+@").expect("pattern compiles"));
-static JWT: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"\beyJ[A-Za-z0-9_\-]{5,}\.[A-Za-z0-9_\-]{5,}\.[A-Za-z0-9_\-]+").expect("pattern compiles"));
-static AWS_KEY: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\bAKIA[0-9A-Z]{16}\b").expect("pattern compiles"));
+static JWT: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"\beyJ[A-Za-z0-9_\-]{5,}\.[A-Za-z0-9_\-]{5,}\.[A-Za-z0-9_\-]+")
+        .expect("pattern compiles")
+});
+static AWS_KEY: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"\bAKIA[0-9A-Z]{16}\b").expect("pattern compiles"));
 static PEM: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?(-----END [A-Z ]*PRIVATE KEY-----|$)").expect("pattern compiles")
+    Regex::new(r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?(-----END [A-Z ]*PRIVATE KEY-----|$)")
+        .expect("pattern compiles")
 });
 
 /// True when an environment variable of this name likely holds a secret.
@@ -38,9 +43,9 @@ pub fn is_secret_name(name: &str) -> bool {
 /// Replaces tokens, passwords and keys in free text (log lines, messages).
 pub fn text(input: &str) -> String {
     let s = PEM.replace_all(input, REDACTED);
-    let s = LOG_ASSIGNMENT.replace_all(&s, format!("${{1}}{REDACTED}"));
     let s = BEARER.replace_all(&s, format!("${{1}} {REDACTED}"));
     let s = URL_PASSWORD.replace_all(&s, format!("${{1}}{REDACTED}@"));
+    let s = LOG_ASSIGNMENT.replace_all(&s, format!("${{1}}{REDACTED}"));
     let s = JWT.replace_all(&s, REDACTED);
     AWS_KEY.replace_all(&s, REDACTED).into_owned()
 }
@@ -49,7 +54,11 @@ pub fn text(input: &str) -> String {
 pub fn container(c: &mut Container) {
     for env in c.env.iter_mut().flatten() {
         if let Some(v) = env.value.as_mut() {
-            *v = if is_secret_name(&env.name) { REDACTED.to_string() } else { text(v) };
+            *v = if is_secret_name(&env.name) {
+                REDACTED.to_string()
+            } else {
+                text(v)
+            };
         }
     }
     for arg in c.command.iter_mut().chain(c.args.iter_mut()).flatten() {
@@ -61,7 +70,11 @@ pub fn container(c: &mut Container) {
 /// spec that would otherwise carry the same values).
 pub fn pod(p: &mut Pod) {
     if let Some(spec) = p.spec.as_mut() {
-        for c in spec.containers.iter_mut().chain(spec.init_containers.iter_mut().flatten()) {
+        for c in spec
+            .containers
+            .iter_mut()
+            .chain(spec.init_containers.iter_mut().flatten())
+        {
             container(c);
         }
     }
@@ -80,7 +93,9 @@ mod tests {
 
     #[test]
     fn redacts_tokens_passwords_and_url_credentials() {
-        let out = text("connecting to postgres://app:hunter2@db:5432/x with password=s3cr3t token: abc Authorization: Bearer abcdefghijkl");
+        let out = text(
+            "connecting to postgres://app:hunter2@db:5432/x with password=s3cr3t token: abc Authorization: Bearer abcdefghijkl",
+        );
         assert!(!out.contains("hunter2"), "{out}");
         assert!(!out.contains("s3cr3t"), "{out}");
         assert!(!out.contains("abcdefghijkl"), "{out}");

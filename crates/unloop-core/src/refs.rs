@@ -35,7 +35,9 @@ pub struct Ref {
 pub fn of_container(spec: &PodSpec, container: &Container) -> Vec<Ref> {
     let mut out = Vec::new();
     for env in container.env.iter().flatten() {
-        let Some(from) = env.value_from.as_ref() else { continue };
+        let Some(from) = env.value_from.as_ref() else {
+            continue;
+        };
         if let Some(r) = from.config_map_key_ref.as_ref() {
             out.push(Ref {
                 kind: RefKind::ConfigMap,
@@ -57,28 +59,83 @@ pub fn of_container(spec: &PodSpec, container: &Container) -> Vec<Ref> {
     }
     for (i, from) in container.env_from.iter().flatten().enumerate() {
         if let Some(r) = from.config_map_ref.as_ref() {
-            out.push(Ref { kind: RefKind::ConfigMap, name: r.name.clone(), key: None, optional: r.optional.unwrap_or(false), via: format!("envFrom[{i}]") });
+            out.push(Ref {
+                kind: RefKind::ConfigMap,
+                name: r.name.clone(),
+                key: None,
+                optional: r.optional.unwrap_or(false),
+                via: format!("envFrom[{i}]"),
+            });
         }
         if let Some(r) = from.secret_ref.as_ref() {
-            out.push(Ref { kind: RefKind::Secret, name: r.name.clone(), key: None, optional: r.optional.unwrap_or(false), via: format!("envFrom[{i}]") });
+            out.push(Ref {
+                kind: RefKind::Secret,
+                name: r.name.clone(),
+                key: None,
+                optional: r.optional.unwrap_or(false),
+                via: format!("envFrom[{i}]"),
+            });
         }
     }
-    let mounted: Vec<&str> = container.volume_mounts.iter().flatten().map(|m| m.name.as_str()).collect();
-    for vol in spec.volumes.iter().flatten().filter(|v| mounted.contains(&v.name.as_str())) {
+    let mounted: Vec<&str> = container
+        .volume_mounts
+        .iter()
+        .flatten()
+        .map(|m| m.name.as_str())
+        .collect();
+    for vol in spec
+        .volumes
+        .iter()
+        .flatten()
+        .filter(|v| mounted.contains(&v.name.as_str()))
+    {
         let via = format!("volume {}", vol.name);
         if let Some(cm) = vol.config_map.as_ref() {
-            push_volume(&mut out, RefKind::ConfigMap, &cm.name, cm.items.as_deref(), cm.optional, &via);
+            push_volume(
+                &mut out,
+                RefKind::ConfigMap,
+                &cm.name,
+                cm.items.as_deref(),
+                cm.optional,
+                &via,
+            );
         }
         if let Some(s) = vol.secret.as_ref() {
             let name = s.secret_name.clone().unwrap_or_default();
-            push_volume(&mut out, RefKind::Secret, &name, s.items.as_deref(), s.optional, &via);
+            push_volume(
+                &mut out,
+                RefKind::Secret,
+                &name,
+                s.items.as_deref(),
+                s.optional,
+                &via,
+            );
         }
-        for src in vol.projected.as_ref().and_then(|p| p.sources.as_deref()).unwrap_or_default() {
+        for src in vol
+            .projected
+            .as_ref()
+            .and_then(|p| p.sources.as_deref())
+            .unwrap_or_default()
+        {
             if let Some(cm) = src.config_map.as_ref() {
-                push_volume(&mut out, RefKind::ConfigMap, &cm.name, cm.items.as_deref(), cm.optional, &via);
+                push_volume(
+                    &mut out,
+                    RefKind::ConfigMap,
+                    &cm.name,
+                    cm.items.as_deref(),
+                    cm.optional,
+                    &via,
+                );
             }
             if let Some(s) = src.secret.as_ref() {
-                push_volume(&mut out, RefKind::Secret, &s.name, s.items.as_deref(), s.optional, &via);
+                push_volume(
+                    &mut out,
+                    RefKind::Secret,
+                    &s.name,
+                    s.items.as_deref(),
+                    s.optional,
+                    &via,
+                );
             }
         }
     }
@@ -90,7 +147,13 @@ pub fn of_pod(spec: &PodSpec) -> Vec<Ref> {
     spec.image_pull_secrets
         .iter()
         .flatten()
-        .map(|s| Ref { kind: RefKind::Secret, name: s.name.clone(), key: None, optional: false, via: "imagePullSecrets".into() })
+        .map(|s| Ref {
+            kind: RefKind::Secret,
+            name: s.name.clone(),
+            key: None,
+            optional: false,
+            via: "imagePullSecrets".into(),
+        })
         .collect()
 }
 
@@ -106,10 +169,22 @@ fn push_volume(
     match items {
         Some(items) if !items.is_empty() => {
             for it in items {
-                out.push(Ref { kind, name: name.into(), key: Some(it.key.clone()), optional, via: via.into() });
+                out.push(Ref {
+                    kind,
+                    name: name.into(),
+                    key: Some(it.key.clone()),
+                    optional,
+                    via: via.into(),
+                });
             }
         }
-        _ => out.push(Ref { kind, name: name.into(), key: None, optional, via: via.into() }),
+        _ => out.push(Ref {
+            kind,
+            name: name.into(),
+            key: None,
+            optional,
+            via: via.into(),
+        }),
     }
 }
 
@@ -135,7 +210,9 @@ pub fn resolve(state: &ClusterState, namespace: &str, r: &Ref) -> Option<Unresol
     };
     match (found, r.key.as_ref()) {
         (None, _) => Some(Unresolved::Missing),
-        (Some(set), Some(k)) if !set.keys.contains(k) => Some(Unresolved::MissingKey { keys: set.keys.clone() }),
+        (Some(set), Some(k)) if !set.keys.contains(k) => Some(Unresolved::MissingKey {
+            keys: set.keys.clone(),
+        }),
         _ => None,
     }
 }

@@ -5,7 +5,9 @@ use k8s_openapi::api::core::v1::Container;
 /// Bytes in a Kubernetes quantity such as `256Mi`, `1G`, `512k` or `1.5Gi`. None when unparseable.
 pub fn bytes(q: &str) -> Option<u64> {
     let q = q.trim();
-    let split = q.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(q.len());
+    let split = q
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(q.len());
     let (num, suffix) = q.split_at(split);
     let n: f64 = num.parse().ok()?;
     let mult: f64 = match suffix {
@@ -31,7 +33,7 @@ pub fn bytes(q: &str) -> Option<u64> {
 pub fn quantity(bytes: u64) -> String {
     const MI: u64 = 1024 * 1024;
     const GI: u64 = 1024 * MI;
-    if bytes >= GI && bytes % GI == 0 {
+    if bytes >= GI && bytes.is_multiple_of(GI) {
         format!("{}Gi", bytes / GI)
     } else {
         format!("{}Mi", bytes.div_ceil(MI))
@@ -46,7 +48,11 @@ pub fn round_up_tidy(bytes: u64) -> u64 {
 
 fn resource(c: &Container, which: &str, name: &str) -> Option<String> {
     let r = c.resources.as_ref()?;
-    let map = if which == "limits" { r.limits.as_ref()? } else { r.requests.as_ref()? };
+    let map = if which == "limits" {
+        r.limits.as_ref()?
+    } else {
+        r.requests.as_ref()?
+    };
     map.get(name).map(|q| q.0.clone())
 }
 
@@ -62,9 +68,17 @@ pub fn memory_request(c: &Container) -> Option<String> {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Heap {
     /// `-Xmx` with the bytes it sets.
-    Max { flag: String, bytes: u64, source: String },
+    Max {
+        flag: String,
+        bytes: u64,
+        source: String,
+    },
     /// `-XX:MaxRAMPercentage`.
-    Percentage { flag: String, percent: f64, source: String },
+    Percentage {
+        flag: String,
+        percent: f64,
+        source: String,
+    },
 }
 
 impl Heap {
@@ -90,22 +104,33 @@ impl Heap {
 }
 
 /// Environment variables the JVM reads options from.
-pub const JVM_ENV: [&str; 4] = ["JAVA_TOOL_OPTIONS", "JAVA_OPTS", "JDK_JAVA_OPTIONS", "_JAVA_OPTIONS"];
+pub const JVM_ENV: [&str; 4] = [
+    "JAVA_TOOL_OPTIONS",
+    "JAVA_OPTS",
+    "JDK_JAVA_OPTIONS",
+    "_JAVA_OPTIONS",
+];
 
 /// The effective JVM max-heap setting of a container, if any. The last flag wins, as in the JVM;
 /// the command line is read after the environment.
 pub fn jvm_heap(c: &Container) -> Option<Heap> {
     let mut found = None;
     for env in c.env.iter().flatten() {
-        if JVM_ENV.contains(&env.name.as_str()) {
-            if let Some(v) = env.value.as_deref() {
-                for tok in v.split_whitespace() {
-                    found = parse_heap_flag(tok, &format!("env {}", env.name)).or(found);
-                }
+        if JVM_ENV.contains(&env.name.as_str())
+            && let Some(v) = env.value.as_deref()
+        {
+            for tok in v.split_whitespace() {
+                found = parse_heap_flag(tok, &format!("env {}", env.name)).or(found);
             }
         }
     }
-    for (i, tok) in c.command.iter().flatten().chain(c.args.iter().flatten()).enumerate() {
+    for (i, tok) in c
+        .command
+        .iter()
+        .flatten()
+        .chain(c.args.iter().flatten())
+        .enumerate()
+    {
         for word in tok.split_whitespace() {
             found = parse_heap_flag(word, &format!("command line (word {})", i + 1)).or(found);
         }
@@ -116,11 +141,19 @@ pub fn jvm_heap(c: &Container) -> Option<Heap> {
 fn parse_heap_flag(tok: &str, source: &str) -> Option<Heap> {
     if let Some(v) = tok.strip_prefix("-Xmx") {
         let b = jvm_size(v)?;
-        return Some(Heap::Max { flag: tok.to_string(), bytes: b, source: source.into() });
+        return Some(Heap::Max {
+            flag: tok.to_string(),
+            bytes: b,
+            source: source.into(),
+        });
     }
     if let Some(v) = tok.strip_prefix("-XX:MaxRAMPercentage=") {
         let p: f64 = v.parse().ok()?;
-        return Some(Heap::Percentage { flag: tok.to_string(), percent: p, source: source.into() });
+        return Some(Heap::Percentage {
+            flag: tok.to_string(),
+            percent: p,
+            source: source.into(),
+        });
     }
     None
 }
@@ -163,7 +196,10 @@ mod tests {
             "env": [{"name": "JAVA_OPTS", "value": "-Xms128m -Xmx768m"}],
         }))
         .unwrap();
-        assert_eq!(jvm_heap(&c).map(|h| h.bytes_under(0)), Some(768 * 1024 * 1024));
+        assert_eq!(
+            jvm_heap(&c).map(|h| h.bytes_under(0)),
+            Some(768 * 1024 * 1024)
+        );
         let c: Container = serde_json::from_value(serde_json::json!({
             "name": "app",
             "args": ["-XX:MaxRAMPercentage=90", "-jar", "app.jar"],

@@ -25,7 +25,10 @@ pub struct SelectorError {
 
 impl Selector {
     pub fn parse(s: &str) -> Result<Self, SelectorError> {
-        let err = |why: &str| SelectorError { selector: s.to_string(), why: why.to_string() };
+        let err = |why: &str| SelectorError {
+            selector: s.to_string(),
+            why: why.to_string(),
+        };
         let mut reqs = Vec::new();
         for part in split_top(s) {
             let part = part.trim();
@@ -37,9 +40,15 @@ impl Selector {
             } else if let Some((k, v)) = part.split_once("==").or_else(|| part.split_once('=')) {
                 Requirement::Eq(key(k).ok_or_else(|| err("bad key"))?, v.trim().to_string())
             } else if let Some((k, set)) = part.split_once(" notin ") {
-                Requirement::NotIn(key(k).ok_or_else(|| err("bad key"))?, values(set).ok_or_else(|| err("expected (a,b)"))?)
+                Requirement::NotIn(
+                    key(k).ok_or_else(|| err("bad key"))?,
+                    values(set).ok_or_else(|| err("expected (a,b)"))?,
+                )
             } else if let Some((k, set)) = part.split_once(" in ") {
-                Requirement::In(key(k).ok_or_else(|| err("bad key"))?, values(set).ok_or_else(|| err("expected (a,b)"))?)
+                Requirement::In(
+                    key(k).ok_or_else(|| err("bad key"))?,
+                    values(set).ok_or_else(|| err("expected (a,b)"))?,
+                )
             } else if let Some(k) = part.strip_prefix('!') {
                 Requirement::NotExists(key(k).ok_or_else(|| err("bad key"))?)
             } else {
@@ -84,12 +93,21 @@ fn split_top(s: &str) -> Vec<&str> {
 
 fn key(k: &str) -> Option<String> {
     let k = k.trim();
-    (!k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c))).then(|| k.to_string())
+    (!k.is_empty()
+        && k.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c)))
+    .then(|| k.to_string())
 }
 
 fn values(set: &str) -> Option<Vec<String>> {
     let inner = set.trim().strip_prefix('(')?.strip_suffix(')')?;
-    Some(inner.split(',').map(|v| v.trim().to_string()).filter(|v| !v.is_empty()).collect())
+    Some(
+        inner
+            .split(',')
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+            .collect(),
+    )
 }
 
 #[cfg(test)]
@@ -97,18 +115,37 @@ mod tests {
     use super::*;
 
     fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
     fn selects_like_kubectl() {
         let l = labels(&[("app", "api"), ("tier", "web")]);
         assert!(Selector::parse("app=api").unwrap().matches(Some(&l)));
-        assert!(Selector::parse("app=api,tier!=db").unwrap().matches(Some(&l)));
-        assert!(Selector::parse("tier in (web, db),app").unwrap().matches(Some(&l)));
+        assert!(
+            Selector::parse("app=api,tier!=db")
+                .unwrap()
+                .matches(Some(&l))
+        );
+        assert!(
+            Selector::parse("tier in (web, db),app")
+                .unwrap()
+                .matches(Some(&l))
+        );
         assert!(!Selector::parse("!app").unwrap().matches(Some(&l)));
-        assert!(!Selector::parse("app notin (api)").unwrap().matches(Some(&l)));
-        assert!(Selector::parse("app=").unwrap().matches(Some(&labels(&[("app", "")]))));
+        assert!(
+            !Selector::parse("app notin (api)")
+                .unwrap()
+                .matches(Some(&l))
+        );
+        assert!(
+            Selector::parse("app=")
+                .unwrap()
+                .matches(Some(&labels(&[("app", "")])))
+        );
         assert!(Selector::parse("a b").is_err());
     }
 }

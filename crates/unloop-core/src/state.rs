@@ -6,7 +6,9 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet, Deployment, ReplicaSet, StatefulSet};
+use k8s_openapi::api::apps::v1::{
+    ControllerRevision, DaemonSet, Deployment, ReplicaSet, StatefulSet,
+};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Event, Node, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
@@ -100,22 +102,37 @@ pub struct Gap {
 }
 
 impl ClusterState {
-    pub fn log(&self, namespace: &str, pod: &str, container: &str, previous: bool) -> Option<&ContainerLog> {
-        self.logs
-            .iter()
-            .find(|l| l.namespace == namespace && l.pod == pod && l.container == container && l.previous == previous)
+    pub fn log(
+        &self,
+        namespace: &str,
+        pod: &str,
+        container: &str,
+        previous: bool,
+    ) -> Option<&ContainerLog> {
+        self.logs.iter().find(|l| {
+            l.namespace == namespace
+                && l.pod == pod
+                && l.container == container
+                && l.previous == previous
+        })
     }
 
     pub fn config_map(&self, namespace: &str, name: &str) -> Option<&KeySet> {
-        self.config_maps.iter().find(|c| c.namespace == namespace && c.name == name)
+        self.config_maps
+            .iter()
+            .find(|c| c.namespace == namespace && c.name == name)
     }
 
     pub fn secret(&self, namespace: &str, name: &str) -> Option<&KeySet> {
-        self.secrets.iter().find(|c| c.namespace == namespace && c.name == name)
+        self.secrets
+            .iter()
+            .find(|c| c.namespace == namespace && c.name == name)
     }
 
     pub fn node(&self, name: &str) -> Option<&Node> {
-        self.nodes.iter().find(|n| n.metadata.name.as_deref() == Some(name))
+        self.nodes
+            .iter()
+            .find(|n| n.metadata.name.as_deref() == Some(name))
     }
 
     /// True when the state holds ConfigMaps for `namespace`, i.e. "absent" means "does not exist"

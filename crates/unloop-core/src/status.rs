@@ -5,14 +5,26 @@ use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
 /// The STATUS column of `kubectl get pods`, computed the way kubectl's printer does.
 pub fn pod_status(pod: &Pod) -> String {
     let status = pod.status.as_ref();
-    let mut reason = status.and_then(|s| s.phase.clone()).unwrap_or_else(|| "Unknown".into());
-    if let Some(r) = status.and_then(|s| s.reason.as_ref()).filter(|r| !r.is_empty()) {
+    let mut reason = status
+        .and_then(|s| s.phase.clone())
+        .unwrap_or_else(|| "Unknown".into());
+    if let Some(r) = status
+        .and_then(|s| s.reason.as_ref())
+        .filter(|r| !r.is_empty())
+    {
         reason = r.clone();
     }
     let spec = pod.spec.as_ref();
-    let init_specs = spec.and_then(|s| s.init_containers.as_deref()).unwrap_or_default();
+    let init_specs = spec
+        .and_then(|s| s.init_containers.as_deref())
+        .unwrap_or_default();
     let mut initializing = false;
-    for (i, cs) in status.and_then(|s| s.init_container_statuses.as_deref()).unwrap_or_default().iter().enumerate() {
+    for (i, cs) in status
+        .and_then(|s| s.init_container_statuses.as_deref())
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+    {
         let terminated = cs.state.as_ref().and_then(|s| s.terminated.as_ref());
         let waiting = cs.state.as_ref().and_then(|s| s.waiting.as_ref());
         let sidecar = init_specs
@@ -26,11 +38,14 @@ pub fn pod_status(pod: &Pod) -> String {
         reason = if let Some(t) = terminated {
             match t.reason.as_deref().filter(|r| !r.is_empty()) {
                 Some(r) => format!("Init:{r}"),
-                None if t.signal.unwrap_or(0) != 0 => format!("Init:Signal:{}", t.signal.unwrap_or(0)),
+                None if t.signal.unwrap_or(0) != 0 => {
+                    format!("Init:Signal:{}", t.signal.unwrap_or(0))
+                }
                 None => format!("Init:ExitCode:{}", t.exit_code),
             }
-        } else if let Some(r) =
-            waiting.and_then(|w| w.reason.as_deref()).filter(|r| !r.is_empty() && *r != "PodInitializing")
+        } else if let Some(r) = waiting
+            .and_then(|w| w.reason.as_deref())
+            .filter(|r| !r.is_empty() && *r != "PodInitializing")
         {
             format!("Init:{r}")
         } else {
@@ -40,17 +55,31 @@ pub fn pod_status(pod: &Pod) -> String {
     }
     let initialized = status
         .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Initialized" && c.status == "True"));
+        .is_some_and(|cs| {
+            cs.iter()
+                .any(|c| c.type_ == "Initialized" && c.status == "True")
+        });
     if !initializing || initialized {
         let mut has_running = false;
-        for cs in status.and_then(|s| s.container_statuses.as_deref()).unwrap_or_default().iter().rev() {
+        for cs in status
+            .and_then(|s| s.container_statuses.as_deref())
+            .unwrap_or_default()
+            .iter()
+            .rev()
+        {
             let state = cs.state.as_ref();
-            if let Some(r) = state.and_then(|s| s.waiting.as_ref()).and_then(|w| w.reason.clone()).filter(|r| !r.is_empty()) {
+            if let Some(r) = state
+                .and_then(|s| s.waiting.as_ref())
+                .and_then(|w| w.reason.clone())
+                .filter(|r| !r.is_empty())
+            {
                 reason = r;
             } else if let Some(t) = state.and_then(|s| s.terminated.as_ref()) {
                 reason = match t.reason.clone().filter(|r| !r.is_empty()) {
                     Some(r) => r,
-                    None if t.signal.unwrap_or(0) != 0 => format!("Signal:{}", t.signal.unwrap_or(0)),
+                    None if t.signal.unwrap_or(0) != 0 => {
+                        format!("Signal:{}", t.signal.unwrap_or(0))
+                    }
                     None => format!("ExitCode:{}", t.exit_code),
                 };
             } else if cs.ready && state.and_then(|s| s.running.as_ref()).is_some() {
@@ -61,7 +90,11 @@ pub fn pod_status(pod: &Pod) -> String {
             let ready = status
                 .and_then(|s| s.conditions.as_ref())
                 .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
-            reason = if ready { "Running".into() } else { "NotReady".into() };
+            reason = if ready {
+                "Running".into()
+            } else {
+                "NotReady".into()
+            };
         }
     }
     if pod.metadata.deletion_timestamp.is_some() {
@@ -76,15 +109,31 @@ pub fn pod_status(pod: &Pod) -> String {
 
 /// Total restarts as the RESTARTS column counts them (regular containers and sidecars).
 pub fn restarts(pod: &Pod) -> i32 {
-    let Some(status) = pod.status.as_ref() else { return 0 };
-    let sidecars = pod.spec.as_ref().and_then(|s| s.init_containers.as_deref()).unwrap_or_default();
-    let main: i32 = status.container_statuses.as_deref().unwrap_or_default().iter().map(|c| c.restart_count).sum();
+    let Some(status) = pod.status.as_ref() else {
+        return 0;
+    };
+    let sidecars = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.init_containers.as_deref())
+        .unwrap_or_default();
+    let main: i32 = status
+        .container_statuses
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .map(|c| c.restart_count)
+        .sum();
     let side: i32 = status
         .init_container_statuses
         .as_deref()
         .unwrap_or_default()
         .iter()
-        .filter(|c| sidecars.iter().any(|s| s.name == c.name && s.restart_policy.as_deref() == Some("Always")))
+        .filter(|c| {
+            sidecars
+                .iter()
+                .any(|s| s.name == c.name && s.restart_policy.as_deref() == Some("Always"))
+        })
         .map(|c| c.restart_count)
         .sum();
     main + side
@@ -108,12 +157,24 @@ pub const RECENT_RESTART_SECS: i64 = 3600;
 /// The containers of `pod` that need a diagnosis, in pod order (init containers first).
 pub fn troubled_containers(pod: &Pod, now: jiff::Timestamp) -> Vec<(Role, &ContainerStatus)> {
     let mut out = Vec::new();
-    let Some(status) = pod.status.as_ref() else { return out };
+    let Some(status) = pod.status.as_ref() else {
+        return out;
+    };
     let spec = pod.spec.as_ref();
-    let policy = spec.and_then(|s| s.restart_policy.as_deref()).unwrap_or("Always");
-    let init_specs = spec.and_then(|s| s.init_containers.as_deref()).unwrap_or_default();
-    for cs in status.init_container_statuses.as_deref().unwrap_or_default() {
-        let sidecar = init_specs.iter().any(|c| c.name == cs.name && c.restart_policy.as_deref() == Some("Always"));
+    let policy = spec
+        .and_then(|s| s.restart_policy.as_deref())
+        .unwrap_or("Always");
+    let init_specs = spec
+        .and_then(|s| s.init_containers.as_deref())
+        .unwrap_or_default();
+    for cs in status
+        .init_container_statuses
+        .as_deref()
+        .unwrap_or_default()
+    {
+        let sidecar = init_specs
+            .iter()
+            .any(|c| c.name == cs.name && c.restart_policy.as_deref() == Some("Always"));
         let role = if sidecar { Role::Sidecar } else { Role::Init };
         if container_in_trouble(cs, policy, now, sidecar) {
             out.push((role, cs));
@@ -127,14 +188,18 @@ pub fn troubled_containers(pod: &Pod, now: jiff::Timestamp) -> Vec<(Role, &Conta
     out
 }
 
-fn container_in_trouble(cs: &ContainerStatus, policy: &str, now: jiff::Timestamp, long_running: bool) -> bool {
+fn container_in_trouble(
+    cs: &ContainerStatus,
+    policy: &str,
+    now: jiff::Timestamp,
+    long_running: bool,
+) -> bool {
     let state = cs.state.as_ref();
-    if let Some(w) = state.and_then(|s| s.waiting.as_ref()) {
-        if let Some(r) = w.reason.as_deref() {
-            if !BENIGN_WAITING.contains(&r) {
-                return true;
-            }
-        }
+    if let Some(w) = state.and_then(|s| s.waiting.as_ref())
+        && let Some(r) = w.reason.as_deref()
+        && !BENIGN_WAITING.contains(&r)
+    {
+        return true;
     }
     if let Some(t) = state.and_then(|s| s.terminated.as_ref()) {
         // A finished container is trouble when it failed, or when it was meant to keep running.
@@ -145,10 +210,14 @@ fn container_in_trouble(cs: &ContainerStatus, policy: &str, now: jiff::Timestamp
             return true;
         }
     }
-    if cs.restart_count > 0 {
-        if let Some(finished) = cs.last_state.as_ref().and_then(|s| s.terminated.as_ref()).and_then(|t| t.finished_at.as_ref()) {
-            return now.duration_since(finished.0).as_secs() < RECENT_RESTART_SECS;
-        }
+    if cs.restart_count > 0
+        && let Some(finished) = cs
+            .last_state
+            .as_ref()
+            .and_then(|s| s.terminated.as_ref())
+            .and_then(|t| t.finished_at.as_ref())
+    {
+        return now.duration_since(finished.0).as_secs() < RECENT_RESTART_SECS;
     }
     false
 }

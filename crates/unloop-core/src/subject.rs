@@ -1,7 +1,9 @@
 //! One troubled container with everything known about it: the input of every cause rule.
 
 use jiff::Timestamp;
-use k8s_openapi::api::core::v1::{Container, ContainerStateTerminated, ContainerStatus, Event, Node, Pod};
+use k8s_openapi::api::core::v1::{
+    Container, ContainerStateTerminated, ContainerStatus, Event, Node, Pod,
+};
 
 use crate::logscan::LogScan;
 use crate::state::{ClusterState, ContainerLog};
@@ -56,11 +58,23 @@ impl<'a> Subject<'a> {
     }
 
     pub fn waiting_reason(&self) -> Option<&'a str> {
-        self.status?.state.as_ref()?.waiting.as_ref()?.reason.as_deref()
+        self.status?
+            .state
+            .as_ref()?
+            .waiting
+            .as_ref()?
+            .reason
+            .as_deref()
     }
 
     pub fn waiting_message(&self) -> Option<&'a str> {
-        self.status?.state.as_ref()?.waiting.as_ref()?.message.as_deref()
+        self.status?
+            .state
+            .as_ref()?
+            .waiting
+            .as_ref()?
+            .message
+            .as_deref()
     }
 
     pub fn exit_code(&self) -> Option<i32> {
@@ -85,7 +99,11 @@ impl<'a> Subject<'a> {
         if let Some(p) = self.spec.restart_policy.as_deref() {
             return p;
         }
-        self.pod.spec.as_ref().and_then(|s| s.restart_policy.as_deref()).unwrap_or("Always")
+        self.pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.restart_policy.as_deref())
+            .unwrap_or("Always")
     }
 
     pub fn long_running(&self) -> bool {
@@ -110,8 +128,17 @@ impl<'a> Subject<'a> {
     }
 
     pub fn log_source(&self) -> String {
-        let which = if self.log.is_some_and(|l| l.previous) { "previous" } else { "current" };
-        format!("logs {}/{}[{}] ({which})", self.namespace, self.pod_name, self.container())
+        let which = if self.log.is_some_and(|l| l.previous) {
+            "previous"
+        } else {
+            "current"
+        };
+        format!(
+            "logs {}/{}[{}] ({which})",
+            self.namespace,
+            self.pod_name,
+            self.container()
+        )
     }
 
     pub fn log_evidence(&self, line: &str) -> Evidence {
@@ -129,7 +156,10 @@ impl<'a> Subject<'a> {
             .filter(|e| {
                 let field = e.involved_object.field_path.as_deref().unwrap_or_default();
                 let msg = e.message.as_deref().unwrap_or_default();
-                field.contains(&format!("{{{c}}}")) || msg.contains(&format!("ontainer {c} ")) || msg.contains(&format!("container={c}")) || field.is_empty()
+                field.contains(&format!("{{{c}}}"))
+                    || msg.contains(&format!("ontainer {c} "))
+                    || msg.contains(&format!("container={c}"))
+                    || field.is_empty()
             })
             .collect()
     }
@@ -142,7 +172,11 @@ impl<'a> Subject<'a> {
     /// The object a `kubectl set ...` command should change: the workload when one owns the pod.
     pub fn settable(&self) -> Option<String> {
         use crate::workload::WorkloadKind::*;
-        matches!(self.workload.kind, Deployment | StatefulSet | DaemonSet | ReplicaSet).then(|| self.workload.to_string())
+        matches!(
+            self.workload.kind,
+            Deployment | StatefulSet | DaemonSet | ReplicaSet
+        )
+        .then(|| self.workload.to_string())
     }
 
     /// A remedy that sets an environment variable on the owner, or says to edit the manifest.
@@ -151,24 +185,48 @@ impl<'a> Subject<'a> {
             Some(w) => Remedy::new(
                 Some(cause),
                 format!("set {var} on {w}"),
-                Some(format!("kubectl set env {w} {} -c {} {var}=<value>", self.ns_flag(), self.container())),
+                Some(format!(
+                    "kubectl set env {w} {} -c {} {var}=<value>",
+                    self.ns_flag(),
+                    self.container()
+                )),
             ),
-            None => Remedy::new(Some(cause), format!("add {var} to the env of container {} in the manifest and re-create the pod", self.container()), None),
+            None => Remedy::new(
+                Some(cause),
+                format!(
+                    "add {var} to the env of container {} in the manifest and re-create the pod",
+                    self.container()
+                ),
+                None,
+            ),
         }
     }
 
     pub fn field(&self, path_suffix: &str, text: impl Into<String>) -> Evidence {
-        Evidence::new(EvidenceKind::Field, format!("{} {path_suffix}", self.status_path()), text)
+        Evidence::new(
+            EvidenceKind::Field,
+            format!("{} {path_suffix}", self.status_path()),
+            text,
+        )
     }
 
     pub fn spec_evidence(&self, path_suffix: &str, text: impl Into<String>) -> Evidence {
-        Evidence::new(EvidenceKind::Spec, format!("{}{path_suffix}", self.spec_path()), text)
+        Evidence::new(
+            EvidenceKind::Spec,
+            format!("{}{path_suffix}", self.spec_path()),
+            text,
+        )
     }
 
     /// The evidence of the last termination: exit code, reason, and how long it ran.
     pub fn termination_evidence(&self) -> Option<Evidence> {
         let t = self.last_run()?;
-        let which = if self.status.and_then(|s| s.state.as_ref()).and_then(|s| s.terminated.as_ref()).is_some() {
+        let which = if self
+            .status
+            .and_then(|s| s.state.as_ref())
+            .and_then(|s| s.terminated.as_ref())
+            .is_some()
+        {
             "state.terminated"
         } else {
             "lastState.terminated"
@@ -188,13 +246,21 @@ impl<'a> Subject<'a> {
     }
 
     pub fn confidence_if(&self, strong: bool) -> Confidence {
-        if strong { Confidence::High } else { Confidence::Medium }
+        if strong {
+            Confidence::High
+        } else {
+            Confidence::Medium
+        }
     }
 }
 
 pub fn event_source(e: &Event) -> String {
     let count = e.count.unwrap_or(1);
-    let times = if count > 1 { format!(", x{count}") } else { String::new() };
+    let times = if count > 1 {
+        format!(", x{count}")
+    } else {
+        String::new()
+    };
     format!(
         "event {} {}{}",
         e.type_.as_deref().unwrap_or("Normal"),

@@ -92,7 +92,9 @@ impl CauseId {
             | CauseId::ExecFormat
             | CauseId::ImagePull
             | CauseId::LivenessProbeKill => Bucket::Configuration,
-            CauseId::OomLimitTooLow | CauseId::OomJvmHeapOverLimit | CauseId::NodePressure => Bucket::Resources,
+            CauseId::OomLimitTooLow | CauseId::OomJvmHeapOverLimit | CauseId::NodePressure => {
+                Bucket::Resources
+            }
             CauseId::DependencyUnreachable
             | CauseId::DependencyDns
             | CauseId::Segfault
@@ -171,7 +173,11 @@ pub struct Evidence {
 
 impl Evidence {
     pub fn new(kind: EvidenceKind, source: impl Into<String>, text: impl Into<String>) -> Self {
-        Evidence { kind, source: source.into(), text: text.into() }
+        Evidence {
+            kind,
+            source: source.into(),
+            text: text.into(),
+        }
     }
 }
 
@@ -189,7 +195,13 @@ pub struct Cause {
 
 impl Cause {
     pub fn new(id: CauseId, confidence: Confidence, summary: impl Into<String>) -> Self {
-        Cause { id, bucket: id.bucket(), confidence, summary: summary.into(), evidence: Vec::new() }
+        Cause {
+            id,
+            bucket: id.bucket(),
+            confidence,
+            summary: summary.into(),
+            evidence: Vec::new(),
+        }
     }
 
     pub fn with(mut self, evidence: Evidence) -> Self {
@@ -212,7 +224,15 @@ pub struct Remedy {
 }
 
 impl Remedy {
-    pub fn new(for_cause: Option<CauseId>, title: impl Into<String>, command: Option<String>) -> Self {
-        Remedy { for_cause, title: title.into(), command }
+    pub fn new(
+        for_cause: Option<CauseId>,
+        title: impl Into<String>,
+        command: Option<String>,
+    ) -> Self {
+        Remedy {
+            for_cause,
+            title: title.into(),
+            command,
+        }
     }
 }

@@ -57,7 +57,13 @@ impl WorkloadKind {
 
     /// Long-running workloads restart their containers forever (restartPolicy Always).
     pub fn long_running(self) -> bool {
-        matches!(self, WorkloadKind::Deployment | WorkloadKind::StatefulSet | WorkloadKind::DaemonSet | WorkloadKind::ReplicaSet)
+        matches!(
+            self,
+            WorkloadKind::Deployment
+                | WorkloadKind::StatefulSet
+                | WorkloadKind::DaemonSet
+                | WorkloadKind::ReplicaSet
+        )
     }
 }
 
@@ -67,9 +73,14 @@ impl std::fmt::Display for Workload {
     }
 }
 
-fn controller_of(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> Option<(&str, &str)> {
+fn controller_of(
+    meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+) -> Option<(&str, &str)> {
     let refs = meta.owner_references.as_deref()?;
-    let r = refs.iter().find(|r| r.controller == Some(true)).or_else(|| refs.first())?;
+    let r = refs
+        .iter()
+        .find(|r| r.controller == Some(true))
+        .or_else(|| refs.first())?;
     Some((r.kind.as_str(), r.name.as_str()))
 }
 
@@ -79,30 +90,66 @@ pub fn of_pod(state: &ClusterState, pod: &Pod) -> Workload {
     let pod_name = pod.metadata.name.clone().unwrap_or_default();
     match controller_of(&pod.metadata) {
         Some(("ReplicaSet", rs_name)) => {
-            let rs = state.replica_sets.iter().find(|r| r.metadata.namespace.as_deref() == Some(ns) && r.metadata.name.as_deref() == Some(rs_name));
+            let rs = state.replica_sets.iter().find(|r| {
+                r.metadata.namespace.as_deref() == Some(ns)
+                    && r.metadata.name.as_deref() == Some(rs_name)
+            });
             match rs.and_then(|r| controller_of(&r.metadata)) {
-                Some(("Deployment", d)) => Workload { kind: WorkloadKind::Deployment, name: d.into() },
+                Some(("Deployment", d)) => Workload {
+                    kind: WorkloadKind::Deployment,
+                    name: d.into(),
+                },
                 _ if rs.is_none() => {
                     // Without the ReplicaSet, strip its pod-template-hash suffix: the usual Deployment name.
-                    let hash = pod.metadata.labels.as_ref().and_then(|l| l.get("pod-template-hash"));
+                    let hash = pod
+                        .metadata
+                        .labels
+                        .as_ref()
+                        .and_then(|l| l.get("pod-template-hash"));
                     match hash.and_then(|h| rs_name.strip_suffix(&format!("-{h}"))) {
-                        Some(d) => Workload { kind: WorkloadKind::Deployment, name: d.into() },
-                        None => Workload { kind: WorkloadKind::ReplicaSet, name: rs_name.into() },
+                        Some(d) => Workload {
+                            kind: WorkloadKind::Deployment,
+                            name: d.into(),
+                        },
+                        None => Workload {
+                            kind: WorkloadKind::ReplicaSet,
+                            name: rs_name.into(),
+                        },
                     }
                 }
-                _ => Workload { kind: WorkloadKind::ReplicaSet, name: rs_name.into() },
+                _ => Workload {
+                    kind: WorkloadKind::ReplicaSet,
+                    name: rs_name.into(),
+                },
             }
         }
-        Some(("StatefulSet", n)) => Workload { kind: WorkloadKind::StatefulSet, name: n.into() },
-        Some(("DaemonSet", n)) => Workload { kind: WorkloadKind::DaemonSet, name: n.into() },
+        Some(("StatefulSet", n)) => Workload {
+            kind: WorkloadKind::StatefulSet,
+            name: n.into(),
+        },
+        Some(("DaemonSet", n)) => Workload {
+            kind: WorkloadKind::DaemonSet,
+            name: n.into(),
+        },
         Some(("Job", n)) => {
-            let job = state.jobs.iter().find(|j| j.metadata.namespace.as_deref() == Some(ns) && j.metadata.name.as_deref() == Some(n));
+            let job = state.jobs.iter().find(|j| {
+                j.metadata.namespace.as_deref() == Some(ns) && j.metadata.name.as_deref() == Some(n)
+            });
             match job.and_then(|j| controller_of(&j.metadata)) {
-                Some(("CronJob", c)) => Workload { kind: WorkloadKind::CronJob, name: c.into() },
-                _ => Workload { kind: WorkloadKind::Job, name: n.into() },
+                Some(("CronJob", c)) => Workload {
+                    kind: WorkloadKind::CronJob,
+                    name: c.into(),
+                },
+                _ => Workload {
+                    kind: WorkloadKind::Job,
+                    name: n.into(),
+                },
             }
         }
-        _ => Workload { kind: WorkloadKind::Pod, name: pod_name },
+        _ => Workload {
+            kind: WorkloadKind::Pod,
+            name: pod_name,
+        },
     }
 }
 
@@ -117,11 +164,19 @@ pub struct Revision<'a> {
 
 impl Revision<'_> {
     pub fn name(&self) -> &str {
-        self.replica_set.metadata.name.as_deref().unwrap_or_default()
+        self.replica_set
+            .metadata
+            .name
+            .as_deref()
+            .unwrap_or_default()
     }
 
     pub fn ready(&self) -> i32 {
-        self.replica_set.status.as_ref().and_then(|s| s.ready_replicas).unwrap_or(0)
+        self.replica_set
+            .status
+            .as_ref()
+            .and_then(|s| s.ready_replicas)
+            .unwrap_or(0)
     }
 
     pub fn template(&self) -> Option<&PodTemplateSpec> {
@@ -129,20 +184,39 @@ impl Revision<'_> {
     }
 
     pub fn created(&self) -> Option<jiff::Timestamp> {
-        self.replica_set.metadata.creation_timestamp.as_ref().map(|t| t.0)
+        self.replica_set
+            .metadata
+            .creation_timestamp
+            .as_ref()
+            .map(|t| t.0)
     }
 }
 
 /// A Deployment's revisions, oldest first.
-pub fn revisions<'a>(state: &'a ClusterState, namespace: &str, deployment: &str) -> Vec<Revision<'a>> {
+pub fn revisions<'a>(
+    state: &'a ClusterState,
+    namespace: &str,
+    deployment: &str,
+) -> Vec<Revision<'a>> {
     let mut out: Vec<Revision<'a>> = state
         .replica_sets
         .iter()
         .filter(|rs| rs.metadata.namespace.as_deref() == Some(namespace))
-        .filter(|rs| controller_of(&rs.metadata).is_some_and(|(k, n)| k == "Deployment" && n == deployment))
+        .filter(|rs| {
+            controller_of(&rs.metadata).is_some_and(|(k, n)| k == "Deployment" && n == deployment)
+        })
         .filter_map(|rs| {
-            let n = rs.metadata.annotations.as_ref()?.get(REVISION_ANNOTATION)?.parse().ok()?;
-            Some(Revision { number: n, replica_set: rs })
+            let n = rs
+                .metadata
+                .annotations
+                .as_ref()?
+                .get(REVISION_ANNOTATION)?
+                .parse()
+                .ok()?;
+            Some(Revision {
+                number: n,
+                replica_set: rs,
+            })
         })
         .collect();
     out.sort_by_key(|r| r.number);
@@ -176,14 +250,27 @@ fn diff_values(path: &str, a: &serde_json::Value, b: &serde_json::Value, out: &m
         (Value::Object(x), Value::Object(y)) => {
             let keys: std::collections::BTreeSet<&String> = x.keys().chain(y.keys()).collect();
             for k in keys {
-                let p = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
-                diff_values(&p, x.get(k).unwrap_or(&Value::Null), y.get(k).unwrap_or(&Value::Null), out);
+                let p = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
+                diff_values(
+                    &p,
+                    x.get(k).unwrap_or(&Value::Null),
+                    y.get(k).unwrap_or(&Value::Null),
+                    out,
+                );
             }
         }
         (Value::Array(x), Value::Array(y)) if x.len() == y.len() => {
             for (i, (xa, ya)) in x.iter().zip(y).enumerate() {
                 // Containers and env entries are named: say which one, not its index.
-                let label = ya.get("name").and_then(Value::as_str).map(str::to_string).unwrap_or_else(|| i.to_string());
+                let label = ya
+                    .get("name")
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+                    .unwrap_or_else(|| i.to_string());
                 diff_values(&format!("{path}[{label}]"), xa, ya, out);
             }
         }
@@ -198,5 +285,12 @@ fn short(v: &serde_json::Value) -> String {
         serde_json::Value::String(s) => s.clone(),
         other => other.to_string(),
     };
-    if s.len() > 120 { format!("{}…", &s[..s.char_indices().nth(117).map(|(i, _)| i).unwrap_or(s.len())]) } else { s }
+    if s.len() > 120 {
+        format!(
+            "{}…",
+            &s[..s.char_indices().nth(117).map(|(i, _)| i).unwrap_or(s.len())]
+        )
+    } else {
+        s
+    }
 }

@@ -3,11 +3,11 @@
 use std::fmt::Write;
 
 use owo_colors::{OwoColorize, Style};
+use unloop_core::Report;
 use unloop_core::backoff::go_duration;
 use unloop_core::diagnose::Diagnosis;
 use unloop_core::subject::human_secs;
 use unloop_core::verdict::Confidence;
-use unloop_core::Report;
 
 use crate::{clock, relative};
 
@@ -25,7 +25,15 @@ impl Palette {
     fn new(color: bool) -> Self {
         if !color {
             let s = Style::new();
-            return Palette { title: s, bad: s, label: s, dim: s, cmd: s, high: s, medium: s };
+            return Palette {
+                title: s,
+                bad: s,
+                label: s,
+                dim: s,
+                cmd: s,
+                high: s,
+                medium: s,
+            };
         }
         Palette {
             title: Style::new().bold(),
@@ -64,17 +72,30 @@ pub fn human(report: &Report, color: bool) -> String {
         many => format!("namespaces {}", many.join(", ")),
     };
     if n == 0 {
-        let _ = writeln!(out, "No crash-looping or failing pods in {scope} ({} pods checked).", report.pods_scanned);
+        let _ = writeln!(
+            out,
+            "No crash-looping or failing pods in {scope} ({} pods checked).",
+            report.pods_scanned
+        );
     } else {
         let _ = writeln!(
             out,
             "{}",
-            format!("{n} {} in trouble in {scope} ({} pods checked, as of {}).", if n == 1 { "workload" } else { "workloads" }, report.pods_scanned, report.as_of.strftime("%Y-%m-%d %H:%M:%S UTC"))
-                .style(p.title)
+            format!(
+                "{n} {} in trouble in {scope} ({} pods checked, as of {}).",
+                if n == 1 { "workload" } else { "workloads" },
+                report.pods_scanned,
+                report.as_of.strftime("%Y-%m-%d %H:%M:%S UTC")
+            )
+            .style(p.title)
         );
     }
     if !report.gaps.is_empty() {
-        let _ = writeln!(out, "{}", "Not readable, so not used as evidence:".style(p.dim));
+        let _ = writeln!(
+            out,
+            "{}",
+            "Not readable, so not used as evidence:".style(p.dim)
+        );
         for g in &report.gaps {
             let _ = writeln!(out, "{}", format!("  {}: {}", g.what, g.why).style(p.dim));
         }
@@ -83,7 +104,11 @@ pub fn human(report: &Report, color: bool) -> String {
 }
 
 fn line(out: &mut String, p: &Palette, label: &str, text: &str) {
-    let _ = writeln!(out, "  {} {text}", format!("{label:<LABEL$}").style(p.label));
+    let _ = writeln!(
+        out,
+        "  {} {text}",
+        format!("{label:<LABEL$}").style(p.label)
+    );
 }
 
 fn cont(out: &mut String, text: &str) {
@@ -91,7 +116,11 @@ fn cont(out: &mut String, text: &str) {
 }
 
 fn block(out: &mut String, d: &Diagnosis, report: &Report, p: &Palette) {
-    let replicas = if d.pods.len() > 1 { format!("{} pods", d.pods.len()) } else { format!("pod {}", d.pod) };
+    let replicas = if d.pods.len() > 1 {
+        format!("{} pods", d.pods.len())
+    } else {
+        format!("pod {}", d.pod)
+    };
     let role = match d.role {
         unloop_core::status::Role::Main => "container",
         unloop_core::status::Role::Init => "init container",
@@ -112,11 +141,23 @@ fn block(out: &mut String, d: &Diagnosis, report: &Report, p: &Palette) {
     for (i, c) in d.causes.iter().enumerate() {
         let label = if i == 0 { "cause" } else { "also" };
         let head = format!("{} ({})", c.id, c.confidence);
-        line(out, p, label, &format!("{}: {}", head.style(p.confidence(c.confidence)), c.summary));
+        line(
+            out,
+            p,
+            label,
+            &format!("{}: {}", head.style(p.confidence(c.confidence)), c.summary),
+        );
         if i == 0 {
             for e in &c.evidence {
                 let kind = format!("{:?}", e.kind).to_lowercase();
-                cont(out, &format!("{} {}", format!("{kind:<6} {}:", e.source).style(p.dim), e.text));
+                cont(
+                    out,
+                    &format!(
+                        "{} {}",
+                        format!("{kind:<6} {}:", e.source).style(p.dim),
+                        e.text
+                    ),
+                );
             }
         }
     }
@@ -135,15 +176,28 @@ fn block(out: &mut String, d: &Diagnosis, report: &Report, p: &Palette) {
     }
     if let Some(b) = &d.backoff {
         let next = match (b.next_retry_at, b.next_retry_in_secs) {
-            (Some(at), Some(secs)) if secs >= 0 => format!("next retry at {} ({})", clock(at), relative(at, report.as_of)),
-            (Some(at), Some(_)) => format!("retry was due at {} ({}); the kubelet starts it on its next sync", clock(at), relative(at, report.as_of)),
+            (Some(at), Some(secs)) if secs >= 0 => format!(
+                "next retry at {} ({})",
+                clock(at),
+                relative(at, report.as_of)
+            ),
+            (Some(at), Some(_)) => format!(
+                "retry was due at {} ({}); the kubelet starts it on its next sync",
+                clock(at),
+                relative(at, report.as_of)
+            ),
             _ => "next retry time unknown".into(),
         };
         line(
             out,
             p,
             "backoff",
-            &format!("restart {} is held back {} ({}); {next}", b.restart_count + 1, go_duration(b.delay_secs), b.delay_from),
+            &format!(
+                "restart {} is held back {} ({}); {next}",
+                b.restart_count + 1,
+                go_duration(b.delay_secs),
+                b.delay_from
+            ),
         );
         cont(
             out,
@@ -161,27 +215,64 @@ fn block(out: &mut String, d: &Diagnosis, report: &Report, p: &Palette) {
         );
     }
     if let Some(l) = &d.logs {
-        let which = if l.previous { "previous instance" } else { "current instance" };
+        let which = if l.previous {
+            "previous instance"
+        } else {
+            "current instance"
+        };
         let cut = if l.truncated { ", older lines cut" } else { "" };
         if !l.highlights.is_empty() {
-            line(out, p, "logs", &format!("{}", format!("{which}{cut}, the lines that matter:").style(p.dim)));
+            line(
+                out,
+                p,
+                "logs",
+                &format!(
+                    "{}",
+                    format!("{which}{cut}, the lines that matter:").style(p.dim)
+                ),
+            );
             for h in &l.highlights {
-                cont(out, &format!("{} {}", format!("{:>4} │", h.line).style(p.dim), h.text));
+                cont(
+                    out,
+                    &format!("{} {}", format!("{:>4} │", h.line).style(p.dim), h.text),
+                );
             }
         } else if !l.tail.is_empty() {
-            line(out, p, "logs", &format!("{}", format!("{which}{cut}, last lines:").style(p.dim)));
+            line(
+                out,
+                p,
+                "logs",
+                &format!("{}", format!("{which}{cut}, last lines:").style(p.dim)),
+            );
             for t in &l.tail {
                 cont(out, &format!("{} {t}", "     │".style(p.dim)));
             }
         } else {
-            line(out, p, "logs", &format!("{}", format!("{which}: empty").style(p.dim)));
+            line(
+                out,
+                p,
+                "logs",
+                &format!("{}", format!("{which}: empty").style(p.dim)),
+            );
         }
     }
     let warnings: Vec<_> = d.events.iter().filter(|e| e.type_ == "Warning").collect();
     for (i, e) in warnings.iter().rev().take(3).rev().enumerate() {
-        let count = if e.count > 1 { format!(" x{}", e.count) } else { String::new() };
-        let when = e.last_seen.map(|t| format!(" ({})", relative(t, report.as_of))).unwrap_or_default();
-        line(out, p, if i == 0 { "events" } else { "" }, &format!("{}{count}{when}: {}", e.reason, e.message));
+        let count = if e.count > 1 {
+            format!(" x{}", e.count)
+        } else {
+            String::new()
+        };
+        let when = e
+            .last_seen
+            .map(|t| format!(" ({})", relative(t, report.as_of)))
+            .unwrap_or_default();
+        line(
+            out,
+            p,
+            if i == 0 { "events" } else { "" },
+            &format!("{}{count}{when}: {}", e.reason, e.message),
+        );
     }
     if let Some(n) = &d.node {
         let mut t = format!("{} {}", n.name, if n.ready { "Ready" } else { "NotReady" });
@@ -194,7 +285,11 @@ fn block(out: &mut String, d: &Diagnosis, report: &Report, p: &Palette) {
         line(out, p, "node", &t);
     }
     if d.pods.len() > 1 {
-        let names: Vec<String> = d.pods.iter().map(|x| format!("{} ({}, {})", x.name, x.status, x.restarts)).collect();
+        let names: Vec<String> = d
+            .pods
+            .iter()
+            .map(|x| format!("{} ({}, {})", x.name, x.status, x.restarts))
+            .collect();
         line(out, p, "pods", &names.join(", "));
     }
     for (i, r) in d.remedies.iter().enumerate() {

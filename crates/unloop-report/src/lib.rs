@@ -22,7 +22,8 @@ pub fn render(report: &Report, format: Format, color: bool) -> String {
         Format::Human => human(report, color),
         Format::Markdown => markdown(report),
         Format::Json => {
-            let mut s = serde_json::to_string_pretty(report).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
+            let mut s = serde_json::to_string_pretty(report)
+                .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
             s.push('\n');
             s
         }
@@ -46,7 +47,11 @@ pub(crate) fn relative(t: jiff::Timestamp, now: jiff::Timestamp) -> String {
     } else {
         format!("{}d{}h", abs / 86_400, (abs % 86_400) / 3600)
     };
-    if secs >= 0 { format!("in {text}") } else { format!("{text} ago") }
+    if secs >= 0 {
+        format!("in {text}")
+    } else {
+        format!("{text} ago")
+    }
 }
 
 /// Wall-clock time of day in UTC, enough for a timeline read during an incident.

@@ -16,16 +16,30 @@ pub fn markdown(report: &Report) -> String {
         "As of {}: {} troubled {} among {} pods checked.\n",
         report.as_of.strftime("%Y-%m-%d %H:%M:%S UTC"),
         report.diagnoses.len(),
-        if report.diagnoses.len() == 1 { "workload" } else { "workloads" },
+        if report.diagnoses.len() == 1 {
+            "workload"
+        } else {
+            "workloads"
+        },
         report.pods_scanned
     );
     for d in &report.diagnoses {
         let top = d.top();
         let _ = writeln!(out, "## {} in `{}`: {}\n", d.workload, d.namespace, top.id);
-        let _ = writeln!(out, "**{}** ({} confidence, container `{}`, status `{}`, {} restarts)\n", top.summary, top.confidence, d.container, d.status, d.restarts);
+        let _ = writeln!(
+            out,
+            "**{}** ({} confidence, container `{}`, status `{}`, {} restarts)\n",
+            top.summary, top.confidence, d.container, d.status, d.restarts
+        );
         let _ = writeln!(out, "| evidence | source | says |\n|---|---|---|");
         for e in &top.evidence {
-            let _ = writeln!(out, "| {:?} | {} | {} |", e.kind, cell(&e.source), cell(&e.text));
+            let _ = writeln!(
+                out,
+                "| {:?} | {} | {} |",
+                e.kind,
+                cell(&e.source),
+                cell(&e.text)
+            );
         }
         out.push('\n');
         if d.causes.len() > 1 {
@@ -36,23 +50,68 @@ pub fn markdown(report: &Report) -> String {
             out.push('\n');
         }
         if let Some(x) = &d.exit {
-            let ran = x.ran_for_secs.map(|s| format!(" after {}", human_secs(s))).unwrap_or_default();
-            let _ = writeln!(out, "- **Exit**: {} ({}){ran}: {}", x.code, x.reason.as_deref().unwrap_or("-"), x.meaning);
+            let ran = x
+                .ran_for_secs
+                .map(|s| format!(" after {}", human_secs(s)))
+                .unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "- **Exit**: {} ({}){ran}: {}",
+                x.code,
+                x.reason.as_deref().unwrap_or("-"),
+                x.meaning
+            );
         }
         if let Some(b) = &d.backoff {
-            let next = b.next_retry_at.map(|t| format!(", next retry {} ({})", clock(t), relative(t, report.as_of))).unwrap_or_default();
-            let _ = writeln!(out, "- **Backoff**: held back {}{next}; cap {} ({})", go_duration(b.delay_secs), go_duration(b.cap_secs), b.settings_from);
+            let next = b
+                .next_retry_at
+                .map(|t| format!(", next retry {} ({})", clock(t), relative(t, report.as_of)))
+                .unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "- **Backoff**: held back {}{next}; cap {} ({})",
+                go_duration(b.delay_secs),
+                go_duration(b.cap_secs),
+                b.settings_from
+            );
         }
         if let Some(n) = &d.node {
-            let _ = writeln!(out, "- **Node**: {} ({}{})", n.name, if n.ready { "Ready" } else { "NotReady" }, if n.pressure.is_empty() { String::new() } else { format!(", {}", n.pressure.join(", ")) });
+            let _ = writeln!(
+                out,
+                "- **Node**: {} ({}{})",
+                n.name,
+                if n.ready { "Ready" } else { "NotReady" },
+                if n.pressure.is_empty() {
+                    String::new()
+                } else {
+                    format!(", {}", n.pressure.join(", "))
+                }
+            );
         }
         if d.pods.len() > 1 {
-            let _ = writeln!(out, "- **Pods**: {}", d.pods.iter().map(|p| format!("`{}`", p.name)).collect::<Vec<_>>().join(", "));
+            let _ = writeln!(
+                out,
+                "- **Pods**: {}",
+                d.pods
+                    .iter()
+                    .map(|p| format!("`{}`", p.name))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
         }
         if let Some(l) = &d.logs {
-            let lines: Vec<String> = if l.highlights.is_empty() { l.tail.clone() } else { l.highlights.iter().map(|h| h.text.clone()).collect() };
+            let lines: Vec<String> = if l.highlights.is_empty() {
+                l.tail.clone()
+            } else {
+                l.highlights.iter().map(|h| h.text.clone()).collect()
+            };
             if !lines.is_empty() {
-                let _ = writeln!(out, "\nLog ({} instance):\n\n```\n{}\n```", if l.previous { "previous" } else { "current" }, lines.join("\n"));
+                let _ = writeln!(
+                    out,
+                    "\nLog ({} instance):\n\n```\n{}\n```",
+                    if l.previous { "previous" } else { "current" },
+                    lines.join("\n")
+                );
             }
         }
         if !d.remedies.is_empty() {

@@ -46,11 +46,19 @@ struct Header {
 /// Writes `state` to `path` atomically (a temporary file renamed into place), so an interrupted
 /// capture never leaves a half-written bundle under the final name.
 pub fn write(path: &Path, state: &ClusterState) -> Result<(), SourceError> {
-    let io = |source| SourceError::Io { path: path.to_path_buf(), source };
+    let io = |source| SourceError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
     let tmp = path.with_extension("partial");
     let file = File::create(&tmp).map_err(io)?;
     let mut gz = GzEncoder::new(BufWriter::new(file), Compression::default());
-    let env = EnvelopeOut { kind: KIND, schema_version: BUNDLE_SCHEMA_VERSION, unloop_version: env!("CARGO_PKG_VERSION"), state };
+    let env = EnvelopeOut {
+        kind: KIND,
+        schema_version: BUNDLE_SCHEMA_VERSION,
+        unloop_version: env!("CARGO_PKG_VERSION"),
+        state,
+    };
     serde_json::to_writer(&mut gz, &env).map_err(|e| io(e.into()))?;
     let mut inner = gz.finish().map_err(io)?;
     inner.flush().map_err(io)?;
@@ -68,9 +76,19 @@ pub fn looks_gzipped(path: &Path) -> std::io::Result<bool> {
 /// Reads a bundle, gzip-compressed or plain JSON.
 pub fn read(path: &Path) -> Result<ClusterState, SourceError> {
     let open = || -> Result<Box<dyn Read>, SourceError> {
-        let file = File::open(path).map_err(|source| SourceError::Io { path: path.to_path_buf(), source })?;
-        let gz = looks_gzipped(path).map_err(|source| SourceError::Io { path: path.to_path_buf(), source })?;
-        Ok(if gz { Box::new(BufReader::new(GzDecoder::new(BufReader::new(file)))) } else { Box::new(BufReader::new(file)) })
+        let file = File::open(path).map_err(|source| SourceError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let gz = looks_gzipped(path).map_err(|source| SourceError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Ok(if gz {
+            Box::new(BufReader::new(GzDecoder::new(BufReader::new(file))))
+        } else {
+            Box::new(BufReader::new(file))
+        })
     };
     let parsed: Result<EnvelopeIn, serde_json::Error> = serde_json::from_reader(open()?);
     match parsed {
@@ -80,13 +98,16 @@ pub fn read(path: &Path) -> Result<ClusterState, SourceError> {
             Ok(state)
         }
         Ok(env) if env.kind == KIND => Err(newer(path, env.schema_version)),
-        Ok(_) => Err(SourceError::Unrecognised { path: path.to_path_buf() }),
+        Ok(_) => Err(SourceError::Unrecognised {
+            path: path.to_path_buf(),
+        }),
         Err(e) => {
             // A body this build cannot parse may come from a newer schema: say so if the header does.
-            if let Ok(h) = serde_json::from_reader::<_, Header>(open()?) {
-                if h.kind.as_deref() == Some(KIND) && h.schema_version.is_some_and(|v| v > BUNDLE_SCHEMA_VERSION) {
-                    return Err(newer(path, h.schema_version.unwrap_or_default()));
-                }
+            if let Ok(h) = serde_json::from_reader::<_, Header>(open()?)
+                && h.kind.as_deref() == Some(KIND)
+                && h.schema_version.is_some_and(|v| v > BUNDLE_SCHEMA_VERSION)
+            {
+                return Err(newer(path, h.schema_version.unwrap_or_default()));
             }
             Err(corrupt(path, e))
         }
@@ -94,21 +115,34 @@ pub fn read(path: &Path) -> Result<ClusterState, SourceError> {
 }
 
 fn newer(path: &Path, found: u32) -> SourceError {
-    SourceError::NewerSchema { path: path.to_path_buf(), found, supported: BUNDLE_SCHEMA_VERSION }
+    SourceError::NewerSchema {
+        path: path.to_path_buf(),
+        found,
+        supported: BUNDLE_SCHEMA_VERSION,
+    }
 }
 
 fn corrupt(path: &Path, e: serde_json::Error) -> SourceError {
     let why = if e.is_io() {
         match e.io_error_kind() {
-            Some(std::io::ErrorKind::UnexpectedEof) => "the compressed stream ends early (truncated file)".to_string(),
+            Some(std::io::ErrorKind::UnexpectedEof) => {
+                "the compressed stream ends early (truncated file)".to_string()
+            }
             _ => format!("the compressed stream is damaged ({e})"),
         }
     } else if e.is_eof() {
         "the JSON ends early (truncated file)".to_string()
     } else {
-        format!("invalid bundle JSON at line {}, column {}: {e}", e.line(), e.column())
+        format!(
+            "invalid bundle JSON at line {}, column {}: {e}",
+            e.line(),
+            e.column()
+        )
     };
-    SourceError::Corrupt { path: path.to_path_buf(), why }
+    SourceError::Corrupt {
+        path: path.to_path_buf(),
+        why,
+    }
 }
 
 #[cfg(test)]
@@ -117,7 +151,14 @@ mod tests {
 
     fn sample() -> ClusterState {
         let mut s = ClusterState::default();
-        s.logs.push(unloop_core::state::ContainerLog { namespace: "a".into(), pod: "p".into(), container: "c".into(), previous: true, text: "boom\n".into(), truncated: false });
+        s.logs.push(unloop_core::state::ContainerLog {
+            namespace: "a".into(),
+            pod: "p".into(),
+            container: "c".into(),
+            previous: true,
+            text: "boom\n".into(),
+            truncated: false,
+        });
         s
     }
 
@@ -147,8 +188,15 @@ mod tests {
     fn newer_schema_is_refused_with_advice() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("b.json");
-        std::fs::write(&p, r#"{"kind":"UnloopSnapshot","schemaVersion":99,"state":{"pods":"a new shape"}}"#).unwrap();
+        std::fs::write(
+            &p,
+            r#"{"kind":"UnloopSnapshot","schemaVersion":99,"state":{"pods":"a new shape"}}"#,
+        )
+        .unwrap();
         let err = read(&p).unwrap_err().to_string();
-        assert!(err.contains("newer unloop") && err.contains("schema 99"), "{err}");
+        assert!(
+            err.contains("newer unloop") && err.contains("schema 99"),
+            "{err}"
+        );
     }
 }

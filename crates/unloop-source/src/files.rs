@@ -10,35 +10,61 @@ use crate::{SourceError, bundle, ingest};
 
 /// Loads any supported input. Bundles are recognised by content, not by name.
 pub fn load(path: &Path) -> Result<ClusterState, SourceError> {
-    let meta = std::fs::metadata(path).map_err(|source| SourceError::Io { path: path.to_path_buf(), source })?;
+    let meta = std::fs::metadata(path).map_err(|source| SourceError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
     if meta.is_dir() {
         return load_dir(path);
     }
-    if bundle::looks_gzipped(path).map_err(|source| SourceError::Io { path: path.to_path_buf(), source })? {
+    if bundle::looks_gzipped(path).map_err(|source| SourceError::Io {
+        path: path.to_path_buf(),
+        source,
+    })? {
         return bundle::read(path);
     }
-    let text = std::fs::read(path).map_err(|source| SourceError::Io { path: path.to_path_buf(), source })?;
+    let text = std::fs::read(path).map_err(|source| SourceError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
     let value: Value = serde_json::from_slice(&text).map_err(|e| {
-        if text.iter().take(64).any(|b| !b.is_ascii()) || !text.trim_ascii_start().starts_with(b"{") {
-            SourceError::Unrecognised { path: path.to_path_buf() }
+        if text.iter().take(64).any(|b| !b.is_ascii()) || !text.trim_ascii_start().starts_with(b"{")
+        {
+            SourceError::Unrecognised {
+                path: path.to_path_buf(),
+            }
         } else {
-            SourceError::Corrupt { path: path.to_path_buf(), why: format!("invalid JSON at line {}, column {}: {e}", e.line(), e.column()) }
+            SourceError::Corrupt {
+                path: path.to_path_buf(),
+                why: format!(
+                    "invalid JSON at line {}, column {}: {e}",
+                    e.line(),
+                    e.column()
+                ),
+            }
         }
     })?;
     if value.get("kind").and_then(Value::as_str) == Some(bundle::KIND) {
         return bundle::read(path);
     }
-    let mut state = ClusterState { captured_at: modified(&meta), ..Default::default() };
+    let mut state = ClusterState {
+        captured_at: modified(&meta),
+        ..Default::default()
+    };
     let n = add_objects(&mut state, value, None);
     if n == 0 {
-        return Err(SourceError::Unrecognised { path: path.to_path_buf() });
+        return Err(SourceError::Unrecognised {
+            path: path.to_path_buf(),
+        });
     }
     ingest::scrub(&mut state);
     Ok(state)
 }
 
 fn modified(meta: &std::fs::Metadata) -> Option<jiff::Timestamp> {
-    meta.modified().ok().and_then(|t| jiff::Timestamp::try_from(t).ok())
+    meta.modified()
+        .ok()
+        .and_then(|t| jiff::Timestamp::try_from(t).ok())
 }
 
 /// A cluster-info dump: `nodes.json` at the top, `NS/{pods,events,...}.json` below, and
@@ -46,17 +72,26 @@ fn modified(meta: &std::fs::Metadata) -> Option<jiff::Timestamp> {
 fn load_dir(root: &Path) -> Result<ClusterState, SourceError> {
     let mut state = ClusterState::default();
     let mut files = Vec::new();
-    walk(root, &mut files).map_err(|source| SourceError::Io { path: root.to_path_buf(), source })?;
+    walk(root, &mut files).map_err(|source| SourceError::Io {
+        path: root.to_path_buf(),
+        source,
+    })?;
     let mut objects = 0;
     let mut newest = None;
     for f in &files {
         let meta = std::fs::metadata(f).ok();
         newest = newest.max(meta.as_ref().and_then(modified));
         if f.extension().is_some_and(|e| e == "json") {
-            let text = std::fs::read(f).map_err(|source| SourceError::Io { path: f.clone(), source })?;
+            let text = std::fs::read(f).map_err(|source| SourceError::Io {
+                path: f.clone(),
+                source,
+            })?;
             // The dump concatenates several JSON documents in some files.
             for v in serde_json::Deserializer::from_slice(&text).into_iter::<Value>() {
-                let v = v.map_err(|e| SourceError::Corrupt { path: f.clone(), why: format!("invalid JSON at line {}: {e}", e.line()) })?;
+                let v = v.map_err(|e| SourceError::Corrupt {
+                    path: f.clone(),
+                    why: format!("invalid JSON at line {}: {e}", e.line()),
+                })?;
                 objects += add_objects(&mut state, v, None);
             }
         } else if f.file_name().is_some_and(|n| n == "logs.txt") {
@@ -64,7 +99,9 @@ fn load_dir(root: &Path) -> Result<ClusterState, SourceError> {
         }
     }
     if objects == 0 {
-        return Err(SourceError::Unrecognised { path: root.to_path_buf() });
+        return Err(SourceError::Unrecognised {
+            path: root.to_path_buf(),
+        });
     }
     state.captured_at = newest;
     ingest::scrub(&mut state);
@@ -86,7 +123,12 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
 }
 
 fn add_dump_log(state: &mut ClusterState, root: &Path, f: &Path) -> Result<(), SourceError> {
-    let rel: Vec<String> = f.strip_prefix(root).unwrap_or(f).iter().map(|c| c.to_string_lossy().into_owned()).collect();
+    let rel: Vec<String> = f
+        .strip_prefix(root)
+        .unwrap_or(f)
+        .iter()
+        .map(|c| c.to_string_lossy().into_owned())
+        .collect();
     let (ns, pod, container) = match rel.as_slice() {
         [ns, pod, _] => (ns.clone(), pod.clone(), None),
         [ns, pod, c, _] => (ns.clone(), pod.clone(), Some(c.clone())),
@@ -96,20 +138,40 @@ fn add_dump_log(state: &mut ClusterState, root: &Path, f: &Path) -> Result<(), S
         state
             .pods
             .iter()
-            .find(|p| p.metadata.namespace.as_deref() == Some(&ns) && p.metadata.name.as_deref() == Some(&pod))
+            .find(|p| {
+                p.metadata.namespace.as_deref() == Some(&ns)
+                    && p.metadata.name.as_deref() == Some(&pod)
+            })
             .and_then(|p| p.spec.as_ref()?.containers.first().map(|c| c.name.clone()))
     });
-    let bytes = std::fs::read(f).map_err(|source| SourceError::Io { path: f.to_path_buf(), source })?;
-    state.logs.push(ingest::log(&ns, &pod, &container.unwrap_or_default(), false, &bytes, false));
+    let bytes = std::fs::read(f).map_err(|source| SourceError::Io {
+        path: f.to_path_buf(),
+        source,
+    })?;
+    state.logs.push(ingest::log(
+        &ns,
+        &pod,
+        &container.unwrap_or_default(),
+        false,
+        &bytes,
+        false,
+    ));
     Ok(())
 }
 
 /// Adds one object or list to the state; returns how many objects it recognised.
 pub fn add_objects(state: &mut ClusterState, v: Value, kind_hint: Option<&str>) -> usize {
-    let kind = v.get("kind").and_then(Value::as_str).map(str::to_string).or_else(|| kind_hint.map(str::to_string));
+    let kind = v
+        .get("kind")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .or_else(|| kind_hint.map(str::to_string));
     let Some(kind) = kind else { return 0 };
     if kind == "List" || kind.ends_with("List") {
-        let item_kind = kind.strip_suffix("List").filter(|k| !k.is_empty()).map(str::to_string);
+        let item_kind = kind
+            .strip_suffix("List")
+            .filter(|k| !k.is_empty())
+            .map(str::to_string);
         let items = match v {
             Value::Object(mut m) => match m.remove("items") {
                 Some(Value::Array(items)) => items,
@@ -117,7 +179,10 @@ pub fn add_objects(state: &mut ClusterState, v: Value, kind_hint: Option<&str>) 
             },
             _ => Vec::new(),
         };
-        return items.into_iter().map(|i| add_objects(state, i, item_kind.as_deref())).sum();
+        return items
+            .into_iter()
+            .map(|i| add_objects(state, i, item_kind.as_deref()))
+            .sum();
     }
     macro_rules! push {
         ($field:ident) => {

@@ -10,7 +10,11 @@ pub const MAX_LOG_BYTES: usize = 256 * 1024;
 
 pub fn config_map(cm: ConfigMap) -> KeySet {
     let mut keys: Vec<String> = cm.data.map(|d| d.into_keys().collect()).unwrap_or_default();
-    keys.extend(cm.binary_data.map(|d| d.into_keys().collect::<Vec<_>>()).unwrap_or_default());
+    keys.extend(
+        cm.binary_data
+            .map(|d| d.into_keys().collect::<Vec<_>>())
+            .unwrap_or_default(),
+    );
     keys.sort();
     KeySet {
         namespace: cm.metadata.namespace.unwrap_or_default(),
@@ -23,7 +27,11 @@ pub fn config_map(cm: ConfigMap) -> KeySet {
 /// A Secret's values are dropped here and never seen again.
 pub fn secret(s: Secret) -> KeySet {
     let mut keys: Vec<String> = s.data.map(|d| d.into_keys().collect()).unwrap_or_default();
-    keys.extend(s.string_data.map(|d| d.into_keys().collect::<Vec<_>>()).unwrap_or_default());
+    keys.extend(
+        s.string_data
+            .map(|d| d.into_keys().collect::<Vec<_>>())
+            .unwrap_or_default(),
+    );
     keys.sort();
     keys.dedup();
     KeySet {
@@ -35,7 +43,14 @@ pub fn secret(s: Secret) -> KeySet {
 }
 
 /// Bytes of a log, possibly huge and not UTF-8, to a bounded, redacted tail.
-pub fn log(namespace: &str, pod: &str, container: &str, previous: bool, bytes: &[u8], already_truncated: bool) -> ContainerLog {
+pub fn log(
+    namespace: &str,
+    pod: &str,
+    container: &str,
+    previous: bool,
+    bytes: &[u8],
+    already_truncated: bool,
+) -> ContainerLog {
     let (tail, cut) = if bytes.len() > MAX_LOG_BYTES {
         let mut start = bytes.len() - MAX_LOG_BYTES;
         // Start at a line boundary so the first line kept is whole.
@@ -69,10 +84,20 @@ pub fn scrub(state: &mut ClusterState) {
         .chain(state.deployments.iter_mut().map(|d| &mut d.spec.template))
         .chain(state.stateful_sets.iter_mut().map(|s| &mut s.spec.template))
         .chain(state.daemon_sets.iter_mut().map(|d| &mut d.spec.template))
-        .chain(state.jobs.iter_mut().filter_map(|j| j.spec.as_mut()).map(|s| &mut s.template));
+        .chain(
+            state
+                .jobs
+                .iter_mut()
+                .filter_map(|j| j.spec.as_mut())
+                .map(|s| &mut s.template),
+        );
     for t in templates {
         if let Some(spec) = t.spec.as_mut() {
-            for c in spec.containers.iter_mut().chain(spec.init_containers.iter_mut().flatten()) {
+            for c in spec
+                .containers
+                .iter_mut()
+                .chain(spec.init_containers.iter_mut().flatten())
+            {
                 redact::container(c);
             }
         }
@@ -119,7 +144,10 @@ mod tests {
         let k = secret(s);
         assert_eq!(k.keys, vec!["password", "user"]);
         let json = serde_json::to_string(&k).unwrap();
-        assert!(!json.contains("aHVudGVyMg") && !json.contains("admin"), "{json}");
+        assert!(
+            !json.contains("aHVudGVyMg") && !json.contains("admin"),
+            "{json}"
+        );
     }
 
     #[test]

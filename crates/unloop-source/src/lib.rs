@@ -13,12 +13,23 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
     #[error("cannot read {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path} is truncated or corrupt: {why}")]
     Corrupt { path: PathBuf, why: String },
-    #[error("{path} was written by a newer unloop (bundle schema {found}, this unloop reads up to {supported}); upgrade unloop")]
-    NewerSchema { path: PathBuf, found: u32, supported: u32 },
-    #[error("{path} is not an unloop bundle, a kubectl JSON output, or a cluster-info dump directory")]
+    #[error(
+        "{path} was written by a newer unloop (bundle schema {found}, this unloop reads up to {supported}); upgrade unloop"
+    )]
+    NewerSchema {
+        path: PathBuf,
+        found: u32,
+        supported: u32,
+    },
+    #[error(
+        "{path} is not an unloop bundle, a kubectl JSON output, or a cluster-info dump directory"
+    )]
     Unrecognised { path: PathBuf },
     #[error("cannot load the kubeconfig: {0}")]
     Kubeconfig(String),
@@ -33,6 +44,12 @@ pub enum SourceError {
 impl SourceError {
     /// True for errors about the input files, false for errors about reaching a cluster.
     pub fn is_input(&self) -> bool {
-        matches!(self, SourceError::Io { .. } | SourceError::Corrupt { .. } | SourceError::NewerSchema { .. } | SourceError::Unrecognised { .. })
+        matches!(
+            self,
+            SourceError::Io { .. }
+                | SourceError::Corrupt { .. }
+                | SourceError::NewerSchema { .. }
+                | SourceError::Unrecognised { .. }
+        )
     }
 }

@@ -7,7 +7,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use futures::{AsyncReadExt, StreamExt};
-use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet, Deployment, ReplicaSet, StatefulSet};
+use k8s_openapi::api::apps::v1::{
+    ControllerRevision, DaemonSet, Deployment, ReplicaSet, StatefulSet,
+};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, Event, Node, Pod, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
@@ -62,22 +64,46 @@ const ATTEMPTS: u32 = 4;
 
 pub async fn connect(opts: &LiveOptions) -> Result<Live, SourceError> {
     let kubeconfig = match &opts.kubeconfig {
-        Some(p) => Kubeconfig::read_from(p).map_err(|e| SourceError::Kubeconfig(format!("{}: {e}", p.display())))?,
-        None => Kubeconfig::read().map_err(|e| SourceError::Kubeconfig(format!("{e} (set KUBECONFIG or pass --kubeconfig)")))?,
+        Some(p) => Kubeconfig::read_from(p)
+            .map_err(|e| SourceError::Kubeconfig(format!("{}: {e}", p.display())))?,
+        None => Kubeconfig::read().map_err(|e| {
+            SourceError::Kubeconfig(format!("{e} (set KUBECONFIG or pass --kubeconfig)"))
+        })?,
     };
-    let context = opts.context.clone().or_else(|| kubeconfig.current_context.clone()).unwrap_or_default();
+    let context = opts
+        .context
+        .clone()
+        .or_else(|| kubeconfig.current_context.clone())
+        .unwrap_or_default();
     if opts.context.is_some() && !kubeconfig.contexts.iter().any(|c| c.name == context) {
-        let known: Vec<&str> = kubeconfig.contexts.iter().map(|c| c.name.as_str()).collect();
-        return Err(SourceError::Kubeconfig(format!("no context named {context:?} (contexts: {})", known.join(", "))));
+        let known: Vec<&str> = kubeconfig
+            .contexts
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect();
+        return Err(SourceError::Kubeconfig(format!(
+            "no context named {context:?} (contexts: {})",
+            known.join(", ")
+        )));
     }
-    let options = KubeConfigOptions { context: opts.context.clone(), ..Default::default() };
-    let mut config = Config::from_custom_kubeconfig(kubeconfig, &options).await.map_err(|e| SourceError::Kubeconfig(e.to_string()))?;
+    let options = KubeConfigOptions {
+        context: opts.context.clone(),
+        ..Default::default()
+    };
+    let mut config = Config::from_custom_kubeconfig(kubeconfig, &options)
+        .await
+        .map_err(|e| SourceError::Kubeconfig(e.to_string()))?;
     config.connect_timeout = Some(Duration::from_secs(5));
     config.read_timeout = Some(Duration::from_secs(30));
     let server = config.cluster_url.to_string();
     let default_namespace = config.default_namespace.clone();
     let client = Client::try_from(config).map_err(|e| SourceError::Kubeconfig(e.to_string()))?;
-    Ok(Live { client, server, context, default_namespace })
+    Ok(Live {
+        client,
+        server,
+        context,
+        default_namespace,
+    })
 }
 
 /// What went wrong with one request, sorted into what the caller does about it.
@@ -93,9 +119,13 @@ enum Failure {
 fn classify(e: &kube::Error) -> Failure {
     match e {
         kube::Error::Api(s) if s.code == 401 => Failure::Unauthorized(s.message.clone()),
-        kube::Error::Api(s) if s.code == 403 || s.code == 404 || s.code == 405 => Failure::Gap(format!("{} ({})", s.message, s.code)),
+        kube::Error::Api(s) if s.code == 403 || s.code == 404 || s.code == 405 => {
+            Failure::Gap(format!("{} ({})", s.message, s.code))
+        }
         kube::Error::Api(s) => Failure::Other(format!("{} ({})", s.message, s.code)),
-        kube::Error::HyperError(_) | kube::Error::Service(_) => Failure::Unreachable(error_chain(e)),
+        kube::Error::HyperError(_) | kube::Error::Service(_) => {
+            Failure::Unreachable(error_chain(e))
+        }
         other => Failure::Other(error_chain(other)),
     }
 }
@@ -171,11 +201,26 @@ impl Live {
     }
 
     /// Reads the state unloop needs. `now` decides which restarts are recent enough to need logs.
-    pub async fn read(&self, opts: &LiveOptions, now: jiff::Timestamp, progress: &(dyn Fn(&str) + Sync)) -> Result<ClusterState, SourceError> {
-        let ns_owned = if opts.all_namespaces { None } else { Some(opts.namespace.clone().unwrap_or_else(|| self.default_namespace.clone())) };
+    pub async fn read(
+        &self,
+        opts: &LiveOptions,
+        now: jiff::Timestamp,
+        progress: &(dyn Fn(&str) + Sync),
+    ) -> Result<ClusterState, SourceError> {
+        let ns_owned = if opts.all_namespaces {
+            None
+        } else {
+            Some(
+                opts.namespace
+                    .clone()
+                    .unwrap_or_else(|| self.default_namespace.clone()),
+            )
+        };
         let ns = ns_owned.as_deref();
         let mut gaps: Vec<Gap> = Vec::new();
-        let scope_text = ns.map(|n| format!("in namespace {n}")).unwrap_or_else(|| "in all namespaces".into());
+        let scope_text = ns
+            .map(|n| format!("in namespace {n}"))
+            .unwrap_or_else(|| "in all namespaces".into());
 
         progress("listing pods");
         let pods: Vec<Pod> = match list_all(self.api::<Pod>(ns), ListParams::default()).await {
@@ -198,20 +243,34 @@ impl Live {
             list_all(self.api::<EndpointSlice>(ns), lp()),
         );
         let (cms, secrets) = if opts.read_config {
-            futures::join!(list_all(self.api::<ConfigMap>(ns), lp()), list_all(self.api::<Secret>(ns), lp()))
+            futures::join!(
+                list_all(self.api::<ConfigMap>(ns), lp()),
+                list_all(self.api::<Secret>(ns), lp())
+            )
         } else {
             (Ok(Vec::new()), Ok(Vec::new()))
         };
         // Node events live in the default namespace; a namespaced read fetches them separately.
         let node_events = match ns {
             Some(n) if n != "default" => {
-                list_all(self.api::<Event>(Some("default")), ListParams::default().fields("involvedObject.kind=Node")).await
+                list_all(
+                    self.api::<Event>(Some("default")),
+                    ListParams::default().fields("involvedObject.kind=Node"),
+                )
+                .await
             }
             _ => Ok(Vec::new()),
         };
 
-        let mut state = ClusterState { captured_at: Some(now), ..Default::default() };
-        state.scope = Scope { context: Some(self.context.clone()), server: Some(self.server.clone()), namespaces: ns.map(|n| vec![n.to_string()]).unwrap_or_default() };
+        let mut state = ClusterState {
+            captured_at: Some(now),
+            ..Default::default()
+        };
+        state.scope = Scope {
+            context: Some(self.context.clone()),
+            server: Some(self.server.clone()),
+            namespaces: ns.map(|n| vec![n.to_string()]).unwrap_or_default(),
+        };
         state.pods = pods;
         state.events = self.keep(events, &format!("events {scope_text}"), &mut gaps)?;
         let node_events = self.keep(node_events, "node events in namespace default", &mut gaps)?;
@@ -222,15 +281,34 @@ impl Live {
         state.stateful_sets = self.keep(sts, &format!("statefulsets {scope_text}"), &mut gaps)?;
         state.daemon_sets = self.keep(ds, &format!("daemonsets {scope_text}"), &mut gaps)?;
         state.jobs = self.keep(jobs, &format!("jobs {scope_text}"), &mut gaps)?;
-        state.controller_revisions = self.keep(revs, &format!("controllerrevisions {scope_text}"), &mut gaps)?;
+        state.controller_revisions = self.keep(
+            revs,
+            &format!("controllerrevisions {scope_text}"),
+            &mut gaps,
+        )?;
         state.services = self.keep(svcs, &format!("services {scope_text}"), &mut gaps)?;
-        state.endpoint_slices = self.keep(slices, &format!("endpointslices {scope_text}"), &mut gaps)?;
+        state.endpoint_slices =
+            self.keep(slices, &format!("endpointslices {scope_text}"), &mut gaps)?;
         if opts.read_config {
-            state.config_maps = self.keep(cms, &format!("configmaps {scope_text}"), &mut gaps)?.into_iter().map(ingest::config_map).collect();
-            state.secrets = self.keep(secrets, &format!("secrets {scope_text}"), &mut gaps)?.into_iter().map(ingest::secret).collect();
+            state.config_maps = self
+                .keep(cms, &format!("configmaps {scope_text}"), &mut gaps)?
+                .into_iter()
+                .map(ingest::config_map)
+                .collect();
+            state.secrets = self
+                .keep(secrets, &format!("secrets {scope_text}"), &mut gaps)?
+                .into_iter()
+                .map(ingest::secret)
+                .collect();
         } else {
-            gaps.push(Gap { what: format!("configmaps {scope_text}"), why: "not read (--no-config)".into() });
-            gaps.push(Gap { what: format!("secrets {scope_text}"), why: "not read (--no-config)".into() });
+            gaps.push(Gap {
+                what: format!("configmaps {scope_text}"),
+                why: "not read (--no-config)".into(),
+            });
+            gaps.push(Gap {
+                what: format!("secrets {scope_text}"),
+                why: "not read (--no-config)".into(),
+            });
         }
 
         let wanted = logs_needed(&state.pods, now);
@@ -250,7 +328,10 @@ impl Live {
                 let r = with_retry(|| async {
                     let mut reader = api.log_stream(&w.pod, &lp).await?;
                     let mut buf = Vec::new();
-                    reader.read_to_end(&mut buf).await.map_err(|e| kube::Error::Service(Box::new(e)))?;
+                    reader
+                        .read_to_end(&mut buf)
+                        .await
+                        .map_err(|e| kube::Error::Service(Box::new(e)))?;
                     Ok(buf)
                 })
                 .await;
@@ -262,18 +343,32 @@ impl Live {
         let mut logs: Vec<ContainerLog> = Vec::new();
         for (w, r) in results {
             match r {
-                Ok(bytes) => logs.push(ingest::log(&w.namespace, &w.pod, &w.container, w.previous, &bytes, false)),
+                Ok(bytes) => logs.push(ingest::log(
+                    &w.namespace,
+                    &w.pod,
+                    &w.container,
+                    w.previous,
+                    &bytes,
+                    false,
+                )),
                 Err(e) => {
                     let why = match &e {
-                        kube::Error::Api(s) if s.code == 404 => "the pod was deleted during the run".to_string(),
+                        kube::Error::Api(s) if s.code == 404 => {
+                            "the pod was deleted during the run".to_string()
+                        }
                         kube::Error::Api(s) => format!("{} ({})", s.message, s.code),
                         other => error_chain(other),
                     };
-                    gaps.push(Gap { what: format!("logs of {}/{}[{}]", w.namespace, w.pod, w.container), why });
+                    gaps.push(Gap {
+                        what: format!("logs of {}/{}[{}]", w.namespace, w.pod, w.container),
+                        why,
+                    });
                 }
             }
         }
-        logs.sort_by(|a, b| (&a.namespace, &a.pod, &a.container).cmp(&(&b.namespace, &b.pod, &b.container)));
+        logs.sort_by(|a, b| {
+            (&a.namespace, &a.pod, &a.container).cmp(&(&b.namespace, &b.pod, &b.container))
+        });
         state.logs = logs;
 
         let nodes_involved: BTreeSet<String> = state
@@ -287,7 +382,10 @@ impl Live {
                 Ok(cfg) => {
                     state.kubelet_configs.insert(node, cfg);
                 }
-                Err(why) => gaps.push(Gap { what: format!("kubelet config of node {node}"), why }),
+                Err(why) => gaps.push(Gap {
+                    what: format!("kubelet config of node {node}"),
+                    why,
+                }),
             }
         }
         state.gaps = gaps;
@@ -295,12 +393,20 @@ impl Live {
         Ok(state)
     }
 
-    fn keep<T>(&self, r: Result<Vec<T>, kube::Error>, what: &str, gaps: &mut Vec<Gap>) -> Result<Vec<T>, SourceError> {
+    fn keep<T>(
+        &self,
+        r: Result<Vec<T>, kube::Error>,
+        what: &str,
+        gaps: &mut Vec<Gap>,
+    ) -> Result<Vec<T>, SourceError> {
         match r {
             Ok(v) => Ok(v),
             Err(e) => match classify(&e) {
                 Failure::Gap(why) | Failure::Other(why) => {
-                    gaps.push(Gap { what: what.to_string(), why });
+                    gaps.push(Gap {
+                        what: what.to_string(),
+                        why,
+                    });
                     Ok(Vec::new())
                 }
                 _ => Err(self.fatal(&e, &format!("cannot list {what}"))),
@@ -310,26 +416,39 @@ impl Live {
 
     fn fatal(&self, e: &kube::Error, doing: &str) -> SourceError {
         match classify(e) {
-            Failure::Unreachable(why) => SourceError::Unreachable { server: self.server.clone(), why },
-            Failure::Unauthorized(why) => SourceError::Unauthorized { context: self.context.clone(), why },
+            Failure::Unreachable(why) => SourceError::Unreachable {
+                server: self.server.clone(),
+                why,
+            },
+            Failure::Unauthorized(why) => SourceError::Unauthorized {
+                context: self.context.clone(),
+                why,
+            },
             Failure::Gap(why) | Failure::Other(why) => SourceError::Api(format!("{doing}: {why}")),
         }
     }
 
     async fn kubelet_config(&self, node: &str) -> Result<KubeletConfig, String> {
-        let req = http::Request::get(format!("/api/v1/nodes/{node}/proxy/configz")).body(Vec::new()).map_err(|e| e.to_string())?;
-        let text = with_retry(|| self.client.request_text(req.clone())).await.map_err(|e| match &e {
-            kube::Error::Api(s) => format!("{} ({})", s.message, s.code),
-            other => error_chain(other),
-        })?;
+        let req = http::Request::get(format!("/api/v1/nodes/{node}/proxy/configz"))
+            .body(Vec::new())
+            .map_err(|e| e.to_string())?;
+        let text = with_retry(|| self.client.request_text(req.clone()))
+            .await
+            .map_err(|e| match &e {
+                kube::Error::Api(s) => format!("{} ({})", s.message, s.code),
+                other => error_chain(other),
+            })?;
         parse_configz(&text)
     }
 }
 
 /// The backoff settings out of a kubelet's `/configz` answer.
 pub fn parse_configz(text: &str) -> Result<KubeletConfig, String> {
-    let v: serde_json::Value = serde_json::from_str(text).map_err(|e| format!("unreadable configz: {e}"))?;
-    let cfg = v.get("kubeletconfig").ok_or("configz has no kubeletconfig")?;
+    let v: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| format!("unreadable configz: {e}"))?;
+    let cfg = v
+        .get("kubeletconfig")
+        .ok_or("configz has no kubeletconfig")?;
     let max = cfg
         .pointer("/crashLoopBackOff/maxContainerRestartPeriod")
         .and_then(|d| d.as_str())
@@ -337,9 +456,16 @@ pub fn parse_configz(text: &str) -> Result<KubeletConfig, String> {
     let feature_gates = cfg
         .get("featureGates")
         .and_then(|g| g.as_object())
-        .map(|m| m.iter().filter_map(|(k, v)| Some((k.clone(), v.as_bool()?))).collect())
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| Some((k.clone(), v.as_bool()?)))
+                .collect()
+        })
         .unwrap_or_default();
-    Ok(KubeletConfig { max_container_restart_period_secs: max, feature_gates })
+    Ok(KubeletConfig {
+        max_container_restart_period_secs: max,
+        feature_gates,
+    })
 }
 
 #[derive(Debug, Clone)]
@@ -357,8 +483,16 @@ fn logs_needed(pods: &[Pod], now: jiff::Timestamp) -> Vec<LogWant> {
         let ns = p.metadata.namespace.clone().unwrap_or_default();
         let name = p.metadata.name.clone().unwrap_or_default();
         for (_, cs) in status::troubled_containers(p, now) {
-            let crashed_before = cs.last_state.as_ref().and_then(|s| s.terminated.as_ref()).is_some();
-            let terminated_now = cs.state.as_ref().and_then(|s| s.terminated.as_ref()).is_some();
+            let crashed_before = cs
+                .last_state
+                .as_ref()
+                .and_then(|s| s.terminated.as_ref())
+                .is_some();
+            let terminated_now = cs
+                .state
+                .as_ref()
+                .and_then(|s| s.terminated.as_ref())
+                .is_some();
             let previous = if terminated_now {
                 false
             } else if crashed_before {
@@ -366,7 +500,12 @@ fn logs_needed(pods: &[Pod], now: jiff::Timestamp) -> Vec<LogWant> {
             } else {
                 continue;
             };
-            out.push(LogWant { namespace: ns.clone(), pod: name.clone(), container: cs.name.clone(), previous });
+            out.push(LogWant {
+                namespace: ns.clone(),
+                pod: name.clone(),
+                container: cs.name.clone(),
+                previous,
+            });
         }
     }
     out
@@ -380,7 +519,10 @@ mod tests {
     fn configz_backoff_settings() {
         let cfg = parse_configz(r#"{"kubeletconfig":{"crashLoopBackOff":{"maxContainerRestartPeriod":"1m0s"},"featureGates":{"KubeletCrashLoopBackOffMax":true}}}"#).unwrap();
         assert_eq!(cfg.max_container_restart_period_secs, Some(60));
-        assert_eq!(cfg.feature_gates.get("KubeletCrashLoopBackOffMax"), Some(&true));
+        assert_eq!(
+            cfg.feature_gates.get("KubeletCrashLoopBackOffMax"),
+            Some(&true)
+        );
         assert!(parse_configz("<html>").is_err());
     }
 }

@@ -17,7 +17,9 @@ pub fn run(args: DiagnoseArgs, global: &Global, out: &Output) -> Result<ExitCode
         .as_deref()
         .map(Selector::parse)
         .transpose()
-        .map_err(|e| CliError::usage(e.to_string(), Some("selectors look like app=api,tier!=db")))?;
+        .map_err(|e| {
+            CliError::usage(e.to_string(), Some("selectors look like app=api,tier!=db"))
+        })?;
     let (state, now, namespaces) = match &args.from {
         Some(path) => {
             out.progress("reading the snapshot");
@@ -37,20 +39,32 @@ pub fn run(args: DiagnoseArgs, global: &Global, out: &Output) -> Result<ExitCode
         }
     };
     out.progress_done();
-    let query = Query { namespaces, selector, target: target.clone() };
+    let query = Query {
+        namespaces,
+        selector,
+        target: target.clone(),
+    };
     let report = unloop_core::diagnose(&state, &query, now);
-    if let Some(t) = &target {
-        if report.pods_scanned == 0 {
-            let what = match t {
-                Target::Pod(n) => format!("pod {n}"),
-                Target::Workload(k, n) => format!("{}/{n}", k.short()),
-            };
-            let ns = state.scope.namespaces.first().cloned().or(args.scope.namespace.clone());
-            return Err(CliError::usage(
-                format!("no {what} found{}", ns.map(|n| format!(" in namespace {n}")).unwrap_or_default()),
-                Some("check the name and the namespace (-n NS, or -A for all)"),
-            ));
-        }
+    if let Some(t) = &target
+        && report.pods_scanned == 0
+    {
+        let what = match t {
+            Target::Pod(n) => format!("pod {n}"),
+            Target::Workload(k, n) => format!("{}/{n}", k.short()),
+        };
+        let ns = state
+            .scope
+            .namespaces
+            .first()
+            .cloned()
+            .or(args.scope.namespace.clone());
+        return Err(CliError::usage(
+            format!(
+                "no {what} found{}",
+                ns.map(|n| format!(" in namespace {n}")).unwrap_or_default()
+            ),
+            Some("check the name and the namespace (-n NS, or -A for all)"),
+        ));
     }
     let format = match args.output {
         OutputFormat::Human => Format::Human,
@@ -59,7 +73,11 @@ pub fn run(args: DiagnoseArgs, global: &Global, out: &Output) -> Result<ExitCode
         OutputFormat::Markdown => Format::Markdown,
     };
     out.result(&unloop_report::render(&report, format, out.color));
-    Ok(if report.diagnoses.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if report.diagnoses.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 fn parse_target(s: &str) -> Result<Target, CliError> {
@@ -70,9 +88,14 @@ fn parse_target(s: &str) -> Result<Target, CliError> {
             Some(k) => Ok(Target::Workload(k, name.to_string())),
             None => Err(CliError::usage(
                 format!("unknown workload kind {kind:?} in {s:?}"),
-                Some("use deploy/NAME, sts/NAME, ds/NAME, job/NAME, cronjob/NAME, rs/NAME or a pod name"),
+                Some(
+                    "use deploy/NAME, sts/NAME, ds/NAME, job/NAME, cronjob/NAME, rs/NAME or a pod name",
+                ),
             )),
         },
-        Some(_) => Err(CliError::usage(format!("{s:?} names no object"), Some("write KIND/NAME, e.g. deploy/api"))),
+        Some(_) => Err(CliError::usage(
+            format!("{s:?} names no object"),
+            Some("write KIND/NAME, e.g. deploy/api"),
+        )),
     }
 }

@@ -8,7 +8,8 @@ pub fn run(args: SnapshotArgs, global: &Global, out: &Output) -> Result<ExitCode
     let opts = super::live_options(global, &args.scope, args.tail);
     let state = super::runtime()?.block_on(async {
         let live = unloop_source::live::connect(&opts).await?;
-        live.read(&opts, jiff::Timestamp::now(), &|what| out.progress(what)).await
+        live.read(&opts, jiff::Timestamp::now(), &|what| out.progress(what))
+            .await
     })?;
     out.progress("writing the bundle");
     unloop_source::bundle::write(&args.file, &state)?;
@@ -22,7 +23,14 @@ pub fn run(args: SnapshotArgs, global: &Global, out: &Output) -> Result<ExitCode
         state.events.len(),
         state.logs.len(),
         state.nodes.len(),
-        if state.gaps.is_empty() { String::new() } else { format!("; {} things not readable (listed in the bundle)", state.gaps.len()) }
+        if state.gaps.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; {} things not readable (listed in the bundle)",
+                state.gaps.len()
+            )
+        }
     ));
     Ok(ExitCode::SUCCESS)
 }

@@ -8,15 +8,28 @@ use crate::verdict::{Cause, CauseId, Confidence, Remedy};
 const MAX_LINES: usize = 3;
 
 pub fn detect(s: &Subject) -> Vec<Finding> {
-    let Some(run) = s.last_run() else { return Vec::new() };
+    let Some(run) = s.last_run() else {
+        return Vec::new();
+    };
     if run.exit_code == 0 || run.reason.as_deref() == Some("OOMKilled") {
         return Vec::new();
     }
     let lines = s.scan.highlights(MAX_LINES);
-    let confidence = if lines.is_empty() { Confidence::Low } else { Confidence::Medium };
+    let confidence = if lines.is_empty() {
+        Confidence::Low
+    } else {
+        Confidence::Medium
+    };
     let summary = match lines.last() {
-        Some((_, l)) => format!("the application exited with code {}: {}", run.exit_code, l.trim()),
-        None => format!("the application exited with code {} and its log says nothing about why", run.exit_code),
+        Some((_, l)) => format!(
+            "the application exited with code {}: {}",
+            run.exit_code,
+            l.trim()
+        ),
+        None => format!(
+            "the application exited with code {} and its log says nothing about why",
+            run.exit_code
+        ),
     };
     let mut cause = Cause::new(CauseId::AppError, confidence, summary);
     cause.evidence.extend(s.termination_evidence());
@@ -27,7 +40,12 @@ pub fn detect(s: &Subject) -> Vec<Finding> {
         Remedy::new(
             Some(CauseId::AppError),
             "read the crashed container's full log",
-            Some(format!("kubectl logs {} {} -c {} --previous", s.pod_name, s.ns_flag(), s.container())),
+            Some(format!(
+                "kubectl logs {} {} -c {} --previous",
+                s.pod_name,
+                s.ns_flag(),
+                s.container()
+            )),
         ),
         retry_now(s, CauseId::AppError),
     ];

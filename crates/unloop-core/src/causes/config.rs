@@ -8,10 +8,12 @@ use crate::refs::{self, RefKind, Unresolved};
 use crate::subject::{Finding, Subject};
 use crate::verdict::{Cause, CauseId, Confidence, Evidence, EvidenceKind, Remedy};
 
-static NOT_FOUND: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r#"(configmap|secret) "([^"]+)" not found"#).expect("pattern compiles"));
+static NOT_FOUND: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r#"(configmap|secret) "([^"]+)" not found"#).expect("pattern compiles")
+});
 static NO_KEY: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r#"couldn't find key (\S+) in (ConfigMap|Secret) ([^/\s]+)/(\S+)"#).expect("pattern compiles")
+    Regex::new(r#"couldn't find key (\S+) in (ConfigMap|Secret) ([^/\s]+)/(\S+)"#)
+        .expect("pattern compiles")
 });
 
 pub fn detect(s: &Subject) -> Vec<Finding> {
@@ -27,7 +29,10 @@ pub fn detect(s: &Subject) -> Vec<Finding> {
 fn missing_objects(s: &Subject) -> Vec<Finding> {
     let mut out: Vec<Finding> = Vec::new();
     let mut said: Vec<(Evidence, RefKind, String, Option<String>)> = Vec::new();
-    if let Some(msg) = s.waiting_message().filter(|_| s.waiting_reason() == Some("CreateContainerConfigError")) {
+    if let Some(msg) = s
+        .waiting_message()
+        .filter(|_| s.waiting_reason() == Some("CreateContainerConfigError"))
+    {
         let ev = s.field("state.waiting.message", msg);
         if let Some(c) = NOT_FOUND.captures(msg) {
             said.push((ev.clone(), kind(&c[1]), c[2].to_string(), None));
@@ -43,9 +48,14 @@ fn missing_objects(s: &Subject) -> Vec<Finding> {
         }
     }
     let spec = s.pod.spec.as_ref();
-    let all_refs = spec.map(|p| refs::of_container(p, s.spec)).unwrap_or_default();
+    let all_refs = spec
+        .map(|p| refs::of_container(p, s.spec))
+        .unwrap_or_default();
     for (ev, k, name, key) in said {
-        if out.iter().any(|f| f.cause.summary.contains(&format!("\"{name}\""))) {
+        if out
+            .iter()
+            .any(|f| f.cause.summary.contains(&format!("\"{name}\"")))
+        {
             continue;
         }
         let exists_now = match k {
@@ -63,16 +73,30 @@ fn missing_objects(s: &Subject) -> Vec<Finding> {
             .collect();
         let mut f = match &key {
             None => object_finding(s, k, &name, &via, Confidence::High),
-            Some(key) => key_finding(s, k, &name, key, &via, exists_now.map(|x| x.keys.clone()).unwrap_or_default()),
+            Some(key) => key_finding(
+                s,
+                k,
+                &name,
+                key,
+                &via,
+                exists_now.map(|x| x.keys.clone()).unwrap_or_default(),
+            ),
         };
         f.cause.evidence.insert(0, ev);
         match (exists_now, readable) {
             (Some(set), true) if key.as_ref().is_none_or(|k| set.keys.contains(k)) => {
-                let when = set.created_at.map(|t| format!(" (created {t})")).unwrap_or_default();
+                let when = set
+                    .created_at
+                    .map(|t| format!(" (created {t})"))
+                    .unwrap_or_default();
                 f.cause.summary.push_str(&format!(
                     "; it exists now{when}, so the pod only waits for the kubelet's next retry"
                 ));
-                f.cause.evidence.push(Evidence::new(EvidenceKind::Lookup, format!("{} {}/{name}", k.noun(), s.namespace), format!("exists now{when}")));
+                f.cause.evidence.push(Evidence::new(
+                    EvidenceKind::Lookup,
+                    format!("{} {}/{name}", k.noun(), s.namespace),
+                    format!("exists now{when}"),
+                ));
                 f.remedies = vec![retry_now(s, f.cause.id)];
             }
             (None, true) => f.cause.evidence.push(Evidence::new(
@@ -87,18 +111,38 @@ fn missing_objects(s: &Subject) -> Vec<Finding> {
     // References the kubelet has not complained about yet (the pod may be failing for another
     // reason first, or the state came from manifests).
     for r in &all_refs {
-        if out.iter().any(|f| f.cause.summary.contains(&format!("\"{}\"", r.name))) {
+        if out
+            .iter()
+            .any(|f| f.cause.summary.contains(&format!("\"{}\"", r.name)))
+        {
             continue;
         }
         match refs::resolve(s.state, s.namespace, r) {
             Some(Unresolved::Missing) => {
-                let mut f = object_finding(s, r.kind, &r.name, std::slice::from_ref(&r.via), Confidence::Medium);
-                f.cause.evidence.push(Evidence::new(EvidenceKind::Lookup, format!("{} {}/{}", r.kind.noun(), s.namespace, r.name), "does not exist"));
+                let mut f = object_finding(
+                    s,
+                    r.kind,
+                    &r.name,
+                    std::slice::from_ref(&r.via),
+                    Confidence::Medium,
+                );
+                f.cause.evidence.push(Evidence::new(
+                    EvidenceKind::Lookup,
+                    format!("{} {}/{}", r.kind.noun(), s.namespace, r.name),
+                    "does not exist",
+                ));
                 out.push(f);
             }
             Some(Unresolved::MissingKey { keys }) => {
                 let key = r.key.clone().unwrap_or_default();
-                out.push(key_finding(s, r.kind, &r.name, &key, std::slice::from_ref(&r.via), keys));
+                out.push(key_finding(
+                    s,
+                    r.kind,
+                    &r.name,
+                    &key,
+                    std::slice::from_ref(&r.via),
+                    keys,
+                ));
             }
             None => {}
         }
@@ -107,39 +151,102 @@ fn missing_objects(s: &Subject) -> Vec<Finding> {
 }
 
 fn kind(word: &str) -> RefKind {
-    if word.eq_ignore_ascii_case("secret") { RefKind::Secret } else { RefKind::ConfigMap }
+    if word.eq_ignore_ascii_case("secret") {
+        RefKind::Secret
+    } else {
+        RefKind::ConfigMap
+    }
 }
 
-fn object_finding(s: &Subject, k: RefKind, name: &str, via: &[String], confidence: Confidence) -> Finding {
+fn object_finding(
+    s: &Subject,
+    k: RefKind,
+    name: &str,
+    via: &[String],
+    confidence: Confidence,
+) -> Finding {
     let id = match k {
         RefKind::ConfigMap => CauseId::MissingConfigmap,
         RefKind::Secret => CauseId::MissingSecret,
     };
-    let used = if via.is_empty() { String::new() } else { format!(" (used by {})", via.join(", ")) };
-    let mut cause = Cause::new(id, confidence, format!("the {} \"{name}\" that container {} needs does not exist{used}", k.noun(), s.container()));
+    let used = if via.is_empty() {
+        String::new()
+    } else {
+        format!(" (used by {})", via.join(", "))
+    };
+    let mut cause = Cause::new(
+        id,
+        confidence,
+        format!(
+            "the {} \"{name}\" that container {} needs does not exist{used}",
+            k.noun(),
+            s.container()
+        ),
+    );
     for v in via {
-        cause.evidence.push(s.spec_evidence("", format!("{v} → {} {name}", k.noun())));
+        cause
+            .evidence
+            .push(s.spec_evidence("", format!("{v} → {} {name}", k.noun())));
     }
     let keys: Vec<String> = refs_keys(s, k, name);
     let literals = if keys.is_empty() {
         "--from-literal=<key>=<value>".to_string()
     } else {
-        keys.iter().map(|k| format!("--from-literal={k}=<value>")).collect::<Vec<_>>().join(" ")
+        keys.iter()
+            .map(|k| format!("--from-literal={k}=<value>"))
+            .collect::<Vec<_>>()
+            .join(" ")
     };
     let cmd = match k {
         RefKind::ConfigMap => format!("kubectl create configmap {name} {} {literals}", s.ns_flag()),
-        RefKind::Secret => format!("kubectl create secret generic {name} {} {literals}", s.ns_flag()),
+        RefKind::Secret => format!(
+            "kubectl create secret generic {name} {} {literals}",
+            s.ns_flag()
+        ),
     };
-    Finding { cause, remedies: vec![Remedy::new(Some(id), format!("create the {} {name}", k.noun()), Some(cmd)), retry_now(s, id)] }
+    Finding {
+        cause,
+        remedies: vec![
+            Remedy::new(
+                Some(id),
+                format!("create the {} {name}", k.noun()),
+                Some(cmd),
+            ),
+            retry_now(s, id),
+        ],
+    }
 }
 
-fn key_finding(s: &Subject, k: RefKind, name: &str, key: &str, via: &[String], keys: Vec<String>) -> Finding {
+fn key_finding(
+    s: &Subject,
+    k: RefKind,
+    name: &str,
+    key: &str,
+    via: &[String],
+    keys: Vec<String>,
+) -> Finding {
     let id = CauseId::MissingConfigKey;
-    let used = if via.is_empty() { String::new() } else { format!(" (used by {})", via.join(", ")) };
-    let mut cause = Cause::new(id, Confidence::High, format!("the {} \"{name}\" has no key {key}{used}", k.noun()));
+    let used = if via.is_empty() {
+        String::new()
+    } else {
+        format!(" (used by {})", via.join(", "))
+    };
+    let mut cause = Cause::new(
+        id,
+        Confidence::High,
+        format!("the {} \"{name}\" has no key {key}{used}", k.noun()),
+    );
     if !keys.is_empty() || s.state.read_config_maps() {
-        let listed = if keys.is_empty() { "no keys".to_string() } else { keys.join(", ") };
-        cause.evidence.push(Evidence::new(EvidenceKind::Lookup, format!("{} {}/{name}", k.noun(), s.namespace), format!("has keys: {listed}")));
+        let listed = if keys.is_empty() {
+            "no keys".to_string()
+        } else {
+            keys.join(", ")
+        };
+        cause.evidence.push(Evidence::new(
+            EvidenceKind::Lookup,
+            format!("{} {}/{name}", k.noun(), s.namespace),
+            format!("has keys: {listed}"),
+        ));
     }
     let field = match k {
         RefKind::ConfigMap => "data",
@@ -150,41 +257,74 @@ fn key_finding(s: &Subject, k: RefKind, name: &str, key: &str, via: &[String], k
         k.noun(),
         s.ns_flag()
     );
-    Finding { cause, remedies: vec![Remedy::new(Some(id), format!("add the key {key} to {} {name}", k.noun()), Some(cmd)), retry_now(s, id)] }
+    Finding {
+        cause,
+        remedies: vec![
+            Remedy::new(
+                Some(id),
+                format!("add the key {key} to {} {name}", k.noun()),
+                Some(cmd),
+            ),
+            retry_now(s, id),
+        ],
+    }
 }
 
 /// The keys the container asks of one object, for a `create` command that gives it all of them.
 fn refs_keys(s: &Subject, k: RefKind, name: &str) -> Vec<String> {
-    let Some(spec) = s.pod.spec.as_ref() else { return Vec::new() };
-    let mut keys: Vec<String> =
-        refs::of_container(spec, s.spec).into_iter().filter(|r| r.kind == k && r.name == name).filter_map(|r| r.key).collect();
+    let Some(spec) = s.pod.spec.as_ref() else {
+        return Vec::new();
+    };
+    let mut keys: Vec<String> = refs::of_container(spec, s.spec)
+        .into_iter()
+        .filter(|r| r.kind == k && r.name == name)
+        .filter_map(|r| r.key)
+        .collect();
     keys.dedup();
     keys
 }
 
 /// Deleting a controller-owned pod skips the remaining backoff; a bare pod would be gone for good.
 pub fn retry_now(s: &Subject, id: CauseId) -> Remedy {
-    if s.settable().is_some() || matches!(s.workload.kind, crate::workload::WorkloadKind::Job | crate::workload::WorkloadKind::CronJob) {
+    if s.settable().is_some()
+        || matches!(
+            s.workload.kind,
+            crate::workload::WorkloadKind::Job | crate::workload::WorkloadKind::CronJob
+        )
+    {
         Remedy::new(
             Some(id),
             "once fixed, retry now instead of waiting out the backoff (the controller re-creates the pod)",
             Some(format!("kubectl delete pod {} {}", s.pod_name, s.ns_flag())),
         )
     } else {
-        Remedy::new(Some(id), "once fixed, re-create the pod: it has no controller, so save its manifest first", Some(format!(
-            "kubectl get pod {0} {1} -o yaml > {0}.yaml && kubectl delete pod {0} {1} && kubectl apply -f {0}.yaml",
-            s.pod_name,
-            s.ns_flag()
-        )))
+        Remedy::new(
+            Some(id),
+            "once fixed, re-create the pod: it has no controller, so save its manifest first",
+            Some(format!(
+                "kubectl get pod {0} {1} -o yaml > {0}.yaml && kubectl delete pod {0} {1} && kubectl apply -f {0}.yaml",
+                s.pod_name,
+                s.ns_flag()
+            )),
+        )
     }
 }
 
 fn missing_env(s: &Subject) -> Vec<Finding> {
     let mut out = Vec::new();
-    let defined: Vec<&str> = s.spec.env.iter().flatten().map(|e| e.name.as_str()).collect();
+    let defined: Vec<&str> = s
+        .spec
+        .env
+        .iter()
+        .flatten()
+        .map(|e| e.name.as_str())
+        .collect();
     for hit in &s.scan.missing_env {
         let var = &hit.value;
-        if out.iter().any(|f: &Finding| f.cause.summary.contains(var.as_str())) {
+        if out
+            .iter()
+            .any(|f: &Finding| f.cause.summary.contains(var.as_str()))
+        {
             continue;
         }
         if let Some(f) = env_from_reference(s, var, &hit.line) {
@@ -209,13 +349,36 @@ fn missing_env(s: &Subject) -> Vec<Finding> {
             .iter()
             .flatten()
             .filter_map(|f| {
-                f.config_map_ref.as_ref().map(|r| format!("configmap {}", r.name)).or_else(|| f.secret_ref.as_ref().map(|r| format!("secret {}", r.name)))
+                f.config_map_ref
+                    .as_ref()
+                    .map(|r| format!("configmap {}", r.name))
+                    .or_else(|| f.secret_ref.as_ref().map(|r| format!("secret {}", r.name)))
             })
             .collect();
-        let listed = if defined.is_empty() { "none".into() } else { defined.join(", ") };
-        let from = if env_from.is_empty() { String::new() } else { format!("; envFrom: {}", env_from.join(", ")) };
-        cause.evidence.push(s.spec_evidence(".env", format!("{} {var} (env: {listed}{from})", if in_spec { "sets" } else { "has no" })));
-        out.push(Finding { cause, remedies: vec![s.set_env_remedy(CauseId::MissingEnvVar, var), retry_now(s, CauseId::MissingEnvVar)] });
+        let listed = if defined.is_empty() {
+            "none".into()
+        } else {
+            defined.join(", ")
+        };
+        let from = if env_from.is_empty() {
+            String::new()
+        } else {
+            format!("; envFrom: {}", env_from.join(", "))
+        };
+        cause.evidence.push(s.spec_evidence(
+            ".env",
+            format!(
+                "{} {var} (env: {listed}{from})",
+                if in_spec { "sets" } else { "has no" }
+            ),
+        ));
+        out.push(Finding {
+            cause,
+            remedies: vec![
+                s.set_env_remedy(CauseId::MissingEnvVar, var),
+                retry_now(s, CauseId::MissingEnvVar),
+            ],
+        });
     }
     out
 }
@@ -245,19 +408,35 @@ fn env_from_reference(s: &Subject, var: &str, line: &str) -> Option<Finding> {
     }
     let via = vec![format!("env {var}")];
     let log = s.log_evidence(line);
-    let lookup = |text: String| Evidence::new(EvidenceKind::Lookup, format!("{} {}/{name}", k.noun(), s.namespace), text);
+    let lookup = |text: String| {
+        Evidence::new(
+            EvidenceKind::Lookup,
+            format!("{} {}/{name}", k.noun(), s.namespace),
+            text,
+        )
+    };
     let mut f = match found {
         None => {
             let mut f = object_finding(s, k, &name, &via, Confidence::High);
-            f.cause.summary = format!("{var} comes from the {} \"{name}\" (optional), which does not exist, so the variable is unset", k.noun());
+            f.cause.summary = format!(
+                "{var} comes from the {} \"{name}\" (optional), which does not exist, so the variable is unset",
+                k.noun()
+            );
             f.cause.evidence.push(lookup("does not exist".into()));
             f
         }
-        Some(set) if !set.keys.contains(&key) => key_finding(s, k, &name, &key, &via, set.keys.clone()),
+        Some(set) if !set.keys.contains(&key) => {
+            key_finding(s, k, &name, &key, &via, set.keys.clone())
+        }
         Some(set) => {
             // It exists with the key: was it created after the crashed instance started?
-            let started = s.last_run().and_then(|t| t.started_at.as_ref()).map(|t| t.0);
-            let (Some(created), Some(started)) = (set.created_at, started) else { return None };
+            let started = s
+                .last_run()
+                .and_then(|t| t.started_at.as_ref())
+                .map(|t| t.0);
+            let (Some(created), Some(started)) = (set.created_at, started) else {
+                return None;
+            };
             if created <= started {
                 return None;
             }
@@ -274,17 +453,35 @@ fn env_from_reference(s: &Subject, var: &str, line: &str) -> Option<Finding> {
                 ),
             )
             .with(lookup(format!("exists now, created {created}, after the crashed instance started at {started}")));
-            Finding { cause, remedies: vec![retry_now(s, id)] }
+            Finding {
+                cause,
+                remedies: vec![retry_now(s, id)],
+            }
         }
     };
     f.cause.evidence.insert(0, log);
     f.cause.evidence.retain(|e| e.kind != EvidenceKind::Spec);
-    f.cause.evidence.push(s.spec_evidence(".env", format!("{var} ← {} {name} key {key}{}", k.noun(), if env_optional(from) { " (optional: true)" } else { "" })));
+    f.cause.evidence.push(s.spec_evidence(
+        ".env",
+        format!(
+            "{var} ← {} {name} key {key}{}",
+            k.noun(),
+            if env_optional(from) {
+                " (optional: true)"
+            } else {
+                ""
+            }
+        ),
+    ));
     Some(f)
 }
 
 fn env_optional(from: &k8s_openapi::api::core::v1::EnvVarSource) -> bool {
-    from.config_map_key_ref.as_ref().and_then(|r| r.optional).or_else(|| from.secret_key_ref.as_ref().and_then(|r| r.optional)).unwrap_or(false)
+    from.config_map_key_ref
+        .as_ref()
+        .and_then(|r| r.optional)
+        .or_else(|| from.secret_key_ref.as_ref().and_then(|r| r.optional))
+        .unwrap_or(false)
 }
 
 /// Keys that envFrom brings in, when the referenced objects are known.
@@ -292,10 +489,18 @@ fn env_from_keys(s: &Subject) -> Vec<String> {
     let mut keys = Vec::new();
     for f in s.spec.env_from.iter().flatten() {
         let prefix = f.prefix.clone().unwrap_or_default();
-        if let Some(set) = f.config_map_ref.as_ref().and_then(|r| s.state.config_map(s.namespace, &r.name)) {
+        if let Some(set) = f
+            .config_map_ref
+            .as_ref()
+            .and_then(|r| s.state.config_map(s.namespace, &r.name))
+        {
             keys.extend(set.keys.iter().map(|k| format!("{prefix}{k}")));
         }
-        if let Some(set) = f.secret_ref.as_ref().and_then(|r| s.state.secret(s.namespace, &r.name)) {
+        if let Some(set) = f
+            .secret_ref
+            .as_ref()
+            .and_then(|r| s.state.secret(s.namespace, &r.name))
+        {
             keys.extend(set.keys.iter().map(|k| format!("{prefix}{k}")));
         }
     }
@@ -304,10 +509,16 @@ fn env_from_keys(s: &Subject) -> Vec<String> {
 
 fn missing_file(s: &Subject) -> Vec<Finding> {
     let mut out = Vec::new();
-    let Some(hit) = s.scan.missing_file.first() else { return out };
+    let Some(hit) = s.scan.missing_file.first() else {
+        return out;
+    };
     let path = &hit.value;
-    let mut cause = Cause::new(CauseId::MissingConfigFile, Confidence::High, format!("the app exits because {path} does not exist in the container"))
-        .with(s.log_evidence(&hit.line));
+    let mut cause = Cause::new(
+        CauseId::MissingConfigFile,
+        Confidence::High,
+        format!("the app exits because {path} does not exist in the container"),
+    )
+    .with(s.log_evidence(&hit.line));
     let mut remedies = Vec::new();
     // Which mount should have provided it?
     let mount = s
@@ -319,22 +530,57 @@ fn missing_file(s: &Subject) -> Vec<Finding> {
         .max_by_key(|m| m.mount_path.len());
     match mount {
         Some(m) => {
-            let vol = s.pod.spec.as_ref().and_then(|p| p.volumes.as_ref()).and_then(|vs| vs.iter().find(|v| v.name == m.name));
-            let file = path.strip_prefix(m.mount_path.trim_end_matches('/')).unwrap_or(path).trim_start_matches('/');
+            let vol = s
+                .pod
+                .spec
+                .as_ref()
+                .and_then(|p| p.volumes.as_ref())
+                .and_then(|vs| vs.iter().find(|v| v.name == m.name));
+            let file = path
+                .strip_prefix(m.mount_path.trim_end_matches('/'))
+                .unwrap_or(path)
+                .trim_start_matches('/');
             let (noun, obj) = match vol {
-                Some(v) if v.config_map.is_some() => ("configmap", v.config_map.as_ref().map(|c| c.name.clone())),
-                Some(v) if v.secret.is_some() => ("secret", v.secret.as_ref().and_then(|c| c.secret_name.clone())),
+                Some(v) if v.config_map.is_some() => {
+                    ("configmap", v.config_map.as_ref().map(|c| c.name.clone()))
+                }
+                Some(v) if v.secret.is_some() => (
+                    "secret",
+                    v.secret.as_ref().and_then(|c| c.secret_name.clone()),
+                ),
                 _ => ("volume", None),
             };
-            let mut text = format!("{} is mounted at {} from volume {}", file, m.mount_path, m.name);
+            let mut text = format!(
+                "{} is mounted at {} from volume {}",
+                file, m.mount_path, m.name
+            );
             if let Some(obj) = obj.as_deref() {
-                text = format!("volume {} ({noun} {obj}) is mounted at {}", m.name, m.mount_path);
-                let keys = if noun == "configmap" { s.state.config_map(s.namespace, obj) } else { s.state.secret(s.namespace, obj) };
+                text = format!(
+                    "volume {} ({noun} {obj}) is mounted at {}",
+                    m.name, m.mount_path
+                );
+                let keys = if noun == "configmap" {
+                    s.state.config_map(s.namespace, obj)
+                } else {
+                    s.state.secret(s.namespace, obj)
+                };
                 if let Some(set) = keys {
-                    let listed = if set.keys.is_empty() { "no keys".into() } else { set.keys.join(", ") };
-                    cause.evidence.push(Evidence::new(EvidenceKind::Lookup, format!("{noun} {}/{obj}", s.namespace), format!("has keys: {listed}; none is {file}")));
+                    let listed = if set.keys.is_empty() {
+                        "no keys".into()
+                    } else {
+                        set.keys.join(", ")
+                    };
+                    cause.evidence.push(Evidence::new(
+                        EvidenceKind::Lookup,
+                        format!("{noun} {}/{obj}", s.namespace),
+                        format!("has keys: {listed}; none is {file}"),
+                    ));
                 }
-                let (kind, data) = if noun == "configmap" { ("configmap", "--from-file") } else { ("secret generic", "--from-file") };
+                let (kind, data) = if noun == "configmap" {
+                    ("configmap", "--from-file")
+                } else {
+                    ("secret generic", "--from-file")
+                };
                 remedies.push(Remedy::new(
                     Some(CauseId::MissingConfigFile),
                     format!("add {file} to {noun} {obj}"),
@@ -347,7 +593,10 @@ fn missing_file(s: &Subject) -> Vec<Finding> {
             cause.evidence.push(s.spec_evidence(".volumeMounts", text));
         }
         None => {
-            cause.evidence.push(s.spec_evidence(".volumeMounts", format!("no volume is mounted at or above {path}")));
+            cause.evidence.push(s.spec_evidence(
+                ".volumeMounts",
+                format!("no volume is mounted at or above {path}"),
+            ));
             remedies.push(Remedy::new(Some(CauseId::MissingConfigFile), format!("mount a ConfigMap or Secret that provides {path}, or bake the file into the image"), None));
         }
     }

@@ -11,7 +11,12 @@ pub fn detect(s: &Subject) -> Vec<Finding> {
     if let Some(hit) = s.scan.dns.first() {
         out.push(dns(s, &hit.value, &hit.line));
     } else if let Some(hit) = s.scan.refused.first() {
-        out.push(refused(s, hit.value.host.as_deref(), hit.value.port, &hit.line));
+        out.push(refused(
+            s,
+            hit.value.host.as_deref(),
+            hit.value.port,
+            &hit.line,
+        ));
     }
     out
 }
@@ -21,9 +26,16 @@ pub fn detect(s: &Subject) -> Vec<Finding> {
 fn service_for<'a>(s: &'a Subject, host: &str) -> (String, String, Option<&'a Service>) {
     let parts: Vec<&str> = host.split('.').collect();
     if host.parse::<std::net::IpAddr>().is_ok() {
-        let svc = s.state.services.iter().find(|svc| svc.spec.as_ref().and_then(|sp| sp.cluster_ip.as_deref()) == Some(host));
-        let ns = svc.and_then(|x| x.metadata.namespace.clone()).unwrap_or_else(|| s.namespace.to_string());
-        let name = svc.and_then(|x| x.metadata.name.clone()).unwrap_or_else(|| host.to_string());
+        let svc =
+            s.state.services.iter().find(|svc| {
+                svc.spec.as_ref().and_then(|sp| sp.cluster_ip.as_deref()) == Some(host)
+            });
+        let ns = svc
+            .and_then(|x| x.metadata.namespace.clone())
+            .unwrap_or_else(|| s.namespace.to_string());
+        let name = svc
+            .and_then(|x| x.metadata.name.clone())
+            .unwrap_or_else(|| host.to_string());
         return (ns, name, svc);
     }
     let name = parts[0].to_string();
@@ -31,11 +43,10 @@ fn service_for<'a>(s: &'a Subject, host: &str) -> (String, String, Option<&'a Se
         Some(n) if *n != "svc" => n.to_string(),
         _ => s.namespace.to_string(),
     };
-    let svc = s
-        .state
-        .services
-        .iter()
-        .find(|x| x.metadata.namespace.as_deref() == Some(ns.as_str()) && x.metadata.name.as_deref() == Some(name.as_str()));
+    let svc = s.state.services.iter().find(|x| {
+        x.metadata.namespace.as_deref() == Some(ns.as_str())
+            && x.metadata.name.as_deref() == Some(name.as_str())
+    });
     (ns, name, svc)
 }
 
@@ -45,7 +56,12 @@ fn ready_endpoints(s: &Subject, ns: &str, name: &str) -> (usize, usize) {
     let mut total = 0;
     for slice in s.state.endpoint_slices.iter().filter(|e| {
         e.metadata.namespace.as_deref() == Some(ns)
-            && e.metadata.labels.as_ref().and_then(|l| l.get("kubernetes.io/service-name")).map(String::as_str) == Some(name)
+            && e.metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get("kubernetes.io/service-name"))
+                .map(String::as_str)
+                == Some(name)
     }) {
         for ep in slice.endpoints.iter().flatten() {
             total += 1;
@@ -59,12 +75,22 @@ fn ready_endpoints(s: &Subject, ns: &str, name: &str) -> (usize, usize) {
 
 /// The env var that holds a host name, so the remedy can point at it.
 fn env_holding<'a>(s: &'a Subject, host: &str) -> Option<&'a str> {
-    s.spec.env.iter().flatten().find(|e| e.value.as_deref().is_some_and(|v| v.contains(host))).map(|e| e.name.as_str())
+    s.spec
+        .env
+        .iter()
+        .flatten()
+        .find(|e| e.value.as_deref().is_some_and(|v| v.contains(host)))
+        .map(|e| e.name.as_str())
 }
 
 fn selector_text(svc: &Service) -> Option<String> {
     let sel = svc.spec.as_ref()?.selector.as_ref()?;
-    Some(sel.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(","))
+    Some(
+        sel.iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(","),
+    )
 }
 
 fn refused(s: &Subject, host: Option<&str>, port: Option<u16>, line: &str) -> Finding {
@@ -74,17 +100,28 @@ fn refused(s: &Subject, host: Option<&str>, port: Option<u16>, line: &str) -> Fi
         (Some(h), None) => h.to_string(),
         _ => "a dependency".to_string(),
     };
-    let mut cause = Cause::new(id, Confidence::Medium, format!("the app exits because {target} refuses connections")).with(s.log_evidence(line));
+    let mut cause = Cause::new(
+        id,
+        Confidence::Medium,
+        format!("the app exits because {target} refuses connections"),
+    )
+    .with(s.log_evidence(line));
     let mut remedies = Vec::new();
     if let Some(h) = host {
         let (ns, name, svc) = service_for(s, h);
         if let Some(var) = env_holding(s, h) {
-            cause.evidence.push(s.spec_evidence(".env", format!("{var} points at {h}")));
+            cause
+                .evidence
+                .push(s.spec_evidence(".env", format!("{var} points at {h}")));
         }
         match svc {
             Some(svc) if s.state.read_services() => {
                 let (ready, total) = ready_endpoints(s, &ns, &name);
-                let ip = svc.spec.as_ref().and_then(|x| x.cluster_ip.clone()).unwrap_or_default();
+                let ip = svc
+                    .spec
+                    .as_ref()
+                    .and_then(|x| x.cluster_ip.clone())
+                    .unwrap_or_default();
                 cause.evidence.push(Evidence::new(
                     EvidenceKind::Lookup,
                     format!("service {ns}/{name}"),
@@ -92,11 +129,18 @@ fn refused(s: &Subject, host: Option<&str>, port: Option<u16>, line: &str) -> Fi
                 ));
                 if ready == 0 {
                     cause.confidence = Confidence::High;
-                    cause.summary = format!("the app exits because its dependency, Service {name}, has no ready endpoints (connection refused)");
+                    cause.summary = format!(
+                        "the app exits because its dependency, Service {name}, has no ready endpoints (connection refused)"
+                    );
                     let sel = selector_text(svc);
                     remedies.push(Remedy::new(
                         Some(id),
-                        format!("start or fix the pods behind Service {name}{}", sel.as_ref().map(|x| format!(" (selector {x})")).unwrap_or_default()),
+                        format!(
+                            "start or fix the pods behind Service {name}{}",
+                            sel.as_ref()
+                                .map(|x| format!(" (selector {x})"))
+                                .unwrap_or_default()
+                        ),
                         Some(match sel {
                             Some(sel) => format!("kubectl get pods -n {ns} -l {sel} -o wide"),
                             None => format!("kubectl describe service {name} -n {ns}"),
@@ -111,7 +155,11 @@ fn refused(s: &Subject, host: Option<&str>, port: Option<u16>, line: &str) -> Fi
                 }
             }
             None if s.state.read_services() && h.parse::<std::net::IpAddr>().is_err() => {
-                cause.evidence.push(Evidence::new(EvidenceKind::Lookup, format!("service {ns}/{name}"), "does not exist"));
+                cause.evidence.push(Evidence::new(
+                    EvidenceKind::Lookup,
+                    format!("service {ns}/{name}"),
+                    "does not exist",
+                ));
             }
             _ => {}
         }
@@ -127,20 +175,33 @@ fn refused(s: &Subject, host: Option<&str>, port: Option<u16>, line: &str) -> Fi
 
 fn dns(s: &Subject, host: &str, line: &str) -> Finding {
     let id = CauseId::DependencyDns;
-    let shown = if host.is_empty() { "a dependency's name".to_string() } else { host.to_string() };
-    let mut cause = Cause::new(id, Confidence::Medium, format!("the app exits because {shown} does not resolve (DNS)")).with(s.log_evidence(line));
+    let shown = if host.is_empty() {
+        "a dependency's name".to_string()
+    } else {
+        host.to_string()
+    };
+    let mut cause = Cause::new(
+        id,
+        Confidence::Medium,
+        format!("the app exits because {shown} does not resolve (DNS)"),
+    )
+    .with(s.log_evidence(line));
     let mut remedies = Vec::new();
     if !host.is_empty() {
         let (ns, name, svc) = service_for(s, host);
         let var = env_holding(s, host);
         if let Some(var) = var {
-            cause.evidence.push(s.spec_evidence(".env", format!("{var} points at {host}")));
+            cause
+                .evidence
+                .push(s.spec_evidence(".env", format!("{var} points at {host}")));
         }
         if s.state.read_services() && s.state.covers(&ns) {
             match svc {
                 None => {
                     cause.confidence = Confidence::High;
-                    cause.summary = format!("the app exits because there is no Service named {name} in namespace {ns}, so {host} does not resolve");
+                    cause.summary = format!(
+                        "the app exits because there is no Service named {name} in namespace {ns}, so {host} does not resolve"
+                    );
                     let others: Vec<String> = s
                         .state
                         .services
@@ -148,7 +209,11 @@ fn dns(s: &Subject, host: &str, line: &str) -> Finding {
                         .filter(|x| x.metadata.namespace.as_deref() == Some(ns.as_str()))
                         .filter_map(|x| x.metadata.name.clone())
                         .collect();
-                    let listed = if others.is_empty() { "none".into() } else { others.join(", ") };
+                    let listed = if others.is_empty() {
+                        "none".into()
+                    } else {
+                        others.join(", ")
+                    };
                     cause.evidence.push(Evidence::new(
                         EvidenceKind::Lookup,
                         format!("service {ns}/{name}"),
@@ -159,9 +224,17 @@ fn dns(s: &Subject, host: &str, line: &str) -> Finding {
                             (Some(var), Some(w)) => Remedy::new(
                                 Some(id),
                                 format!("did you mean Service {close}? point {var} at it"),
-                                Some(format!("kubectl set env {w} {} -c {} {var}={close}", s.ns_flag(), s.container())),
+                                Some(format!(
+                                    "kubectl set env {w} {} -c {} {var}={close}",
+                                    s.ns_flag(),
+                                    s.container()
+                                )),
                             ),
-                            _ => Remedy::new(Some(id), format!("did you mean Service {close}?"), None),
+                            _ => Remedy::new(
+                                Some(id),
+                                format!("did you mean Service {close}?"),
+                                None,
+                            ),
                         });
                     }
                     remedies.push(Remedy::new(
@@ -171,8 +244,16 @@ fn dns(s: &Subject, host: &str, line: &str) -> Finding {
                     ));
                 }
                 Some(_) => {
-                    cause.evidence.push(Evidence::new(EvidenceKind::Lookup, format!("service {ns}/{name}"), "exists: the cluster DNS itself may be failing"));
-                    remedies.push(Remedy::new(Some(id), "check the cluster DNS pods", Some("kubectl get pods -n kube-system -l k8s-app=kube-dns".into())));
+                    cause.evidence.push(Evidence::new(
+                        EvidenceKind::Lookup,
+                        format!("service {ns}/{name}"),
+                        "exists: the cluster DNS itself may be failing",
+                    ));
+                    remedies.push(Remedy::new(
+                        Some(id),
+                        "check the cluster DNS pods",
+                        Some("kubectl get pods -n kube-system -l k8s-app=kube-dns".into()),
+                    ));
                 }
             }
         }
@@ -192,7 +273,11 @@ fn edit_distance(a: &str, b: &str) -> usize {
     for (i, ca) in a.chars().enumerate() {
         let mut cur = vec![i + 1];
         for (j, cb) in b.iter().enumerate() {
-            cur.push((prev[j] + usize::from(ca != *cb)).min(prev[j + 1] + 1).min(cur[j] + 1));
+            cur.push(
+                (prev[j] + usize::from(ca != *cb))
+                    .min(prev[j + 1] + 1)
+                    .min(cur[j] + 1),
+            );
         }
         prev = cur;
     }

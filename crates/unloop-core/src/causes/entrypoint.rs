@@ -14,9 +14,18 @@ pub fn detect(s: &Subject) -> Vec<Finding> {
     // (StartError) or the waiting state (RunContainerError, CreateContainerError).
     let start_msg = s
         .waiting_message()
-        .filter(|_| matches!(s.waiting_reason(), Some("RunContainerError" | "CreateContainerError")))
+        .filter(|_| {
+            matches!(
+                s.waiting_reason(),
+                Some("RunContainerError" | "CreateContainerError")
+            )
+        })
         .map(|m| (m, "state.waiting.message"))
-        .or_else(|| run.filter(|t| t.reason.as_deref() == Some("StartError") || t.exit_code == 128).and_then(|t| t.message.as_deref()).map(|m| (m, "lastState.terminated.message")));
+        .or_else(|| {
+            run.filter(|t| t.reason.as_deref() == Some("StartError") || t.exit_code == 128)
+                .and_then(|t| t.message.as_deref())
+                .map(|m| (m, "lastState.terminated.message"))
+        });
     let cmdline = command_line(s);
     if let Some((msg, path)) = start_msg {
         let ev = s.field(path, msg);
@@ -24,9 +33,24 @@ pub fn detect(s: &Subject) -> Vec<Finding> {
         if lower.contains("exec format error") {
             out.push(exec_format(s, ev));
         } else if lower.contains("permission denied") {
-            out.push(finding(s, CauseId::NotExecutable, format!("the entrypoint {cmdline} is not executable (permission denied)"), ev, Some(fix_command(s))));
-        } else if lower.contains("no such file or directory") || lower.contains("executable file not found") || lower.contains("not found") {
-            out.push(finding(s, CauseId::CommandNotFound, format!("the entrypoint {cmdline} does not exist in the image"), ev, Some(fix_command(s))));
+            out.push(finding(
+                s,
+                CauseId::NotExecutable,
+                format!("the entrypoint {cmdline} is not executable (permission denied)"),
+                ev,
+                Some(fix_command(s)),
+            ));
+        } else if lower.contains("no such file or directory")
+            || lower.contains("executable file not found")
+            || lower.contains("not found")
+        {
+            out.push(finding(
+                s,
+                CauseId::CommandNotFound,
+                format!("the entrypoint {cmdline} does not exist in the image"),
+                ev,
+                Some(fix_command(s)),
+            ));
         }
         if !out.is_empty() {
             return out;
@@ -42,11 +66,17 @@ pub fn detect(s: &Subject) -> Vec<Finding> {
             let mut f = finding(
                 s,
                 CauseId::EntrypointExited,
-                format!("the entrypoint {cmdline} finished with exit code 0, but a {} must keep running in the foreground", s.workload.kind.short()),
-                s.termination_evidence().unwrap_or_else(|| s.field("lastState.terminated", "exit code 0")),
+                format!(
+                    "the entrypoint {cmdline} finished with exit code 0, but a {} must keep running in the foreground",
+                    s.workload.kind.short()
+                ),
+                s.termination_evidence()
+                    .unwrap_or_else(|| s.field("lastState.terminated", "exit code 0")),
                 None,
             );
-            f.cause.evidence.push(s.spec_evidence(".command", cmdline.clone()));
+            f.cause
+                .evidence
+                .push(s.spec_evidence(".command", cmdline.clone()));
             f.remedies.insert(0, Remedy::new(
                 Some(CauseId::EntrypointExited),
                 "run the server in the foreground (no trailing &, no daemon mode such as nginx -g 'daemon off;'); a one-shot task belongs in a Job",
@@ -55,16 +85,35 @@ pub fn detect(s: &Subject) -> Vec<Finding> {
             out.push(f);
         }
         Some(127) => {
-            let mut f = finding(s, CauseId::CommandNotFound, format!("a command run by {cmdline} was not found (exit 127)"), s.termination_evidence().unwrap_or_else(|| s.field("lastState.terminated", "exit code 127")), Some(fix_command(s)));
+            let mut f = finding(
+                s,
+                CauseId::CommandNotFound,
+                format!("a command run by {cmdline} was not found (exit 127)"),
+                s.termination_evidence()
+                    .unwrap_or_else(|| s.field("lastState.terminated", "exit code 127")),
+                Some(fix_command(s)),
+            );
             if let Some(h) = s.scan.not_found_command.first() {
-                f.cause.summary = format!("the command {} was not found in the image (exit 127)", h.value);
+                f.cause.summary = format!(
+                    "the command {} was not found in the image (exit 127)",
+                    h.value
+                );
                 f.cause.evidence.push(s.log_evidence(&h.line));
             }
-            f.cause.evidence.push(s.spec_evidence(".command", cmdline.clone()));
+            f.cause
+                .evidence
+                .push(s.spec_evidence(".command", cmdline.clone()));
             out.push(f);
         }
         Some(126) => {
-            let mut f = finding(s, CauseId::NotExecutable, format!("a command run by {cmdline} is not executable (exit 126)"), s.termination_evidence().unwrap_or_else(|| s.field("lastState.terminated", "exit code 126")), Some(fix_command(s)));
+            let mut f = finding(
+                s,
+                CauseId::NotExecutable,
+                format!("a command run by {cmdline} is not executable (exit 126)"),
+                s.termination_evidence()
+                    .unwrap_or_else(|| s.field("lastState.terminated", "exit code 126")),
+                Some(fix_command(s)),
+            );
             if let Some(h) = s.scan.permission_denied.first() {
                 f.cause.evidence.push(s.log_evidence(&h.line));
             }
@@ -75,14 +124,19 @@ pub fn detect(s: &Subject) -> Vec<Finding> {
                 s,
                 CauseId::Segfault,
                 "the program crashed with a segmentation fault (SIGSEGV, exit 139)".to_string(),
-                s.termination_evidence().unwrap_or_else(|| s.field("lastState.terminated", "exit code 139")),
+                s.termination_evidence()
+                    .unwrap_or_else(|| s.field("lastState.terminated", "exit code 139")),
                 None,
             );
             if let Some(h) = s.scan.segfault.first() {
                 f.cause.evidence.push(s.log_evidence(&h.line));
             }
             if let Some(arch) = node_arch(s) {
-                f.cause.evidence.push(Evidence::new(EvidenceKind::Node, format!("node/{}", node_name(s)), format!("architecture {arch}")));
+                f.cause.evidence.push(Evidence::new(
+                    EvidenceKind::Node,
+                    format!("node/{}", node_name(s)),
+                    format!("architecture {arch}"),
+                ));
             }
             f.remedies.insert(0, Remedy::new(
                 Some(CauseId::Segfault),
@@ -97,16 +151,34 @@ pub fn detect(s: &Subject) -> Vec<Finding> {
 }
 
 fn command_line(s: &Subject) -> String {
-    let parts: Vec<&str> = s.spec.command.iter().flatten().chain(s.spec.args.iter().flatten()).map(String::as_str).collect();
-    if parts.is_empty() { "(the image's default entrypoint)".into() } else { format!("`{}`", parts.join(" ")) }
+    let parts: Vec<&str> = s
+        .spec
+        .command
+        .iter()
+        .flatten()
+        .chain(s.spec.args.iter().flatten())
+        .map(String::as_str)
+        .collect();
+    if parts.is_empty() {
+        "(the image's default entrypoint)".into()
+    } else {
+        format!("`{}`", parts.join(" "))
+    }
 }
 
 fn node_arch(s: &Subject) -> Option<String> {
-    s.node?.status.as_ref()?.node_info.as_ref().map(|i| i.architecture.clone())
+    s.node?
+        .status
+        .as_ref()?
+        .node_info
+        .as_ref()
+        .map(|i| i.architecture.clone())
 }
 
 fn node_name(s: &Subject) -> String {
-    s.node.and_then(|n| n.metadata.name.clone()).unwrap_or_default()
+    s.node
+        .and_then(|n| n.metadata.name.clone())
+        .unwrap_or_default()
 }
 
 fn exec_format(s: &Subject, ev: Evidence) -> Finding {
@@ -122,13 +194,26 @@ fn exec_format(s: &Subject, ev: Evidence) -> Finding {
         None,
     );
     if let Some(a) = &arch {
-        f.cause.evidence.push(Evidence::new(EvidenceKind::Node, format!("node/{}", node_name(s)), format!("architecture {a}")));
+        f.cause.evidence.push(Evidence::new(
+            EvidenceKind::Node,
+            format!("node/{}", node_name(s)),
+            format!("architecture {a}"),
+        ));
     }
-    f.remedies.insert(0, Remedy::new(
-        Some(CauseId::ExecFormat),
-        format!("build and push the image for linux/{} (or a multi-arch image)", arch.unwrap_or_else(|| "<node-arch>".into())),
-        Some(format!("docker buildx build --platform linux/amd64,linux/arm64 -t {} --push .", s.spec.image.as_deref().unwrap_or("<image>"))),
-    ));
+    f.remedies.insert(
+        0,
+        Remedy::new(
+            Some(CauseId::ExecFormat),
+            format!(
+                "build and push the image for linux/{} (or a multi-arch image)",
+                arch.unwrap_or_else(|| "<node-arch>".into())
+            ),
+            Some(format!(
+                "docker buildx build --platform linux/amd64,linux/arm64 -t {} --push .",
+                s.spec.image.as_deref().unwrap_or("<image>")
+            )),
+        ),
+    );
     f
 }
 
@@ -136,15 +221,32 @@ fn fix_command(s: &Subject) -> Remedy {
     Remedy::new(
         None,
         "look inside the image for the right path, in a debug copy that keeps the container alive",
-        Some(format!("unloop debug {} {} -c {}", s.pod_name, s.ns_flag(), s.container())),
+        Some(format!(
+            "unloop debug {} {} -c {}",
+            s.pod_name,
+            s.ns_flag(),
+            s.container()
+        )),
     )
 }
 
-fn finding(s: &Subject, id: CauseId, summary: String, ev: Evidence, extra: Option<Remedy>) -> Finding {
-    let mut remedies: Vec<Remedy> = extra.into_iter().map(|mut r| {
-        r.for_cause = Some(id);
-        r
-    }).collect();
+fn finding(
+    s: &Subject,
+    id: CauseId,
+    summary: String,
+    ev: Evidence,
+    extra: Option<Remedy>,
+) -> Finding {
+    let mut remedies: Vec<Remedy> = extra
+        .into_iter()
+        .map(|mut r| {
+            r.for_cause = Some(id);
+            r
+        })
+        .collect();
     remedies.push(retry_now(s, id));
-    Finding { cause: Cause::new(id, Confidence::High, summary).with(ev), remedies }
+    Finding {
+        cause: Cause::new(id, Confidence::High, summary).with(ev),
+        remedies,
+    }
 }

@@ -3,21 +3,42 @@
 use crate::subject::{Finding, Subject};
 use crate::verdict::{Cause, CauseId, Confidence, Remedy};
 
-const PULL_REASONS: [&str; 5] = ["ErrImagePull", "ImagePullBackOff", "ErrImageNeverPull", "InvalidImageName", "ImageInspectError"];
+const PULL_REASONS: [&str; 5] = [
+    "ErrImagePull",
+    "ImagePullBackOff",
+    "ErrImageNeverPull",
+    "InvalidImageName",
+    "ImageInspectError",
+];
 
 pub fn detect(s: &Subject) -> Vec<Finding> {
-    let Some(reason) = s.waiting_reason().filter(|r| PULL_REASONS.contains(r)) else { return Vec::new() };
+    let Some(reason) = s.waiting_reason().filter(|r| PULL_REASONS.contains(r)) else {
+        return Vec::new();
+    };
     let id = CauseId::ImagePull;
     let image = s.spec.image.clone().unwrap_or_default();
-    let policy = s.spec.image_pull_policy.as_deref().unwrap_or("IfNotPresent");
+    let policy = s
+        .spec
+        .image_pull_policy
+        .as_deref()
+        .unwrap_or("IfNotPresent");
     let summary = match reason {
-        "ErrImageNeverPull" => format!("the image {image} is not on the node and imagePullPolicy is Never"),
+        "ErrImageNeverPull" => {
+            format!("the image {image} is not on the node and imagePullPolicy is Never")
+        }
         "InvalidImageName" => format!("the image name {image} is not valid"),
         _ => format!("the image {image} cannot be pulled"),
     };
     let mut cause = Cause::new(id, Confidence::High, summary);
     let msg = s.waiting_message().unwrap_or_default();
-    cause.evidence.push(s.field("state.waiting", if msg.is_empty() { reason.to_string() } else { format!("{reason}: {msg}") }));
+    cause.evidence.push(s.field(
+        "state.waiting",
+        if msg.is_empty() {
+            reason.to_string()
+        } else {
+            format!("{reason}: {msg}")
+        },
+    ));
     // The kubelet's Failed event carries the registry's own words (not found, unauthorized, refused).
     for e in s.container_events(&["Failed"]).iter().rev().take(1) {
         cause.evidence.push(s.event_evidence(e));
@@ -41,7 +62,13 @@ pub fn detect(s: &Subject) -> Vec<Finding> {
             format!("check the image name and tag, and that the registry is reachable from the node (policy {policy}); then set the right image"),
             s.settable().map(|w| format!("kubectl set image {w} {} {}=<image:tag>", s.ns_flag(), s.container())),
         ));
-        if s.pod.spec.as_ref().and_then(|p| p.image_pull_secrets.as_ref()).is_none_or(|v| v.is_empty()) && msg.to_ascii_lowercase().contains("unauthorized") {
+        if s.pod
+            .spec
+            .as_ref()
+            .and_then(|p| p.image_pull_secrets.as_ref())
+            .is_none_or(|v| v.is_empty())
+            && msg.to_ascii_lowercase().contains("unauthorized")
+        {
             remedies.push(Remedy::new(Some(id), "the registry wants credentials: add an imagePullSecret", Some(format!("kubectl create secret docker-registry regcred {} --docker-server=<registry> --docker-username=<user> --docker-password=<password>", s.ns_flag()))));
         }
     }

@@ -6,7 +6,10 @@ use crate::verdict::{Cause, CauseId, Confidence, Evidence, EvidenceKind, Remedy}
 
 pub fn detect(s: &Subject) -> Vec<Finding> {
     let mut out = Vec::new();
-    let node_name = s.node.and_then(|n| n.metadata.name.clone()).or_else(|| s.pod.spec.as_ref().and_then(|p| p.node_name.clone()));
+    let node_name = s
+        .node
+        .and_then(|n| n.metadata.name.clone())
+        .or_else(|| s.pod.spec.as_ref().and_then(|p| p.node_name.clone()));
     let pressure: Vec<String> = s
         .node
         .and_then(|n| n.status.as_ref())
@@ -14,21 +17,49 @@ pub fn detect(s: &Subject) -> Vec<Finding> {
         .map(|cs| {
             cs.iter()
                 .filter(|c| c.type_.ends_with("Pressure") && c.status == "True")
-                .map(|c| format!("{}=True: {}", c.type_, c.message.as_deref().unwrap_or_default()))
+                .map(|c| {
+                    format!(
+                        "{}=True: {}",
+                        c.type_,
+                        c.message.as_deref().unwrap_or_default()
+                    )
+                })
                 .collect()
         })
         .unwrap_or_default();
-    let node_evidence = |text: String| Evidence::new(EvidenceKind::Node, format!("node/{}", node_name.as_deref().unwrap_or("?")), text);
-    if let Some((reason, message)) = crate::status::pod_failure(s.pod).filter(|(r, _)| *r == "Evicted") {
-        let mut cause = Cause::new(CauseId::NodePressure, Confidence::High, format!("the kubelet evicted the pod: {}", first_sentence(message)))
-            .with(Evidence::new(EvidenceKind::Field, format!("pod/{} status.reason", s.pod_name), format!("{reason}: {message}")));
+    let node_evidence = |text: String| {
+        Evidence::new(
+            EvidenceKind::Node,
+            format!("node/{}", node_name.as_deref().unwrap_or("?")),
+            text,
+        )
+    };
+    if let Some((reason, message)) =
+        crate::status::pod_failure(s.pod).filter(|(r, _)| *r == "Evicted")
+    {
+        let mut cause = Cause::new(
+            CauseId::NodePressure,
+            Confidence::High,
+            format!("the kubelet evicted the pod: {}", first_sentence(message)),
+        )
+        .with(Evidence::new(
+            EvidenceKind::Field,
+            format!("pod/{} status.reason", s.pod_name),
+            format!("{reason}: {message}"),
+        ));
         for p in &pressure {
             cause.evidence.push(node_evidence(p.clone()));
         }
         out.push(Finding {
             cause,
             remedies: vec![
-                Remedy::new(Some(CauseId::NodePressure), "see what the node is short of", node_name.as_ref().map(|n| format!("kubectl describe node {n}"))),
+                Remedy::new(
+                    Some(CauseId::NodePressure),
+                    "see what the node is short of",
+                    node_name
+                        .as_ref()
+                        .map(|n| format!("kubectl describe node {n}")),
+                ),
                 Remedy::new(
                     Some(CauseId::NodePressure),
                     "delete the evicted pod (its controller already replaced it)",
@@ -41,7 +72,11 @@ pub fn detect(s: &Subject) -> Vec<Finding> {
     let code = s.exit_code();
     let ooms = node_oom_near(s);
     if !ooms.is_empty() && code == Some(137) {
-        let mut cause = Cause::new(CauseId::NodePressure, Confidence::High, "killed by a node-wide OOM (the node ran out of memory), not by its own limit");
+        let mut cause = Cause::new(
+            CauseId::NodePressure,
+            Confidence::High,
+            "killed by a node-wide OOM (the node ran out of memory), not by its own limit",
+        );
         cause.evidence.extend(s.termination_evidence());
         cause.evidence.extend(ooms);
         for p in &pressure {
@@ -49,15 +84,28 @@ pub fn detect(s: &Subject) -> Vec<Finding> {
         }
         out.push(Finding {
             cause,
-            remedies: vec![Remedy::new(Some(CauseId::NodePressure), "find what fills the node's memory", node_name.as_ref().map(|n| format!("kubectl describe node {n}")))],
+            remedies: vec![Remedy::new(
+                Some(CauseId::NodePressure),
+                "find what fills the node's memory",
+                node_name
+                    .as_ref()
+                    .map(|n| format!("kubectl describe node {n}")),
+            )],
         });
     } else if !pressure.is_empty() && matches!(code, Some(137) | Some(143)) {
-        let mut cause = Cause::new(CauseId::NodePressure, Confidence::Medium, format!("the node is under pressure ({})", pressure.join("; ")));
+        let mut cause = Cause::new(
+            CauseId::NodePressure,
+            Confidence::Medium,
+            format!("the node is under pressure ({})", pressure.join("; ")),
+        );
         cause.evidence.extend(s.termination_evidence());
         for p in &pressure {
             cause.evidence.push(node_evidence(p.clone()));
         }
-        out.push(Finding { cause, remedies: vec![] });
+        out.push(Finding {
+            cause,
+            remedies: vec![],
+        });
     }
     out
 }

@@ -1,12 +1,14 @@
 //! Resources and OOM: a memory limit too low, or a JVM heap larger than the limit.
 
 use crate::causes::config::retry_now;
-use crate::resources::{self, Heap, HEAP_SHARE};
+use crate::resources::{self, HEAP_SHARE, Heap};
 use crate::subject::{Finding, Subject, event_time};
 use crate::verdict::{Cause, CauseId, Confidence, Evidence, EvidenceKind, Remedy};
 
 pub fn detect(s: &Subject) -> Vec<Finding> {
-    let Some(run) = s.last_run() else { return Vec::new() };
+    let Some(run) = s.last_run() else {
+        return Vec::new();
+    };
     if run.reason.as_deref() != Some("OOMKilled") {
         return Vec::new();
     }
@@ -27,9 +29,16 @@ pub fn detect(s: &Subject) -> Vec<Finding> {
     ));
     let Some(limit) = limit else {
         // No limit: the container was killed because the node ran out, not because of its own cap.
-        let mut cause = Cause::new(CauseId::NodePressure, Confidence::Medium, "OOM-killed without a memory limit of its own: the node ran out of memory");
+        let mut cause = Cause::new(
+            CauseId::NodePressure,
+            Confidence::Medium,
+            "OOM-killed without a memory limit of its own: the node ran out of memory",
+        );
         cause.evidence = base;
-        return vec![Finding { cause, remedies: vec![set_memory(s, None, CauseId::NodePressure)] }];
+        return vec![Finding {
+            cause,
+            remedies: vec![set_memory(s, None, CauseId::NodePressure)],
+        }];
     };
     let mut out = Vec::new();
     if let Some(heap) = resources::jvm_heap(s.spec) {
@@ -40,13 +49,27 @@ pub fn detect(s: &Subject) -> Vec<Finding> {
     }
     let mut cause = Cause::new(
         CauseId::OomLimitTooLow,
-        if out.is_empty() { Confidence::High } else { Confidence::Medium },
-        format!("the container needs more memory than its limit of {}", limit_q.as_deref().unwrap_or_default()),
+        if out.is_empty() {
+            Confidence::High
+        } else {
+            Confidence::Medium
+        },
+        format!(
+            "the container needs more memory than its limit of {}",
+            limit_q.as_deref().unwrap_or_default()
+        ),
     );
     cause.evidence = base;
     if let Some(change) = limit_change(s) {
-        cause.summary.push_str(&format!("; revision {} changed the limit", s.revision.unwrap_or_default()));
-        cause.evidence.push(Evidence::new(EvidenceKind::Rollout, "rollout history", change));
+        cause.summary.push_str(&format!(
+            "; revision {} changed the limit",
+            s.revision.unwrap_or_default()
+        ));
+        cause.evidence.push(Evidence::new(
+            EvidenceKind::Rollout,
+            "rollout history",
+            change,
+        ));
     }
     if let Some(node) = s.node {
         let pressure = node
@@ -56,15 +79,28 @@ pub fn detect(s: &Subject) -> Vec<Finding> {
             .and_then(|cs| cs.iter().find(|c| c.type_ == "MemoryPressure"))
             .map(|c| format!("MemoryPressure={}", c.status));
         if let Some(p) = pressure {
-            cause.evidence.push(Evidence::new(EvidenceKind::Node, format!("node/{}", node.metadata.name.as_deref().unwrap_or_default()), p));
+            cause.evidence.push(Evidence::new(
+                EvidenceKind::Node,
+                format!("node/{}", node.metadata.name.as_deref().unwrap_or_default()),
+                p,
+            ));
         }
     }
-    let remedies = vec![set_memory(s, Some(limit), CauseId::OomLimitTooLow), retry_now(s, CauseId::OomLimitTooLow)];
+    let remedies = vec![
+        set_memory(s, Some(limit), CauseId::OomLimitTooLow),
+        retry_now(s, CauseId::OomLimitTooLow),
+    ];
     out.push(Finding { cause, remedies });
     out
 }
 
-fn jvm_finding(s: &Subject, heap: &Heap, heap_bytes: u64, limit: u64, base: Vec<Evidence>) -> Finding {
+fn jvm_finding(
+    s: &Subject,
+    heap: &Heap,
+    heap_bytes: u64,
+    limit: u64,
+    base: Vec<Evidence>,
+) -> Finding {
     let id = CauseId::OomJvmHeapOverLimit;
     let mut cause = Cause::new(
         id,
@@ -77,24 +113,40 @@ fn jvm_finding(s: &Subject, heap: &Heap, heap_bytes: u64, limit: u64, base: Vec<
         ),
     );
     cause.evidence = base;
-    cause.evidence.push(s.spec_evidence("", format!("{} in {}", heap.flag(), heap.source())));
+    cause
+        .evidence
+        .push(s.spec_evidence("", format!("{} in {}", heap.flag(), heap.source())));
     let fit = (limit as f64 * HEAP_SHARE) as u64 / (1024 * 1024);
     let new_limit = resources::round_up_tidy((heap_bytes as f64 / HEAP_SHARE) as u64);
     let mut remedies = Vec::new();
-    if let (Heap::Max { flag, source, .. }, Some(w)) = (heap, s.settable()) {
-        if let Some(var) = source.strip_prefix("env ") {
-            let value = s.spec.env.iter().flatten().find(|e| e.name == var).and_then(|e| e.value.clone()).unwrap_or_default();
-            let fixed = value.replace(flag.as_str(), &format!("-Xmx{fit}m"));
-            remedies.push(Remedy::new(
-                Some(id),
-                format!("lower the heap to 75% of the limit ({fit}Mi)"),
-                Some(format!("kubectl set env {w} {} -c {} {var}='{fixed}'", s.ns_flag(), s.container())),
-            ));
-        }
+    if let (Heap::Max { flag, source, .. }, Some(w)) = (heap, s.settable())
+        && let Some(var) = source.strip_prefix("env ")
+    {
+        let value = s
+            .spec
+            .env
+            .iter()
+            .flatten()
+            .find(|e| e.name == var)
+            .and_then(|e| e.value.clone())
+            .unwrap_or_default();
+        let fixed = value.replace(flag.as_str(), &format!("-Xmx{fit}m"));
+        remedies.push(Remedy::new(
+            Some(id),
+            format!("lower the heap to 75% of the limit ({fit}Mi)"),
+            Some(format!(
+                "kubectl set env {w} {} -c {} {var}='{fixed}'",
+                s.ns_flag(),
+                s.container()
+            )),
+        ));
     }
     remedies.push(Remedy::new(
         Some(id),
-        format!("or raise the memory limit so the heap is 75% of it ({})", resources::quantity(new_limit)),
+        format!(
+            "or raise the memory limit so the heap is 75% of it ({})",
+            resources::quantity(new_limit)
+        ),
         s.settable().map(|w| {
             format!(
                 "kubectl set resources {w} {} -c {} --limits=memory={q} --requests=memory={q}",
@@ -113,13 +165,24 @@ fn set_memory(s: &Subject, limit: Option<u64>, id: CauseId) -> Remedy {
     let new = resources::round_up_tidy(limit.map(|l| l * 2).unwrap_or(512 * 1024 * 1024));
     let q = resources::quantity(new);
     let title = match limit {
-        Some(l) => format!("raise the memory limit from {} to {q} (double; size it from observed usage when you have it)", resources::quantity(l)),
-        None => format!("set a memory request and limit ({q}) so the scheduler reserves memory for it"),
+        Some(l) => format!(
+            "raise the memory limit from {} to {q} (double; size it from observed usage when you have it)",
+            resources::quantity(l)
+        ),
+        None => {
+            format!("set a memory request and limit ({q}) so the scheduler reserves memory for it")
+        }
     };
     Remedy::new(
         Some(id),
         title,
-        s.settable().map(|w| format!("kubectl set resources {w} {} -c {} --limits=memory={q} --requests=memory={q}", s.ns_flag(), s.container())),
+        s.settable().map(|w| {
+            format!(
+                "kubectl set resources {w} {} -c {} --limits=memory={q} --requests=memory={q}",
+                s.ns_flag(),
+                s.container()
+            )
+        }),
     )
 }
 
@@ -128,10 +191,19 @@ fn limit_change(s: &Subject) -> Option<String> {
     let rev = s.revision?;
     let idx = s.revisions.iter().position(|r| r.number == rev)?;
     let prev = s.revisions.get(idx.checked_sub(1)?)?;
-    let old_c = prev.template()?.spec.as_ref()?.containers.iter().find(|c| c.name == s.spec.name)?;
+    let old_c = prev
+        .template()?
+        .spec
+        .as_ref()?
+        .containers
+        .iter()
+        .find(|c| c.name == s.spec.name)?;
     let old = resources::memory_limit(old_c);
     let new = resources::memory_limit(s.spec);
-    let (ob, nb) = (old.as_deref().and_then(resources::bytes), new.as_deref().and_then(resources::bytes));
+    let (ob, nb) = (
+        old.as_deref().and_then(resources::bytes),
+        new.as_deref().and_then(resources::bytes),
+    );
     match (ob, nb) {
         (Some(o), Some(n)) if n < o => Some(format!(
             "revision {} lowered limits.memory from {} to {}",
@@ -145,11 +217,19 @@ fn limit_change(s: &Subject) -> Option<String> {
 
 /// SystemOOM events on the node close to this container's death: a node-wide OOM.
 pub fn node_oom_near(s: &Subject) -> Vec<Evidence> {
-    let Some(finished) = s.last_run().and_then(|t| t.finished_at.as_ref()).map(|t| t.0) else { return Vec::new() };
+    let Some(finished) = s
+        .last_run()
+        .and_then(|t| t.finished_at.as_ref())
+        .map(|t| t.0)
+    else {
+        return Vec::new();
+    };
     s.node_events
         .iter()
         .filter(|e| e.reason.as_deref() == Some("SystemOOM"))
-        .filter(|e| event_time(e).is_some_and(|t| t.duration_since(finished).as_secs().abs() <= 120))
+        .filter(|e| {
+            event_time(e).is_some_and(|t| t.duration_since(finished).as_secs().abs() <= 120)
+        })
         .map(|e| s.event_evidence(e))
         .collect()
 }

@@ -9,12 +9,20 @@ pub fn detect(s: &Subject) -> Vec<Finding> {
     let killing: Vec<_> = s
         .container_events(&["Killing"])
         .into_iter()
-        .filter(|e| e.message.as_deref().is_some_and(|m| m.contains("failed liveness probe") || m.contains("failed startup probe")))
+        .filter(|e| {
+            e.message.as_deref().is_some_and(|m| {
+                m.contains("failed liveness probe") || m.contains("failed startup probe")
+            })
+        })
         .collect();
     let unhealthy: Vec<_> = s
         .container_events(&["Unhealthy"])
         .into_iter()
-        .filter(|e| e.message.as_deref().is_some_and(|m| m.starts_with("Liveness probe failed") || m.starts_with("Startup probe failed")))
+        .filter(|e| {
+            e.message.as_deref().is_some_and(|m| {
+                m.starts_with("Liveness probe failed") || m.starts_with("Startup probe failed")
+            })
+        })
         .collect();
     if killing.is_empty() {
         return Vec::new();
@@ -22,7 +30,11 @@ pub fn detect(s: &Subject) -> Vec<Finding> {
     let id = CauseId::LivenessProbeKill;
     let startup = s.spec.startup_probe.as_ref();
     let liveness = s.spec.liveness_probe.as_ref();
-    let by_startup = killing.iter().any(|e| e.message.as_deref().is_some_and(|m| m.contains("startup probe")));
+    let by_startup = killing.iter().any(|e| {
+        e.message
+            .as_deref()
+            .is_some_and(|m| m.contains("startup probe"))
+    });
     let probe = if by_startup { startup } else { liveness };
     let which = if by_startup { "startup" } else { "liveness" };
     let budget = probe.map(budget_secs);
@@ -42,10 +54,15 @@ pub fn detect(s: &Subject) -> Vec<Finding> {
         cause.evidence.push(s.event_evidence(e));
     }
     if let Some(p) = probe {
-        cause.evidence.push(s.spec_evidence(&format!(".{which}Probe"), describe(p)));
+        cause
+            .evidence
+            .push(s.spec_evidence(&format!(".{which}Probe"), describe(p)));
     }
     cause.evidence.extend(s.termination_evidence());
-    vec![Finding { cause, remedies: remedies(s, liveness, startup, ran, by_startup) }]
+    vec![Finding {
+        cause,
+        remedies: remedies(s, liveness, startup, ran, by_startup),
+    }]
 }
 
 /// Seconds a probe tolerates failure from container start: initialDelay + period x failureThreshold.
@@ -58,11 +75,18 @@ pub fn budget_secs(p: &Probe) -> i64 {
 
 pub fn describe(p: &Probe) -> String {
     let handler = if let Some(h) = p.http_get.as_ref() {
-        format!("httpGet {}:{}", h.path.as_deref().unwrap_or("/"), port_text(&h.port))
+        format!(
+            "httpGet {}:{}",
+            h.path.as_deref().unwrap_or("/"),
+            port_text(&h.port)
+        )
     } else if let Some(t) = p.tcp_socket.as_ref() {
         format!("tcpSocket :{}", port_text(&t.port))
     } else if let Some(e) = p.exec.as_ref() {
-        format!("exec {}", e.command.as_deref().unwrap_or_default().join(" "))
+        format!(
+            "exec {}",
+            e.command.as_deref().unwrap_or_default().join(" ")
+        )
     } else if p.grpc.is_some() {
         "grpc".into()
     } else {
@@ -87,7 +111,13 @@ fn port_text(p: &k8s_openapi::apimachinery::pkg::util::intstr::IntOrString) -> S
 
 /// A startupProbe that gives the app room: the same check as the liveness probe, with a budget of
 /// at least 3x what it was allowed so far and never under 2 minutes.
-fn remedies(s: &Subject, liveness: Option<&Probe>, startup: Option<&Probe>, ran: Option<f64>, by_startup: bool) -> Vec<Remedy> {
+fn remedies(
+    s: &Subject,
+    liveness: Option<&Probe>,
+    startup: Option<&Probe>,
+    ran: Option<f64>,
+    by_startup: bool,
+) -> Vec<Remedy> {
     let id = CauseId::LivenessProbeKill;
     let base = if by_startup { startup } else { liveness };
     let Some(base) = base else { return Vec::new() };

@@ -11,57 +11,99 @@ pub fn detect(s: &Subject) -> Vec<Finding> {
     if s.workload.kind != WorkloadKind::Deployment || s.revisions.len() < 2 {
         return Vec::new();
     }
-    let (Some(rev), Some(latest)) = (s.revision, s.revisions.last()) else { return Vec::new() };
+    let (Some(rev), Some(latest)) = (s.revision, s.revisions.last()) else {
+        return Vec::new();
+    };
     if rev != latest.number {
         return Vec::new();
     }
     let prev = &s.revisions[s.revisions.len() - 2];
     // Revision N-1 must not be crashing itself.
-    let prev_troubled = s.state.pods.iter().filter(|p| p.metadata.namespace.as_deref() == Some(s.namespace)).any(|p| {
-        workload::revision_of_pod(&s.revisions, p) == Some(prev.number) && !crate::status::troubled_containers(p, s.now).is_empty()
-    });
+    let prev_troubled = s
+        .state
+        .pods
+        .iter()
+        .filter(|p| p.metadata.namespace.as_deref() == Some(s.namespace))
+        .any(|p| {
+            workload::revision_of_pod(&s.revisions, p) == Some(prev.number)
+                && !crate::status::troubled_containers(p, s.now).is_empty()
+        });
     if prev_troubled {
         return Vec::new();
     }
-    let (Some(old_t), Some(new_t)) = (prev.template(), latest.template()) else { return Vec::new() };
+    let (Some(old_t), Some(new_t)) = (prev.template(), latest.template()) else {
+        return Vec::new();
+    };
     let diff = workload::template_diff(old_t, new_t);
     if diff.is_empty() {
         return Vec::new();
     }
     let ready_prev = prev.ready();
-    let confidence = if ready_prev > 0 { Confidence::High } else { Confidence::Medium };
+    let confidence = if ready_prev > 0 {
+        Confidence::High
+    } else {
+        Confidence::Medium
+    };
     let w = &s.workload;
     let mut cause = Cause::new(
         CauseId::BadRollout,
         confidence,
-        format!("crashes began with revision {} of {w}; revision {} was healthy", latest.number, prev.number),
+        format!(
+            "crashes began with revision {} of {w}; revision {} was healthy",
+            latest.number, prev.number
+        ),
     );
     let when = |t: Option<jiff::Timestamp>| t.map(|t| format!(", created {t}")).unwrap_or_default();
     cause.evidence.push(Evidence::new(
         EvidenceKind::Rollout,
         format!("replicaset/{}", latest.name()),
-        format!("revision {}{}: {} ready", latest.number, when(latest.created()), latest.ready()),
+        format!(
+            "revision {}{}: {} ready",
+            latest.number,
+            when(latest.created()),
+            latest.ready()
+        ),
     ));
     cause.evidence.push(Evidence::new(
         EvidenceKind::Rollout,
         format!("replicaset/{}", prev.name()),
         if ready_prev > 0 {
-            format!("revision {}{}: {ready_prev} ready pods still serving, none crashing", prev.number, when(prev.created()))
+            format!(
+                "revision {}{}: {ready_prev} ready pods still serving, none crashing",
+                prev.number,
+                when(prev.created())
+            )
         } else {
-            format!("revision {}{}: no pods left, none seen crashing", prev.number, when(prev.created()))
+            format!(
+                "revision {}{}: no pods left, none seen crashing",
+                prev.number,
+                when(prev.created())
+            )
         },
     ));
     for line in diff.iter().take(MAX_DIFF_LINES) {
-        cause.evidence.push(Evidence::new(EvidenceKind::Rollout, format!("diff revision {} → {}", prev.number, latest.number), line.clone()));
+        cause.evidence.push(Evidence::new(
+            EvidenceKind::Rollout,
+            format!("diff revision {} → {}", prev.number, latest.number),
+            line.clone(),
+        ));
     }
     if diff.len() > MAX_DIFF_LINES {
-        cause.evidence.push(Evidence::new(EvidenceKind::Rollout, "diff", format!("… and {} more changes", diff.len() - MAX_DIFF_LINES)));
+        cause.evidence.push(Evidence::new(
+            EvidenceKind::Rollout,
+            "diff",
+            format!("… and {} more changes", diff.len() - MAX_DIFF_LINES),
+        ));
     }
     let remedies = vec![
         Remedy::new(
             Some(CauseId::BadRollout),
             format!("roll back to revision {}", prev.number),
-            Some(format!("kubectl rollout undo {w} {} --to-revision={}", s.ns_flag(), prev.number)),
+            Some(format!(
+                "kubectl rollout undo {w} {} --to-revision={}",
+                s.ns_flag(),
+                prev.number
+            )),
         ),
         Remedy::new(
             Some(CauseId::BadRollout),

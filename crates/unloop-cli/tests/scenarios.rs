@@ -1,0 +1,81 @@
+//! Every testbed scenario, diagnosed offline from the bundle captured on the real testbed cluster
+//! (`testbed/capture.sh`). The same expectations are checked live by tests/e2e.rs.
+
+mod support;
+
+use support::{check, check_all, scenarios, unloop};
+
+#[test]
+fn every_scenario_bundle_gives_the_expected_cause() {
+    let results = scenarios()
+        .iter()
+        .map(|s| {
+            if !s.bundle().is_file() {
+                return Err(format!(
+                    "{}: no captured bundle (run testbed/capture.sh)",
+                    s.name
+                ));
+            }
+            let bundle = s.bundle();
+            let out = unloop(&[
+                "diagnose",
+                "--from",
+                bundle.to_str().unwrap(),
+                "-n",
+                &s.name,
+                &s.expect.target,
+                "-o",
+                "json",
+            ]);
+            check(s, &out)
+        })
+        .collect();
+    check_all(results);
+}
+
+/// The human report for each scenario, as a person reads it at 3 a.m. Review changes with
+/// `cargo insta review`.
+#[test]
+fn human_reports() {
+    for s in scenarios().iter().filter(|s| s.bundle().is_file()) {
+        let bundle = s.bundle();
+        let out = unloop(&[
+            "diagnose",
+            "--from",
+            bundle.to_str().unwrap(),
+            "-n",
+            &s.name,
+            "--color",
+            "never",
+        ]);
+        let text = String::from_utf8_lossy(&out.stdout);
+        insta::assert_snapshot!(s.name.clone(), text);
+    }
+}
+
+#[test]
+fn markdown_and_yaml_carry_the_same_verdict() {
+    let s = scenarios()
+        .into_iter()
+        .find(|s| s.name == "oom-limit")
+        .expect("oom-limit scenario");
+    let bundle = s.bundle();
+    let b = bundle.to_str().unwrap();
+    let md = String::from_utf8_lossy(&unloop(&["diagnose", "--from", b, "-o", "markdown"]).stdout)
+        .into_owned();
+    assert!(
+        md.contains("## deploy/worker in `oom-limit`: oom-limit-too-low"),
+        "{md}"
+    );
+    assert!(
+        md.contains("```sh\n  kubectl set resources deploy/worker"),
+        "{md}"
+    );
+    let yaml: serde_yaml::Value =
+        serde_yaml::from_slice(&unloop(&["diagnose", "--from", b, "-o", "yaml"]).stdout).unwrap();
+    assert_eq!(
+        yaml["diagnoses"][0]["causes"][0]["id"].as_str(),
+        Some("oom-limit-too-low")
+    );
+    assert_eq!(yaml["schemaVersion"].as_u64(), Some(1));
+}

@@ -1,0 +1,161 @@
+//! Shared by the scenario tests (from captured bundles) and the e2e tests (live testbed): the
+//! scenarios' `expect.yaml` and the check of unloop's JSON against it.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde::Deserialize;
+
+/// What a testbed scenario says unloop must conclude (testbed/scenarios/NAME/expect.yaml).
+#[derive(Debug, Deserialize)]
+pub struct Expect {
+    pub target: String,
+    pub cause: String,
+    #[serde(default)]
+    pub evidence: Vec<String>,
+    #[serde(default)]
+    pub fixed: bool,
+}
+
+pub struct Scenario {
+    pub name: String,
+    pub dir: PathBuf,
+    pub expect: Expect,
+}
+
+impl Scenario {
+    pub fn bundle(&self) -> PathBuf {
+        self.dir.join("bundle.json.gz")
+    }
+}
+
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .expect("repo root")
+}
+
+/// Every scenario of the testbed, sorted by name.
+pub fn scenarios() -> Vec<Scenario> {
+    let dir = repo_root().join("testbed/scenarios");
+    let mut out: Vec<Scenario> = std::fs::read_dir(&dir)
+        .expect("testbed/scenarios exists")
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.join("expect.yaml").is_file())
+        .map(|p| {
+            let text =
+                std::fs::read_to_string(p.join("expect.yaml")).expect("expect.yaml readable");
+            let expect: Expect =
+                serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+            Scenario {
+                name: p.file_name().unwrap().to_string_lossy().into_owned(),
+                dir: p,
+                expect,
+            }
+        })
+        .collect();
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    assert!(
+        out.len() >= 17,
+        "expected the whole scenario catalog, found {}",
+        out.len()
+    );
+    out
+}
+
+pub fn unloop(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_unloop"))
+        .args(args)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("unloop runs")
+}
+
+/// Checks unloop's JSON report for one scenario; returns a description of what is wrong.
+pub fn check(s: &Scenario, out: &Output) -> Result<(), String> {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let code = out.status.code();
+    let report: serde_json::Value = serde_json::from_str(&stdout)
+        .map_err(|e| format!("{}: output is not JSON ({e}); stderr: {stderr}", s.name))?;
+    let diags = report["diagnoses"].as_array().cloned().unwrap_or_default();
+    if s.expect.cause == "none" {
+        if !diags.is_empty() || code != Some(0) {
+            return Err(format!(
+                "{}: expected no finding (exit 0), got exit {code:?} and {} diagnoses",
+                s.name,
+                diags.len()
+            ));
+        }
+        if report["podsScanned"].as_u64().unwrap_or(0) == 0 {
+            return Err(format!(
+                "{}: no pod of {} was looked at",
+                s.name, s.expect.target
+            ));
+        }
+        return Ok(());
+    }
+    if code != Some(1) {
+        return Err(format!(
+            "{}: expected exit 1 (trouble found), got {code:?}; stderr: {stderr}",
+            s.name
+        ));
+    }
+    let d = diags
+        .first()
+        .ok_or_else(|| format!("{}: no diagnosis", s.name))?;
+    let top = &d["causes"][0];
+    let id = top["id"].as_str().unwrap_or_default();
+    if id != s.expect.cause {
+        let all: Vec<&str> = d["causes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|c| c["id"].as_str())
+            .collect();
+        return Err(format!(
+            "{}: expected top cause {}, got {id} (all: {all:?})",
+            s.name, s.expect.cause
+        ));
+    }
+    let mut said = top["summary"].as_str().unwrap_or_default().to_string();
+    for e in top["evidence"].as_array().into_iter().flatten() {
+        said.push('\n');
+        said.push_str(e["source"].as_str().unwrap_or_default());
+        said.push(' ');
+        said.push_str(e["text"].as_str().unwrap_or_default());
+    }
+    for want in &s.expect.evidence {
+        if !said.contains(want.as_str()) {
+            return Err(format!(
+                "{}: evidence does not mention {want:?}:\n{said}",
+                s.name
+            ));
+        }
+    }
+    if d["remedies"].as_array().is_none_or(|r| r.is_empty()) {
+        return Err(format!("{}: no remedy", s.name));
+    }
+    if s.expect.fixed && !said.contains("exists now") {
+        return Err(format!(
+            "{}: the cause is fixed but unloop does not say so:\n{said}",
+            s.name
+        ));
+    }
+    Ok(())
+}
+
+/// Runs `check` over many scenarios and fails once, listing every mismatch.
+pub fn check_all(results: Vec<Result<(), String>>) {
+    let failures: Vec<String> = results.into_iter().filter_map(Result::err).collect();
+    assert!(
+        failures.is_empty(),
+        "{} scenario(s) failed:\n\n{}",
+        failures.len(),
+        failures.join("\n\n")
+    );
+}

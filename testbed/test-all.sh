@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# The one command that runs every test of unloop, the real-cluster ones included:
+#   lints, unit and snapshot tests, then the testbed cluster with every crash scenario running for
+#   real, the end-to-end suite against it, and a check that no packet left the machine meanwhile.
+# Needs root (the testbed runs a kubelet). Leaves the cluster up unless TESTBED_DOWN=1.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source testbed/lib/common.sh
+need_root
+
+step() { printf '\n\033[1m== %s\033[0m\n' "$*" >&2; }
+t0=$(date +%s)
+
+step "lints"
+cargo fmt --all --check
+cargo clippy --workspace --all-targets --features unloop/e2e --locked -- -D warnings
+
+step "unit, snapshot and bundle tests"
+cargo test --workspace --locked
+
+step "testbed: build, start, apply the scenarios"
+testbed/build.sh
+testbed/up.sh
+export KUBECONFIG=$KUBECONFIG_ADMIN
+
+# The egress guard's proof: capture on eth0 anything from or to the pod and service ranges while
+# every scenario runs. It must stay empty.
+egress_if=$(ip route show default | awk '{print $5; exit}')
+capture=$(mktemp)
+tcpdump -ni "$egress_if" -w "$capture" "net $POD_CIDR or net $SERVICE_CIDR" 2>/dev/null &
+tcpdump_pid=$!
+trap 'kill $tcpdump_pid 2>/dev/null || true; [ "${TESTBED_DOWN:-0}" = 1 ] && testbed/down.sh || true' EXIT
+
+testbed/scenarios.sh apply
+testbed/scenarios.sh wait
+
+step "end-to-end against the live testbed"
+cargo test -p unloop --features e2e --test e2e --locked
+
+step "egress check"
+sleep 1
+kill "$tcpdump_pid" 2>/dev/null || true
+wait "$tcpdump_pid" 2>/dev/null || true
+leaked=$(tcpdump -nr "$capture" 2>/dev/null | wc -l)
+if [ "$leaked" -ne 0 ]; then
+  tcpdump -nr "$capture" 2>/dev/null | head -20 >&2
+  die "$leaked packets from the pod or service ranges went out on $egress_if"
+fi
+echo "no packet from $POD_CIDR or $SERVICE_CIDR left through $egress_if"
+rm -f "$capture"
+
+step "all tests passed in $(( $(date +%s) - t0 ))s"
