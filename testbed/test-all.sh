@@ -22,6 +22,7 @@ step "testbed: build, start, apply the scenarios"
 testbed/build.sh
 testbed/up.sh
 export KUBECONFIG=$KUBECONFIG_ADMIN
+export KUBECTL=$BIN/kubectl
 
 # The egress guard's proof: capture on eth0 anything from or to the pod and service ranges while
 # every scenario runs. It must stay empty.
@@ -35,7 +36,8 @@ testbed/scenarios.sh apply
 testbed/scenarios.sh wait
 
 step "end-to-end against the live testbed"
-cargo test -p unloop --features e2e --test e2e --locked
+# One at a time: the debug tests change scenario namespaces that the others read.
+cargo test -p unloop --features e2e --test e2e --locked -- --test-threads=1
 
 step "egress check"
 sleep 1

@@ -47,6 +47,9 @@ pub enum Command {
     /// Capture what diagnosis needs into one compressed bundle (secrets redacted), for offline use.
     #[command(after_help = SNAPSHOT_EXAMPLES)]
     Snapshot(SnapshotArgs),
+    /// Keep a crashing container alive to look inside: a safe debug copy, or an in-place override with a restore.
+    #[command(after_help = DEBUG_EXAMPLES)]
+    Debug(DebugArgs),
     /// Check manifests or a live cluster for what makes pods crash-loop, before it happens.
     Audit(crate::commands::audit::AuditArgs),
     /// Print a shell completion script.
@@ -64,6 +67,20 @@ const DIAGNOSE_EXAMPLES: &str = "Examples:
   unloop diagnose -l app=api -o json      machine-readable, by label
   unloop diagnose --from incident.json.gz a snapshot, offline
   kubectl get pods,events -o json > s.json && unloop diagnose --from s.json";
+
+const DEBUG_EXAMPLES: &str = "Examples:
+  unloop debug api-7d9f8-x2x9z -n shop            a running copy of the pod, ready to exec into
+  unloop debug api-7d9f8-x2x9z -n shop --exec     ... and open a shell in it at once
+  unloop debug api-7d9f8-x2x9z --dry-run          print the copy, change nothing
+  unloop debug deploy/api -n shop --in-place      override the Deployment's command (asks first)
+  unloop debug --restore deploy/api -n shop       put back exactly what was there
+  unloop debug --list -A                          every copy and override unloop made
+  unloop debug --cleanup -n shop                  delete the copies (expired first)
+
+The copy has the same image, env, volumes, service account and scheduling constraints; its command
+is a keep-alive loop, its probes are removed, its labels and owner are dropped (no Service routes to
+it, no controller adopts it). When the image has no shell or sleep, an init container copies a
+static busybox from --helper-image into an emptyDir and the keep-alive runs from there.";
 
 const SNAPSHOT_EXAMPLES: &str = "Examples:
   unloop snapshot incident.json.gz -n shop
@@ -119,6 +136,61 @@ pub struct SnapshotArgs {
     /// Log lines kept per crashed container.
     #[arg(long, default_value_t = 200, value_name = "N")]
     pub tail: i64,
+}
+
+#[derive(Debug, Args)]
+pub struct DebugArgs {
+    /// The pod to copy; with --in-place or --restore, a workload: deploy/NAME, sts/NAME, ds/NAME.
+    #[arg(value_name = "TARGET", required_unless_present_any = ["list", "cleanup", "restore"])]
+    pub target: Option<String>,
+    /// The container to keep alive (default: the only one, or the only troubled one).
+    #[arg(short, long, value_name = "NAME")]
+    pub container: Option<String>,
+    #[command(flatten)]
+    pub scope: Scope,
+    /// Schedule the copy on the original pod's node.
+    #[arg(long)]
+    pub same_node: bool,
+    /// Open a shell in the copy once it runs (needs kubectl on PATH).
+    #[arg(long)]
+    pub exec: bool,
+    /// Print the object or patch as YAML and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// How to keep the container alive: the image's shell, a helper busybox, or the shell with the helper as fallback.
+    #[arg(long, value_enum, default_value_t = KeepAliveChoice::Auto)]
+    pub keep_alive: KeepAliveChoice,
+    /// The image the helper copies a static busybox from (must hold /bin/busybox and cp).
+    #[arg(long, value_name = "IMAGE", default_value = "busybox:1.37-musl")]
+    pub helper_image: String,
+    /// How long the copy is meant to live (recorded as its expiry for --cleanup).
+    #[arg(long, value_name = "DURATION", default_value = "4h")]
+    pub ttl: String,
+    /// Override the owning workload's command in place instead of making a copy.
+    #[arg(long, conflicts_with_all = ["same_node", "restore", "list", "cleanup"])]
+    pub in_place: bool,
+    /// Do not ask before changing a workload in place.
+    #[arg(short, long)]
+    pub yes: bool,
+    /// Undo an in-place override of WORKLOAD exactly; refuses if the workload changed since.
+    #[arg(long, value_name = "WORKLOAD", conflicts_with_all = ["list", "cleanup"])]
+    pub restore: Option<String>,
+    /// List the copies and in-place overrides unloop made.
+    #[arg(long, conflicts_with = "cleanup")]
+    pub list: bool,
+    /// Delete the copies unloop made, expired ones first.
+    #[arg(long)]
+    pub cleanup: bool,
+    /// With --cleanup: only the expired copies.
+    #[arg(long, requires = "cleanup")]
+    pub expired: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum KeepAliveChoice {
+    Auto,
+    Shell,
+    Helper,
 }
 
 #[derive(Debug, Args)]

@@ -18,6 +18,7 @@ pub fn main() -> ExitCode {
     let result = match args.command {
         cli::Command::Diagnose(a) => commands::diagnose::run(a, &args.global, &out),
         cli::Command::Snapshot(a) => commands::snapshot::run(a, &args.global, &out),
+        cli::Command::Debug(a) => commands::debug::run(a, &args.global, &out),
         cli::Command::Audit(a) => commands::audit::run(a, &args.global, &out),
         cli::Command::Completions(a) => commands::completions::run(a, &out),
     };

@@ -5,6 +5,7 @@
 
 pub mod backoff;
 pub mod causes;
+pub mod debug;
 pub mod diagnose;
 pub mod exit;
 pub mod logscan;

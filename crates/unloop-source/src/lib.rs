@@ -3,6 +3,7 @@
 //! ends in the same [`unloop_core::ClusterState`], already redacted.
 
 pub mod bundle;
+pub mod debug;
 pub mod files;
 pub mod ingest;
 pub mod live;

@@ -189,6 +189,11 @@ where
 }
 
 impl Live {
+    /// The API client, for the few operations outside reading state (`unloop debug`).
+    pub fn client(&self) -> Client {
+        self.client.clone()
+    }
+
     fn api<K>(&self, ns: Option<&str>) -> Api<K>
     where
         K: Resource<Scope = k8s_openapi::NamespaceResourceScope>,

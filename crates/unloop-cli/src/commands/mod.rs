@@ -2,6 +2,7 @@
 
 pub mod audit;
 pub mod completions;
+pub mod debug;
 pub mod diagnose;
 pub mod snapshot;
 

@@ -1,0 +1,295 @@
+//! `unloop debug`: a debug copy of a crashing pod (or an in-place override of its workload, with a
+//! restore), kept alive to exec into.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use unloop_core::debug::{self as plan, KeepAlive};
+use unloop_core::workload::WorkloadKind;
+use unloop_source::debug::{self as ops, DebugOpError, Started};
+use unloop_source::live::{self, Live};
+
+use crate::cli::{DebugArgs, Global, KeepAliveChoice};
+use crate::error::{CliError, ErrorKind};
+use crate::output::Output;
+
+/// How long a copy may take to start before it is rolled back.
+const START_TIMEOUT: Duration = Duration::from_secs(120);
+
+impl From<DebugOpError> for CliError {
+    fn from(e: DebugOpError) -> Self {
+        let kind = match &e {
+            DebugOpError::NotFound { .. } | DebugOpError::Plan(_) | DebugOpError::Conflict(_) => ErrorKind::Usage,
+            DebugOpError::Forbidden { .. } | DebugOpError::Api(_) => ErrorKind::Cluster,
+            DebugOpError::DidNotStart(_) => ErrorKind::Cluster,
+        };
+        let hint = match &e {
+            DebugOpError::NotFound { .. } => Some("check the name and the namespace (-n NS)".to_string()),
+            DebugOpError::Forbidden { verb, resource, .. } => Some(format!("ask for RBAC permission to {verb} {resource}, or use another context")),
+            _ => None,
+        };
+        CliError { kind, message: e.to_string(), hint }
+    }
+}
+
+pub fn run(args: DebugArgs, global: &Global, out: &Output) -> Result<ExitCode, CliError> {
+    let ttl = parse_ttl(&args.ttl)?;
+    let opts = super::live_options(global, &args.scope, 1);
+    super::runtime()?.block_on(async {
+        let live = live::connect(&opts).await?;
+        let ns = args.scope.namespace.clone().unwrap_or_else(|| live.default_namespace.clone());
+        if args.list {
+            return list(&live, if args.scope.all_namespaces { None } else { Some(ns.as_str()) }, out).await;
+        }
+        if args.cleanup {
+            return cleanup(&live, if args.scope.all_namespaces { None } else { Some(ns.as_str()) }, args.expired, args.dry_run, out).await;
+        }
+        if let Some(w) = &args.restore {
+            return restore(&live, &ns, w, args.dry_run, out).await;
+        }
+        let target = args.target.clone().unwrap_or_default();
+        if args.in_place {
+            return in_place(&live, &ns, &target, &args, out).await;
+        }
+        copy(&live, &ns, &target, &args, ttl, out).await
+    })
+}
+
+fn parse_ttl(s: &str) -> Result<jiff::SignedDuration, CliError> {
+    let secs = unloop_core::backoff::parse_go_duration(s)
+        .filter(|s| *s > 0)
+        .ok_or_else(|| CliError::usage(format!("--ttl {s:?} is not a duration"), Some("write it like 30m, 4h or 1h30m")))?;
+    Ok(jiff::SignedDuration::from_secs(secs as i64))
+}
+
+fn pod_name(target: &str) -> Result<&str, CliError> {
+    match target.split_once('/') {
+        None => Ok(target),
+        Some((k, n)) if WorkloadKind::parse(k) == Some(WorkloadKind::Pod) => Ok(n),
+        Some(_) => Err(CliError::usage(
+            format!("{target} is a workload: a debug copy is made of one pod"),
+            Some("name a pod (unloop diagnose lists them), or add --in-place to override the workload itself"),
+        )),
+    }
+}
+
+async fn copy(live: &Live, ns: &str, target: &str, args: &DebugArgs, ttl: jiff::SignedDuration, out: &Output) -> Result<ExitCode, CliError> {
+    let name = pod_name(target)?;
+    let now = Timestamp::now();
+    let pod = ops::get_pod(live, ns, name).await?;
+    let container = plan::choose_container(&pod, args.container.as_deref(), now).map_err(DebugOpError::from)?;
+    let expires = now.checked_add(ttl).unwrap_or(now);
+    let helper = KeepAlive::Helper { image: args.helper_image.clone() };
+    let first = match args.keep_alive {
+        KeepAliveChoice::Helper => helper.clone(),
+        KeepAliveChoice::Shell | KeepAliveChoice::Auto => KeepAlive::Shell,
+    };
+    let copy = plan::debug_copy(&pod, &container, &first, args.same_node, expires);
+    if args.dry_run {
+        out.result(&serde_yaml::to_string(&copy).map_err(|e| CliError::internal(e.to_string()))?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let copy_name = copy.metadata.name.clone().unwrap_or_default();
+    out.progress(&format!("creating {copy_name}"));
+    ops::create_pod(live, ns, &copy).await?;
+    let mut keep = first;
+    let mut started = ops::wait_started(live, ns, &copy_name, &container, START_TIMEOUT).await?;
+    if let (Started::Failed { missing_tool: true, why }, KeepAliveChoice::Auto) = (&started, args.keep_alive) {
+        // The image has no shell or no sleep: fall back to the helper busybox.
+        out.progress(&format!("the image cannot run a shell ({why}); retrying with a helper busybox from {}", args.helper_image));
+        ops::delete_pod(live, ns, &copy_name).await?;
+        wait_gone(live, ns, &copy_name).await;
+        keep = helper;
+        let copy = plan::debug_copy(&pod, &container, &keep, args.same_node, expires);
+        ops::create_pod(live, ns, &copy).await?;
+        started = ops::wait_started(live, ns, &copy_name, &container, START_TIMEOUT).await?;
+    }
+    out.progress_done();
+    let running = match started {
+        Started::Running(p) => p,
+        Started::Failed { why, .. } => {
+            // Nothing left half-made.
+            ops::delete_pod(live, ns, &copy_name).await?;
+            wait_gone(live, ns, &copy_name).await;
+            return Err(DebugOpError::DidNotStart(format!("{why}; the copy was deleted")).into());
+        }
+    };
+    let node = running.spec.as_ref().and_then(|s| s.node_name.clone()).unwrap_or_default();
+    let shell = keep.shell().join(" ");
+    let exec = format!("kubectl exec -it {copy_name} -n {ns} -c {container} -- {shell}");
+    let original = running
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(plan::ANN_COMMAND).cloned())
+        .unwrap_or_default();
+    out.result(&format!(
+        "debug copy {ns}/{copy_name} is running on {node} (probes and labels removed, keep-alive: {}, expires {})\nopen a shell:\n  {exec}\nthen run the original command by hand:\n  {original}\nremove it when done:\n  unloop debug --cleanup -n {ns}\n",
+        match &keep {
+            KeepAlive::Shell => "the image's shell".to_string(),
+            KeepAlive::Helper { image } => format!("busybox from {image}"),
+        },
+        expires.strftime("%Y-%m-%d %H:%M UTC")
+    ));
+    if args.exec {
+        let mut cmd = std::process::Command::new("kubectl");
+        if let Some(kc) = &live_kubeconfig() {
+            cmd.arg("--kubeconfig").arg(kc);
+        }
+        let status = cmd
+            .args(["exec", "-it", &copy_name, "-n", ns, "-c", &container, "--"])
+            .args(keep.shell())
+            .status()
+            .map_err(|e| CliError::usage(format!("cannot run kubectl: {e}"), Some("install kubectl, or run the exec command above yourself")))?;
+        return Ok(ExitCode::from(status.code().unwrap_or(1).clamp(0, 255) as u8));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn live_kubeconfig() -> Option<String> {
+    std::env::var("KUBECONFIG").ok()
+}
+
+async fn wait_gone(live: &Live, ns: &str, name: &str) {
+    for _ in 0..60 {
+        if matches!(ops::get_pod(live, ns, name).await, Err(DebugOpError::NotFound { .. })) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+fn workload_target(target: &str) -> Result<(WorkloadKind, String), CliError> {
+    let (k, n) = target
+        .split_once('/')
+        .ok_or_else(|| CliError::usage(format!("{target:?} is not a workload"), Some("write deploy/NAME, sts/NAME or ds/NAME")))?;
+    match WorkloadKind::parse(k) {
+        Some(kind @ (WorkloadKind::Deployment | WorkloadKind::StatefulSet | WorkloadKind::DaemonSet)) if !n.is_empty() => Ok((kind, n.to_string())),
+        _ => Err(CliError::usage(format!("{target}: --in-place and --restore work on deploy/, sts/ and ds/ only"), None)),
+    }
+}
+
+async fn in_place(live: &Live, ns: &str, target: &str, args: &DebugArgs, out: &Output) -> Result<ExitCode, CliError> {
+    let (kind, name) = workload_target(target)?;
+    let w = ops::get_workload(live, ns, kind, &name).await?;
+    let shown = format!("{}/{name}", kind.short());
+    let containers: Vec<String> = w.template.spec.as_ref().map(|s| s.containers.iter().map(|c| c.name.clone()).collect()).unwrap_or_default();
+    let container = match (&args.container, containers.as_slice()) {
+        (Some(c), _) => c.clone(),
+        (None, [one]) => one.clone(),
+        (None, many) => return Err(CliError::usage(format!("{shown} has several containers ({}); choose one with -c", many.join(", ")), None)),
+    };
+    let (patch, original) = plan::in_place_patch(&shown, &w.template, w.annotations.as_ref(), &container, Timestamp::now()).map_err(DebugOpError::from)?;
+    if args.dry_run {
+        out.result(&serde_yaml::to_string(&patch).map_err(|e| CliError::internal(e.to_string()))?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if !args.yes {
+        confirm(&format!(
+            "Override the command of container {container} in {shown} (namespace {ns}) with a keep-alive and remove its probes? Its pods will be replaced."
+        ))?;
+    }
+    let template = ops::patch_workload(live, ns, kind, &name, &patch).await?;
+    ops::patch_workload(live, ns, kind, &name, &plan::fingerprint_patch(&template)).await?;
+    let original_line = plan::original_command_line(&k8s_openapi::api::core::v1::Container {
+        command: original.command.clone(),
+        args: original.args.clone(),
+        ..Default::default()
+    });
+    out.result(&format!(
+        "{shown} in {ns} now keeps container {container} alive (original command, args and probes saved in annotation {})\nopen a shell once its new pod runs:\n  kubectl exec -it {shown} -n {ns} -c {container} -- sh\nthen run the original command by hand:\n  {original_line}\nput everything back:\n  unloop debug --restore {shown} -n {ns}\n",
+        plan::ANN_ORIGINAL
+    ));
+    Ok(ExitCode::SUCCESS)
+}
+
+fn confirm(question: &str) -> Result<(), CliError> {
+    if !std::io::stdin().is_terminal() {
+        return Err(CliError::usage("refusing to change a workload without confirmation", Some("pass --yes to confirm, or --dry-run to see the patch")));
+    }
+    let mut err = std::io::stderr();
+    let _ = write!(err, "{question} [y/N] ");
+    let _ = err.flush();
+    let mut answer = String::new();
+    let _ = std::io::stdin().lock().read_line(&mut answer);
+    if matches!(answer.trim(), "y" | "Y" | "yes") {
+        Ok(())
+    } else {
+        Err(CliError::usage("cancelled; nothing was changed", None))
+    }
+}
+
+async fn restore(live: &Live, ns: &str, target: &str, dry_run: bool, out: &Output) -> Result<ExitCode, CliError> {
+    let (kind, name) = workload_target(target)?;
+    let w = ops::get_workload(live, ns, kind, &name).await?;
+    let shown = format!("{}/{name}", kind.short());
+    let (patch, original) = plan::restore_patch(&shown, &w.template, w.annotations.as_ref()).map_err(DebugOpError::from)?;
+    if dry_run {
+        out.result(&serde_yaml::to_string(&patch).map_err(|e| CliError::internal(e.to_string()))?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    ops::patch_workload(live, ns, kind, &name, &patch).await?;
+    out.result(&format!("restored {shown} in {ns}: the command, args and probes of container {} are as before\n", original.container));
+    Ok(ExitCode::SUCCESS)
+}
+
+fn expired(p: &k8s_openapi::api::core::v1::Pod, now: Timestamp) -> bool {
+    p.metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(plan::ANN_EXPIRES))
+        .and_then(|t| t.parse::<Timestamp>().ok())
+        .is_some_and(|t| t <= now)
+}
+
+async fn list(live: &Live, ns: Option<&str>, out: &Output) -> Result<ExitCode, CliError> {
+    let now = Timestamp::now();
+    let copies = ops::list_copies(live, ns).await?;
+    let overrides = ops::list_overrides(live, ns).await?;
+    let mut text = String::new();
+    if copies.is_empty() && overrides.is_empty() {
+        text.push_str("no debug copies or in-place overrides\n");
+    }
+    for p in &copies {
+        let a = p.metadata.annotations.clone().unwrap_or_default();
+        let phase = p.status.as_ref().and_then(|s| s.phase.clone()).unwrap_or_default();
+        text.push_str(&format!(
+            "copy      {}/{}  of pod {}  container {}  {}  expires {}{}\n",
+            p.metadata.namespace.as_deref().unwrap_or_default(),
+            p.metadata.name.as_deref().unwrap_or_default(),
+            a.get(plan::ANN_SOURCE).map(String::as_str).unwrap_or("?"),
+            a.get(plan::ANN_CONTAINER).map(String::as_str).unwrap_or("?"),
+            phase,
+            a.get(plan::ANN_EXPIRES).map(String::as_str).unwrap_or("?"),
+            if expired(p, now) { " (expired)" } else { "" }
+        ));
+    }
+    for (n, w) in &overrides {
+        text.push_str(&format!("in-place  {n}/{w}  restore: unloop debug --restore {w} -n {n}\n"));
+    }
+    out.result(&text);
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn cleanup(live: &Live, ns: Option<&str>, only_expired: bool, dry_run: bool, out: &Output) -> Result<ExitCode, CliError> {
+    let now = Timestamp::now();
+    let mut copies = ops::list_copies(live, ns).await?;
+    copies.sort_by_key(|p| !expired(p, now));
+    let mut text = String::new();
+    for p in copies.iter().filter(|p| !only_expired || expired(p, now)) {
+        let pns = p.metadata.namespace.clone().unwrap_or_default();
+        let name = p.metadata.name.clone().unwrap_or_default();
+        if !dry_run {
+            ops::delete_pod(live, &pns, &name).await?;
+            wait_gone(live, &pns, &name).await;
+        }
+        text.push_str(&format!("{} {pns}/{name}{}\n", if dry_run { "would delete" } else { "deleted" }, if expired(p, now) { " (expired)" } else { "" }));
+    }
+    if text.is_empty() {
+        text.push_str("no debug copies to delete\n");
+    }
+    out.result(&text);
+    Ok(ExitCode::SUCCESS)
+}

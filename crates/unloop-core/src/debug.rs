@@ -1,0 +1,380 @@
+//! The guide's "sleep infinity" technique, made safe: building a debug copy of a pod, or the patch
+//! that overrides a workload's command in place and the patch that restores it. Pure: the edge
+//! sends what these functions build.
+
+use std::collections::BTreeMap;
+
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::{Container, EmptyDirVolumeSource, Pod, PodSpec, PodTemplateSpec, Probe, Volume, VolumeMount};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use serde::{Deserialize, Serialize};
+
+/// Label on every debug copy; `--list` and `--cleanup` find copies by it.
+pub const LABEL_COPY: &str = "unloop.dev/debug-copy";
+pub const ANN_SOURCE: &str = "unloop.dev/source-pod";
+pub const ANN_CONTAINER: &str = "unloop.dev/container";
+pub const ANN_COMMAND: &str = "unloop.dev/original-command";
+pub const ANN_EXPIRES: &str = "unloop.dev/expires-at";
+/// On a workload overridden in place: what was there before, as JSON (`Original`).
+pub const ANN_ORIGINAL: &str = "unloop.dev/debug-original";
+/// On a workload overridden in place: the fingerprint of the pod template unloop left.
+pub const ANN_FINGERPRINT: &str = "unloop.dev/debug-fingerprint";
+
+const KEEPALIVE_DIR: &str = "/.unloop";
+const KEEPALIVE_VOLUME: &str = "unloop-keepalive";
+const KEEPALIVE_INIT: &str = "unloop-keepalive";
+
+/// A shell loop that sleeps until the pod is deleted and exits at once on SIGTERM.
+const SHELL_LOOP: &str = "echo 'unloop debug: kept alive; the original command is in annotation unloop.dev/original-command'; trap 'exit 0' TERM INT; while true; do sleep 3600 & wait $!; done";
+
+/// How the debug container stays alive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeepAlive {
+    /// The image's own `sh` and `sleep`.
+    Shell,
+    /// A static busybox copied by an init container (from `image`) into an emptyDir: works for
+    /// images with no shell at all.
+    Helper { image: String },
+}
+
+impl KeepAlive {
+    fn command(&self) -> Vec<String> {
+        match self {
+            KeepAlive::Shell => vec!["sh".into(), "-c".into(), SHELL_LOOP.into()],
+            KeepAlive::Helper { .. } => vec![format!("{KEEPALIVE_DIR}/busybox"), "sh".into(), "-c".into(), SHELL_LOOP.replace("sleep", &format!("{KEEPALIVE_DIR}/busybox sleep"))],
+        }
+    }
+
+    /// The command that gives a shell inside the kept-alive container.
+    pub fn shell(&self) -> Vec<String> {
+        match self {
+            KeepAlive::Shell => vec!["sh".into()],
+            KeepAlive::Helper { .. } => vec![format!("{KEEPALIVE_DIR}/busybox"), "sh".into()],
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum DebugError {
+    #[error("pod {pod} has no container named {wanted:?} (containers: {known})")]
+    NoSuchContainer { pod: String, wanted: String, known: String },
+    #[error("pod {pod} has several containers ({known}); choose one with -c")]
+    Ambiguous { pod: String, known: String },
+    #[error("{workload} has no container named {wanted:?} (containers: {known})")]
+    NoSuchWorkloadContainer { workload: String, wanted: String, known: String },
+    #[error("{0} is already overridden in place by unloop debug; restore it first with unloop debug --restore")]
+    AlreadyOverridden(String),
+    #[error("{0} was not overridden by unloop debug (no {ANN_ORIGINAL} annotation)")]
+    NotOverridden(String),
+    #[error("{workload}'s pod template changed since unloop overrode it ({why}); restore it by hand from annotation {ANN_ORIGINAL}")]
+    ChangedSince { workload: String, why: String },
+    #[error("the {ANN_ORIGINAL} annotation of {0} is damaged: {1}")]
+    BadAnnotation(String, String),
+}
+
+/// The container to debug: the one asked for, else the only one, else the only troubled one.
+pub fn choose_container(pod: &Pod, wanted: Option<&str>, now: Timestamp) -> Result<String, DebugError> {
+    let name = pod.metadata.name.clone().unwrap_or_default();
+    let spec = pod.spec.as_ref();
+    let all: Vec<&Container> = spec.map(|s| s.init_containers.iter().flatten().chain(s.containers.iter()).collect()).unwrap_or_default();
+    let known = all.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", ");
+    if let Some(w) = wanted {
+        return if all.iter().any(|c| c.name == w) {
+            Ok(w.to_string())
+        } else {
+            Err(DebugError::NoSuchContainer { pod: name, wanted: w.into(), known })
+        };
+    }
+    let main: Vec<&Container> = spec.map(|s| s.containers.iter().collect()).unwrap_or_default();
+    if main.len() == 1 && crate::status::troubled_containers(pod, now).iter().all(|(_, c)| c.name == main[0].name) {
+        return Ok(main[0].name.clone());
+    }
+    let troubled = crate::status::troubled_containers(pod, now);
+    match troubled.as_slice() {
+        [(_, one)] => Ok(one.name.clone()),
+        _ => Err(DebugError::Ambiguous { pod: name, known }),
+    }
+}
+
+/// The command line the container would have run, as a person types it inside the debug copy.
+/// Without a `command`, the image's ENTRYPOINT runs (with `args`, or else its CMD); the API does not
+/// say what that is, so it is written as this placeholder.
+pub const IMAGE_ENTRYPOINT: &str = "<image entrypoint>";
+
+pub fn original_command_line(c: &Container) -> String {
+    let mut parts: Vec<String> = c.command.iter().flatten().chain(c.args.iter().flatten()).map(|p| shell_quote(p)).collect();
+    if c.command.as_ref().is_none_or(|c| c.is_empty()) {
+        parts.insert(0, IMAGE_ENTRYPOINT.to_string());
+    }
+    parts.join(" ")
+}
+
+fn shell_quote(s: &str) -> String {
+    if !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:,@%+".contains(c)) {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
+/// A debug copy of `pod`: same image, env, volumes, service account and scheduling constraints;
+/// the chosen container kept alive instead of running its command; every probe removed; labels
+/// and owner references dropped so no Service routes to it and no controller adopts it.
+pub fn debug_copy(pod: &Pod, container: &str, keep: &KeepAlive, same_node: bool, expires: Timestamp) -> Pod {
+    let src = pod.metadata.name.clone().unwrap_or_default();
+    let mut spec: PodSpec = pod.spec.clone().unwrap_or_default();
+    if !same_node {
+        spec.node_name = None;
+    }
+    spec.restart_policy = Some("Never".into());
+    spec.termination_grace_period_seconds = Some(1);
+    spec.active_deadline_seconds = None;
+    // A debug copy must not steal the original's identity on the network.
+    spec.hostname = None;
+    spec.subdomain = None;
+    let original = spec
+        .containers
+        .iter()
+        .chain(spec.init_containers.iter().flatten())
+        .find(|c| c.name == container)
+        .map(original_command_line)
+        .unwrap_or_default();
+    let is_init = spec.init_containers.iter().flatten().any(|c| c.name == container);
+    if is_init {
+        // Debugging an init container: run it as the main container so it stays up, and run
+        // nothing else.
+        let mut c = spec.init_containers.iter().flatten().find(|c| c.name == container).cloned().unwrap_or_default();
+        c.restart_policy = None;
+        spec.containers = vec![c];
+        spec.init_containers = None;
+    }
+    for c in spec.containers.iter_mut().chain(spec.init_containers.iter_mut().flatten()) {
+        strip_probes(c);
+        if c.name == container {
+            c.command = Some(keep.command());
+            c.args = None;
+            c.stdin = Some(true);
+            c.tty = Some(true);
+        }
+    }
+    if let KeepAlive::Helper { image } = keep {
+        add_helper(&mut spec, container, image);
+    }
+    let mut annotations = BTreeMap::new();
+    annotations.insert(ANN_SOURCE.to_string(), src.clone());
+    annotations.insert(ANN_CONTAINER.to_string(), container.to_string());
+    annotations.insert(ANN_COMMAND.to_string(), original);
+    annotations.insert(ANN_EXPIRES.to_string(), expires.to_string());
+    let mut labels = BTreeMap::new();
+    labels.insert(LABEL_COPY.to_string(), "true".to_string());
+    Pod {
+        metadata: ObjectMeta {
+            name: Some(copy_name(&src)),
+            namespace: pod.metadata.namespace.clone(),
+            labels: Some(labels),
+            annotations: Some(annotations),
+            ..Default::default()
+        },
+        spec: Some(spec),
+        status: None,
+    }
+}
+
+/// `<pod>-debug`, within the 63-character limit for names that become hostnames.
+pub fn copy_name(pod: &str) -> String {
+    let base: String = pod.chars().take(63 - "-debug".len()).collect();
+    format!("{}-debug", base.trim_end_matches('-'))
+}
+
+fn strip_probes(c: &mut Container) {
+    c.liveness_probe = None;
+    c.readiness_probe = None;
+    c.startup_probe = None;
+}
+
+fn add_helper(spec: &mut PodSpec, container: &str, image: &str) {
+    spec.volumes.get_or_insert_with(Vec::new).push(Volume {
+        name: KEEPALIVE_VOLUME.into(),
+        empty_dir: Some(EmptyDirVolumeSource::default()),
+        ..Default::default()
+    });
+    let mount = VolumeMount { name: KEEPALIVE_VOLUME.into(), mount_path: KEEPALIVE_DIR.into(), ..Default::default() };
+    let init = Container {
+        name: KEEPALIVE_INIT.into(),
+        image: Some(image.into()),
+        image_pull_policy: Some("IfNotPresent".into()),
+        command: Some(vec!["cp".into(), "/bin/busybox".into(), format!("{KEEPALIVE_DIR}/busybox")]),
+        volume_mounts: Some(vec![mount.clone()]),
+        ..Default::default()
+    };
+    spec.init_containers.get_or_insert_with(Vec::new).insert(0, init);
+    if let Some(c) = spec.containers.iter_mut().find(|c| c.name == container) {
+        c.volume_mounts.get_or_insert_with(Vec::new).push(mount);
+    }
+}
+
+/// What an in-place override replaced, kept in the workload's `ANN_ORIGINAL` annotation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Original {
+    pub container: String,
+    pub command: Option<Vec<String>>,
+    pub args: Option<Vec<String>>,
+    pub liveness_probe: Option<Probe>,
+    pub readiness_probe: Option<Probe>,
+    pub startup_probe: Option<Probe>,
+    pub overridden_at: Timestamp,
+}
+
+/// The strategic-merge patch that overrides `container` of a workload's template in place, and
+/// the record of what it replaced.
+pub fn in_place_patch(workload: &str, template: &PodTemplateSpec, annotations: Option<&BTreeMap<String, String>>, container: &str, now: Timestamp) -> Result<(serde_json::Value, Original), DebugError> {
+    if annotations.is_some_and(|a| a.contains_key(ANN_ORIGINAL)) {
+        return Err(DebugError::AlreadyOverridden(workload.into()));
+    }
+    let containers: &[Container] = template.spec.as_ref().map(|s| s.containers.as_slice()).unwrap_or_default();
+    let c = containers.iter().find(|c| c.name == container).ok_or_else(|| DebugError::NoSuchWorkloadContainer {
+        workload: workload.into(),
+        wanted: container.into(),
+        known: containers.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", "),
+    })?;
+    let original = Original {
+        container: container.into(),
+        command: c.command.clone(),
+        args: c.args.clone(),
+        liveness_probe: c.liveness_probe.clone(),
+        readiness_probe: c.readiness_probe.clone(),
+        startup_probe: c.startup_probe.clone(),
+        overridden_at: now,
+    };
+    let record = serde_json::to_string(&original).map_err(|e| DebugError::BadAnnotation(workload.into(), e.to_string()))?;
+    let patch = serde_json::json!({
+        "metadata": {"annotations": {ANN_ORIGINAL: record}},
+        "spec": {"template": {"spec": {"containers": [{
+            "name": container,
+            "command": KeepAlive::Shell.command(),
+            "args": null,
+            "livenessProbe": null,
+            "readinessProbe": null,
+            "startupProbe": null,
+        }]}}}
+    });
+    Ok((patch, original))
+}
+
+/// The patch that records the fingerprint of the template unloop left.
+pub fn fingerprint_patch(template: &PodTemplateSpec) -> serde_json::Value {
+    serde_json::json!({"metadata": {"annotations": {ANN_FINGERPRINT: fingerprint(template)}}})
+}
+
+/// The patch that puts back exactly what an in-place override replaced, refusing when someone
+/// changed the template since.
+pub fn restore_patch(workload: &str, template: &PodTemplateSpec, annotations: Option<&BTreeMap<String, String>>) -> Result<(serde_json::Value, Original), DebugError> {
+    let a = annotations.ok_or_else(|| DebugError::NotOverridden(workload.into()))?;
+    let raw = a.get(ANN_ORIGINAL).ok_or_else(|| DebugError::NotOverridden(workload.into()))?;
+    let original: Original = serde_json::from_str(raw).map_err(|e| DebugError::BadAnnotation(workload.into(), e.to_string()))?;
+    match a.get(ANN_FINGERPRINT) {
+        Some(f) if *f != fingerprint(template) => {
+            return Err(DebugError::ChangedSince { workload: workload.into(), why: format!("fingerprint {} is now {}", f, fingerprint(template)) });
+        }
+        None => return Err(DebugError::ChangedSince { workload: workload.into(), why: "the override never completed".into() }),
+        _ => {}
+    }
+    let patch = serde_json::json!({
+        "metadata": {"annotations": {ANN_ORIGINAL: null, ANN_FINGERPRINT: null}},
+        "spec": {"template": {"spec": {"containers": [{
+            "name": original.container,
+            "command": original.command,
+            "args": original.args,
+            "livenessProbe": original.liveness_probe,
+            "readinessProbe": original.readiness_probe,
+            "startupProbe": original.startup_probe,
+        }]}}}
+    });
+    Ok((patch, original))
+}
+
+/// A stable fingerprint of a pod template (FNV-1a over its canonical JSON).
+pub fn fingerprint(template: &PodTemplateSpec) -> String {
+    let json = serde_json::to_string(template).unwrap_or_default();
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in json.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{h:016x}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pod() -> Pod {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "api-7d9f8-x2x9z", "namespace": "shop", "labels": {"app": "api"},
+                         "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "api-7d9f8", "uid": "u", "controller": true}]},
+            "spec": {"nodeName": "n1", "serviceAccountName": "api", "containers": [{
+                "name": "api", "image": "shop/api:2", "command": ["/app/server"], "args": ["--port", "8080"],
+                "livenessProbe": {"httpGet": {"path": "/healthz", "port": 8080}},
+                "env": [{"name": "A", "value": "1"}]}]}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_copy_is_alive_unreachable_and_unowned() {
+        let expires: Timestamp = "2026-11-24T23:00:00Z".parse().unwrap();
+        let copy = debug_copy(&pod(), "api", &KeepAlive::Shell, false, expires);
+        assert_eq!(copy.metadata.name.as_deref(), Some("api-7d9f8-x2x9z-debug"));
+        assert_eq!(copy.metadata.labels.as_ref().unwrap().len(), 1, "only the debug label: no Service selects it");
+        assert!(copy.metadata.owner_references.is_none());
+        let ann = copy.metadata.annotations.unwrap();
+        assert_eq!(ann[ANN_COMMAND], "/app/server --port 8080");
+        assert_eq!(ann[ANN_EXPIRES], "2026-11-24T23:00:00Z");
+        let spec = copy.spec.unwrap();
+        assert_eq!(spec.node_name, None);
+        assert_eq!(spec.service_account_name.as_deref(), Some("api"));
+        let c = &spec.containers[0];
+        assert!(c.liveness_probe.is_none());
+        assert_eq!(c.command.as_ref().unwrap()[0], "sh");
+        assert_eq!(c.args, None);
+        assert_eq!(c.env.as_ref().unwrap()[0].name, "A");
+    }
+
+    #[test]
+    fn the_helper_fallback_needs_no_shell_in_the_image() {
+        let copy = debug_copy(&pod(), "api", &KeepAlive::Helper { image: "busybox:1.37-musl".into() }, true, Timestamp::UNIX_EPOCH);
+        let spec = copy.spec.unwrap();
+        assert_eq!(spec.node_name.as_deref(), Some("n1"));
+        assert_eq!(spec.init_containers.as_ref().unwrap()[0].command.as_ref().unwrap()[0], "cp");
+        assert_eq!(spec.containers[0].command.as_ref().unwrap()[0], "/.unloop/busybox");
+        assert!(spec.volumes.unwrap().iter().any(|v| v.name == "unloop-keepalive"));
+    }
+
+    #[test]
+    fn in_place_round_trip_restores_exactly() {
+        let template: PodTemplateSpec = serde_json::from_value(serde_json::json!({"spec": pod().spec})).unwrap();
+        let (patch, original) = in_place_patch("deploy/api", &template, None, "api", Timestamp::UNIX_EPOCH).unwrap();
+        assert_eq!(patch["spec"]["template"]["spec"]["containers"][0]["livenessProbe"], serde_json::Value::Null);
+        assert_eq!(original.args, Some(vec!["--port".to_string(), "8080".to_string()]));
+        let mut ann = BTreeMap::new();
+        ann.insert(ANN_ORIGINAL.to_string(), patch["metadata"]["annotations"][ANN_ORIGINAL].as_str().unwrap().to_string());
+        ann.insert(ANN_FINGERPRINT.to_string(), fingerprint(&template));
+        let (restore, _) = restore_patch("deploy/api", &template, Some(&ann)).unwrap();
+        assert_eq!(restore["spec"]["template"]["spec"]["containers"][0]["command"], serde_json::json!(["/app/server"]));
+        assert_eq!(restore["metadata"]["annotations"][ANN_ORIGINAL], serde_json::Value::Null);
+        let mut changed = template.clone();
+        changed.spec.as_mut().unwrap().containers[0].image = Some("shop/api:3".into());
+        assert!(matches!(restore_patch("deploy/api", &changed, Some(&ann)), Err(DebugError::ChangedSince { .. })));
+        assert!(matches!(in_place_patch("deploy/api", &template, Some(&ann), "api", Timestamp::UNIX_EPOCH), Err(DebugError::AlreadyOverridden(_))));
+    }
+
+    #[test]
+    fn ambiguous_containers_are_refused_with_their_names() {
+        let mut p = pod();
+        p.spec.as_mut().unwrap().containers.push(Container { name: "sidecar".into(), ..Default::default() });
+        let err = choose_container(&p, None, Timestamp::UNIX_EPOCH).unwrap_err();
+        assert_eq!(err.to_string(), "pod api-7d9f8-x2x9z has several containers (api, sidecar); choose one with -c");
+        assert_eq!(choose_container(&p, Some("api"), Timestamp::UNIX_EPOCH), Ok("api".into()));
+    }
+}

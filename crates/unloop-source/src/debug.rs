@@ -1,0 +1,186 @@
+//! The cluster side of `unloop debug`: the only code in unloop that changes a cluster, and only
+//! what the user asked for. Objects and patches are built by `unloop_core::debug`.
+
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
+use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use unloop_core::workload::WorkloadKind;
+
+use crate::live::Live;
+
+/// Why a debug operation failed, in words for the user.
+#[derive(Debug, thiserror::Error)]
+pub enum DebugOpError {
+    #[error("no {what} in namespace {namespace}")]
+    NotFound { what: String, namespace: String },
+    #[error("not allowed to {verb} {resource} in namespace {namespace}: {message}")]
+    Forbidden { verb: &'static str, resource: &'static str, namespace: String, message: String },
+    #[error("{0}")]
+    Conflict(String),
+    #[error("the debug copy did not start: {0}")]
+    DidNotStart(String),
+    #[error("the API server failed: {0}")]
+    Api(String),
+    #[error("{0}")]
+    Plan(#[from] unloop_core::debug::DebugError),
+}
+
+fn api_error(e: kube::Error, verb: &'static str, resource: &'static str, namespace: &str, what: &str) -> DebugOpError {
+    match e {
+        kube::Error::Api(s) if s.code == 404 => DebugOpError::NotFound { what: what.into(), namespace: namespace.into() },
+        kube::Error::Api(s) if s.code == 403 => DebugOpError::Forbidden { verb, resource, namespace: namespace.into(), message: s.message },
+        kube::Error::Api(s) if s.code == 409 => DebugOpError::Conflict(s.message),
+        kube::Error::Api(s) => DebugOpError::Api(format!("{} ({})", s.message, s.code)),
+        other => DebugOpError::Api(other.to_string()),
+    }
+}
+
+pub async fn get_pod(live: &Live, ns: &str, name: &str) -> Result<Pod, DebugOpError> {
+    Api::<Pod>::namespaced(live.client(), ns).get(name).await.map_err(|e| api_error(e, "get", "pods", ns, &format!("pod {name}")))
+}
+
+pub async fn create_pod(live: &Live, ns: &str, pod: &Pod) -> Result<Pod, DebugOpError> {
+    let name = pod.metadata.name.clone().unwrap_or_default();
+    Api::<Pod>::namespaced(live.client(), ns).create(&PostParams::default(), pod).await.map_err(|e| match api_error(e, "create", "pods", ns, &name) {
+        DebugOpError::Conflict(_) => DebugOpError::Conflict(format!(
+            "a debug copy named {name} already exists in {ns}: exec into it, or remove it with unloop debug --cleanup -n {ns}"
+        )),
+        other => other,
+    })
+}
+
+pub async fn delete_pod(live: &Live, ns: &str, name: &str) -> Result<(), DebugOpError> {
+    match Api::<Pod>::namespaced(live.client(), ns).delete(name, &DeleteParams::default()).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+        Err(e) => Err(api_error(e, "delete", "pods", ns, name)),
+    }
+}
+
+/// How a debug copy's start ended.
+#[derive(Debug)]
+pub enum Started {
+    Running(Pod),
+    /// The kept-alive container could not run; `missing_tool` when the image lacks a shell or sleep.
+    Failed { why: String, missing_tool: bool },
+}
+
+/// Waits until the copy's container runs, or fails, or `timeout` passes.
+pub async fn wait_started(live: &Live, ns: &str, name: &str, container: &str, timeout: Duration) -> Result<Started, DebugOpError> {
+    let api = Api::<Pod>::namespaced(live.client(), ns);
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let pod = api.get(name).await.map_err(|e| api_error(e, "get", "pods", ns, name))?;
+        let status = pod.status.as_ref();
+        let cs = status.and_then(|s| s.container_statuses.as_ref()).and_then(|cs| cs.iter().find(|c| c.name == container));
+        let state = cs.and_then(|c| c.state.as_ref());
+        if state.and_then(|s| s.running.as_ref()).is_some() {
+            return Ok(Started::Running(pod));
+        }
+        if let Some(t) = state.and_then(|s| s.terminated.as_ref()) {
+            let why = format!("exit code {} ({}) {}", t.exit_code, t.reason.as_deref().unwrap_or("-"), t.message.as_deref().unwrap_or("")).trim().to_string();
+            let missing = t.exit_code == 127 || t.exit_code == 128 || why.contains("not found") || why.contains("no such file");
+            return Ok(Started::Failed { why, missing_tool: missing });
+        }
+        if let Some(w) = state.and_then(|s| s.waiting.as_ref()) {
+            let reason = w.reason.as_deref().unwrap_or_default();
+            if matches!(reason, "RunContainerError" | "CreateContainerError" | "CreateContainerConfigError" | "ErrImagePull" | "ImagePullBackOff" | "ErrImageNeverPull" | "InvalidImageName") {
+                let msg = w.message.clone().unwrap_or_default();
+                let missing = reason == "RunContainerError" && (msg.contains("not found") || msg.contains("no such file"));
+                return Ok(Started::Failed { why: format!("{reason}: {msg}"), missing_tool: missing });
+            }
+        }
+        if status.and_then(|s| s.phase.as_deref()) == Some("Failed") {
+            return Ok(Started::Failed { why: status.and_then(|s| s.message.clone()).unwrap_or_else(|| "the pod failed".into()), missing_tool: false });
+        }
+        if let Some(c) = status.and_then(|s| s.conditions.as_ref()).and_then(|cs| cs.iter().find(|c| c.type_ == "PodScheduled" && c.status == "False")) {
+            if tokio::time::Instant::now() >= deadline {
+                return Ok(Started::Failed { why: format!("not scheduled: {}", c.message.as_deref().unwrap_or_default()), missing_tool: false });
+            }
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Ok(Started::Failed { why: format!("not running after {}s", timeout.as_secs()), missing_tool: false });
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// Every debug copy unloop made in scope.
+pub async fn list_copies(live: &Live, ns: Option<&str>) -> Result<Vec<Pod>, DebugOpError> {
+    let api: Api<Pod> = match ns {
+        Some(n) => Api::namespaced(live.client(), n),
+        None => Api::all(live.client()),
+    };
+    let lp = ListParams::default().labels(&format!("{}=true", unloop_core::debug::LABEL_COPY));
+    api.list(&lp).await.map(|l| l.items).map_err(|e| api_error(e, "list", "pods", ns.unwrap_or("(all)"), "pods"))
+}
+
+/// A workload whose pod template can be overridden in place.
+pub struct Workload {
+    pub kind: WorkloadKind,
+    pub name: String,
+    pub template: PodTemplateSpec,
+    pub annotations: Option<std::collections::BTreeMap<String, String>>,
+}
+
+pub async fn get_workload(live: &Live, ns: &str, kind: WorkloadKind, name: &str) -> Result<Workload, DebugOpError> {
+    let what = format!("{}/{name}", kind.short());
+    let c = live.client();
+    let (template, annotations) = match kind {
+        WorkloadKind::Deployment => {
+            let d = Api::<Deployment>::namespaced(c, ns).get(name).await.map_err(|e| api_error(e, "get", "deployments", ns, &what))?;
+            (d.spec.template, d.metadata.annotations)
+        }
+        WorkloadKind::StatefulSet => {
+            let d = Api::<StatefulSet>::namespaced(c, ns).get(name).await.map_err(|e| api_error(e, "get", "statefulsets", ns, &what))?;
+            (d.spec.template, d.metadata.annotations)
+        }
+        WorkloadKind::DaemonSet => {
+            let d = Api::<DaemonSet>::namespaced(c, ns).get(name).await.map_err(|e| api_error(e, "get", "daemonsets", ns, &what))?;
+            (d.spec.template, d.metadata.annotations)
+        }
+        _ => return Err(DebugOpError::Conflict(format!("{what}: --in-place works on deploy/, sts/ and ds/ only"))),
+    };
+    Ok(Workload { kind, name: name.into(), template, annotations })
+}
+
+/// Applies a strategic-merge patch to a workload and returns its template afterwards.
+pub async fn patch_workload(live: &Live, ns: &str, kind: WorkloadKind, name: &str, patch: &serde_json::Value) -> Result<PodTemplateSpec, DebugOpError> {
+    let pp = PatchParams::default();
+    let p = Patch::Strategic(patch);
+    let what = format!("{}/{name}", kind.short());
+    let c = live.client();
+    Ok(match kind {
+        WorkloadKind::Deployment => Api::<Deployment>::namespaced(c, ns).patch(name, &pp, &p).await.map_err(|e| api_error(e, "patch", "deployments", ns, &what))?.spec.template,
+        WorkloadKind::StatefulSet => Api::<StatefulSet>::namespaced(c, ns).patch(name, &pp, &p).await.map_err(|e| api_error(e, "patch", "statefulsets", ns, &what))?.spec.template,
+        WorkloadKind::DaemonSet => Api::<DaemonSet>::namespaced(c, ns).patch(name, &pp, &p).await.map_err(|e| api_error(e, "patch", "daemonsets", ns, &what))?.spec.template,
+        _ => return Err(DebugOpError::Conflict(format!("{what}: --in-place works on deploy/, sts/ and ds/ only"))),
+    })
+}
+
+/// Workloads in scope that carry an in-place override.
+pub async fn list_overrides(live: &Live, ns: Option<&str>) -> Result<Vec<(String, String)>, DebugOpError> {
+    let mut out = Vec::new();
+    let c = live.client();
+    let has = |a: &Option<std::collections::BTreeMap<String, String>>| a.as_ref().is_some_and(|a| a.contains_key(unloop_core::debug::ANN_ORIGINAL));
+    let lp = ListParams::default();
+    macro_rules! scan {
+        ($t:ty, $short:expr, $res:expr) => {
+            let api: Api<$t> = match ns {
+                Some(n) => Api::namespaced(c.clone(), n),
+                None => Api::all(c.clone()),
+            };
+            for o in api.list(&lp).await.map_err(|e| api_error(e, "list", $res, ns.unwrap_or("(all)"), $res))?.items {
+                if has(&o.metadata.annotations) {
+                    out.push((o.metadata.namespace.clone().unwrap_or_default(), format!("{}/{}", $short, o.metadata.name.clone().unwrap_or_default())));
+                }
+            }
+        };
+    }
+    scan!(Deployment, "deploy", "deployments");
+    scan!(StatefulSet, "sts", "statefulsets");
+    scan!(DaemonSet, "ds", "daemonsets");
+    Ok(out)
+}
