@@ -137,8 +137,52 @@ GO
   echo "$stamp" >"$BIN/coredns.plugins"
 }
 
+# go_tool NAME MODULE VERSION PACKAGE: builds a Go program whose module has no replace directives, in a
+# wrapper module of its own, into $TOOLS/NAME-VERSION (the version is in the file name: the cache key).
+go_tool() {
+  local name=$1 module=$2 version=$3 pkg=$4
+  local out=$TOOLS/$name-$version mod=$CACHE/src/$name-$version
+  [ -x "$out" ] && return
+  mkdir -p "$mod" "$TOOLS"
+  log "building $name $version from the Go module proxy"
+  cat >"$mod/go.mod" <<GO
+module unloop.test/${name}build
+
+go 1.24
+
+require $module $version
+GO
+  printf '//go:build tools\n\npackage tools\n\nimport _ "%s"\n' "$pkg" >"$mod/tools.go"
+  (cd "$mod" && go mod tidy >/dev/null 2>&1 || go mod tidy)
+  (cd "$mod" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$out.tmp" "$pkg")
+  mv "$out.tmp" "$out"
+}
+
+# metrics-server serves metrics.k8s.io for `kubectl top` and `unloop audit --rightsize` (started by up.sh).
+build_metrics_server() { go_tool metrics-server sigs.k8s.io/metrics-server "$METRICS_SERVER_VERSION" sigs.k8s.io/metrics-server/cmd/metrics-server; }
+# kwok runs the scale fixture's fake nodes (testbed/scale.sh); only built when that asks for it.
+# Its stages (what it does to a node or pod, and when) ship in the module, not in the binary: kept beside it.
+build_kwok() {
+  go_tool kwok sigs.k8s.io/kwok "$KWOK_VERSION" sigs.k8s.io/kwok/cmd/kwok
+  local stages=$TOOLS/kwok-$KWOK_VERSION-stages src
+  [ -f "$stages/pod-ready.yaml" ] && return
+  src=$(cd "$CACHE/src/kwok-$KWOK_VERSION" && go list -m -f '{{.Dir}}' sigs.k8s.io/kwok)/kustomize/stage
+  mkdir -p "$stages.tmp"
+  cp "$src"/node/fast/node-initialize.yaml "$src"/node/heartbeat-with-lease/node-heartbeat-with-lease.yaml \
+    "$src"/pod/fast/pod-ready.yaml "$src"/pod/fast/pod-complete.yaml "$src"/pod/fast/pod-delete.yaml "$stages.tmp/"
+  chmod 644 "$stages.tmp"/*
+  rm -rf "$stages" && mv "$stages.tmp" "$stages"
+}
+
+case "${1:-}" in
+  kwok) build_kwok; exit 0 ;;
+  "") ;;
+  *) die "usage: build.sh [kwok]" ;;
+esac
+
 install_packages
 build_etcd
 build_coredns
 build_kubernetes
-log "binaries ready in $BIN"
+build_metrics_server
+log "binaries ready in $BIN and $TOOLS"

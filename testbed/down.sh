@@ -40,10 +40,25 @@ stop() {
 our_shims() {
   local p
   for p in /proc/[0-9]*; do
-    tr '\0' ' ' <"$p/cmdline" 2>/dev/null | grep -q -- "containerd-shim.* -address $CONTAINERD_SOCK\( \|$\)" && basename "$p"
+    { tr '\0' ' ' <"$p/cmdline"; } 2>/dev/null | grep -- "containerd-shim.* -address $CONTAINERD_SOCK\( \|$\)" >/dev/null && basename "$p"
   done
   return 0
 }
+
+# shim_sockets PID...: the sockets those shims listen on (/run/containerd/s/<sha256 of address/ns/id>),
+# removed once the shims are gone: a killed shim leaves its socket behind.
+shim_sockets() {
+  local p args ns id
+  for p in "$@"; do
+    args=$({ tr '\0' '\n' <"/proc/$p/cmdline"; } 2>/dev/null) || continue
+    ns=$(grep -A1 -x -- -namespace <<<"$args" | tail -1)
+    id=$(grep -A1 -x -- -id <<<"$args" | tail -1)
+    [ -n "$ns" ] && [ -n "$id" ] || continue
+    echo "/run/containerd/s/$(printf '%s' "$CONTAINERD_SOCK/$ns/$id" | sha256sum | cut -d' ' -f1)"
+  done
+}
+# shellcheck disable=SC2046
+SOCKETS=$(shim_sockets $(our_shims))
 
 # The kubelet first, so it restarts nothing; kube-proxy with it.
 stop kube-proxy
@@ -51,13 +66,14 @@ stop kubelet
 
 # The pods' containers: through our containerd while it runs, then whatever is left in our cgroups,
 # then our shims.
+CTR_BIN=$(type -P ctr)
 if pid_alive containerd && [ -S "$CONTAINERD_SOCK" ]; then
-  tasks=$(timeout 20 ctr -n k8s.io tasks ls -q 2>/dev/null || true)
+  tasks=$(timeout 20 "$CTR_BIN" --address "$CONTAINERD_SOCK" -n k8s.io tasks ls -q 2>/dev/null || true)
   if [ -n "$tasks" ]; then
     say "killing $(wc -w <<<"$tasks") containers"
-    for t in $tasks; do timeout 10 ctr -n k8s.io tasks kill -a -s SIGKILL "$t" >/dev/null 2>&1 || true; done
+    for t in $tasks; do timeout 10 "$CTR_BIN" --address "$CONTAINERD_SOCK" -n k8s.io tasks kill -a -s SIGKILL "$t" >/dev/null 2>&1 || true; done
     sleep 1
-    for t in $tasks; do timeout 10 ctr -n k8s.io tasks delete -f "$t" >/dev/null 2>&1 || true; done
+    for t in $tasks; do timeout 10 "$CTR_BIN" --address "$CONTAINERD_SOCK" -n k8s.io tasks delete -f "$t" >/dev/null 2>&1 || true; done
   fi
 fi
 kill_cgroup_procs() {
@@ -73,7 +89,7 @@ kill_cgroup_procs() {
 for i in 1 2 3 4 5; do kill_cgroup_procs || break; sleep 0.5; done
 shims=$(our_shims)
 if [ -n "$shims" ]; then
-  say "stopping containerd shims: $shims"
+  say "stopping containerd shims: $(tr "\n" " " <<<"$shims")"
   # shellcheck disable=SC2086
   kill -TERM $shims 2>/dev/null || true
   sleep 1
@@ -81,6 +97,8 @@ if [ -n "$shims" ]; then
   # shellcheck disable=SC2086
   [ -z "$shims" ] || kill -KILL $shims 2>/dev/null || true
 fi
+
+for f in $SOCKETS; do if [ -S "$f" ]; then rm -f "$f"; fi; done
 
 # The rest, in reverse start order; then any other pid file.
 for ((i = ${#COMPONENTS[@]} - 1; i >= 0; i--)); do stop "${COMPONENTS[$i]}"; done
@@ -90,18 +108,21 @@ for f in "$PIDS"/*.pid; do
 done
 
 # Mounts under the state dir (pod volumes, container root filesystems, sandbox /dev/shm, network
-# namespaces), deepest first; lazily if busy.
+# namespaces), deepest first; lazily if busy. (Mount lists are read whole: `grep -q` in a pipeline
+# would fail it under pipefail.)
+state_mounts() { findmnt -rn -o TARGET | awk -v s="$STATE" 'index($0, s "/") == 1 || $0 == s' | sort -r; }
 unmount_state() {
   local m
-  findmnt -rn -o TARGET | awk -v s="$STATE" 'index($0, s "/") == 1' | sort -r | while read -r m; do
+  for m in $(state_mounts); do
     m=$(printf '%b' "$m") # findmnt escapes spaces as \x20
     umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true
   done
 }
-if findmnt -rn -o TARGET | grep -q "^$STATE/"; then
-  say "unmounting $(findmnt -rn -o TARGET | grep -c "^$STATE/") mounts under $STATE"
+mounts=$(state_mounts)
+if [ -n "$mounts" ]; then
+  say "unmounting $(wc -l <<<"$mounts") mounts under $STATE"
   unmount_state
-  unmount_state
+  [ -z "$(state_mounts)" ] || unmount_state
 fi
 
 # Our pod cgroups, deepest first.
@@ -145,8 +166,7 @@ if [ -f "$STATE/sysctl.orig" ]; then
   while IFS== read -r k v; do sysctl -qw "$k=$v" 2>/dev/null || true; done <"$STATE/sysctl.orig"
 fi
 
-if findmnt -rn -o TARGET | grep -q "^$STATE/"; then
-  die "mounts remain under $STATE, not removing it: $(findmnt -rn -o TARGET | grep "^$STATE/" | head -3 | tr '\n' ' ')"
-fi
+mounts=$(state_mounts)
+[ -z "$mounts" ] || die "mounts remain under $STATE, not removing it: $(head -3 <<<"$mounts" | tr '\n' ' ')"
 rm -rf --one-file-system "$STATE"
 say "down"

@@ -138,6 +138,8 @@ built_dir() {
     mkdir -p "$dir"
     build_images "$dir"
     touch "$dir/.done"
+    # Images of older sources are never used again.
+    find "$IMAGE_CACHE" -mindepth 1 -maxdepth 1 -type d ! -path "$dir" -exec rm -rf {} +
   fi
   echo "$dir"
 }

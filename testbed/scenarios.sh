@@ -118,7 +118,7 @@ wait_one() {
     local cname=${want_container:-$(kubectl -n "$n" get pod "$pod" -o jsonpath='{.spec.containers[0].name}')}
     seen=$(kubectl -n "$n" get pod "$pod" -o json | jq -r --arg c "$cname" '
       [(.status.initContainerStatuses // [])[], (.status.containerStatuses // [])[]] | map(select(.name == $c)) | .[0]
-      | (.lastState.terminated // .state.terminated // {}) | "\(.reason // "-")/\(.exitCode // "-")"')
+      | (.state.terminated // .lastState.terminated // {}) | "\(.reason // "-")/\(.exitCode // "-")"')
     if [ "$seen" != "${want_reason:--}/${want_code:--}" ]; then
       echo "MISMATCH $n: $pod $status, last termination $seen, expect.yaml says ${want_reason:--}/${want_code:--}"
       return 1

@@ -52,7 +52,7 @@ wait_for() {
 already_running() {
   local c
   for c in "${COMPONENTS[@]}"; do pid_alive "$c" || return 1; done
-  kubectl get node "$NODE_NAME" -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null | grep -qx True
+  [ "$(kubectl get node "$NODE_NAME" -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null)" = True ]
 }
 
 guidance() {
@@ -70,19 +70,14 @@ EOF
 
 # --- preconditions -----------------------------------------------------------------------------------
 
-for b in etcd kube-apiserver kube-controller-manager kube-scheduler kubelet kubectl kube-proxy coredns; do
-  if [ ! -x "$BIN/$b" ]; then
-    log "binaries missing ($BIN/$b): running testbed/build.sh"
-    "$TESTBED_DIR/build.sh"
-    break
-  fi
-done
-
-if already_running; then
+if [ -x "$BIN/kubectl" ] && already_running; then
   log "already running (pids in $PIDS); nothing to do"
   guidance
   exit 0
 fi
+
+# Packages and binaries (cached: a fraction of a second; cold: ~13 minutes).
+"$TESTBED_DIR/build.sh"
 
 # Whatever a crashed or half-started run left behind (processes, mounts, interfaces, iptables chains,
 # routes, cgroups, state) goes first: down.sh is idempotent.
@@ -121,13 +116,15 @@ ip route replace blackhole "$POD_CIDR" metric 4000
 # pods' veths; anything else (eth0 and every other interface) is rejected in filter and dropped in
 # mangle POSTROUTING, which sees the original source before any NAT.
 install_guard() {
-  local ipt=$1 table=$2 verdict=$3 hook chain=UNLOOP-EGRESS
+  local ipt=$1 table=$2 verdict=$3 hook chain=UNLOOP-EGRESS reject_with=""
+  # "No route to host" for the guard, so it is never mistaken for kube-proxy's "connection refused".
+  [ "$verdict" = REJECT ] && reject_with="--reject-with icmp-admin-prohibited"
   $ipt -t "$table" -N "$chain"
   local ifc
   for ifc in lo "$NODE_IF" "$POD_BRIDGE" 'veth+'; do $ipt -t "$table" -A "$chain" -o "$ifc" -j RETURN; done
   for net in "$POD_CIDR" "$SERVICE_CIDR"; do
-    $ipt -t "$table" -A "$chain" -s "$net" -m comment --comment "unloop testbed egress guard" -j "$verdict"
-    $ipt -t "$table" -A "$chain" -d "$net" -m comment --comment "unloop testbed egress guard" -j "$verdict"
+    $ipt -t "$table" -A "$chain" -s "$net" -m comment --comment "unloop testbed egress guard" -j "$verdict" $reject_with
+    $ipt -t "$table" -A "$chain" -d "$net" -m comment --comment "unloop testbed egress guard" -j "$verdict" $reject_with
   done
   if [ "$table" = filter ]; then
     for hook in FORWARD OUTPUT; do $ipt -t filter -I "$hook" 1 -j "$chain"; done
@@ -437,7 +434,7 @@ EOF
 start kubelet "$BIN/kubelet" --config="$STATE/kubelet/config.yaml" --kubeconfig="$STATE/kubelet.kubeconfig" \
   --root-dir="$STATE/kubelet" --hostname-override="$NODE_NAME" --node-ip="$NODE_IP" --v=2
 node_ready() {
-  kubectl get node "$NODE_NAME" -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}' | grep -qx True
+  [ "$(kubectl get node "$NODE_NAME" -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}')" = True ]
 }
 wait_for kubelet 120 node_ready
 
@@ -488,12 +485,15 @@ until probe_restarted_and_ready 2>/dev/null; do
   for c in kubelet containerd; do pid_alive "$c" || fail "$c" "exited"; done
   sleep 1
 done
-kubectl -n default logs "$PROBE" --previous 2>&1 | grep -q 'first start' || probe_fail "kubectl logs --previous does not work"
+# (Outputs are read whole before grep: `cmd | grep -q` fails under pipefail when grep exits first.)
+out=$(kubectl -n default logs "$PROBE" --previous 2>&1 || true)
+grep -q 'first start' <<<"$out" || { echo "$out" >>"$LOGS/probe.log"; probe_fail "kubectl logs --previous does not work"; }
 out=$(kubectl -n default exec "$PROBE" -- sh -c "nslookup kubernetes.default.svc.$CLUSTER_DOMAIN $DNS_IP; echo | nc -w 3 $KUBERNETES_SVC_IP 443 >/dev/null && echo svc-ok" 2>&1) ||
   { echo "$out" >>"$LOGS/probe.log"; probe_fail "kubectl exec does not work"; }
 grep -q "$KUBERNETES_SVC_IP" <<<"$out" || { echo "$out" >>"$LOGS/probe.log"; fail coredns "does not resolve kubernetes.default (seen: $out)"; }
 grep -q svc-ok <<<"$out" || { echo "$out" >>"$LOGS/probe.log"; fail kube-proxy "does not forward $KUBERNETES_SVC_IP:443 to the apiserver"; }
-kubectl get --raw "/api/v1/nodes/$NODE_NAME/proxy/configz" | grep -q '"kubeletconfig"' ||
+out=$(kubectl get --raw "/api/v1/nodes/$NODE_NAME/proxy/configz" 2>&1 || true)
+grep -q '"kubeletconfig"' <<<"$out" ||
   fail kubelet "configz is not reachable through the apiserver"
 kubectl -n default delete pod "$PROBE" --wait=false >/dev/null
 

@@ -9,6 +9,10 @@ COREDNS_VERSION=${COREDNS_VERSION:-v1.12.4}
 CACHE=${UNLOOP_TESTBED_CACHE:-/var/cache/unloop-testbed}
 STATE=${UNLOOP_TESTBED_STATE:-/var/lib/unloop-testbed}
 BIN=$CACHE/bin/k8s-$K8S_VERSION-etcd-$ETCD_VERSION-coredns-$COREDNS_VERSION
+# Add-ons built from the Go module proxy, one file per program and version: $TOOLS/NAME-VERSION.
+METRICS_SERVER_VERSION=${METRICS_SERVER_VERSION:-v0.8.0}
+KWOK_VERSION=${KWOK_VERSION:-v0.8.0}
+TOOLS=$CACHE/bin/tools
 TESTBED_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 REPO_DIR=$(cd "$TESTBED_DIR/.." && pwd)
 

@@ -137,7 +137,13 @@ fn kubectl(args: &[&str]) -> std::process::Output {
 
 /// Statuses where the container never starts: a copy cannot start either, and unloop must roll it
 /// back and say why.
-const CANNOT_START: [&str; 5] = ["CreateContainerConfigError", "ErrImageNeverPull", "ImagePullBackOff", "ErrImagePull", "InvalidImageName"];
+const CANNOT_START: [&str; 5] = [
+    "CreateContainerConfigError",
+    "ErrImageNeverPull",
+    "ImagePullBackOff",
+    "ErrImagePull",
+    "InvalidImageName",
+];
 
 /// The guide's step 4 for every crash scenario: a running copy, exec into it, run the original
 /// command by hand, see the crash again; then --cleanup leaves nothing behind.
@@ -145,18 +151,57 @@ const CANNOT_START: [&str; 5] = ["CreateContainerConfigError", "ErrImageNeverPul
 fn debug_copies_reproduce_each_crash_by_hand() {
     let kc = kubeconfig();
     let mut failures = Vec::new();
-    for s in scenarios().iter().filter(|s| s.expect.cause != "none" && !s.expect.fixed) {
-        let diag = unloop(&["diagnose", "--kubeconfig", &kc, "-n", &s.name, &s.expect.target, "-o", "json"]);
+    for s in scenarios()
+        .iter()
+        .filter(|s| s.expect.cause != "none" && !s.expect.fixed)
+    {
+        let diag = unloop(&[
+            "diagnose",
+            "--kubeconfig",
+            &kc,
+            "-n",
+            &s.name,
+            &s.expect.target,
+            "-o",
+            "json",
+        ]);
         let report: serde_json::Value = serde_json::from_slice(&diag.stdout).expect("json");
         let d = &report["diagnoses"][0];
-        let (pod, container, status) = (d["pod"].as_str().unwrap(), d["container"].as_str().unwrap(), d["status"].as_str().unwrap_or_default());
-        let out = unloop(&["debug", "--kubeconfig", &kc, "-n", &s.name, pod, "-c", container, "--helper-image", "unloop.test/app:1.0"]);
+        let (pod, container, status) = (
+            d["pod"].as_str().unwrap(),
+            d["container"].as_str().unwrap(),
+            d["status"].as_str().unwrap_or_default(),
+        );
+        let out = unloop(&[
+            "debug",
+            "--kubeconfig",
+            &kc,
+            "-n",
+            &s.name,
+            pod,
+            "-c",
+            container,
+            "--helper-image",
+            "unloop.test/app:1.0",
+        ]);
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
         let copy = unloop_core_copy_name(pod);
-        let left = kubectl(&["get", "pod", &copy, "-n", &s.name, "--ignore-not-found", "-o", "name"]);
+        let left = kubectl(&[
+            "get",
+            "pod",
+            &copy,
+            "-n",
+            &s.name,
+            "--ignore-not-found",
+            "-o",
+            "name",
+        ]);
         if CANNOT_START.iter().any(|r| status.contains(r)) {
-            if out.status.code() != Some(4) || !stderr.contains("did not start") || !left.stdout.is_empty() {
+            if out.status.code() != Some(4)
+                || !stderr.contains("did not start")
+                || !left.stdout.is_empty()
+            {
                 failures.push(format!("{}: a copy that cannot start must be rolled back with exit 4; got {:?}\n{stderr}", s.name, out.status.code()));
             }
             continue;
@@ -166,9 +211,22 @@ fn debug_copies_reproduce_each_crash_by_hand() {
             continue;
         }
         let lines: Vec<&str> = stdout.lines().collect();
-        let exec = lines.iter().position(|l| l.starts_with("open a shell")).map(|i| lines[i + 1].trim()).unwrap_or_default();
-        let shell: Vec<&str> = exec.split(" -- ").nth(1).unwrap_or("sh").split_whitespace().collect();
-        let original = lines.iter().position(|l| l.starts_with("then run the original")).map(|i| lines[i + 1].trim()).unwrap_or_default();
+        let exec = lines
+            .iter()
+            .position(|l| l.starts_with("open a shell"))
+            .map(|i| lines[i + 1].trim())
+            .unwrap_or_default();
+        let shell: Vec<&str> = exec
+            .split(" -- ")
+            .nth(1)
+            .unwrap_or("sh")
+            .split_whitespace()
+            .collect();
+        let original = lines
+            .iter()
+            .position(|l| l.starts_with("then run the original"))
+            .map(|i| lines[i + 1].trim())
+            .unwrap_or_default();
         // The testbed's images all start /app/testapp.
         let original = original.replace("<image entrypoint>", "/app/testapp");
         let script = if s.expect.cause == "liveness-probe-kill" {
@@ -181,19 +239,37 @@ fn debug_copies_reproduce_each_crash_by_hand() {
         args.extend(shell.iter());
         args.extend(["-c", script.as_str()]);
         let ran = kubectl(&args);
-        let said = format!("{}{}", String::from_utf8_lossy(&ran.stdout), String::from_utf8_lossy(&ran.stderr));
-        let code: Option<i64> = said.lines().rev().find_map(|l| l.strip_prefix("unloop-exit=")).and_then(|c| c.trim().parse().ok());
+        let said = format!(
+            "{}{}",
+            String::from_utf8_lossy(&ran.stdout),
+            String::from_utf8_lossy(&ran.stderr)
+        );
+        let code: Option<i64> = said
+            .lines()
+            .rev()
+            .find_map(|l| l.strip_prefix("unloop-exit="))
+            .and_then(|c| c.trim().parse().ok());
         let want = d["exit"]["code"].as_i64();
-        let highlight_seen = d["logs"]["highlights"].as_array().into_iter().flatten().filter_map(|h| h["text"].as_str()).any(|t| {
-            // Compare the message, not the timestamp in front of it.
-            let msg = t.split_once(": ").map(|(_, m)| m).unwrap_or(t);
-            said.contains(msg)
-        });
+        let highlight_seen = d["logs"]["highlights"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|h| h["text"].as_str())
+            .any(|t| {
+                // Compare the message, not the timestamp in front of it.
+                let msg = t.split_once(": ").map(|(_, m)| m).unwrap_or(t);
+                said.contains(msg)
+            });
         let reproduced = match s.expect.cause.as_str() {
             "liveness-probe-kill" => matches!(code, Some(143) | Some(124)),
-            "command-not-found" | "not-executable" => matches!(code, Some(126) | Some(127)) || highlight_seen,
+            "command-not-found" | "not-executable" => {
+                matches!(code, Some(126) | Some(127)) || highlight_seen
+            }
             // A shell handed a binary for another architecture tries to read it as a script.
-            "exec-format" => code.is_some_and(|c| c != 0) && (said.contains("exec format error") || said.contains("syntax error")),
+            "exec-format" => {
+                code.is_some_and(|c| c != 0)
+                    && (said.contains("exec format error") || said.contains("syntax error"))
+            }
             _ => code == want || (code.is_some_and(|c| c != 0) && highlight_seen),
         };
         if !reproduced {
@@ -201,10 +277,31 @@ fn debug_copies_reproduce_each_crash_by_hand() {
         }
     }
     let clean = unloop(&["debug", "--kubeconfig", &kc, "--cleanup", "-A"]);
-    assert!(clean.status.success(), "{}", String::from_utf8_lossy(&clean.stderr));
-    let left = kubectl(&["get", "pods", "-A", "-l", "unloop.dev/debug-copy=true", "-o", "name"]);
-    assert!(String::from_utf8_lossy(&left.stdout).trim().is_empty(), "copies left after --cleanup: {}", String::from_utf8_lossy(&left.stdout));
-    assert!(failures.is_empty(), "{} scenario(s) not reproduced:\n\n{}", failures.len(), failures.join("\n\n"));
+    assert!(
+        clean.status.success(),
+        "{}",
+        String::from_utf8_lossy(&clean.stderr)
+    );
+    let left = kubectl(&[
+        "get",
+        "pods",
+        "-A",
+        "-l",
+        "unloop.dev/debug-copy=true",
+        "-o",
+        "name",
+    ]);
+    assert!(
+        String::from_utf8_lossy(&left.stdout).trim().is_empty(),
+        "copies left after --cleanup: {}",
+        String::from_utf8_lossy(&left.stdout)
+    );
+    assert!(
+        failures.is_empty(),
+        "{} scenario(s) not reproduced:\n\n{}",
+        failures.len(),
+        failures.join("\n\n")
+    );
 }
 
 fn unloop_core_copy_name(pod: &str) -> String {
@@ -223,19 +320,78 @@ fn in_place_override_and_restore_round_trip_exactly() {
         v["spec"]["template"].clone()
     };
     let before = template();
-    let out = unloop(&["debug", "--kubeconfig", &kc, "-n", ns, "deploy/api", "--in-place", "--yes"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = unloop(&[
+        "debug",
+        "--kubeconfig",
+        &kc,
+        "-n",
+        ns,
+        "deploy/api",
+        "--in-place",
+        "--yes",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let during = template();
     assert_ne!(before, during);
     assert!(during["spec"]["containers"][0]["livenessProbe"].is_null());
     // A second override is refused rather than losing the saved original.
-    let again = unloop(&["debug", "--kubeconfig", &kc, "-n", ns, "deploy/api", "--in-place", "--yes"]);
-    assert_eq!(again.status.code(), Some(2), "{}", String::from_utf8_lossy(&again.stderr));
-    let listed = String::from_utf8_lossy(&unloop(&["debug", "--kubeconfig", &kc, "--list", "-n", ns]).stdout).into_owned();
-    assert!(listed.contains("in-place  missing-env-var/deploy/api"), "{listed}");
-    let out = unloop(&["debug", "--kubeconfig", &kc, "-n", ns, "--restore", "deploy/api"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(before, template(), "the pod template differs after --restore");
-    let annotations = kubectl(&["get", "deploy/api", "-n", ns, "-o", "jsonpath={.metadata.annotations}"]);
-    assert!(!String::from_utf8_lossy(&annotations.stdout).contains("unloop.dev"), "annotations left behind");
+    let again = unloop(&[
+        "debug",
+        "--kubeconfig",
+        &kc,
+        "-n",
+        ns,
+        "deploy/api",
+        "--in-place",
+        "--yes",
+    ]);
+    assert_eq!(
+        again.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    let listed = String::from_utf8_lossy(
+        &unloop(&["debug", "--kubeconfig", &kc, "--list", "-n", ns]).stdout,
+    )
+    .into_owned();
+    assert!(
+        listed.contains("in-place  missing-env-var/deploy/api"),
+        "{listed}"
+    );
+    let out = unloop(&[
+        "debug",
+        "--kubeconfig",
+        &kc,
+        "-n",
+        ns,
+        "--restore",
+        "deploy/api",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        before,
+        template(),
+        "the pod template differs after --restore"
+    );
+    let annotations = kubectl(&[
+        "get",
+        "deploy/api",
+        "-n",
+        ns,
+        "-o",
+        "jsonpath={.metadata.annotations}",
+    ]);
+    assert!(
+        !String::from_utf8_lossy(&annotations.stdout).contains("unloop.dev"),
+        "annotations left behind"
+    );
 }

@@ -5,7 +5,9 @@
 use std::collections::BTreeMap;
 
 use jiff::Timestamp;
-use k8s_openapi::api::core::v1::{Container, EmptyDirVolumeSource, Pod, PodSpec, PodTemplateSpec, Probe, Volume, VolumeMount};
+use k8s_openapi::api::core::v1::{
+    Container, EmptyDirVolumeSource, Pod, PodSpec, PodTemplateSpec, Probe, Volume, VolumeMount,
+};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::{Deserialize, Serialize};
 
@@ -41,7 +43,12 @@ impl KeepAlive {
     fn command(&self) -> Vec<String> {
         match self {
             KeepAlive::Shell => vec!["sh".into(), "-c".into(), SHELL_LOOP.into()],
-            KeepAlive::Helper { .. } => vec![format!("{KEEPALIVE_DIR}/busybox"), "sh".into(), "-c".into(), SHELL_LOOP.replace("sleep", &format!("{KEEPALIVE_DIR}/busybox sleep"))],
+            KeepAlive::Helper { .. } => vec![
+                format!("{KEEPALIVE_DIR}/busybox"),
+                "sh".into(),
+                "-c".into(),
+                SHELL_LOOP.replace("sleep", &format!("{KEEPALIVE_DIR}/busybox sleep")),
+            ],
         }
     }
 
@@ -57,36 +64,74 @@ impl KeepAlive {
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum DebugError {
     #[error("pod {pod} has no container named {wanted:?} (containers: {known})")]
-    NoSuchContainer { pod: String, wanted: String, known: String },
+    NoSuchContainer {
+        pod: String,
+        wanted: String,
+        known: String,
+    },
     #[error("pod {pod} has several containers ({known}); choose one with -c")]
     Ambiguous { pod: String, known: String },
     #[error("{workload} has no container named {wanted:?} (containers: {known})")]
-    NoSuchWorkloadContainer { workload: String, wanted: String, known: String },
-    #[error("{0} is already overridden in place by unloop debug; restore it first with unloop debug --restore")]
+    NoSuchWorkloadContainer {
+        workload: String,
+        wanted: String,
+        known: String,
+    },
+    #[error(
+        "{0} is already overridden in place by unloop debug; restore it first with unloop debug --restore"
+    )]
     AlreadyOverridden(String),
     #[error("{0} was not overridden by unloop debug (no {ANN_ORIGINAL} annotation)")]
     NotOverridden(String),
-    #[error("{workload}'s pod template changed since unloop overrode it ({why}); restore it by hand from annotation {ANN_ORIGINAL}")]
+    #[error(
+        "{workload}'s pod template changed since unloop overrode it ({why}); restore it by hand from annotation {ANN_ORIGINAL}"
+    )]
     ChangedSince { workload: String, why: String },
     #[error("the {ANN_ORIGINAL} annotation of {0} is damaged: {1}")]
     BadAnnotation(String, String),
 }
 
 /// The container to debug: the one asked for, else the only one, else the only troubled one.
-pub fn choose_container(pod: &Pod, wanted: Option<&str>, now: Timestamp) -> Result<String, DebugError> {
+pub fn choose_container(
+    pod: &Pod,
+    wanted: Option<&str>,
+    now: Timestamp,
+) -> Result<String, DebugError> {
     let name = pod.metadata.name.clone().unwrap_or_default();
     let spec = pod.spec.as_ref();
-    let all: Vec<&Container> = spec.map(|s| s.init_containers.iter().flatten().chain(s.containers.iter()).collect()).unwrap_or_default();
-    let known = all.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", ");
+    let all: Vec<&Container> = spec
+        .map(|s| {
+            s.init_containers
+                .iter()
+                .flatten()
+                .chain(s.containers.iter())
+                .collect()
+        })
+        .unwrap_or_default();
+    let known = all
+        .iter()
+        .map(|c| c.name.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
     if let Some(w) = wanted {
         return if all.iter().any(|c| c.name == w) {
             Ok(w.to_string())
         } else {
-            Err(DebugError::NoSuchContainer { pod: name, wanted: w.into(), known })
+            Err(DebugError::NoSuchContainer {
+                pod: name,
+                wanted: w.into(),
+                known,
+            })
         };
     }
-    let main: Vec<&Container> = spec.map(|s| s.containers.iter().collect()).unwrap_or_default();
-    if main.len() == 1 && crate::status::troubled_containers(pod, now).iter().all(|(_, c)| c.name == main[0].name) {
+    let main: Vec<&Container> = spec
+        .map(|s| s.containers.iter().collect())
+        .unwrap_or_default();
+    if main.len() == 1
+        && crate::status::troubled_containers(pod, now)
+            .iter()
+            .all(|(_, c)| c.name == main[0].name)
+    {
         return Ok(main[0].name.clone());
     }
     let troubled = crate::status::troubled_containers(pod, now);
@@ -102,7 +147,13 @@ pub fn choose_container(pod: &Pod, wanted: Option<&str>, now: Timestamp) -> Resu
 pub const IMAGE_ENTRYPOINT: &str = "<image entrypoint>";
 
 pub fn original_command_line(c: &Container) -> String {
-    let mut parts: Vec<String> = c.command.iter().flatten().chain(c.args.iter().flatten()).map(|p| shell_quote(p)).collect();
+    let mut parts: Vec<String> = c
+        .command
+        .iter()
+        .flatten()
+        .chain(c.args.iter().flatten())
+        .map(|p| shell_quote(p))
+        .collect();
     if c.command.as_ref().is_none_or(|c| c.is_empty()) {
         parts.insert(0, IMAGE_ENTRYPOINT.to_string());
     }
@@ -110,7 +161,10 @@ pub fn original_command_line(c: &Container) -> String {
 }
 
 fn shell_quote(s: &str) -> String {
-    if !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:,@%+".contains(c)) {
+    if !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./=:,@%+".contains(c))
+    {
         s.to_string()
     } else {
         format!("'{}'", s.replace('\'', r"'\''"))
@@ -120,7 +174,13 @@ fn shell_quote(s: &str) -> String {
 /// A debug copy of `pod`: same image, env, volumes, service account and scheduling constraints;
 /// the chosen container kept alive instead of running its command; every probe removed; labels
 /// and owner references dropped so no Service routes to it and no controller adopts it.
-pub fn debug_copy(pod: &Pod, container: &str, keep: &KeepAlive, same_node: bool, expires: Timestamp) -> Pod {
+pub fn debug_copy(
+    pod: &Pod,
+    container: &str,
+    keep: &KeepAlive,
+    same_node: bool,
+    expires: Timestamp,
+) -> Pod {
     let src = pod.metadata.name.clone().unwrap_or_default();
     let mut spec: PodSpec = pod.spec.clone().unwrap_or_default();
     if !same_node {
@@ -139,16 +199,30 @@ pub fn debug_copy(pod: &Pod, container: &str, keep: &KeepAlive, same_node: bool,
         .find(|c| c.name == container)
         .map(original_command_line)
         .unwrap_or_default();
-    let is_init = spec.init_containers.iter().flatten().any(|c| c.name == container);
+    let is_init = spec
+        .init_containers
+        .iter()
+        .flatten()
+        .any(|c| c.name == container);
     if is_init {
         // Debugging an init container: run it as the main container so it stays up, and run
         // nothing else.
-        let mut c = spec.init_containers.iter().flatten().find(|c| c.name == container).cloned().unwrap_or_default();
+        let mut c = spec
+            .init_containers
+            .iter()
+            .flatten()
+            .find(|c| c.name == container)
+            .cloned()
+            .unwrap_or_default();
         c.restart_policy = None;
         spec.containers = vec![c];
         spec.init_containers = None;
     }
-    for c in spec.containers.iter_mut().chain(spec.init_containers.iter_mut().flatten()) {
+    for c in spec
+        .containers
+        .iter_mut()
+        .chain(spec.init_containers.iter_mut().flatten())
+    {
         strip_probes(c);
         if c.name == container {
             c.command = Some(keep.command());
@@ -180,6 +254,19 @@ pub fn debug_copy(pod: &Pod, container: &str, keep: &KeepAlive, same_node: bool,
     }
 }
 
+/// True for a pod template that `unloop debug --in-place` left: a revision made for debugging, not
+/// a release, so rollout history must look past it.
+pub fn is_keepalive_template(t: &PodTemplateSpec) -> bool {
+    t.spec.as_ref().is_some_and(|s| {
+        s.containers.iter().any(|c| {
+            c.command
+                .iter()
+                .flatten()
+                .any(|a| a.contains("unloop debug: kept alive"))
+        })
+    })
+}
+
 /// `<pod>-debug`, within the 63-character limit for names that become hostnames.
 pub fn copy_name(pod: &str) -> String {
     let base: String = pod.chars().take(63 - "-debug".len()).collect();
@@ -198,16 +285,26 @@ fn add_helper(spec: &mut PodSpec, container: &str, image: &str) {
         empty_dir: Some(EmptyDirVolumeSource::default()),
         ..Default::default()
     });
-    let mount = VolumeMount { name: KEEPALIVE_VOLUME.into(), mount_path: KEEPALIVE_DIR.into(), ..Default::default() };
+    let mount = VolumeMount {
+        name: KEEPALIVE_VOLUME.into(),
+        mount_path: KEEPALIVE_DIR.into(),
+        ..Default::default()
+    };
     let init = Container {
         name: KEEPALIVE_INIT.into(),
         image: Some(image.into()),
         image_pull_policy: Some("IfNotPresent".into()),
-        command: Some(vec!["cp".into(), "/bin/busybox".into(), format!("{KEEPALIVE_DIR}/busybox")]),
+        command: Some(vec![
+            "cp".into(),
+            "/bin/busybox".into(),
+            format!("{KEEPALIVE_DIR}/busybox"),
+        ]),
         volume_mounts: Some(vec![mount.clone()]),
         ..Default::default()
     };
-    spec.init_containers.get_or_insert_with(Vec::new).insert(0, init);
+    spec.init_containers
+        .get_or_insert_with(Vec::new)
+        .insert(0, init);
     if let Some(c) = spec.containers.iter_mut().find(|c| c.name == container) {
         c.volume_mounts.get_or_insert_with(Vec::new).push(mount);
     }
@@ -228,16 +325,33 @@ pub struct Original {
 
 /// The strategic-merge patch that overrides `container` of a workload's template in place, and
 /// the record of what it replaced.
-pub fn in_place_patch(workload: &str, template: &PodTemplateSpec, annotations: Option<&BTreeMap<String, String>>, container: &str, now: Timestamp) -> Result<(serde_json::Value, Original), DebugError> {
+pub fn in_place_patch(
+    workload: &str,
+    template: &PodTemplateSpec,
+    annotations: Option<&BTreeMap<String, String>>,
+    container: &str,
+    now: Timestamp,
+) -> Result<(serde_json::Value, Original), DebugError> {
     if annotations.is_some_and(|a| a.contains_key(ANN_ORIGINAL)) {
         return Err(DebugError::AlreadyOverridden(workload.into()));
     }
-    let containers: &[Container] = template.spec.as_ref().map(|s| s.containers.as_slice()).unwrap_or_default();
-    let c = containers.iter().find(|c| c.name == container).ok_or_else(|| DebugError::NoSuchWorkloadContainer {
-        workload: workload.into(),
-        wanted: container.into(),
-        known: containers.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", "),
-    })?;
+    let containers: &[Container] = template
+        .spec
+        .as_ref()
+        .map(|s| s.containers.as_slice())
+        .unwrap_or_default();
+    let c = containers
+        .iter()
+        .find(|c| c.name == container)
+        .ok_or_else(|| DebugError::NoSuchWorkloadContainer {
+            workload: workload.into(),
+            wanted: container.into(),
+            known: containers
+                .iter()
+                .map(|c| c.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+        })?;
     let original = Original {
         container: container.into(),
         command: c.command.clone(),
@@ -247,7 +361,8 @@ pub fn in_place_patch(workload: &str, template: &PodTemplateSpec, annotations: O
         startup_probe: c.startup_probe.clone(),
         overridden_at: now,
     };
-    let record = serde_json::to_string(&original).map_err(|e| DebugError::BadAnnotation(workload.into(), e.to_string()))?;
+    let record = serde_json::to_string(&original)
+        .map_err(|e| DebugError::BadAnnotation(workload.into(), e.to_string()))?;
     let patch = serde_json::json!({
         "metadata": {"annotations": {ANN_ORIGINAL: record}},
         "spec": {"template": {"spec": {"containers": [{
@@ -269,15 +384,30 @@ pub fn fingerprint_patch(template: &PodTemplateSpec) -> serde_json::Value {
 
 /// The patch that puts back exactly what an in-place override replaced, refusing when someone
 /// changed the template since.
-pub fn restore_patch(workload: &str, template: &PodTemplateSpec, annotations: Option<&BTreeMap<String, String>>) -> Result<(serde_json::Value, Original), DebugError> {
+pub fn restore_patch(
+    workload: &str,
+    template: &PodTemplateSpec,
+    annotations: Option<&BTreeMap<String, String>>,
+) -> Result<(serde_json::Value, Original), DebugError> {
     let a = annotations.ok_or_else(|| DebugError::NotOverridden(workload.into()))?;
-    let raw = a.get(ANN_ORIGINAL).ok_or_else(|| DebugError::NotOverridden(workload.into()))?;
-    let original: Original = serde_json::from_str(raw).map_err(|e| DebugError::BadAnnotation(workload.into(), e.to_string()))?;
+    let raw = a
+        .get(ANN_ORIGINAL)
+        .ok_or_else(|| DebugError::NotOverridden(workload.into()))?;
+    let original: Original = serde_json::from_str(raw)
+        .map_err(|e| DebugError::BadAnnotation(workload.into(), e.to_string()))?;
     match a.get(ANN_FINGERPRINT) {
         Some(f) if *f != fingerprint(template) => {
-            return Err(DebugError::ChangedSince { workload: workload.into(), why: format!("fingerprint {} is now {}", f, fingerprint(template)) });
+            return Err(DebugError::ChangedSince {
+                workload: workload.into(),
+                why: format!("fingerprint {} is now {}", f, fingerprint(template)),
+            });
         }
-        None => return Err(DebugError::ChangedSince { workload: workload.into(), why: "the override never completed".into() }),
+        None => {
+            return Err(DebugError::ChangedSince {
+                workload: workload.into(),
+                why: "the override never completed".into(),
+            });
+        }
         _ => {}
     }
     let patch = serde_json::json!({
@@ -326,7 +456,11 @@ mod tests {
         let expires: Timestamp = "2026-11-24T23:00:00Z".parse().unwrap();
         let copy = debug_copy(&pod(), "api", &KeepAlive::Shell, false, expires);
         assert_eq!(copy.metadata.name.as_deref(), Some("api-7d9f8-x2x9z-debug"));
-        assert_eq!(copy.metadata.labels.as_ref().unwrap().len(), 1, "only the debug label: no Service selects it");
+        assert_eq!(
+            copy.metadata.labels.as_ref().unwrap().len(),
+            1,
+            "only the debug label: no Service selects it"
+        );
         assert!(copy.metadata.owner_references.is_none());
         let ann = copy.metadata.annotations.unwrap();
         assert_eq!(ann[ANN_COMMAND], "/app/server --port 8080");
@@ -343,38 +477,101 @@ mod tests {
 
     #[test]
     fn the_helper_fallback_needs_no_shell_in_the_image() {
-        let copy = debug_copy(&pod(), "api", &KeepAlive::Helper { image: "busybox:1.37-musl".into() }, true, Timestamp::UNIX_EPOCH);
+        let copy = debug_copy(
+            &pod(),
+            "api",
+            &KeepAlive::Helper {
+                image: "busybox:1.37-musl".into(),
+            },
+            true,
+            Timestamp::UNIX_EPOCH,
+        );
         let spec = copy.spec.unwrap();
         assert_eq!(spec.node_name.as_deref(), Some("n1"));
-        assert_eq!(spec.init_containers.as_ref().unwrap()[0].command.as_ref().unwrap()[0], "cp");
-        assert_eq!(spec.containers[0].command.as_ref().unwrap()[0], "/.unloop/busybox");
-        assert!(spec.volumes.unwrap().iter().any(|v| v.name == "unloop-keepalive"));
+        assert_eq!(
+            spec.init_containers.as_ref().unwrap()[0]
+                .command
+                .as_ref()
+                .unwrap()[0],
+            "cp"
+        );
+        assert_eq!(
+            spec.containers[0].command.as_ref().unwrap()[0],
+            "/.unloop/busybox"
+        );
+        assert!(
+            spec.volumes
+                .unwrap()
+                .iter()
+                .any(|v| v.name == "unloop-keepalive")
+        );
     }
 
     #[test]
     fn in_place_round_trip_restores_exactly() {
-        let template: PodTemplateSpec = serde_json::from_value(serde_json::json!({"spec": pod().spec})).unwrap();
-        let (patch, original) = in_place_patch("deploy/api", &template, None, "api", Timestamp::UNIX_EPOCH).unwrap();
-        assert_eq!(patch["spec"]["template"]["spec"]["containers"][0]["livenessProbe"], serde_json::Value::Null);
-        assert_eq!(original.args, Some(vec!["--port".to_string(), "8080".to_string()]));
+        let template: PodTemplateSpec =
+            serde_json::from_value(serde_json::json!({"spec": pod().spec})).unwrap();
+        let (patch, original) =
+            in_place_patch("deploy/api", &template, None, "api", Timestamp::UNIX_EPOCH).unwrap();
+        assert_eq!(
+            patch["spec"]["template"]["spec"]["containers"][0]["livenessProbe"],
+            serde_json::Value::Null
+        );
+        assert_eq!(
+            original.args,
+            Some(vec!["--port".to_string(), "8080".to_string()])
+        );
         let mut ann = BTreeMap::new();
-        ann.insert(ANN_ORIGINAL.to_string(), patch["metadata"]["annotations"][ANN_ORIGINAL].as_str().unwrap().to_string());
+        ann.insert(
+            ANN_ORIGINAL.to_string(),
+            patch["metadata"]["annotations"][ANN_ORIGINAL]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
         ann.insert(ANN_FINGERPRINT.to_string(), fingerprint(&template));
         let (restore, _) = restore_patch("deploy/api", &template, Some(&ann)).unwrap();
-        assert_eq!(restore["spec"]["template"]["spec"]["containers"][0]["command"], serde_json::json!(["/app/server"]));
-        assert_eq!(restore["metadata"]["annotations"][ANN_ORIGINAL], serde_json::Value::Null);
+        assert_eq!(
+            restore["spec"]["template"]["spec"]["containers"][0]["command"],
+            serde_json::json!(["/app/server"])
+        );
+        assert_eq!(
+            restore["metadata"]["annotations"][ANN_ORIGINAL],
+            serde_json::Value::Null
+        );
         let mut changed = template.clone();
         changed.spec.as_mut().unwrap().containers[0].image = Some("shop/api:3".into());
-        assert!(matches!(restore_patch("deploy/api", &changed, Some(&ann)), Err(DebugError::ChangedSince { .. })));
-        assert!(matches!(in_place_patch("deploy/api", &template, Some(&ann), "api", Timestamp::UNIX_EPOCH), Err(DebugError::AlreadyOverridden(_))));
+        assert!(matches!(
+            restore_patch("deploy/api", &changed, Some(&ann)),
+            Err(DebugError::ChangedSince { .. })
+        ));
+        assert!(matches!(
+            in_place_patch(
+                "deploy/api",
+                &template,
+                Some(&ann),
+                "api",
+                Timestamp::UNIX_EPOCH
+            ),
+            Err(DebugError::AlreadyOverridden(_))
+        ));
     }
 
     #[test]
     fn ambiguous_containers_are_refused_with_their_names() {
         let mut p = pod();
-        p.spec.as_mut().unwrap().containers.push(Container { name: "sidecar".into(), ..Default::default() });
+        p.spec.as_mut().unwrap().containers.push(Container {
+            name: "sidecar".into(),
+            ..Default::default()
+        });
         let err = choose_container(&p, None, Timestamp::UNIX_EPOCH).unwrap_err();
-        assert_eq!(err.to_string(), "pod api-7d9f8-x2x9z has several containers (api, sidecar); choose one with -c");
-        assert_eq!(choose_container(&p, Some("api"), Timestamp::UNIX_EPOCH), Ok("api".into()));
+        assert_eq!(
+            err.to_string(),
+            "pod api-7d9f8-x2x9z has several containers (api, sidecar); choose one with -c"
+        );
+        assert_eq!(
+            choose_container(&p, Some("api"), Timestamp::UNIX_EPOCH),
+            Ok("api".into())
+        );
     }
 }

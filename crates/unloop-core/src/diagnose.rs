@@ -469,6 +469,17 @@ fn rank(s: &Subject, mut findings: Vec<Finding>) -> (Vec<Cause>, Vec<Remedy>) {
     if findings.is_empty() {
         findings.push(unknown(s));
     }
+    // A bad rollout says when; the next cause says what the new revision dies of.
+    if findings.len() > 1 && findings[0].cause.id == CauseId::BadRollout {
+        let why = format!("{}: {}", findings[1].cause.id, findings[1].cause.summary);
+        let source = format!("pod/{} in the new revision", s.pod_name);
+        findings[0]
+            .cause
+            .evidence
+            .push(Evidence::new(EvidenceKind::Field, source, why));
+        let first = findings[1].cause.evidence.first().cloned();
+        findings[0].cause.evidence.extend(first);
+    }
     let mut remedies: Vec<Remedy> = Vec::new();
     let mut retry: Option<Remedy> = None;
     for f in &findings {

@@ -225,17 +225,26 @@ fn endpoint(line: &str) -> Endpoint {
     let mut first: Option<Endpoint> = None;
     for c in HOST_PORT.captures_iter(line) {
         let host = c[1].trim_end_matches('.').to_string();
-        if host.is_empty() || host.eq_ignore_ascii_case("tcp") || host.eq_ignore_ascii_case("server") {
+        if host.is_empty()
+            || host.eq_ignore_ascii_case("tcp")
+            || host.eq_ignore_ascii_case("server")
+        {
             continue;
         }
         let port = c.get(2).and_then(|p| p.as_str().parse().ok());
-        let e = Endpoint { host: Some(host), port };
+        let e = Endpoint {
+            host: Some(host),
+            port,
+        };
         if e.port.is_some() {
             return e;
         }
         first.get_or_insert(e);
     }
-    first.unwrap_or(Endpoint { host: None, port: None })
+    first.unwrap_or(Endpoint {
+        host: None,
+        port: None,
+    })
 }
 
 #[cfg(test)]

@@ -74,17 +74,17 @@ pub fn human(report: &Report, color: bool) -> String {
     if n == 0 {
         let _ = writeln!(
             out,
-            "No crash-looping or failing pods in {scope} ({} pods checked).",
-            report.pods_scanned
+            "No crash-looping or failing pods in {scope} ({} checked).",
+            pods(report.pods_scanned)
         );
     } else {
         let _ = writeln!(
             out,
             "{}",
             format!(
-                "{n} {} in trouble in {scope} ({} pods checked, as of {}).",
+                "{n} {} in trouble in {scope} ({} checked, as of {}).",
                 if n == 1 { "workload" } else { "workloads" },
-                report.pods_scanned,
+                pods(report.pods_scanned),
                 report.as_of.strftime("%Y-%m-%d %H:%M:%S UTC")
             )
             .style(p.title)
@@ -101,6 +101,14 @@ pub fn human(report: &Report, color: bool) -> String {
         }
     }
     out
+}
+
+fn pods(n: usize) -> String {
+    if n == 1 {
+        "1 pod".into()
+    } else {
+        format!("{n} pods")
+    }
 }
 
 fn line(out: &mut String, p: &Palette, label: &str, text: &str) {

@@ -17,7 +17,13 @@ pub fn detect(s: &Subject) -> Vec<Finding> {
     if rev != latest.number {
         return Vec::new();
     }
-    let prev = &s.revisions[s.revisions.len() - 2];
+    // The release before this one; revisions made by `unloop debug --in-place` are not releases.
+    let Some(prev) = s.revisions[..s.revisions.len() - 1].iter().rev().find(|r| {
+        r.template()
+            .is_none_or(|t| !crate::debug::is_keepalive_template(t))
+    }) else {
+        return Vec::new();
+    };
     // Revision N-1 must not be crashing itself.
     let prev_troubled = s
         .state
