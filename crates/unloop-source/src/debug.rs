@@ -16,7 +16,12 @@ pub enum DebugOpError {
     #[error("no {what} in namespace {namespace}")]
     NotFound { what: String, namespace: String },
     #[error("not allowed to {verb} {resource} in namespace {namespace}: {message}")]
-    Forbidden { verb: &'static str, resource: &'static str, namespace: String, message: String },
+    Forbidden {
+        verb: &'static str,
+        resource: &'static str,
+        namespace: String,
+        message: String,
+    },
     #[error("{0}")]
     Conflict(String),
     #[error("the debug copy did not start: {0}")]
@@ -27,10 +32,24 @@ pub enum DebugOpError {
     Plan(#[from] unloop_core::debug::DebugError),
 }
 
-fn api_error(e: kube::Error, verb: &'static str, resource: &'static str, namespace: &str, what: &str) -> DebugOpError {
+fn api_error(
+    e: kube::Error,
+    verb: &'static str,
+    resource: &'static str,
+    namespace: &str,
+    what: &str,
+) -> DebugOpError {
     match e {
-        kube::Error::Api(s) if s.code == 404 => DebugOpError::NotFound { what: what.into(), namespace: namespace.into() },
-        kube::Error::Api(s) if s.code == 403 => DebugOpError::Forbidden { verb, resource, namespace: namespace.into(), message: s.message },
+        kube::Error::Api(s) if s.code == 404 => DebugOpError::NotFound {
+            what: what.into(),
+            namespace: namespace.into(),
+        },
+        kube::Error::Api(s) if s.code == 403 => DebugOpError::Forbidden {
+            verb,
+            resource,
+            namespace: namespace.into(),
+            message: s.message,
+        },
         kube::Error::Api(s) if s.code == 409 => DebugOpError::Conflict(s.message),
         kube::Error::Api(s) => DebugOpError::Api(format!("{} ({})", s.message, s.code)),
         other => DebugOpError::Api(other.to_string()),
@@ -38,7 +57,10 @@ fn api_error(e: kube::Error, verb: &'static str, resource: &'static str, namespa
 }
 
 pub async fn get_pod(live: &Live, ns: &str, name: &str) -> Result<Pod, DebugOpError> {
-    Api::<Pod>::namespaced(live.client(), ns).get(name).await.map_err(|e| api_error(e, "get", "pods", ns, &format!("pod {name}")))
+    Api::<Pod>::namespaced(live.client(), ns)
+        .get(name)
+        .await
+        .map_err(|e| api_error(e, "get", "pods", ns, &format!("pod {name}")))
 }
 
 pub async fn create_pod(live: &Live, ns: &str, pod: &Pod) -> Result<Pod, DebugOpError> {
@@ -52,7 +74,10 @@ pub async fn create_pod(live: &Live, ns: &str, pod: &Pod) -> Result<Pod, DebugOp
 }
 
 pub async fn delete_pod(live: &Live, ns: &str, name: &str) -> Result<(), DebugOpError> {
-    match Api::<Pod>::namespaced(live.client(), ns).delete(name, &DeleteParams::default()).await {
+    match Api::<Pod>::namespaced(live.client(), ns)
+        .delete(name, &DeleteParams::default())
+        .await
+    {
         Ok(_) => Ok(()),
         Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
         Err(e) => Err(api_error(e, "delete", "pods", ns, name)),
@@ -64,44 +89,101 @@ pub async fn delete_pod(live: &Live, ns: &str, name: &str) -> Result<(), DebugOp
 pub enum Started {
     Running(Pod),
     /// The kept-alive container could not run; `missing_tool` when the image lacks a shell or sleep.
-    Failed { why: String, missing_tool: bool },
+    Failed {
+        why: String,
+        missing_tool: bool,
+    },
 }
 
 /// Waits until the copy's container runs, or fails, or `timeout` passes.
-pub async fn wait_started(live: &Live, ns: &str, name: &str, container: &str, timeout: Duration) -> Result<Started, DebugOpError> {
+pub async fn wait_started(
+    live: &Live,
+    ns: &str,
+    name: &str,
+    container: &str,
+    timeout: Duration,
+) -> Result<Started, DebugOpError> {
     let api = Api::<Pod>::namespaced(live.client(), ns);
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
-        let pod = api.get(name).await.map_err(|e| api_error(e, "get", "pods", ns, name))?;
+        let pod = api
+            .get(name)
+            .await
+            .map_err(|e| api_error(e, "get", "pods", ns, name))?;
         let status = pod.status.as_ref();
-        let cs = status.and_then(|s| s.container_statuses.as_ref()).and_then(|cs| cs.iter().find(|c| c.name == container));
+        let cs = status
+            .and_then(|s| s.container_statuses.as_ref())
+            .and_then(|cs| cs.iter().find(|c| c.name == container));
         let state = cs.and_then(|c| c.state.as_ref());
         if state.and_then(|s| s.running.as_ref()).is_some() {
             return Ok(Started::Running(pod));
         }
         if let Some(t) = state.and_then(|s| s.terminated.as_ref()) {
-            let why = format!("exit code {} ({}) {}", t.exit_code, t.reason.as_deref().unwrap_or("-"), t.message.as_deref().unwrap_or("")).trim().to_string();
-            let missing = t.exit_code == 127 || t.exit_code == 128 || why.contains("not found") || why.contains("no such file");
-            return Ok(Started::Failed { why, missing_tool: missing });
+            let why = format!(
+                "exit code {} ({}) {}",
+                t.exit_code,
+                t.reason.as_deref().unwrap_or("-"),
+                t.message.as_deref().unwrap_or("")
+            )
+            .trim()
+            .to_string();
+            let missing = t.exit_code == 127
+                || t.exit_code == 128
+                || why.contains("not found")
+                || why.contains("no such file");
+            return Ok(Started::Failed {
+                why,
+                missing_tool: missing,
+            });
         }
         if let Some(w) = state.and_then(|s| s.waiting.as_ref()) {
             let reason = w.reason.as_deref().unwrap_or_default();
-            if matches!(reason, "RunContainerError" | "CreateContainerError" | "CreateContainerConfigError" | "ErrImagePull" | "ImagePullBackOff" | "ErrImageNeverPull" | "InvalidImageName") {
+            if matches!(
+                reason,
+                "RunContainerError"
+                    | "CreateContainerError"
+                    | "CreateContainerConfigError"
+                    | "ErrImagePull"
+                    | "ImagePullBackOff"
+                    | "ErrImageNeverPull"
+                    | "InvalidImageName"
+            ) {
                 let msg = w.message.clone().unwrap_or_default();
-                let missing = reason == "RunContainerError" && (msg.contains("not found") || msg.contains("no such file"));
-                return Ok(Started::Failed { why: format!("{reason}: {msg}"), missing_tool: missing });
+                let missing = reason == "RunContainerError"
+                    && (msg.contains("not found") || msg.contains("no such file"));
+                return Ok(Started::Failed {
+                    why: format!("{reason}: {msg}"),
+                    missing_tool: missing,
+                });
             }
         }
         if status.and_then(|s| s.phase.as_deref()) == Some("Failed") {
-            return Ok(Started::Failed { why: status.and_then(|s| s.message.clone()).unwrap_or_else(|| "the pod failed".into()), missing_tool: false });
+            return Ok(Started::Failed {
+                why: status
+                    .and_then(|s| s.message.clone())
+                    .unwrap_or_else(|| "the pod failed".into()),
+                missing_tool: false,
+            });
         }
-        if let Some(c) = status.and_then(|s| s.conditions.as_ref()).and_then(|cs| cs.iter().find(|c| c.type_ == "PodScheduled" && c.status == "False")) {
+        if let Some(c) = status.and_then(|s| s.conditions.as_ref()).and_then(|cs| {
+            cs.iter()
+                .find(|c| c.type_ == "PodScheduled" && c.status == "False")
+        }) {
             if tokio::time::Instant::now() >= deadline {
-                return Ok(Started::Failed { why: format!("not scheduled: {}", c.message.as_deref().unwrap_or_default()), missing_tool: false });
+                return Ok(Started::Failed {
+                    why: format!(
+                        "not scheduled: {}",
+                        c.message.as_deref().unwrap_or_default()
+                    ),
+                    missing_tool: false,
+                });
             }
         }
         if tokio::time::Instant::now() >= deadline {
-            return Ok(Started::Failed { why: format!("not running after {}s", timeout.as_secs()), missing_tool: false });
+            return Ok(Started::Failed {
+                why: format!("not running after {}s", timeout.as_secs()),
+                missing_tool: false,
+            });
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
@@ -114,7 +196,10 @@ pub async fn list_copies(live: &Live, ns: Option<&str>) -> Result<Vec<Pod>, Debu
         None => Api::all(live.client()),
     };
     let lp = ListParams::default().labels(&format!("{}=true", unloop_core::debug::LABEL_COPY));
-    api.list(&lp).await.map(|l| l.items).map_err(|e| api_error(e, "list", "pods", ns.unwrap_or("(all)"), "pods"))
+    api.list(&lp)
+        .await
+        .map(|l| l.items)
+        .map_err(|e| api_error(e, "list", "pods", ns.unwrap_or("(all)"), "pods"))
 }
 
 /// A workload whose pod template can be overridden in place.
@@ -125,46 +210,106 @@ pub struct Workload {
     pub annotations: Option<std::collections::BTreeMap<String, String>>,
 }
 
-pub async fn get_workload(live: &Live, ns: &str, kind: WorkloadKind, name: &str) -> Result<Workload, DebugOpError> {
+pub async fn get_workload(
+    live: &Live,
+    ns: &str,
+    kind: WorkloadKind,
+    name: &str,
+) -> Result<Workload, DebugOpError> {
     let what = format!("{}/{name}", kind.short());
     let c = live.client();
     let (template, annotations) = match kind {
         WorkloadKind::Deployment => {
-            let d = Api::<Deployment>::namespaced(c, ns).get(name).await.map_err(|e| api_error(e, "get", "deployments", ns, &what))?;
+            let d = Api::<Deployment>::namespaced(c, ns)
+                .get(name)
+                .await
+                .map_err(|e| api_error(e, "get", "deployments", ns, &what))?;
             (d.spec.template, d.metadata.annotations)
         }
         WorkloadKind::StatefulSet => {
-            let d = Api::<StatefulSet>::namespaced(c, ns).get(name).await.map_err(|e| api_error(e, "get", "statefulsets", ns, &what))?;
+            let d = Api::<StatefulSet>::namespaced(c, ns)
+                .get(name)
+                .await
+                .map_err(|e| api_error(e, "get", "statefulsets", ns, &what))?;
             (d.spec.template, d.metadata.annotations)
         }
         WorkloadKind::DaemonSet => {
-            let d = Api::<DaemonSet>::namespaced(c, ns).get(name).await.map_err(|e| api_error(e, "get", "daemonsets", ns, &what))?;
+            let d = Api::<DaemonSet>::namespaced(c, ns)
+                .get(name)
+                .await
+                .map_err(|e| api_error(e, "get", "daemonsets", ns, &what))?;
             (d.spec.template, d.metadata.annotations)
         }
-        _ => return Err(DebugOpError::Conflict(format!("{what}: --in-place works on deploy/, sts/ and ds/ only"))),
+        _ => {
+            return Err(DebugOpError::Conflict(format!(
+                "{what}: --in-place works on deploy/, sts/ and ds/ only"
+            )));
+        }
     };
-    Ok(Workload { kind, name: name.into(), template, annotations })
+    Ok(Workload {
+        kind,
+        name: name.into(),
+        template,
+        annotations,
+    })
 }
 
 /// Applies a strategic-merge patch to a workload and returns its template afterwards.
-pub async fn patch_workload(live: &Live, ns: &str, kind: WorkloadKind, name: &str, patch: &serde_json::Value) -> Result<PodTemplateSpec, DebugOpError> {
+pub async fn patch_workload(
+    live: &Live,
+    ns: &str,
+    kind: WorkloadKind,
+    name: &str,
+    patch: &serde_json::Value,
+) -> Result<PodTemplateSpec, DebugOpError> {
     let pp = PatchParams::default();
     let p = Patch::Strategic(patch);
     let what = format!("{}/{name}", kind.short());
     let c = live.client();
     Ok(match kind {
-        WorkloadKind::Deployment => Api::<Deployment>::namespaced(c, ns).patch(name, &pp, &p).await.map_err(|e| api_error(e, "patch", "deployments", ns, &what))?.spec.template,
-        WorkloadKind::StatefulSet => Api::<StatefulSet>::namespaced(c, ns).patch(name, &pp, &p).await.map_err(|e| api_error(e, "patch", "statefulsets", ns, &what))?.spec.template,
-        WorkloadKind::DaemonSet => Api::<DaemonSet>::namespaced(c, ns).patch(name, &pp, &p).await.map_err(|e| api_error(e, "patch", "daemonsets", ns, &what))?.spec.template,
-        _ => return Err(DebugOpError::Conflict(format!("{what}: --in-place works on deploy/, sts/ and ds/ only"))),
+        WorkloadKind::Deployment => {
+            Api::<Deployment>::namespaced(c, ns)
+                .patch(name, &pp, &p)
+                .await
+                .map_err(|e| api_error(e, "patch", "deployments", ns, &what))?
+                .spec
+                .template
+        }
+        WorkloadKind::StatefulSet => {
+            Api::<StatefulSet>::namespaced(c, ns)
+                .patch(name, &pp, &p)
+                .await
+                .map_err(|e| api_error(e, "patch", "statefulsets", ns, &what))?
+                .spec
+                .template
+        }
+        WorkloadKind::DaemonSet => {
+            Api::<DaemonSet>::namespaced(c, ns)
+                .patch(name, &pp, &p)
+                .await
+                .map_err(|e| api_error(e, "patch", "daemonsets", ns, &what))?
+                .spec
+                .template
+        }
+        _ => {
+            return Err(DebugOpError::Conflict(format!(
+                "{what}: --in-place works on deploy/, sts/ and ds/ only"
+            )));
+        }
     })
 }
 
 /// Workloads in scope that carry an in-place override.
-pub async fn list_overrides(live: &Live, ns: Option<&str>) -> Result<Vec<(String, String)>, DebugOpError> {
+pub async fn list_overrides(
+    live: &Live,
+    ns: Option<&str>,
+) -> Result<Vec<(String, String)>, DebugOpError> {
     let mut out = Vec::new();
     let c = live.client();
-    let has = |a: &Option<std::collections::BTreeMap<String, String>>| a.as_ref().is_some_and(|a| a.contains_key(unloop_core::debug::ANN_ORIGINAL));
+    let has = |a: &Option<std::collections::BTreeMap<String, String>>| {
+        a.as_ref()
+            .is_some_and(|a| a.contains_key(unloop_core::debug::ANN_ORIGINAL))
+    };
     let lp = ListParams::default();
     macro_rules! scan {
         ($t:ty, $short:expr, $res:expr) => {
@@ -172,9 +317,17 @@ pub async fn list_overrides(live: &Live, ns: Option<&str>) -> Result<Vec<(String
                 Some(n) => Api::namespaced(c.clone(), n),
                 None => Api::all(c.clone()),
             };
-            for o in api.list(&lp).await.map_err(|e| api_error(e, "list", $res, ns.unwrap_or("(all)"), $res))?.items {
+            for o in api
+                .list(&lp)
+                .await
+                .map_err(|e| api_error(e, "list", $res, ns.unwrap_or("(all)"), $res))?
+                .items
+            {
                 if has(&o.metadata.annotations) {
-                    out.push((o.metadata.namespace.clone().unwrap_or_default(), format!("{}/{}", $short, o.metadata.name.clone().unwrap_or_default())));
+                    out.push((
+                        o.metadata.namespace.clone().unwrap_or_default(),
+                        format!("{}/{}", $short, o.metadata.name.clone().unwrap_or_default()),
+                    ));
                 }
             }
         };

@@ -21,16 +21,26 @@ const START_TIMEOUT: Duration = Duration::from_secs(120);
 impl From<DebugOpError> for CliError {
     fn from(e: DebugOpError) -> Self {
         let kind = match &e {
-            DebugOpError::NotFound { .. } | DebugOpError::Plan(_) | DebugOpError::Conflict(_) => ErrorKind::Usage,
+            DebugOpError::NotFound { .. } | DebugOpError::Plan(_) | DebugOpError::Conflict(_) => {
+                ErrorKind::Usage
+            }
             DebugOpError::Forbidden { .. } | DebugOpError::Api(_) => ErrorKind::Cluster,
             DebugOpError::DidNotStart(_) => ErrorKind::Cluster,
         };
         let hint = match &e {
-            DebugOpError::NotFound { .. } => Some("check the name and the namespace (-n NS)".to_string()),
-            DebugOpError::Forbidden { verb, resource, .. } => Some(format!("ask for RBAC permission to {verb} {resource}, or use another context")),
+            DebugOpError::NotFound { .. } => {
+                Some("check the name and the namespace (-n NS)".to_string())
+            }
+            DebugOpError::Forbidden { verb, resource, .. } => Some(format!(
+                "ask for RBAC permission to {verb} {resource}, or use another context"
+            )),
             _ => None,
         };
-        CliError { kind, message: e.to_string(), hint }
+        CliError {
+            kind,
+            message: e.to_string(),
+            hint,
+        }
     }
 }
 
@@ -39,12 +49,36 @@ pub fn run(args: DebugArgs, global: &Global, out: &Output) -> Result<ExitCode, C
     let opts = super::live_options(global, &args.scope, 1);
     super::runtime()?.block_on(async {
         let live = live::connect(&opts).await?;
-        let ns = args.scope.namespace.clone().unwrap_or_else(|| live.default_namespace.clone());
+        let ns = args
+            .scope
+            .namespace
+            .clone()
+            .unwrap_or_else(|| live.default_namespace.clone());
         if args.list {
-            return list(&live, if args.scope.all_namespaces { None } else { Some(ns.as_str()) }, out).await;
+            return list(
+                &live,
+                if args.scope.all_namespaces {
+                    None
+                } else {
+                    Some(ns.as_str())
+                },
+                out,
+            )
+            .await;
         }
         if args.cleanup {
-            return cleanup(&live, if args.scope.all_namespaces { None } else { Some(ns.as_str()) }, args.expired, args.dry_run, out).await;
+            return cleanup(
+                &live,
+                if args.scope.all_namespaces {
+                    None
+                } else {
+                    Some(ns.as_str())
+                },
+                args.expired,
+                args.dry_run,
+                out,
+            )
+            .await;
         }
         if let Some(w) = &args.restore {
             return restore(&live, &ns, w, args.dry_run, out).await;
@@ -60,7 +94,12 @@ pub fn run(args: DebugArgs, global: &Global, out: &Output) -> Result<ExitCode, C
 fn parse_ttl(s: &str) -> Result<jiff::SignedDuration, CliError> {
     let secs = unloop_core::backoff::parse_go_duration(s)
         .filter(|s| *s > 0)
-        .ok_or_else(|| CliError::usage(format!("--ttl {s:?} is not a duration"), Some("write it like 30m, 4h or 1h30m")))?;
+        .ok_or_else(|| {
+            CliError::usage(
+                format!("--ttl {s:?} is not a duration"),
+                Some("write it like 30m, 4h or 1h30m"),
+            )
+        })?;
     Ok(jiff::SignedDuration::from_secs(secs as i64))
 }
 
@@ -70,18 +109,30 @@ fn pod_name(target: &str) -> Result<&str, CliError> {
         Some((k, n)) if WorkloadKind::parse(k) == Some(WorkloadKind::Pod) => Ok(n),
         Some(_) => Err(CliError::usage(
             format!("{target} is a workload: a debug copy is made of one pod"),
-            Some("name a pod (unloop diagnose lists them), or add --in-place to override the workload itself"),
+            Some(
+                "name a pod (unloop diagnose lists them), or add --in-place to override the workload itself",
+            ),
         )),
     }
 }
 
-async fn copy(live: &Live, ns: &str, target: &str, args: &DebugArgs, ttl: jiff::SignedDuration, out: &Output) -> Result<ExitCode, CliError> {
+async fn copy(
+    live: &Live,
+    ns: &str,
+    target: &str,
+    args: &DebugArgs,
+    ttl: jiff::SignedDuration,
+    out: &Output,
+) -> Result<ExitCode, CliError> {
     let name = pod_name(target)?;
     let now = Timestamp::now();
     let pod = ops::get_pod(live, ns, name).await?;
-    let container = plan::choose_container(&pod, args.container.as_deref(), now).map_err(DebugOpError::from)?;
+    let container =
+        plan::choose_container(&pod, args.container.as_deref(), now).map_err(DebugOpError::from)?;
     let expires = now.checked_add(ttl).unwrap_or(now);
-    let helper = KeepAlive::Helper { image: args.helper_image.clone() };
+    let helper = KeepAlive::Helper {
+        image: args.helper_image.clone(),
+    };
     let first = match args.keep_alive {
         KeepAliveChoice::Helper => helper.clone(),
         KeepAliveChoice::Shell | KeepAliveChoice::Auto => KeepAlive::Shell,
@@ -96,9 +147,19 @@ async fn copy(live: &Live, ns: &str, target: &str, args: &DebugArgs, ttl: jiff::
     ops::create_pod(live, ns, &copy).await?;
     let mut keep = first;
     let mut started = ops::wait_started(live, ns, &copy_name, &container, START_TIMEOUT).await?;
-    if let (Started::Failed { missing_tool: true, why }, KeepAliveChoice::Auto) = (&started, args.keep_alive) {
+    if let (
+        Started::Failed {
+            missing_tool: true,
+            why,
+        },
+        KeepAliveChoice::Auto,
+    ) = (&started, args.keep_alive)
+    {
         // The image has no shell or no sleep: fall back to the helper busybox.
-        out.progress(&format!("the image cannot run a shell ({why}); retrying with a helper busybox from {}", args.helper_image));
+        out.progress(&format!(
+            "the image cannot run a shell ({why}); retrying with a helper busybox from {}",
+            args.helper_image
+        ));
         ops::delete_pod(live, ns, &copy_name).await?;
         wait_gone(live, ns, &copy_name).await;
         keep = helper;
@@ -116,7 +177,11 @@ async fn copy(live: &Live, ns: &str, target: &str, args: &DebugArgs, ttl: jiff::
             return Err(DebugOpError::DidNotStart(format!("{why}; the copy was deleted")).into());
         }
     };
-    let node = running.spec.as_ref().and_then(|s| s.node_name.clone()).unwrap_or_default();
+    let node = running
+        .spec
+        .as_ref()
+        .and_then(|s| s.node_name.clone())
+        .unwrap_or_default();
     let shell = keep.shell().join(" ");
     let exec = format!("kubectl exec -it {copy_name} -n {ns} -c {container} -- {shell}");
     let original = running
@@ -142,8 +207,15 @@ async fn copy(live: &Live, ns: &str, target: &str, args: &DebugArgs, ttl: jiff::
             .args(["exec", "-it", &copy_name, "-n", ns, "-c", &container, "--"])
             .args(keep.shell())
             .status()
-            .map_err(|e| CliError::usage(format!("cannot run kubectl: {e}"), Some("install kubectl, or run the exec command above yourself")))?;
-        return Ok(ExitCode::from(status.code().unwrap_or(1).clamp(0, 255) as u8));
+            .map_err(|e| {
+                CliError::usage(
+                    format!("cannot run kubectl: {e}"),
+                    Some("install kubectl, or run the exec command above yourself"),
+                )
+            })?;
+        return Ok(ExitCode::from(
+            status.code().unwrap_or(1).clamp(0, 255) as u8
+        ));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -154,7 +226,10 @@ fn live_kubeconfig() -> Option<String> {
 
 async fn wait_gone(live: &Live, ns: &str, name: &str) {
     for _ in 0..60 {
-        if matches!(ops::get_pod(live, ns, name).await, Err(DebugOpError::NotFound { .. })) {
+        if matches!(
+            ops::get_pod(live, ns, name).await,
+            Err(DebugOpError::NotFound { .. })
+        ) {
             return;
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -162,26 +237,60 @@ async fn wait_gone(live: &Live, ns: &str, name: &str) {
 }
 
 fn workload_target(target: &str) -> Result<(WorkloadKind, String), CliError> {
-    let (k, n) = target
-        .split_once('/')
-        .ok_or_else(|| CliError::usage(format!("{target:?} is not a workload"), Some("write deploy/NAME, sts/NAME or ds/NAME")))?;
+    let (k, n) = target.split_once('/').ok_or_else(|| {
+        CliError::usage(
+            format!("{target:?} is not a workload"),
+            Some("write deploy/NAME, sts/NAME or ds/NAME"),
+        )
+    })?;
     match WorkloadKind::parse(k) {
-        Some(kind @ (WorkloadKind::Deployment | WorkloadKind::StatefulSet | WorkloadKind::DaemonSet)) if !n.is_empty() => Ok((kind, n.to_string())),
-        _ => Err(CliError::usage(format!("{target}: --in-place and --restore work on deploy/, sts/ and ds/ only"), None)),
+        Some(
+            kind @ (WorkloadKind::Deployment | WorkloadKind::StatefulSet | WorkloadKind::DaemonSet),
+        ) if !n.is_empty() => Ok((kind, n.to_string())),
+        _ => Err(CliError::usage(
+            format!("{target}: --in-place and --restore work on deploy/, sts/ and ds/ only"),
+            None,
+        )),
     }
 }
 
-async fn in_place(live: &Live, ns: &str, target: &str, args: &DebugArgs, out: &Output) -> Result<ExitCode, CliError> {
+async fn in_place(
+    live: &Live,
+    ns: &str,
+    target: &str,
+    args: &DebugArgs,
+    out: &Output,
+) -> Result<ExitCode, CliError> {
     let (kind, name) = workload_target(target)?;
     let w = ops::get_workload(live, ns, kind, &name).await?;
     let shown = format!("{}/{name}", kind.short());
-    let containers: Vec<String> = w.template.spec.as_ref().map(|s| s.containers.iter().map(|c| c.name.clone()).collect()).unwrap_or_default();
+    let containers: Vec<String> = w
+        .template
+        .spec
+        .as_ref()
+        .map(|s| s.containers.iter().map(|c| c.name.clone()).collect())
+        .unwrap_or_default();
     let container = match (&args.container, containers.as_slice()) {
         (Some(c), _) => c.clone(),
         (None, [one]) => one.clone(),
-        (None, many) => return Err(CliError::usage(format!("{shown} has several containers ({}); choose one with -c", many.join(", ")), None)),
+        (None, many) => {
+            return Err(CliError::usage(
+                format!(
+                    "{shown} has several containers ({}); choose one with -c",
+                    many.join(", ")
+                ),
+                None,
+            ));
+        }
     };
-    let (patch, original) = plan::in_place_patch(&shown, &w.template, w.annotations.as_ref(), &container, Timestamp::now()).map_err(DebugOpError::from)?;
+    let (patch, original) = plan::in_place_patch(
+        &shown,
+        &w.template,
+        w.annotations.as_ref(),
+        &container,
+        Timestamp::now(),
+    )
+    .map_err(DebugOpError::from)?;
     if args.dry_run {
         out.result(&serde_yaml::to_string(&patch).map_err(|e| CliError::internal(e.to_string()))?);
         return Ok(ExitCode::SUCCESS);
@@ -207,7 +316,10 @@ async fn in_place(live: &Live, ns: &str, target: &str, args: &DebugArgs, out: &O
 
 fn confirm(question: &str) -> Result<(), CliError> {
     if !std::io::stdin().is_terminal() {
-        return Err(CliError::usage("refusing to change a workload without confirmation", Some("pass --yes to confirm, or --dry-run to see the patch")));
+        return Err(CliError::usage(
+            "refusing to change a workload without confirmation",
+            Some("pass --yes to confirm, or --dry-run to see the patch"),
+        ));
     }
     let mut err = std::io::stderr();
     let _ = write!(err, "{question} [y/N] ");
@@ -221,17 +333,27 @@ fn confirm(question: &str) -> Result<(), CliError> {
     }
 }
 
-async fn restore(live: &Live, ns: &str, target: &str, dry_run: bool, out: &Output) -> Result<ExitCode, CliError> {
+async fn restore(
+    live: &Live,
+    ns: &str,
+    target: &str,
+    dry_run: bool,
+    out: &Output,
+) -> Result<ExitCode, CliError> {
     let (kind, name) = workload_target(target)?;
     let w = ops::get_workload(live, ns, kind, &name).await?;
     let shown = format!("{}/{name}", kind.short());
-    let (patch, original) = plan::restore_patch(&shown, &w.template, w.annotations.as_ref()).map_err(DebugOpError::from)?;
+    let (patch, original) = plan::restore_patch(&shown, &w.template, w.annotations.as_ref())
+        .map_err(DebugOpError::from)?;
     if dry_run {
         out.result(&serde_yaml::to_string(&patch).map_err(|e| CliError::internal(e.to_string()))?);
         return Ok(ExitCode::SUCCESS);
     }
     ops::patch_workload(live, ns, kind, &name, &patch).await?;
-    out.result(&format!("restored {shown} in {ns}: the command, args and probes of container {} are as before\n", original.container));
+    out.result(&format!(
+        "restored {shown} in {ns}: the command, args and probes of container {} are as before\n",
+        original.container
+    ));
     Ok(ExitCode::SUCCESS)
 }
 
@@ -254,26 +376,40 @@ async fn list(live: &Live, ns: Option<&str>, out: &Output) -> Result<ExitCode, C
     }
     for p in &copies {
         let a = p.metadata.annotations.clone().unwrap_or_default();
-        let phase = p.status.as_ref().and_then(|s| s.phase.clone()).unwrap_or_default();
+        let phase = p
+            .status
+            .as_ref()
+            .and_then(|s| s.phase.clone())
+            .unwrap_or_default();
         text.push_str(&format!(
             "copy      {}/{}  of pod {}  container {}  {}  expires {}{}\n",
             p.metadata.namespace.as_deref().unwrap_or_default(),
             p.metadata.name.as_deref().unwrap_or_default(),
             a.get(plan::ANN_SOURCE).map(String::as_str).unwrap_or("?"),
-            a.get(plan::ANN_CONTAINER).map(String::as_str).unwrap_or("?"),
+            a.get(plan::ANN_CONTAINER)
+                .map(String::as_str)
+                .unwrap_or("?"),
             phase,
             a.get(plan::ANN_EXPIRES).map(String::as_str).unwrap_or("?"),
             if expired(p, now) { " (expired)" } else { "" }
         ));
     }
     for (n, w) in &overrides {
-        text.push_str(&format!("in-place  {n}/{w}  restore: unloop debug --restore {w} -n {n}\n"));
+        text.push_str(&format!(
+            "in-place  {n}/{w}  restore: unloop debug --restore {w} -n {n}\n"
+        ));
     }
     out.result(&text);
     Ok(ExitCode::SUCCESS)
 }
 
-async fn cleanup(live: &Live, ns: Option<&str>, only_expired: bool, dry_run: bool, out: &Output) -> Result<ExitCode, CliError> {
+async fn cleanup(
+    live: &Live,
+    ns: Option<&str>,
+    only_expired: bool,
+    dry_run: bool,
+    out: &Output,
+) -> Result<ExitCode, CliError> {
     let now = Timestamp::now();
     let mut copies = ops::list_copies(live, ns).await?;
     copies.sort_by_key(|p| !expired(p, now));
@@ -285,7 +421,11 @@ async fn cleanup(live: &Live, ns: Option<&str>, only_expired: bool, dry_run: boo
             ops::delete_pod(live, &pns, &name).await?;
             wait_gone(live, &pns, &name).await;
         }
-        text.push_str(&format!("{} {pns}/{name}{}\n", if dry_run { "would delete" } else { "deleted" }, if expired(p, now) { " (expired)" } else { "" }));
+        text.push_str(&format!(
+            "{} {pns}/{name}{}\n",
+            if dry_run { "would delete" } else { "deleted" },
+            if expired(p, now) { " (expired)" } else { "" }
+        ));
     }
     if text.is_empty() {
         text.push_str("no debug copies to delete\n");
