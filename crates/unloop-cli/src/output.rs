@@ -25,9 +25,10 @@ impl Output {
         }
     }
 
-    /// Writes a result to stdout. A closed pipe (`unloop ... | head`) is not an error.
+    /// Writes a result to stdout (colour was decided in `new`, so nothing here strips or adds
+    /// escape codes). A closed pipe (`unloop ... | head`) is not an error.
     pub fn result(&self, text: &str) {
-        let mut out = anstream::stdout();
+        let mut out = std::io::stdout().lock();
         let _ = out.write_all(text.as_bytes());
         let _ = out.flush();
     }
@@ -55,7 +56,7 @@ impl Output {
 
     pub fn error(&self, e: &CliError) {
         self.progress_done();
-        let mut err = anstream::stderr();
+        let mut err = std::io::stderr().lock();
         let _ = writeln!(err, "error: {}", e.message);
         if let Some(h) = &e.hint {
             let _ = writeln!(err, "hint: {h}");

@@ -395,3 +395,41 @@ fn in_place_override_and_restore_round_trip_exactly() {
         "annotations left behind"
     );
 }
+
+/// With only get/list on pods and events, unloop still names the cause from the kubelet's own
+/// message and says which evidence it could not read, and why.
+#[test]
+fn partial_rbac_degrades_gracefully() {
+    let ns = "missing-configmap";
+    let rbac = format!(
+        "apiVersion: v1\nkind: ServiceAccount\nmetadata: {{name: unloop-limited, namespace: {ns}}}\n---\napiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata: {{name: unloop-limited, namespace: {ns}}}\nrules:\n- {{apiGroups: [\"\"], resources: [pods, events], verbs: [get, list]}}\n---\napiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata: {{name: unloop-limited, namespace: {ns}}}\nroleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: unloop-limited}}\nsubjects: [{{kind: ServiceAccount, name: unloop-limited, namespace: {ns}}}]\n"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("rbac.yaml");
+    std::fs::write(&manifest, rbac).unwrap();
+    let applied = kubectl(&["apply", "-f", manifest.to_str().unwrap()]);
+    assert!(applied.status.success(), "{}", String::from_utf8_lossy(&applied.stderr));
+    let token = String::from_utf8(kubectl(&["create", "token", "unloop-limited", "-n", ns]).stdout).unwrap();
+    let server = String::from_utf8(kubectl(&["config", "view", "--minify", "-o", "jsonpath={.clusters[0].cluster.server}"]).stdout).unwrap();
+    let ca = String::from_utf8(kubectl(&["config", "view", "--minify", "--raw", "-o", "jsonpath={.clusters[0].cluster.certificate-authority-data}"]).stdout).unwrap();
+    let kc = dir.path().join("limited.kubeconfig");
+    std::fs::write(
+        &kc,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters: [{{name: t, cluster: {{server: '{server}', certificate-authority-data: '{ca}'}}}}]\nusers: [{{name: u, user: {{token: '{}'}}}}]\ncontexts: [{{name: limited, context: {{cluster: t, user: u, namespace: {ns}}}}}]\ncurrent-context: limited\n",
+            token.trim()
+        ),
+    )
+    .unwrap();
+    let out = unloop(&["diagnose", "--kubeconfig", kc.to_str().unwrap(), "-o", "json"]);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(report["diagnoses"][0]["causes"][0]["id"], "missing-configmap");
+    let gaps: Vec<String> = report["gaps"].as_array().unwrap().iter().map(|g| format!("{}: {}", g["what"], g["why"])).collect();
+    for what in ["configmaps in namespace missing-configmap", "secrets in namespace missing-configmap", "nodes"] {
+        assert!(gaps.iter().any(|g| g.contains(what) && g.contains("forbidden")), "no forbidden gap for {what}: {gaps:#?}");
+    }
+    let human = unloop(&["diagnose", "--kubeconfig", kc.to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&human.stdout).contains("Not readable, so not used as evidence:"));
+    kubectl(&["delete", "-f", manifest.to_str().unwrap()]);
+}
