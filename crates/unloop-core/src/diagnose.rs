@@ -484,7 +484,9 @@ fn rank(s: &Subject, mut findings: Vec<Finding>) -> (Vec<Cause>, Vec<Remedy>) {
     let mut retry: Option<Remedy> = None;
     for f in &findings {
         for r in &f.remedies {
-            let is_retry = r.title.starts_with("once fixed");
+            let is_retry = r
+                .title
+                .starts_with(crate::causes::config::RETRY_TITLE_PREFIX);
             if is_retry {
                 retry.get_or_insert_with(|| Remedy {
                     for_cause: None,

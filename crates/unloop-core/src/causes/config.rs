@@ -284,29 +284,45 @@ fn refs_keys(s: &Subject, k: RefKind, name: &str) -> Vec<String> {
     keys
 }
 
-/// Deleting a controller-owned pod skips the remaining backoff; a bare pod would be gone for good.
+/// Every `retry_now` title starts so; diagnosis keeps one such remedy, last.
+pub const RETRY_TITLE_PREFIX: &str = "once fixed";
+
+/// How to retry at once when the cause is fixed. Deleting a pod whose controller re-creates it
+/// skips the rest of the backoff; a failed Job does not run again by itself; a bare pod deleted is
+/// gone for good.
 pub fn retry_now(s: &Subject, id: CauseId) -> Remedy {
-    if s.settable().is_some()
-        || matches!(
-            s.workload.kind,
-            crate::workload::WorkloadKind::Job | crate::workload::WorkloadKind::CronJob
-        )
-    {
-        Remedy::new(
+    use crate::workload::WorkloadKind;
+    let ns = s.ns_flag();
+    match s.workload.kind {
+        WorkloadKind::Job => Remedy::new(
             Some(id),
-            "once fixed, retry now instead of waiting out the backoff (the controller re-creates the pod)",
-            Some(format!("kubectl delete pod {} {}", s.pod_name, s.ns_flag())),
-        )
-    } else {
-        Remedy::new(
+            "once fixed, run the Job again (a failed Job does not retry by itself)",
+            Some(format!(
+                "kubectl get job {0} {ns} -o json | jq 'del(.spec.selector, .spec.template.metadata.labels, .metadata.uid, .metadata.resourceVersion, .status)' | kubectl replace --force -f -",
+                s.workload.name
+            )),
+        ),
+        WorkloadKind::CronJob => Remedy::new(
+            Some(id),
+            "once fixed, run the CronJob now instead of waiting for its schedule",
+            Some(format!(
+                "kubectl create job {0}-retry --from=cronjob/{0} {ns}",
+                s.workload.name
+            )),
+        ),
+        WorkloadKind::Pod => Remedy::new(
             Some(id),
             "once fixed, re-create the pod: it has no controller, so save its manifest first",
             Some(format!(
-                "kubectl get pod {0} {1} -o yaml > {0}.yaml && kubectl delete pod {0} {1} && kubectl apply -f {0}.yaml",
-                s.pod_name,
-                s.ns_flag()
+                "kubectl get pod {0} {ns} -o yaml > {0}.yaml && kubectl delete pod {0} {ns} && kubectl apply -f {0}.yaml",
+                s.pod_name
             )),
-        )
+        ),
+        _ => Remedy::new(
+            Some(id),
+            "once fixed, retry now instead of waiting out the backoff (the controller re-creates the pod)",
+            Some(format!("kubectl delete pod {} {ns}", s.pod_name)),
+        ),
     }
 }
 
