@@ -408,10 +408,36 @@ fn partial_rbac_degrades_gracefully() {
     let manifest = dir.path().join("rbac.yaml");
     std::fs::write(&manifest, rbac).unwrap();
     let applied = kubectl(&["apply", "-f", manifest.to_str().unwrap()]);
-    assert!(applied.status.success(), "{}", String::from_utf8_lossy(&applied.stderr));
-    let token = String::from_utf8(kubectl(&["create", "token", "unloop-limited", "-n", ns]).stdout).unwrap();
-    let server = String::from_utf8(kubectl(&["config", "view", "--minify", "-o", "jsonpath={.clusters[0].cluster.server}"]).stdout).unwrap();
-    let ca = String::from_utf8(kubectl(&["config", "view", "--minify", "--raw", "-o", "jsonpath={.clusters[0].cluster.certificate-authority-data}"]).stdout).unwrap();
+    assert!(
+        applied.status.success(),
+        "{}",
+        String::from_utf8_lossy(&applied.stderr)
+    );
+    let token = String::from_utf8(kubectl(&["create", "token", "unloop-limited", "-n", ns]).stdout)
+        .unwrap();
+    let server = String::from_utf8(
+        kubectl(&[
+            "config",
+            "view",
+            "--minify",
+            "-o",
+            "jsonpath={.clusters[0].cluster.server}",
+        ])
+        .stdout,
+    )
+    .unwrap();
+    let ca = String::from_utf8(
+        kubectl(&[
+            "config",
+            "view",
+            "--minify",
+            "--raw",
+            "-o",
+            "jsonpath={.clusters[0].cluster.certificate-authority-data}",
+        ])
+        .stdout,
+    )
+    .unwrap();
     let kc = dir.path().join("limited.kubeconfig");
     std::fs::write(
         &kc,
@@ -421,15 +447,40 @@ fn partial_rbac_degrades_gracefully() {
         ),
     )
     .unwrap();
-    let out = unloop(&["diagnose", "--kubeconfig", kc.to_str().unwrap(), "-o", "json"]);
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)));
+    let out = unloop(&[
+        "diagnose",
+        "--kubeconfig",
+        kc.to_str().unwrap(),
+        "-o",
+        "json",
+    ]);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)));
     assert_eq!(out.status.code(), Some(1));
-    assert_eq!(report["diagnoses"][0]["causes"][0]["id"], "missing-configmap");
-    let gaps: Vec<String> = report["gaps"].as_array().unwrap().iter().map(|g| format!("{}: {}", g["what"], g["why"])).collect();
-    for what in ["configmaps in namespace missing-configmap", "secrets in namespace missing-configmap", "nodes"] {
-        assert!(gaps.iter().any(|g| g.contains(what) && g.contains("forbidden")), "no forbidden gap for {what}: {gaps:#?}");
+    assert_eq!(
+        report["diagnoses"][0]["causes"][0]["id"],
+        "missing-configmap"
+    );
+    let gaps: Vec<String> = report["gaps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| format!("{}: {}", g["what"], g["why"]))
+        .collect();
+    for what in [
+        "configmaps in namespace missing-configmap",
+        "secrets in namespace missing-configmap",
+        "nodes",
+    ] {
+        assert!(
+            gaps.iter()
+                .any(|g| g.contains(what) && g.contains("forbidden")),
+            "no forbidden gap for {what}: {gaps:#?}"
+        );
     }
     let human = unloop(&["diagnose", "--kubeconfig", kc.to_str().unwrap()]);
-    assert!(String::from_utf8_lossy(&human.stdout).contains("Not readable, so not used as evidence:"));
+    assert!(
+        String::from_utf8_lossy(&human.stdout).contains("Not readable, so not used as evidence:")
+    );
     kubectl(&["delete", "-f", manifest.to_str().unwrap()]);
 }
