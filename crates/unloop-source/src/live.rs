@@ -180,7 +180,12 @@ where
             page = page.continue_token(t);
         }
         let list = with_retry(|| api.list(&page)).await?;
-        out.extend(list.items);
+        // managedFields are often the largest part of an object and never evidence: drop them page
+        // by page so a big cluster's lists do not sit in memory twice their useful size.
+        out.extend(list.items.into_iter().map(|mut o| {
+            o.meta_mut().managed_fields = None;
+            o
+        }));
         token = list.metadata.continue_.filter(|t| !t.is_empty());
         if token.is_none() {
             return Ok(out);
