@@ -87,7 +87,7 @@ pub async fn delete_pod(live: &Live, ns: &str, name: &str) -> Result<(), DebugOp
 /// How a debug copy's start ended.
 #[derive(Debug)]
 pub enum Started {
-    Running(Pod),
+    Running(Box<Pod>),
     /// The kept-alive container could not run; `missing_tool` when the image lacks a shell or sleep.
     Failed {
         why: String,
@@ -116,7 +116,7 @@ pub async fn wait_started(
             .and_then(|cs| cs.iter().find(|c| c.name == container));
         let state = cs.and_then(|c| c.state.as_ref());
         if state.and_then(|s| s.running.as_ref()).is_some() {
-            return Ok(Started::Running(pod));
+            return Ok(Started::Running(Box::new(pod)));
         }
         if let Some(t) = state.and_then(|s| s.terminated.as_ref()) {
             let why = format!(
@@ -168,16 +168,15 @@ pub async fn wait_started(
         if let Some(c) = status.and_then(|s| s.conditions.as_ref()).and_then(|cs| {
             cs.iter()
                 .find(|c| c.type_ == "PodScheduled" && c.status == "False")
-        }) {
-            if tokio::time::Instant::now() >= deadline {
-                return Ok(Started::Failed {
-                    why: format!(
-                        "not scheduled: {}",
-                        c.message.as_deref().unwrap_or_default()
-                    ),
-                    missing_tool: false,
-                });
-            }
+        }) && tokio::time::Instant::now() >= deadline
+        {
+            return Ok(Started::Failed {
+                why: format!(
+                    "not scheduled: {}",
+                    c.message.as_deref().unwrap_or_default()
+                ),
+                missing_tool: false,
+            });
         }
         if tokio::time::Instant::now() >= deadline {
             return Ok(Started::Failed {
