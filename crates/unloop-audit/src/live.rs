@@ -313,7 +313,8 @@ pub fn prometheus_queries(w: &Workload) -> (String, String) {
 
 /// A Prometheus server the user named with `--prometheus URL`; nothing else is ever contacted.
 pub struct Prometheus {
-    client: Client,
+    /// The client is made in the async context that uses it (kube's client spawns a task).
+    config: Config,
     url: String,
     base_path: String,
 }
@@ -337,9 +338,8 @@ impl Prometheus {
         let mut config = Config::new(root);
         config.connect_timeout = Some(Duration::from_secs(5));
         config.read_timeout = Some(Duration::from_secs(60));
-        let client = Client::try_from(config).map_err(|e| err(e.to_string()))?;
         Ok(Prometheus {
-            client,
+            config,
             url: url.to_string(),
             base_path: uri.path().trim_end_matches('/').to_string(),
         })
@@ -348,6 +348,7 @@ impl Prometheus {
     /// A `query_range` over [start, end] (Unix seconds) at `step` seconds.
     pub async fn range(
         &self,
+        client: &Client,
         query: &str,
         start: i64,
         end: i64,
@@ -365,8 +366,7 @@ impl Prometheus {
         let req = http::Request::get(url)
             .body(Vec::new())
             .map_err(|e| err(e.to_string()))?;
-        let text = self
-            .client
+        let text = client
             .request_text(req)
             .await
             .map_err(|e| err(describe(&e)))?;
@@ -385,6 +385,10 @@ impl Prometheus {
         let start = end - history_secs;
         // Prometheus answers at most 11,000 points per series.
         let step = (history_secs / 10_000).max(60);
+        let client = Client::try_from(self.config.clone()).map_err(|e| LiveError::Prometheus {
+            url: self.url.clone(),
+            why: e.to_string(),
+        })?;
         let mut out = Vec::new();
         for (i, w) in workloads.iter().enumerate() {
             progress(&format!(
@@ -393,8 +397,8 @@ impl Prometheus {
                 workloads.len()
             ));
             let (memory_q, cpu_q) = prometheus_queries(w);
-            let memory = self.range(&memory_q, start, end, step).await?;
-            let cpu = self.range(&cpu_q, start, end, step).await?;
+            let memory = self.range(&client, &memory_q, start, end, step).await?;
+            let cpu = self.range(&client, &cpu_q, start, end, step).await?;
             out.extend(samples_from_series(&w.namespace, &memory, &cpu));
         }
         Ok(out)

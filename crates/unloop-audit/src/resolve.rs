@@ -3,7 +3,7 @@
 //! manifests into that cluster would). Resolution of one reference is unloop-core's
 //! [`unloop_core::refs::resolve`]; this module only decides which sources can answer.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 use unloop_core::refs::{self, Ref, RefKind, Unresolved};
 use unloop_core::state::{ClusterState, Gap, KeySet, Scope};
@@ -13,8 +13,11 @@ use crate::inventory::ConfigSet;
 /// One source of truth about which ConfigMaps, Secrets and ServiceAccounts exist.
 #[derive(Debug, Clone)]
 pub struct Known {
-    /// Config maps and secrets (key lists), with the gaps of what could not be read.
+    /// What was read (scope) and what could not be (gaps); its lists are in `by_namespace`.
     state: ClusterState,
+    /// ConfigMaps and Secrets (key lists) per namespace, so a lookup scans one namespace only.
+    by_namespace: HashMap<String, ClusterState>,
+    empty: ClusterState,
     opaque_secrets: BTreeSet<(String, String)>,
     /// None when ServiceAccounts could not be read.
     service_accounts: Option<BTreeSet<(String, String)>>,
@@ -24,16 +27,52 @@ pub struct Known {
 
 impl Known {
     pub fn manifests(config: &ConfigSet) -> Known {
-        Known {
-            state: ClusterState {
-                config_maps: config.config_maps.clone(),
-                secrets: config.secrets.clone(),
-                ..Default::default()
-            },
-            opaque_secrets: config.opaque_secrets.clone(),
-            service_accounts: Some(config.service_accounts.clone()),
-            name: "the given manifests",
+        Known::new(
+            ClusterState::default(),
+            config.config_maps.clone(),
+            config.secrets.clone(),
+            config.opaque_secrets.clone(),
+            Some(config.service_accounts.clone()),
+            "the given manifests",
+        )
+    }
+
+    fn new(
+        state: ClusterState,
+        config_maps: Vec<KeySet>,
+        secrets: Vec<KeySet>,
+        opaque_secrets: BTreeSet<(String, String)>,
+        service_accounts: Option<BTreeSet<(String, String)>>,
+        name: &'static str,
+    ) -> Known {
+        let mut by_namespace: HashMap<String, ClusterState> = HashMap::new();
+        for cm in config_maps {
+            by_namespace
+                .entry(cm.namespace.clone())
+                .or_default()
+                .config_maps
+                .push(cm);
         }
+        for s in secrets {
+            by_namespace
+                .entry(s.namespace.clone())
+                .or_default()
+                .secrets
+                .push(s);
+        }
+        Known {
+            state,
+            by_namespace,
+            empty: ClusterState::default(),
+            opaque_secrets,
+            service_accounts,
+            name,
+        }
+    }
+
+    /// The namespace's ConfigMaps and Secrets, as a state that covers it and lacks nothing.
+    fn in_namespace(&self, namespace: &str) -> &ClusterState {
+        self.by_namespace.get(namespace).unwrap_or(&self.empty)
     }
 
     /// What a cluster holds in `namespaces` (empty: all), minus what `gaps` says was not read.
@@ -44,21 +83,22 @@ impl Known {
         service_accounts: Option<BTreeSet<(String, String)>>,
         gaps: Vec<Gap>,
     ) -> Known {
-        Known {
-            state: ClusterState {
-                scope: Scope {
-                    namespaces,
-                    ..Default::default()
-                },
-                config_maps,
-                secrets,
-                gaps,
+        let state = ClusterState {
+            scope: Scope {
+                namespaces,
                 ..Default::default()
             },
-            opaque_secrets: BTreeSet::new(),
+            gaps,
+            ..Default::default()
+        };
+        Known::new(
+            state,
+            config_maps,
+            secrets,
+            BTreeSet::new(),
             service_accounts,
-            name: "the cluster",
-        }
+            "the cluster",
+        )
     }
 
     fn can_answer(&self, namespace: &str, kind: RefKind) -> bool {
@@ -117,7 +157,7 @@ impl Resolver {
                 return Outcome::Resolved;
             }
             searched.push(src.name);
-            match refs::resolve(&src.state, namespace, &required) {
+            match refs::resolve(src.in_namespace(namespace), namespace, &required) {
                 None => return Outcome::Resolved,
                 Some(Unresolved::Missing) => {}
                 Some(Unresolved::MissingKey { keys }) => {
@@ -142,9 +182,10 @@ impl Resolver {
     /// The keys a ConfigMap or Secret is known to have, from the first source that has it.
     pub fn keys(&self, namespace: &str, kind: RefKind, name: &str) -> Option<&[String]> {
         self.sources.iter().find_map(|src| {
+            let state = src.in_namespace(namespace);
             let set = match kind {
-                RefKind::ConfigMap => src.state.config_map(namespace, name),
-                RefKind::Secret => src.state.secret(namespace, name),
+                RefKind::ConfigMap => state.config_map(namespace, name),
+                RefKind::Secret => state.secret(namespace, name),
             };
             set.map(|s| s.keys.as_slice())
         })

@@ -120,7 +120,8 @@ pub(crate) fn check(s: &Subject, out: &mut Vec<Finding>) {
         return;
     }
     let kind = s.workload.kind_name();
-    let shown = s.command_line().unwrap_or_default();
+    // Quoted only in findings: redaction runs a dozen patterns, too dear for every container.
+    let shown = || s.command_line().unwrap_or_default();
     match shell_script(&argv) {
         Some((index, script)) => {
             let last = last_statement(&script);
@@ -145,7 +146,7 @@ pub(crate) fn check(s: &Subject, out: &mut Vec<Finding>) {
                 new_argv[index] = fixed.clone().into();
                 out.push(s.finding(
                     CheckId::EntrypointBackgrounds,
-                    format!("`{shown}`: {reason}, so the {kind}'s container exits and is restarted forever"),
+                    format!("`{}`: {reason}, so the {kind}'s container exits and is restarted forever", shown()),
                     Fix::with_yaml(
                         "keep the server in the foreground as the shell's last command, with exec (and daemon mode off)",
                         s.patch(replace_argv(s, Value::Sequence(new_argv))),
@@ -154,7 +155,7 @@ pub(crate) fn check(s: &Subject, out: &mut Vec<Finding>) {
             } else if ONE_SHOT.contains(&basename(first)) {
                 out.push(exits(
                     s,
-                    &shown,
+                    &shown(),
                     kind,
                     &format!("its last command `{last}` returns at once"),
                 ));
@@ -164,13 +165,13 @@ pub(crate) fn check(s: &Subject, out: &mut Vec<Finding>) {
             if let Some(reason) = daemon_mode(&argv, &argv.join(" ")) {
                 out.push(s.finding(
                     CheckId::EntrypointBackgrounds,
-                    format!("`{shown}`: {reason}, so the {kind}'s container exits and is restarted forever"),
+                    format!("`{}`: {reason}, so the {kind}'s container exits and is restarted forever", shown()),
                     Fix::text("run the server in the foreground: drop the daemon flag (nginx: -g 'daemon off;', redis: --daemonize no, mongod: no --fork)"),
                 ));
             } else if ONE_SHOT.contains(&basename(argv[0])) {
                 out.push(exits(
                     s,
-                    &shown,
+                    &shown(),
                     kind,
                     &format!("`{}` returns at once", basename(argv[0])),
                 ));

@@ -96,7 +96,7 @@ pub(crate) fn container(s: &Subject, obs: &Observed, config: &AuditConfig, out: 
         out.push(s.finding(
             CheckId::RecentRestarts,
             format!(
-                "restarted {restarts} times in {pods_restarted} of {} pods within {}h; the last was {what}, {ago} ago",
+                "{restarts} restarts in {pods_restarted} of {} pods, the last {ago} ago (within {}h): {what}",
                 pods.len(),
                 config.thresholds.restart_window_hours
             ),

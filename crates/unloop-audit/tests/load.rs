@@ -1,0 +1,134 @@
+//! Reading manifests as users hand them over: directories, stdin, helm and kustomize output,
+//! kubectl JSON lists, and bad input that must fail with the file and line.
+
+mod common;
+
+use std::path::PathBuf;
+
+use unloop_audit::load::{LoadOptions, load_paths};
+use unloop_audit::{AuditConfig, CheckId};
+
+fn load(
+    paths: &[PathBuf],
+    stdin: &str,
+) -> Result<unloop_audit::Inventory, unloop_audit::load::LoadError> {
+    load_paths(paths, &LoadOptions::default(), &mut stdin.as_bytes())
+}
+
+#[test]
+fn directories_recursively_and_stdin() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sub = dir.path().join("base/apps");
+    std::fs::create_dir_all(&sub).expect("mkdir");
+    std::fs::create_dir_all(dir.path().join(".git")).expect("mkdir");
+    std::fs::write(sub.join("api.yaml"), "apiVersion: v1\nkind: Pod\nmetadata: {name: api}\nspec: {containers: [{name: api, image: 'a:1'}]}\n").expect("write");
+    std::fs::write(
+        dir.path().join("base/cm.yml"),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n",
+    )
+    .expect("write");
+    std::fs::write(dir.path().join("README.md"), "# not a manifest: [").expect("write");
+    std::fs::write(dir.path().join(".git/x.yaml"), "{{ not yaml").expect("write");
+    let stdin = "apiVersion: v1\nkind: Pod\nmetadata: {name: from-stdin, namespace: x}\nspec: {containers: [{name: c, image: 'a:1'}]}\n";
+    let inv = load(&[dir.path().to_path_buf(), PathBuf::from("-")], stdin).expect("loads");
+    let names: Vec<(&str, &str)> = inv
+        .workloads
+        .iter()
+        .map(|w| {
+            (
+                w.name.as_str(),
+                w.source
+                    .as_ref()
+                    .map(|s| s.file.as_str())
+                    .unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(names[1], ("from-stdin", "<stdin>"));
+    assert!(names[0].1.ends_with("base/apps/api.yaml"), "{names:?}");
+    assert_eq!(inv.config.config_maps.len(), 1);
+}
+
+#[test]
+fn helm_template_output_keeps_its_template_names() {
+    // What `helm template` prints: a `# Source:` comment, then each document.
+    let helm = "---\n# Source: shop/templates/deployment.yaml\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: release-shop\n  labels:\n    helm.sh/chart: shop-0.1.0\nspec:\n  selector:\n    matchLabels: {app: shop}\n  template:\n    metadata:\n      labels: {app: shop}\n    spec:\n      containers:\n        - name: shop\n          image: \"shop:latest\"\n---\n# Source: shop/templates/service.yaml\napiVersion: v1\nkind: Service\nmetadata: {name: release-shop}\nspec: {ports: [{port: 80}]}\n";
+    let inv = load(&[PathBuf::from("-")], helm).expect("loads");
+    let report = common::audit_inventory(&inv, &AuditConfig::default());
+    let f = report
+        .findings
+        .iter()
+        .find(|f| f.check == CheckId::ImageTagLatest)
+        .expect("latest flagged");
+    let loc = f.location.as_ref().expect("location");
+    assert_eq!(
+        (loc.file.as_str(), loc.line, loc.template.as_deref()),
+        ("<stdin>", 17, Some("shop/templates/deployment.yaml"))
+    );
+    assert_eq!(report.skipped.get("Service"), Some(&1));
+}
+
+#[test]
+fn kubectl_json_lists_with_items_before_kind() {
+    // `kubectl get deploy,cm -o json`: items come before kind, each item carries its kind.
+    let json = r#"{
+    "apiVersion": "v1",
+    "items": [
+        {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "api", "namespace": "shop"},
+         "spec": {"selector": {}, "template": {"spec": {"containers": [{"name": "api", "image": "api:2", "envFrom": [{"configMapRef": {"name": "api-env"}}]}]}}}},
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "api-env", "namespace": "shop"}, "data": {"A": "1"}},
+        {"apiVersion": "monitoring.coreos.com/v1", "kind": "ServiceMonitor", "metadata": {"name": "api"}}
+    ],
+    "kind": "List",
+    "metadata": {"resourceVersion": ""}
+}"#;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("all.json");
+    std::fs::write(&path, json).expect("write");
+    let report = common::audit_path(&path, &AuditConfig::default());
+    assert_eq!(report.workloads.len(), 1);
+    assert!(
+        !report
+            .findings
+            .iter()
+            .any(|f| f.check == CheckId::UnresolvedConfigmap),
+        "{:?}",
+        report.findings
+    );
+    assert_eq!(report.skipped.get("ServiceMonitor"), Some(&1));
+    assert_eq!(
+        report.findings[0].location.as_ref().map(|l| l.line),
+        Some(1)
+    );
+}
+
+#[test]
+fn bad_input_names_file_and_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("broken.yaml");
+    std::fs::write(&path, "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: ok}\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: api\n   namespace: shop\n").expect("write");
+    let err = load(&[path.clone()], "").expect_err("invalid");
+    let text = err.to_string();
+    assert!(
+        text.starts_with(&format!("{}:9: invalid YAML: ", path.display())),
+        "{text}"
+    );
+    let json = dir.path().join("broken.json");
+    std::fs::write(
+        &json,
+        "{\"kind\": \"Pod\",\n \"metadata\": {\"name\": \"x\"\n",
+    )
+    .expect("write");
+    let err = load(&[json.clone()], "").expect_err("invalid");
+    assert!(
+        err.to_string()
+            .starts_with(&format!("{}:3: invalid JSON", json.display())),
+        "{err}"
+    );
+    let binary = dir.path().join("blob.yaml");
+    std::fs::write(&binary, [b'a', b':', b' ', 0xff, 0xfe, b'\n']).expect("write");
+    let err = load(&[binary], "").expect_err("not text");
+    assert!(err.to_string().ends_with(":1: not UTF-8 text"), "{err}");
+    let err = load(&[dir.path().join("missing.yaml")], "").expect_err("missing");
+    assert!(err.to_string().starts_with("cannot read "), "{err}");
+}
