@@ -23,6 +23,7 @@ pub mod quantity;
 pub mod render;
 pub mod resolve;
 pub mod rightsize;
+mod yaml;
 
 use std::collections::{BTreeMap, HashMap};
 

@@ -458,7 +458,7 @@ fn one(
         pods: pods.len(),
         span_secs: span,
         low_confidence: span < CONFIDENT_SPAN_SECS || distinct_times.len() < 2,
-        snippet: serde_yaml::to_string(&serde_yaml::Value::Mapping(root)).unwrap_or_default(),
+        snippet: crate::yaml::to_string(&serde_yaml::Value::Mapping(root)),
     }
 }
 

@@ -107,7 +107,7 @@ fn bad_input_names_file_and_line() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("broken.yaml");
     std::fs::write(&path, "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: ok}\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: api\n   namespace: shop\n").expect("write");
-    let err = load(&[path.clone()], "").expect_err("invalid");
+    let err = load(std::slice::from_ref(&path), "").expect_err("invalid");
     let text = err.to_string();
     assert!(
         text.starts_with(&format!("{}:9: invalid YAML: ", path.display())),
@@ -119,7 +119,7 @@ fn bad_input_names_file_and_line() {
         "{\"kind\": \"Pod\",\n \"metadata\": {\"name\": \"x\"\n",
     )
     .expect("write");
-    let err = load(&[json.clone()], "").expect_err("invalid");
+    let err = load(std::slice::from_ref(&json), "").expect_err("invalid");
     assert!(
         err.to_string()
             .starts_with(&format!("{}:3: invalid JSON", json.display())),

@@ -23,7 +23,7 @@ impl Read for Manifests {
                 return Ok(0);
             }
             self.n += 1;
-            let doc = if self.n % 50 == 0 {
+            let doc = if self.n.is_multiple_of(50) {
                 format!(
                     "---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: d{n}, namespace: big}}\nspec:\n  selector: {{}}\n  template:\n    spec:\n      containers: [{{name: c, image: 'app:1', envFrom: [{{configMapRef: {{name: cm{m}}}}}]}}]\n",
                     n = self.n,

@@ -126,7 +126,7 @@ impl Subject<'_> {
 }
 
 pub(crate) fn yaml(v: &Value) -> String {
-    serde_yaml::to_string(v).unwrap_or_default()
+    crate::yaml::to_string(v)
 }
 
 pub(crate) fn to_yaml_value<T: serde::Serialize>(v: &T) -> Value {
