@@ -466,7 +466,9 @@ fn add_value(
     }
     let Some(kind) = v.get("kind").and_then(Value::as_str).map(str::to_string) else {
         inv.objects_read += 1;
-        *inv.skipped.entry("(no kind)".into()).or_default() += 1;
+        *inv.skipped
+            .entry("(not a Kubernetes object)".into())
+            .or_default() += 1;
         return Ok(());
     };
     if kind == "List" || (kind.ends_with("List") && v.get("items").is_some_and(Value::is_array)) {
