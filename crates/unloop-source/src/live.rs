@@ -326,25 +326,24 @@ impl Live {
             progress(&format!("reading {} container logs", wanted.len()));
         }
         let results: Vec<(LogWant, Result<Vec<u8>, kube::Error>)> = futures::stream::iter(wanted)
-            .map(|w| async move {
+            .map(|mut w| async move {
                 let api: Api<Pod> = Api::namespaced(self.client.clone(), &w.namespace);
-                let lp = LogParams {
-                    container: Some(w.container.clone()),
-                    previous: w.previous,
-                    tail_lines: Some(opts.log_tail_lines),
-                    limit_bytes: Some(ingest::MAX_LOG_BYTES as i64),
-                    ..Default::default()
-                };
-                let r = with_retry(|| async {
-                    let mut reader = api.log_stream(&w.pod, &lp).await?;
-                    let mut buf = Vec::new();
-                    reader
-                        .read_to_end(&mut buf)
-                        .await
-                        .map_err(|e| kube::Error::Service(Box::new(e)))?;
-                    Ok(buf)
-                })
-                .await;
+                let mut r = read_log(&api, &w, opts.log_tail_lines).await;
+                // The container restarted between the list and this read: the instance asked for is
+                // gone (the kubelet keeps one dead container), so read the other one.
+                if r.as_ref()
+                    .is_err_and(|e| !matches!(e, kube::Error::Api(s) if s.code == 404))
+                    || r.as_ref().is_ok_and(|b| b.starts_with(GONE_LOG))
+                {
+                    w.previous = !w.previous;
+                    r = read_log(&api, &w, opts.log_tail_lines).await;
+                }
+                if r.as_ref().is_ok_and(|b| b.starts_with(GONE_LOG)) {
+                    let text = String::from_utf8_lossy(r.as_deref().unwrap_or_default())
+                        .trim()
+                        .to_string();
+                    r = Err(kube::Error::Service(text.into()));
+                }
                 (w, r)
             })
             .buffer_unordered(opts.log_concurrency.max(1))
@@ -450,6 +449,29 @@ impl Live {
             })?;
         parse_configz(&text)
     }
+}
+
+/// What the kubelet answers, with status 200, for the log of a container it has already removed.
+const GONE_LOG: &[u8] = b"unable to retrieve container logs for ";
+
+async fn read_log(api: &Api<Pod>, w: &LogWant, tail: i64) -> Result<Vec<u8>, kube::Error> {
+    let lp = LogParams {
+        container: Some(w.container.clone()),
+        previous: w.previous,
+        tail_lines: Some(tail),
+        limit_bytes: Some(ingest::MAX_LOG_BYTES as i64),
+        ..Default::default()
+    };
+    with_retry(|| async {
+        let mut reader = api.log_stream(&w.pod, &lp).await?;
+        let mut buf = Vec::new();
+        reader
+            .read_to_end(&mut buf)
+            .await
+            .map_err(|e| kube::Error::Service(Box::new(e)))?;
+        Ok(buf)
+    })
+    .await
 }
 
 /// The backoff settings out of a kubelet's `/configz` answer.
