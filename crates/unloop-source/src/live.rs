@@ -172,6 +172,19 @@ async fn list_all<K>(api: Api<K>, lp: ListParams) -> Result<Vec<K>, kube::Error>
 where
     K: Resource + Clone + DeserializeOwned + Debug,
 {
+    list_keep(api, lp, |_| true).await
+}
+
+/// Every object of a kind in scope that `keep` accepts, filtered page by page so what is dropped
+/// never accumulates.
+async fn list_keep<K>(
+    api: Api<K>,
+    lp: ListParams,
+    keep: impl Fn(&K) -> bool,
+) -> Result<Vec<K>, kube::Error>
+where
+    K: Resource + Clone + DeserializeOwned + Debug,
+{
     let mut out = Vec::new();
     let mut token: Option<String> = None;
     loop {
@@ -182,7 +195,7 @@ where
         let list = with_retry(|| api.list(&page)).await?;
         // managedFields are often the largest part of an object and never evidence: drop them page
         // by page so a big cluster's lists do not sit in memory twice their useful size.
-        out.extend(list.items.into_iter().map(|mut o| {
+        out.extend(list.items.into_iter().filter(|o| keep(o)).map(|mut o| {
             o.meta_mut().managed_fields = None;
             o
         }));
@@ -238,10 +251,23 @@ impl Live {
             Err(e) => return Err(self.fatal(&e, &format!("cannot list pods {scope_text}"))),
         };
 
+        // Events matter only for the pods diagnosis looks at (joined by uid) and for nodes.
+        let troubled_uids: std::collections::HashSet<String> = pods
+            .iter()
+            .filter(|p| {
+                !status::troubled_containers(p, now).is_empty() || status::pod_failure(p).is_some()
+            })
+            .filter_map(|p| p.metadata.uid.clone())
+            .collect();
+        let troubled_uids = &troubled_uids;
         progress("listing events, nodes, workloads, services and config");
         let lp = ListParams::default;
         let (events, nodes, rs, deploys, sts, ds, jobs, revs, svcs, slices) = futures::join!(
-            list_all(self.api::<Event>(ns), lp()),
+            list_keep(self.api::<Event>(ns), lp(), |e: &Event| {
+                let o = &e.involved_object;
+                o.kind.as_deref() == Some("Node")
+                    || o.uid.as_deref().is_some_and(|u| troubled_uids.contains(u))
+            }),
             list_all(Api::<Node>::all(self.client.clone()), lp()),
             list_all(self.api::<ReplicaSet>(ns), lp()),
             list_all(self.api::<Deployment>(ns), lp()),
@@ -386,8 +412,17 @@ impl Live {
             .filter(|p| !status::troubled_containers(p, now).is_empty())
             .filter_map(|p| p.spec.as_ref()?.node_name.clone())
             .collect();
-        for node in nodes_involved {
-            match self.kubelet_config(&node).await {
+        let configs: Vec<(String, Result<KubeletConfig, String>)> =
+            futures::stream::iter(nodes_involved)
+                .map(|node| async move {
+                    let r = self.kubelet_config(&node).await;
+                    (node, r)
+                })
+                .buffer_unordered(opts.log_concurrency.max(1))
+                .collect()
+                .await;
+        for (node, r) in configs {
+            match r {
                 Ok(cfg) => {
                     state.kubelet_configs.insert(node, cfg);
                 }
