@@ -5,7 +5,7 @@ source "$(dirname "$0")/lib/common.sh"
 need_root
 
 install_packages() {
-  local pkgs=(containerd runc containernetworking-plugins iptables busybox-static tcpdump conntrack openssl jq socat iproute2)
+  local pkgs=(containerd runc containernetworking-plugins iptables busybox-static tcpdump conntrack openssl jq socat iproute2 curl python3)
   local missing=()
   for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
   [ ${#missing[@]} -eq 0 ] && return
@@ -138,12 +138,13 @@ GO
 }
 
 # go_tool NAME MODULE VERSION PACKAGE: builds a Go program whose module has no replace directives, in a
-# wrapper module of its own, into $TOOLS/NAME-VERSION (the version is in the file name: the cache key).
+# wrapper module of its own, into $TOOLS/NAME-VERSION/NAME (the version in the directory is the cache key;
+# the binary keeps its own name, which is how down.sh recognises a running component).
 go_tool() {
   local name=$1 module=$2 version=$3 pkg=$4
-  local out=$TOOLS/$name-$version mod=$CACHE/src/$name-$version
+  local out=$TOOLS/$name-$version/$name mod=$CACHE/src/$name-$version
   [ -x "$out" ] && return
-  mkdir -p "$mod" "$TOOLS"
+  mkdir -p "$mod" "$TOOLS/$name-$version"
   log "building $name $version from the Go module proxy"
   cat >"$mod/go.mod" <<GO
 module unloop.test/${name}build
@@ -164,7 +165,7 @@ build_metrics_server() { go_tool metrics-server sigs.k8s.io/metrics-server "$MET
 # Its stages (what it does to a node or pod, and when) ship in the module, not in the binary: kept beside it.
 build_kwok() {
   go_tool kwok sigs.k8s.io/kwok "$KWOK_VERSION" sigs.k8s.io/kwok/cmd/kwok
-  local stages=$TOOLS/kwok-$KWOK_VERSION-stages src
+  local stages=$TOOLS/kwok-$KWOK_VERSION/stages src
   [ -f "$stages/pod-ready.yaml" ] && return
   src=$(cd "$CACHE/src/kwok-$KWOK_VERSION" && go list -m -f '{{.Dir}}' sigs.k8s.io/kwok)/kustomize/stage
   mkdir -p "$stages.tmp"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Starts the testbed: a real single-node Kubernetes cluster on this machine, without systemd or kubeadm.
-# Returns when the node is Ready, the default ServiceAccount exists, and logs --previous, exec and the
-# kubelet's configz work through the apiserver (checked with a probe pod). Idempotent: a second `up`
+# Returns when the node is Ready, the default ServiceAccount exists, and logs --previous, exec, the
+# kubelet's configz and `kubectl top` (metrics-server) work through the apiserver (checked with a probe pod). Idempotent: a second `up`
 # while the cluster runs does nothing; leftovers of a crashed run are cleaned first (see down.sh).
 #
 # Network safety: nothing from the pod network or the service range may leave this machine. The node
@@ -62,6 +62,7 @@ The testbed is up: Kubernetes $K8S_VERSION, node $NODE_NAME ($NODE_IP).
   export KUBECONFIG=$KUBECONFIG_ADMIN
   export PATH=$BIN:\$PATH        # kubectl $K8S_VERSION
   kubectl get pods -A
+  kubectl top pods -A             # metrics-server $METRICS_SERVER_VERSION
 Scenarios:  testbed/scenarios.sh apply && testbed/scenarios.sh wait
 Stop:       testbed/down.sh
 Logs:       $LOGS/   audit log: $STATE/audit.log
@@ -182,6 +183,10 @@ cert kubelet "/O=system:nodes/CN=system:node:$NODE_NAME" clientAuth
 cert kubelet-serving "/O=system:nodes/CN=system:node:$NODE_NAME" serverAuth "IP:$NODE_IP,DNS:$NODE_NAME"
 cert kube-proxy /CN=system:kube-proxy clientAuth
 cert coredns /CN=unloop-testbed:coredns clientAuth
+cert metrics-server /CN=unloop-testbed:metrics-server clientAuth
+# The aggregator checks the name of the Service it routes to (metrics-server.kube-system.svc).
+cert metrics-server-serving /CN=metrics-server serverAuth \
+  "IP:$NODE_IP,DNS:metrics-server.kube-system.svc,DNS:metrics-server.kube-system.svc.$CLUSTER_DOMAIN"
 cert front-proxy-client /CN=front-proxy-client clientAuth "" front-proxy-ca
 openssl ecparam -name prime256v1 -genkey -noout -out "$PKI/sa.key" 2>/dev/null
 openssl ec -in "$PKI/sa.key" -pubout -out "$PKI/sa.pub" 2>/dev/null
@@ -210,7 +215,7 @@ EOF
   chmod 600 "$STATE/$1.kubeconfig"
 }
 kubeconfig admin admin
-for c in controller-manager scheduler kubelet kube-proxy coredns; do kubeconfig "$c" "$c"; done
+for c in controller-manager scheduler kubelet kube-proxy coredns metrics-server; do kubeconfig "$c" "$c"; done
 
 # --- etcd, control plane ---------------------------------------------------------------------------------
 
@@ -265,12 +270,14 @@ start kube-controller-manager "$BIN/kube-controller-manager" \
   --use-service-account-credentials=true \
   --cluster-signing-cert-file="$PKI/ca.crt" --cluster-signing-key-file="$PKI/ca.key" \
   --service-cluster-ip-range="$SERVICE_CIDR" --cluster-cidr="$POD_CIDR" --allocate-node-cidrs=false \
+  --kube-api-qps=200 --kube-api-burst=400 --concurrent-replicaset-syncs=10 \
   --profiling=false --v=1
 start kube-scheduler "$BIN/kube-scheduler" \
   --kubeconfig="$STATE/scheduler.kubeconfig" \
   --authentication-kubeconfig="$STATE/scheduler.kubeconfig" \
   --authorization-kubeconfig="$STATE/scheduler.kubeconfig" \
-  --bind-address=127.0.0.1 --leader-elect=false --profiling=false --v=1
+  --bind-address=127.0.0.1 --leader-elect=false --kube-api-qps=200 --kube-api-burst=400 \
+  --profiling=false --v=1
 
 # --- containerd ------------------------------------------------------------------------------------------
 
@@ -463,12 +470,36 @@ proxy_synced() {
 wait_for kube-proxy 60 proxy_synced
 pin_guard
 
+# --- metrics-server ----------------------------------------------------------------------------------
+
+# A host process like CoreDNS, with its own client certificate; it scrapes the kubelet's
+# /metrics/resource with the testbed CA (no --kubelet-insecure-tls), and only real nodes (the scale
+# fixture's fake nodes carry unloop.test/fake-node=true). The APIService is registered once it runs.
+ms_objects() {
+  sed -e "s/@NODE_IP@/$NODE_IP/g" -e "s/@NODE_NAME@/$NODE_NAME/g" -e "s/@METRICS_PORT@/$METRICS_PORT/g" \
+    -e "s/@CA_BUNDLE@/$(base64 -w0 "$PKI/ca.crt")/" "$MANIFESTS/$1" |
+    kubectl apply -f - >>"$LOGS/metrics-server-objects.log" 2>&1 || fail metrics-server "objects ($1) could not be applied"
+}
+ms_objects metrics-server.yaml
+start metrics-server "$METRICS_SERVER_BIN" \
+  --kubeconfig="$STATE/metrics-server.kubeconfig" \
+  --authentication-kubeconfig="$STATE/metrics-server.kubeconfig" \
+  --authorization-kubeconfig="$STATE/metrics-server.kubeconfig" \
+  --bind-address="$NODE_IP" --secure-port="$METRICS_PORT" \
+  --tls-cert-file="$PKI/metrics-server-serving.crt" --tls-private-key-file="$PKI/metrics-server-serving.key" \
+  --kubelet-certificate-authority="$PKI/ca.crt" --kubelet-preferred-address-types=InternalIP \
+  --kubelet-use-node-status-port --node-selector='unloop.test/fake-node!=true' \
+  --metric-resolution=15s --profiling=false --v=1
+metrics_server_ready() { curl -fsS --cacert "$PKI/ca.crt" "https://$NODE_IP:$METRICS_PORT/readyz"; }
+wait_for metrics-server 60 metrics_server_ready
+ms_objects metrics-server-apiservice.yaml
+
 # --- readiness: the things unloop needs from a cluster ------------------------------------------------
 
 default_sa() { kubectl -n default get serviceaccount default; }
 wait_for kube-controller-manager 60 default_sa
 
-log "checking logs --previous, exec, configz and cluster DNS with a probe pod"
+log "checking logs --previous, exec, configz, cluster DNS and kubectl top with a probe pod"
 PROBE=unloop-testbed-probe
 kubectl -n default delete pod "$PROBE" --ignore-not-found --wait=false >/dev/null
 kubectl apply -f "$MANIFESTS/probe.yaml" >/dev/null
@@ -495,6 +526,14 @@ grep -q svc-ok <<<"$out" || { echo "$out" >>"$LOGS/probe.log"; fail kube-proxy "
 out=$(kubectl get --raw "/api/v1/nodes/$NODE_NAME/proxy/configz" 2>&1 || true)
 grep -q '"kubeletconfig"' <<<"$out" ||
   fail kubelet "configz is not reachable through the apiserver"
+# `kubectl top` (metrics.k8s.io through the aggregator) once metrics-server has scraped the probe pod
+# twice (a CPU rate needs two samples): ~30 s after it started, mostly spent above already.
+top_works() {
+  local out
+  out=$(kubectl top pods -n default --no-headers 2>&1) && grep -q "^$PROBE " <<<"$out" &&
+    kubectl top pods -A >/dev/null 2>&1 && kubectl top node "$NODE_NAME" >/dev/null 2>&1
+}
+wait_for metrics-server 120 top_works
 kubectl -n default delete pod "$PROBE" --wait=false >/dev/null
 
 log "up in $(($(date +%s) - START))s"

@@ -9,10 +9,12 @@ COREDNS_VERSION=${COREDNS_VERSION:-v1.12.4}
 CACHE=${UNLOOP_TESTBED_CACHE:-/var/cache/unloop-testbed}
 STATE=${UNLOOP_TESTBED_STATE:-/var/lib/unloop-testbed}
 BIN=$CACHE/bin/k8s-$K8S_VERSION-etcd-$ETCD_VERSION-coredns-$COREDNS_VERSION
-# Add-ons built from the Go module proxy, one file per program and version: $TOOLS/NAME-VERSION.
+# Add-ons built from the Go module proxy, one directory per program and version: $TOOLS/NAME-VERSION/NAME.
 METRICS_SERVER_VERSION=${METRICS_SERVER_VERSION:-v0.8.0}
 KWOK_VERSION=${KWOK_VERSION:-v0.8.0}
 TOOLS=$CACHE/bin/tools
+METRICS_SERVER_BIN=$TOOLS/metrics-server-$METRICS_SERVER_VERSION/metrics-server
+KWOK_BIN=$TOOLS/kwok-$KWOK_VERSION/kwok
 TESTBED_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 REPO_DIR=$(cd "$TESTBED_DIR/.." && pwd)
 
@@ -27,6 +29,8 @@ POD_BRIDGE=cni-unloop0
 SERVICE_CIDR=10.233.0.0/24
 KUBERNETES_SVC_IP=10.233.0.1
 DNS_IP=10.233.0.10
+# metrics-server's port on the node address (the kubelet has 10250).
+METRICS_PORT=4443
 CLUSTER_DOMAIN=cluster.local
 KUBECONFIG_ADMIN=$STATE/admin.kubeconfig
 # Where every pod's cgroups live (under each cgroup v1 controller): ours alone, so cleanup is exact.
@@ -39,7 +43,7 @@ LOGS=$STATE/logs
 CONTAINERD_SOCK=$STATE/containerd/containerd.sock
 IMAGE_CACHE=$CACHE/images
 # The components in start order (down.sh stops them in reverse). Each NAME is also its binary's name.
-COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler containerd coredns kubelet kube-proxy)
+COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler containerd coredns kubelet kube-proxy metrics-server)
 
 log() { printf '\033[1m[testbed]\033[0m %s\n' "$*" >&2; }
 die() { printf '[testbed] error: %s\n' "$*" >&2; exit 1; }
