@@ -11,7 +11,6 @@ use unloop_audit::live::LiveError;
 use unloop_audit::load::{LoadError, LoadOptions};
 use unloop_audit::render::{Format, RenderOptions};
 use unloop_audit::{AuditConfig, Context, Inventory, Known, Observed, Resolver, Severity};
-use unloop_core::selector::Selector;
 use unloop_core::state::ClusterState;
 
 use crate::cli::{Global, Scope};
@@ -149,14 +148,7 @@ pub fn run(args: AuditArgs, global: &Global, out: &Output) -> Result<ExitCode, C
             ),
         ));
     }
-    let selector = args
-        .selector
-        .as_deref()
-        .map(Selector::parse)
-        .transpose()
-        .map_err(|e| {
-            CliError::usage(e.to_string(), Some("selectors look like app=api,tier!=db"))
-        })?;
+    let selector = super::parse_selector(args.selector.as_deref())?;
     let config = match &args.config {
         Some(path) => {
             let text = std::fs::read_to_string(path)

@@ -1,7 +1,6 @@
 use std::process::ExitCode;
 
 use unloop_core::diagnose::{Query, Target};
-use unloop_core::selector::Selector;
 use unloop_core::workload::WorkloadKind;
 use unloop_report::Format;
 
@@ -12,14 +11,7 @@ use crate::output::Output;
 pub fn run(args: DiagnoseArgs, global: &Global, out: &Output) -> Result<ExitCode, CliError> {
     // Validate everything before any work.
     let target = args.target.as_deref().map(parse_target).transpose()?;
-    let selector = args
-        .selector
-        .as_deref()
-        .map(Selector::parse)
-        .transpose()
-        .map_err(|e| {
-            CliError::usage(e.to_string(), Some("selectors look like app=api,tier!=db"))
-        })?;
+    let selector = super::parse_selector(args.selector.as_deref())?;
     let (state, now, namespaces) = match &args.from {
         Some(path) => {
             out.progress("reading the snapshot");

@@ -28,3 +28,12 @@ pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
         .build()
         .map_err(|e| CliError::internal(format!("cannot start the async runtime: {e}")))
 }
+
+/// `-l SELECTOR`, validated before any work.
+pub(crate) fn parse_selector(
+    s: Option<&str>,
+) -> Result<Option<unloop_core::selector::Selector>, CliError> {
+    s.map(unloop_core::selector::Selector::parse)
+        .transpose()
+        .map_err(|e| CliError::usage(e.to_string(), Some("selectors look like app=api,tier!=db")))
+}
