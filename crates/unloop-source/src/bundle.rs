@@ -75,22 +75,12 @@ pub fn looks_gzipped(path: &Path) -> std::io::Result<bool> {
 
 /// Reads a bundle, gzip-compressed or plain JSON.
 pub fn read(path: &Path) -> Result<ClusterState, SourceError> {
-    let open = || -> Result<Box<dyn Read>, SourceError> {
-        let file = File::open(path).map_err(|source| SourceError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        let gz = looks_gzipped(path).map_err(|source| SourceError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        Ok(if gz {
-            Box::new(BufReader::new(GzDecoder::new(BufReader::new(file))))
-        } else {
-            Box::new(BufReader::new(file))
-        })
+    let io = |source| SourceError::Io {
+        path: path.to_path_buf(),
+        source,
     };
-    let parsed: Result<EnvelopeIn, serde_json::Error> = serde_json::from_reader(open()?);
+    let gz = looks_gzipped(path).map_err(io)?;
+    let parsed: Result<EnvelopeIn, serde_json::Error> = parse(path, gz)?;
     match parsed {
         Ok(env) if env.kind == KIND && env.schema_version <= BUNDLE_SCHEMA_VERSION => {
             let mut state = env.state;
@@ -103,7 +93,7 @@ pub fn read(path: &Path) -> Result<ClusterState, SourceError> {
         }),
         Err(e) => {
             // A body this build cannot parse may come from a newer schema: say so if the header does.
-            if let Ok(h) = serde_json::from_reader::<_, Header>(open()?)
+            if let Ok(Ok(h)) = parse::<Header>(path, gz)
                 && h.kind.as_deref() == Some(KIND)
                 && h.schema_version.is_some_and(|v| v > BUNDLE_SCHEMA_VERSION)
             {
@@ -112,6 +102,28 @@ pub fn read(path: &Path) -> Result<ClusterState, SourceError> {
             Err(corrupt(path, e))
         }
     }
+}
+
+/// Buffer for streaming a bundle: large reads keep the parser out of per-byte I/O calls.
+const READ_BUFFER: usize = 256 * 1024;
+
+/// Parses the file as `T`, through concrete reader types (no dynamic dispatch per byte).
+fn parse<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    gz: bool,
+) -> Result<Result<T, serde_json::Error>, SourceError> {
+    let file = File::open(path).map_err(|source| SourceError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    Ok(if gz {
+        serde_json::from_reader(BufReader::with_capacity(
+            READ_BUFFER,
+            GzDecoder::new(BufReader::with_capacity(READ_BUFFER, file)),
+        ))
+    } else {
+        serde_json::from_reader(BufReader::with_capacity(READ_BUFFER, file))
+    })
 }
 
 fn newer(path: &Path, found: u32) -> SourceError {
