@@ -3,7 +3,7 @@
 use k8s_openapi::api::core::v1::{Container, PodSpec};
 use serde::Serialize;
 
-use crate::state::ClusterState;
+use crate::state::{ClusterState, KeySet};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum RefKind {
@@ -197,17 +197,29 @@ pub enum Unresolved {
     MissingKey { keys: Vec<String> },
 }
 
+/// The ConfigMap or Secret of that name as the state knows it: `None` when that kind was not
+/// readable (absence then proves nothing), `Some(None)` when it does not exist.
+pub fn lookup<'a>(
+    state: &'a ClusterState,
+    kind: RefKind,
+    namespace: &str,
+    name: &str,
+) -> Option<Option<&'a KeySet>> {
+    match kind {
+        RefKind::ConfigMap => state
+            .read_config_maps()
+            .then(|| state.config_map(namespace, name)),
+        RefKind::Secret => state.read_secrets().then(|| state.secret(namespace, name)),
+    }
+}
+
 /// Checks a reference against the cluster state. None when it resolves, is optional, or the
 /// state cannot tell (the kind was not readable).
 pub fn resolve(state: &ClusterState, namespace: &str, r: &Ref) -> Option<Unresolved> {
     if r.optional || !state.covers(namespace) {
         return None;
     }
-    let found = match r.kind {
-        RefKind::ConfigMap if state.read_config_maps() => state.config_map(namespace, &r.name),
-        RefKind::Secret if state.read_secrets() => state.secret(namespace, &r.name),
-        _ => return None,
-    };
+    let found = lookup(state, r.kind, namespace, &r.name)?;
     match (found, r.key.as_ref()) {
         (None, _) => Some(Unresolved::Missing),
         (Some(set), Some(k)) if !set.keys.contains(k) => Some(Unresolved::MissingKey {

@@ -58,14 +58,9 @@ fn missing_objects(s: &Subject) -> Vec<Finding> {
         {
             continue;
         }
-        let exists_now = match k {
-            RefKind::ConfigMap => s.state.config_map(s.namespace, &name),
-            RefKind::Secret => s.state.secret(s.namespace, &name),
-        };
-        let readable = match k {
-            RefKind::ConfigMap => s.state.read_config_maps(),
-            RefKind::Secret => s.state.read_secrets(),
-        };
+        let looked_up = refs::lookup(s.state, k, s.namespace, &name);
+        let readable = looked_up.is_some();
+        let exists_now = looked_up.flatten();
         let via: Vec<String> = all_refs
             .iter()
             .filter(|r| r.kind == k && r.name == name && (key.is_none() || r.key == key))
@@ -411,17 +406,7 @@ fn env_from_reference(s: &Subject, var: &str, line: &str) -> Option<Finding> {
     } else {
         return None;
     };
-    let found = match k {
-        RefKind::ConfigMap => s.state.config_map(s.namespace, &name),
-        RefKind::Secret => s.state.secret(s.namespace, &name),
-    };
-    let readable = match k {
-        RefKind::ConfigMap => s.state.read_config_maps(),
-        RefKind::Secret => s.state.read_secrets(),
-    };
-    if !readable {
-        return None;
-    }
+    let found = refs::lookup(s.state, k, s.namespace, &name)?;
     let via = vec![format!("env {var}")];
     let log = s.log_evidence(line);
     let lookup = |text: String| {
