@@ -136,6 +136,11 @@ pub struct SnapshotArgs {
     /// Log lines kept per crashed container.
     #[arg(long, default_value_t = 200, value_name = "N")]
     pub tail: i64,
+    /// Keep healthy pods whole. By default a healthy pod that a controller made keeps only what
+    /// diagnosis reads (identity, owners, labels, node, status): its spec is
+    /// in its owner's template, and the bundle is about a third of the size.
+    #[arg(long)]
+    pub whole_pods: bool,
 }
 
 #[derive(Debug, Args)]

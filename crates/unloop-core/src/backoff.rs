@@ -104,7 +104,13 @@ fn settings(
     if let (true, Some(max)) = (max_gate, cfg.max_container_restart_period_secs) {
         cap = cap.min(max.max(1));
     }
-    (initial, cap, format!("node {node}'s kubelet config"))
+    let from = match cfg.read_from.as_deref() {
+        Some(other) if other != node => format!(
+            "the kubelet config of node {other} (same kubelet version, runtime and pool as {node})"
+        ),
+        _ => format!("node {node}'s kubelet config"),
+    };
+    (initial, cap, from)
 }
 
 /// The delay the kubelet applies before restart number `restarts + 1`.

@@ -11,6 +11,8 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::{Deserialize, Serialize};
 
+/// The prefix of every label and annotation unloop writes.
+pub const ANNOTATION_PREFIX: &str = "unloop.dev/";
 /// Label on every debug copy; `--list` and `--cleanup` find copies by it.
 pub const LABEL_COPY: &str = "unloop.dev/debug-copy";
 pub const ANN_SOURCE: &str = "unloop.dev/source-pod";

@@ -13,6 +13,7 @@ pub mod redact;
 pub mod refs;
 pub mod resources;
 pub mod selector;
+pub mod slim;
 pub mod state;
 pub mod status;
 pub mod subject;

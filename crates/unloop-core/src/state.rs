@@ -89,6 +89,10 @@ pub struct KubeletConfig {
     pub max_container_restart_period_secs: Option<u64>,
     /// Feature gates set explicitly in the kubelet configuration.
     pub feature_gates: BTreeMap<String, bool>,
+    /// The node whose configz this was read from, when it stands for a group of alike nodes (same
+    /// kubelet version, runtime, OS image and pool); absent when read from the node itself.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub read_from: Option<String>,
 }
 
 /// A piece of evidence unloop tried to read and could not.

@@ -1,7 +1,7 @@
 //! State from a live API server: one paged list per kind, logs only for the containers that need
 //! them (concurrently, bounded), and the kubelet config of the nodes involved.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fmt::Debug;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -13,10 +13,12 @@ use k8s_openapi::api::apps::v1::{
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, Event, Node, Pod, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ListMeta;
 use kube::api::{Api, ListParams, LogParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config, Resource};
 use serde::de::DeserializeOwned;
+use serde_json::value::RawValue;
 use unloop_core::state::{ClusterState, ContainerLog, Gap, KubeletConfig, Scope};
 use unloop_core::status;
 
@@ -35,6 +37,9 @@ pub struct LiveOptions {
     pub log_concurrency: usize,
     /// Read ConfigMaps and Secrets (key names only). Off for a faster, narrower read.
     pub read_config: bool,
+    /// Keep every pod whole. Off (the default), healthy pods that a controller made are cut down to
+    /// what diagnosis reads of them (`unloop_core::slim`); audit and `snapshot --whole-pods` keep them.
+    pub whole_pods: bool,
 }
 
 impl Default for LiveOptions {
@@ -47,9 +52,13 @@ impl Default for LiveOptions {
             log_tail_lines: 200,
             log_concurrency: 8,
             read_config: true,
+            whole_pods: false,
         }
     }
 }
+
+/// What unloop calls itself in requests.
+pub const USER_AGENT: &str = concat!("unloop/", env!("CARGO_PKG_VERSION"));
 
 /// A connection to a cluster, ready to read.
 pub struct Live {
@@ -59,7 +68,9 @@ pub struct Live {
     pub default_namespace: String,
 }
 
-const PAGE: u32 = 500;
+const PAGE: u32 = 1000;
+/// How long the kubelet config of a node may take: it only refines the backoff estimate.
+const CONFIGZ_TIMEOUT: Duration = Duration::from_secs(5);
 const ATTEMPTS: u32 = 4;
 
 pub async fn connect(opts: &LiveOptions) -> Result<Live, SourceError> {
@@ -95,6 +106,11 @@ pub async fn connect(opts: &LiveOptions) -> Result<Live, SourceError> {
         .map_err(|e| SourceError::Kubeconfig(e.to_string()))?;
     config.connect_timeout = Some(Duration::from_secs(5));
     config.read_timeout = Some(Duration::from_secs(30));
+    // Lets an apiserver's audit log and metrics tell unloop's requests apart.
+    config.headers.push((
+        http::header::USER_AGENT,
+        http::HeaderValue::from_static(USER_AGENT),
+    ));
     let server = config.cluster_url.to_string();
     let default_namespace = config.default_namespace.clone();
     let client = Client::try_from(config).map_err(|e| SourceError::Kubeconfig(e.to_string()))?;
@@ -168,22 +184,50 @@ where
 }
 
 /// Every object of a kind in scope, page by page.
-async fn list_all<K>(api: Api<K>, lp: ListParams) -> Result<Vec<K>, kube::Error>
+async fn list_all<K>(client: &Client, url: String, lp: ListParams) -> Result<Vec<K>, kube::Error>
 where
-    K: Resource + Clone + DeserializeOwned + Debug,
+    K: Resource + DeserializeOwned,
 {
-    list_keep(api, lp, |_| true).await
+    list_map(client, url, lp, |raw| Ok(Some(parse_whole(raw)?))).await
 }
 
-/// Every object of a kind in scope that `keep` accepts, filtered page by page so what is dropped
+/// An object parsed whole, without its managedFields: they are often the largest part of an
+/// object and never evidence.
+fn parse_whole<K: Resource + DeserializeOwned>(raw: &RawValue) -> Result<K, serde_json::Error> {
+    let mut o: K = serde_json::from_str(raw.get())?;
+    o.meta_mut().managed_fields = None;
+    Ok(o)
+}
+
+/// The list URL of a namespaced kind, in one namespace or all.
+fn url<K>(ns: Option<&str>) -> String
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+    <K as Resource>::DynamicType: Default,
+{
+    K::url_path(&Default::default(), ns)
+}
+
+/// One page of a list, its items left as unparsed JSON.
+#[derive(serde::Deserialize)]
+struct RawPage<'a> {
+    #[serde(default)]
+    metadata: ListMeta,
+    #[serde(borrow, default)]
+    items: Vec<&'a RawValue>,
+}
+
+/// Every object of a kind in scope, page by page, each item passed to `map` as raw JSON. `map`
+/// parses what it keeps (all of it, part of it, or nothing), so what is dropped is never built and
 /// never accumulates.
-async fn list_keep<K>(
-    api: Api<K>,
+async fn list_map<K>(
+    client: &Client,
+    url: String,
     lp: ListParams,
-    keep: impl Fn(&K) -> bool,
+    mut map: impl FnMut(&RawValue) -> Result<Option<K>, serde_json::Error>,
 ) -> Result<Vec<K>, kube::Error>
 where
-    K: Resource + Clone + DeserializeOwned + Debug,
+    K: Resource,
 {
     let mut out = Vec::new();
     let mut token: Option<String> = None;
@@ -192,35 +236,56 @@ where
         if let Some(t) = &token {
             page = page.continue_token(t);
         }
-        let list = with_retry(|| api.list(&page)).await?;
-        // managedFields are often the largest part of an object and never evidence: drop them page
-        // by page so a big cluster's lists do not sit in memory twice their useful size.
-        out.extend(list.items.into_iter().filter(|o| keep(o)).map(|mut o| {
-            o.meta_mut().managed_fields = None;
-            o
-        }));
+        let req = kube::core::Request::new(&url)
+            .list(&page)
+            .map_err(kube::Error::BuildRequest)?;
+        let text = with_retry(|| client.request_text(req.clone())).await?;
+        let list: RawPage = serde_json::from_str(&text).map_err(kube::Error::SerdeError)?;
+        let first = token.is_none();
+        let n = list.items.len();
+        for raw in list.items {
+            if let Some(o) = map(raw).map_err(kube::Error::SerdeError)? {
+                out.push(o);
+            }
+        }
+        // When the first page was kept whole, the rest likely will be: it tells how many more
+        // there are, so reserve once rather than doubling (a pod is 2.4 KB inline, and doubling
+        // would leave up to half of that unused).
+        if first && out.len() == n {
+            let rest = list.metadata.remaining_item_count.unwrap_or(0).max(0) as usize;
+            out.reserve_exact(rest);
+        }
         token = list.metadata.continue_.filter(|t| !t.is_empty());
         if token.is_none() {
+            out.shrink_to_fit();
             return Ok(out);
         }
     }
+}
+
+/// The part of an event that decides whether it is kept.
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct EventTarget {
+    #[serde(default)]
+    involved_object: ObjectTarget,
+}
+
+#[derive(Default, serde::Deserialize)]
+struct ObjectTarget {
+    kind: Option<String>,
+    uid: Option<String>,
+}
+
+/// Whether an event is evidence: about a node, or about a pod diagnosis looks at.
+fn event_wanted(o: &ObjectTarget, troubled: &HashSet<String>) -> bool {
+    o.kind.as_deref() == Some("Node") || o.uid.as_deref().is_some_and(|u| troubled.contains(u))
 }
 
 impl Live {
     /// The API client, for the few operations outside reading state (`unloop debug`).
     pub fn client(&self) -> Client {
         self.client.clone()
-    }
-
-    fn api<K>(&self, ns: Option<&str>) -> Api<K>
-    where
-        K: Resource<Scope = k8s_openapi::NamespaceResourceScope>,
-        <K as Resource>::DynamicType: Default,
-    {
-        match ns {
-            Some(ns) => Api::namespaced(self.client.clone(), ns),
-            None => Api::all(self.client.clone()),
-        }
     }
 
     /// Reads the state unloop needs. `now` decides which restarts are recent enough to need logs.
@@ -245,52 +310,110 @@ impl Live {
             .map(|n| format!("in namespace {n}"))
             .unwrap_or_else(|| "in all namespaces".into());
 
-        progress("listing pods");
-        let pods: Vec<Pod> = match list_all(self.api::<Pod>(ns), ListParams::default()).await {
+        // Every kind is listed at once. Pods are cut down page by page as they arrive (troubled
+        // ones stay whole); events can only be filtered once the troubled pods are known, so pages
+        // that arrive earlier wait, reduced to pod and node events, and are filtered at the end.
+        progress("listing pods, events, nodes, workloads, services and config");
+        let (troubled_tx, mut troubled_rx) = tokio::sync::watch::channel(None::<HashSet<String>>);
+        let whole = opts.whole_pods;
+        let pods_read = async {
+            let mut troubled = HashSet::new();
+            let r = list_map(&self.client, url::<Pod>(ns), ListParams::default(), |raw| {
+                // Every pod is read slim first; a troubled or bare pod is read again, whole.
+                let slim =
+                    serde_json::from_str::<unloop_core::slim::PodView>(raw.get())?.into_slim();
+                if unloop_core::slim::needs_diagnosis(&slim, now) {
+                    troubled.extend(slim.metadata.uid.clone());
+                    return parse_whole(raw).map(Some);
+                }
+                if whole || !unloop_core::slim::may_slim(&slim, now) {
+                    return parse_whole(raw).map(Some);
+                }
+                Ok(Some(slim))
+            })
+            .await;
+            // Sent whatever happened, so the events read never waits for ever.
+            let _ = troubled_tx.send(Some(troubled));
+            r
+        };
+        let events_read = async {
+            // Pod and node events that arrive before the troubled pods are known, unparsed.
+            let mut early: Vec<(ObjectTarget, Box<RawValue>)> = Vec::new();
+            let r = list_map(
+                &self.client,
+                url::<Event>(ns),
+                ListParams::default(),
+                |raw| {
+                    let target = serde_json::from_str::<EventTarget>(raw.get())?.involved_object;
+                    if let Some(t) = troubled_rx.borrow().as_ref() {
+                        return if event_wanted(&target, t) {
+                            parse_whole(raw).map(Some)
+                        } else {
+                            Ok(None)
+                        };
+                    }
+                    if matches!(target.kind.as_deref(), Some("Pod" | "Node")) {
+                        early.push((target, raw.to_owned()));
+                    }
+                    Ok(None)
+                },
+            )
+            .await;
+            let troubled = troubled_rx
+                .wait_for(Option::is_some)
+                .await
+                .map(|t| t.clone().unwrap_or_default())
+                .unwrap_or_default();
+            r.and_then(|later| {
+                let mut kept = Vec::new();
+                for (target, raw) in early {
+                    if event_wanted(&target, &troubled) {
+                        kept.push(parse_whole::<Event>(&raw).map_err(kube::Error::SerdeError)?);
+                    }
+                }
+                kept.extend(later);
+                Ok(kept)
+            })
+        };
+        let config_read = async {
+            if opts.read_config {
+                futures::join!(
+                    list_all::<ConfigMap>(
+                        &self.client,
+                        url::<ConfigMap>(ns),
+                        ListParams::default()
+                    ),
+                    list_all::<Secret>(&self.client, url::<Secret>(ns), ListParams::default())
+                )
+            } else {
+                (Ok(Vec::new()), Ok(Vec::new()))
+            }
+        };
+        let lp = ListParams::default;
+        let (pods, events, nodes, rs, deploys, sts, ds, jobs, revs, svcs, slices, (cms, secrets)) = futures::join!(
+            pods_read,
+            events_read,
+            list_all::<Node>(&self.client, Node::url_path(&(), None), lp()),
+            list_all::<ReplicaSet>(&self.client, url::<ReplicaSet>(ns), lp()),
+            list_all::<Deployment>(&self.client, url::<Deployment>(ns), lp()),
+            list_all::<StatefulSet>(&self.client, url::<StatefulSet>(ns), lp()),
+            list_all::<DaemonSet>(&self.client, url::<DaemonSet>(ns), lp()),
+            list_all::<Job>(&self.client, url::<Job>(ns), lp()),
+            list_all::<ControllerRevision>(&self.client, url::<ControllerRevision>(ns), lp()),
+            list_all::<Service>(&self.client, url::<Service>(ns), lp()),
+            list_all::<EndpointSlice>(&self.client, url::<EndpointSlice>(ns), lp()),
+            config_read,
+        );
+        let pods = match pods {
             Ok(p) => p,
             Err(e) => return Err(self.fatal(&e, &format!("cannot list pods {scope_text}"))),
-        };
-
-        // Events matter only for the pods diagnosis looks at (joined by uid) and for nodes.
-        let troubled_uids: std::collections::HashSet<String> = pods
-            .iter()
-            .filter(|p| {
-                !status::troubled_containers(p, now).is_empty() || status::pod_failure(p).is_some()
-            })
-            .filter_map(|p| p.metadata.uid.clone())
-            .collect();
-        let troubled_uids = &troubled_uids;
-        progress("listing events, nodes, workloads, services and config");
-        let lp = ListParams::default;
-        let (events, nodes, rs, deploys, sts, ds, jobs, revs, svcs, slices) = futures::join!(
-            list_keep(self.api::<Event>(ns), lp(), |e: &Event| {
-                let o = &e.involved_object;
-                o.kind.as_deref() == Some("Node")
-                    || o.uid.as_deref().is_some_and(|u| troubled_uids.contains(u))
-            }),
-            list_all(Api::<Node>::all(self.client.clone()), lp()),
-            list_all(self.api::<ReplicaSet>(ns), lp()),
-            list_all(self.api::<Deployment>(ns), lp()),
-            list_all(self.api::<StatefulSet>(ns), lp()),
-            list_all(self.api::<DaemonSet>(ns), lp()),
-            list_all(self.api::<Job>(ns), lp()),
-            list_all(self.api::<ControllerRevision>(ns), lp()),
-            list_all(self.api::<Service>(ns), lp()),
-            list_all(self.api::<EndpointSlice>(ns), lp()),
-        );
-        let (cms, secrets) = if opts.read_config {
-            futures::join!(
-                list_all(self.api::<ConfigMap>(ns), lp()),
-                list_all(self.api::<Secret>(ns), lp())
-            )
-        } else {
-            (Ok(Vec::new()), Ok(Vec::new()))
         };
         // Node events live in the default namespace; a namespaced read fetches them separately.
         let node_events = match ns {
             Some(n) if n != "default" => {
-                list_all(
-                    self.api::<Event>(Some("default")),
+                list_all::<Event>(
+                    &self.client,
+                    url::<Event>(Some("default")),
                     ListParams::default().fields("involvedObject.kind=Node"),
                 )
                 .await
@@ -412,24 +535,42 @@ impl Live {
             .filter(|p| !status::troubled_containers(p, now).is_empty())
             .filter_map(|p| p.spec.as_ref()?.node_name.clone())
             .collect();
-        let configs: Vec<(String, Result<KubeletConfig, String>)> =
-            futures::stream::iter(nodes_involved)
-                .map(|node| async move {
-                    let r = self.kubelet_config(&node).await;
-                    (node, r)
+        // One configz read per group of alike nodes: on a big pool, hundreds of reads through the
+        // apiserver's node proxy would cost more than everything else together.
+        let groups = kubelet_groups(&state.nodes, &nodes_involved);
+        let configs: Vec<(Vec<String>, Result<KubeletConfig, String>)> =
+            futures::stream::iter(groups)
+                .map(|group| async move {
+                    let r = self.kubelet_config(&group[0]).await;
+                    (group, r)
                 })
                 .buffer_unordered(opts.log_concurrency.max(1))
                 .collect()
                 .await;
-        for (node, r) in configs {
+        for (group, r) in configs {
             match r {
                 Ok(cfg) => {
-                    state.kubelet_configs.insert(node, cfg);
+                    for node in &group {
+                        let mut cfg = cfg.clone();
+                        if node != &group[0] {
+                            cfg.read_from = Some(group[0].clone());
+                        }
+                        state.kubelet_configs.insert(node.clone(), cfg);
+                    }
                 }
-                Err(why) => gaps.push(Gap {
-                    what: format!("kubelet config of node {node}"),
-                    why,
-                }),
+                Err(why) => {
+                    for node in &group {
+                        let why = if node == &group[0] {
+                            why.clone()
+                        } else {
+                            format!("read from the alike node {} instead: {why}", group[0])
+                        };
+                        gaps.push(Gap {
+                            what: format!("kubelet config of node {node}"),
+                            why,
+                        });
+                    }
+                }
             }
         }
         state.gaps = gaps;
@@ -472,18 +613,63 @@ impl Live {
         }
     }
 
+    /// A node's kubelet config through the apiserver's node proxy: one attempt, bounded in time
+    /// (a node that does not answer is common on a big cluster and retrying it only waits longer).
     async fn kubelet_config(&self, node: &str) -> Result<KubeletConfig, String> {
         let req = http::Request::get(format!("/api/v1/nodes/{node}/proxy/configz"))
             .body(Vec::new())
             .map_err(|e| e.to_string())?;
-        let text = with_retry(|| self.client.request_text(req.clone()))
+        let text = tokio::time::timeout(CONFIGZ_TIMEOUT, self.client.request_text(req))
             .await
+            .map_err(|_| format!("no answer in {} s", CONFIGZ_TIMEOUT.as_secs()))?
             .map_err(|e| match &e {
                 kube::Error::Api(s) => format!("{} ({})", s.message, s.code),
                 other => error_chain(other),
             })?;
         parse_configz(&text)
     }
+}
+
+/// The nodes of `involved`, grouped so that each group shares a kubelet configuration as far as
+/// the API shows: same kubelet version, container runtime, OS image, instance type and node pool.
+/// The first node of each group is the one to read. Nodes missing from `nodes` are groups alone.
+fn kubelet_groups(nodes: &[Node], involved: &BTreeSet<String>) -> Vec<Vec<String>> {
+    const POOL_LABELS: &[&str] = &[
+        "cloud.google.com/gke-nodepool",
+        "eks.amazonaws.com/nodegroup",
+        "kubernetes.azure.com/agentpool",
+        "karpenter.sh/nodepool",
+        "node.kubernetes.io/instance-type",
+        "node-role.kubernetes.io/control-plane",
+    ];
+    let mut groups: BTreeMap<Vec<String>, Vec<String>> = BTreeMap::new();
+    for name in involved {
+        let key = match nodes
+            .iter()
+            .find(|n| n.metadata.name.as_deref() == Some(name))
+        {
+            Some(n) => {
+                let info = n.status.as_ref().and_then(|s| s.node_info.as_ref());
+                let labels = n.metadata.labels.as_ref();
+                let mut key = vec![
+                    info.map(|i| i.kubelet_version.clone()).unwrap_or_default(),
+                    info.map(|i| i.container_runtime_version.clone())
+                        .unwrap_or_default(),
+                    info.map(|i| i.os_image.clone()).unwrap_or_default(),
+                ];
+                key.extend(POOL_LABELS.iter().map(|l| {
+                    labels
+                        .and_then(|m| m.get(*l))
+                        .map(|v| format!("{l}={v}"))
+                        .unwrap_or_default()
+                }));
+                key
+            }
+            None => vec![format!("unknown node {name}")],
+        };
+        groups.entry(key).or_default().push(name.clone());
+    }
+    groups.into_values().collect()
 }
 
 /// What the kubelet answers, with status 200, for the log of a container it has already removed.
@@ -532,6 +718,7 @@ pub fn parse_configz(text: &str) -> Result<KubeletConfig, String> {
     Ok(KubeletConfig {
         max_container_restart_period_secs: max,
         feature_gates,
+        read_from: None,
     })
 }
 
@@ -591,5 +778,40 @@ mod tests {
             Some(&true)
         );
         assert!(parse_configz("<html>").is_err());
+    }
+
+    #[test]
+    fn alike_nodes_share_one_configz_read() {
+        let node = |name: &str, version: &str, pool: &str| -> Node {
+            serde_json::from_value(serde_json::json!({
+                "metadata": {"name": name, "labels": {"karpenter.sh/nodepool": pool}},
+                "status": {"nodeInfo": {"kubeletVersion": version, "containerRuntimeVersion": "containerd://2.1",
+                    "osImage": "Debian", "kernelVersion": "6", "architecture": "amd64",
+                    "bootID": "", "machineID": "", "kubeProxyVersion": "", "operatingSystem": "linux",
+                    "systemUUID": ""}}
+            }))
+            .unwrap()
+        };
+        let nodes = vec![
+            node("a1", "v1.35.4", "a"),
+            node("a2", "v1.35.4", "a"),
+            node("a3", "v1.34.2", "a"),
+            node("b1", "v1.35.4", "b"),
+        ];
+        let involved: BTreeSet<String> = ["a1", "a2", "a3", "b1", "gone"]
+            .into_iter()
+            .map(String::from)
+            .collect();
+        let mut groups = kubelet_groups(&nodes, &involved);
+        groups.sort();
+        assert_eq!(
+            groups,
+            vec![
+                vec!["a1".to_string(), "a2".to_string()],
+                vec!["a3".to_string()],
+                vec!["b1".to_string()],
+                vec!["gone".to_string()],
+            ]
+        );
     }
 }

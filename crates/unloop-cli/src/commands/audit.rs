@@ -330,6 +330,8 @@ fn read_live(
     let mut opts = super::live_options(global, &args.scope, 1);
     // The audit reads no logs beyond what the shared reader insists on: one line each.
     opts.log_concurrency = 4;
+    // Bare pods and the start-up figures need whole pods.
+    opts.whole_pods = true;
     let now = jiff::Timestamp::now();
     let runtime = super::runtime()?;
     let state = runtime.block_on(async {

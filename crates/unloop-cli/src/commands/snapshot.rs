@@ -5,7 +5,8 @@ use crate::error::CliError;
 use crate::output::Output;
 
 pub fn run(args: SnapshotArgs, global: &Global, out: &Output) -> Result<ExitCode, CliError> {
-    let opts = super::live_options(global, &args.scope, args.tail);
+    let mut opts = super::live_options(global, &args.scope, args.tail);
+    opts.whole_pods = args.whole_pods;
     let state = super::runtime()?.block_on(async {
         let live = unloop_source::live::connect(&opts).await?;
         live.read(&opts, jiff::Timestamp::now(), &|what| out.progress(what))
