@@ -26,7 +26,7 @@ K8SGPT = os.environ["K8SGPT_BIN"]
 K8SGPT_KIND = os.environ.get("K8SGPT_KIND", "k8sgpt")  # "k8sgpt" or "k8sgpt-pattern"
 ADMIN = os.environ.get("ADMIN_USER", "unloop-testbed-admin")
 SNAPSHOT = os.path.join(OUT, "scale-snapshot.json.gz")
-PAGE = 500
+PAGE = 1000  # unloop's list page size (crates/unloop-source/src/live.rs)
 TARGETS = {"live_wall": 2.0, "live_rss_mb": 150.0, "vs_k8sgpt": 5.0, "bundle_wall": 0.5}
 
 
@@ -63,17 +63,33 @@ def shape(e):
     return f"{e.get('verb')} {res}"
 
 
+def apiserver_cpu():
+    """CPU seconds the kube-apiserver has used so far (user + system), from /proc."""
+    try:
+        with open(os.environ["APISERVER_PIDFILE"]) as f:
+            pid = f.read().strip()
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (KeyError, OSError, ValueError, IndexError):
+        return float("nan")
+
+
 def run_once(argv, agent, env=None):
     t0 = time.perf_counter()
     a0 = audit_size()
+    s0 = apiserver_cpu()
     p = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     err = p.stderr.read()
     _, status, ru = os.wait4(p.pid, 0)
     wall = time.perf_counter() - t0
+    server_cpu = apiserver_cpu() - s0
+    cpu = ru.ru_utime + ru.ru_stime
     code = os.waitstatus_to_exitcode(status)
     time.sleep(1.0)  # the audit backend writes a request's ResponseComplete as it finishes; let it land
     events = audit_events(a0, audit_size(), agent)
-    return {"wall": wall, "rss_kb": ru.ru_maxrss, "exit": code, "requests": len(events),
+    return {"wall": wall, "cpu": cpu, "server_cpu": server_cpu, "rss_kb": ru.ru_maxrss, "exit": code,
+            "requests": len(events),
             "shapes": Counter(shape(e) for e in events), "agents": Counter(e.get("userAgent", "") for e in events),
             "codes": Counter(str((e.get("responseStatus") or {}).get("code")) for e in events),
             "stderr": err.decode(errors="replace")[-2000:]}
@@ -90,12 +106,15 @@ def measure(name, argv, agent, ok_exits=(0, 1)):
         if r["exit"] not in ok_exits:
             sys.exit(f"bench: {name} exited {r['exit']}:\n{r['stderr']}")
         runs.append(r)
-        print(f"bench:   run {i + 1}: {r['wall']:.3f} s, {r['rss_kb'] / 1024:.1f} MB, {r['requests']} requests", file=sys.stderr)
+        print(f"bench:   run {i + 1}: {r['wall']:.3f} s (cpu {r['cpu']:.2f} s, apiserver cpu {r['server_cpu']:.2f} s), "
+              f"{r['rss_kb'] / 1024:.1f} MB, {r['requests']} requests", file=sys.stderr)
     walls = [r["wall"] for r in runs]
     return {
         "name": name, "argv": argv, "runs": RUNS,
         "wall_median": statistics.median(walls), "wall_min": min(walls), "wall_max": max(walls),
         "rss_mb_max": max(r["rss_kb"] for r in runs) / 1024,
+        "cpu_median": statistics.median(r["cpu"] for r in runs),
+        "server_cpu_median": statistics.median(r["server_cpu"] for r in runs),
         "requests_median": statistics.median(r["requests"] for r in runs),
         "requests_max": max(r["requests"] for r in runs),
         "shapes": dict(runs[-1]["shapes"].most_common()), "agents": dict(runs[-1]["agents"]),
@@ -103,18 +122,37 @@ def measure(name, argv, agent, ok_exits=(0, 1)):
     }
 
 
+LIST_PATHS = {
+    "pods": "/api/v1/pods", "events": "/api/v1/events", "nodes": "/api/v1/nodes",
+    "replicaSets": "/apis/apps/v1/replicasets", "deployments": "/apis/apps/v1/deployments",
+    "statefulSets": "/apis/apps/v1/statefulsets", "daemonSets": "/apis/apps/v1/daemonsets",
+    "jobs": "/apis/batch/v1/jobs", "controllerRevisions": "/apis/apps/v1/controllerrevisions",
+    "services": "/api/v1/services", "endpointSlices": "/apis/discovery.k8s.io/v1/endpointslices",
+    "configMaps": "/api/v1/configmaps", "secrets": "/api/v1/secrets",
+}
+
+
+def cluster_count(path):
+    """How many objects a list would return, from the apiserver (one item and remainingItemCount)."""
+    out = subprocess.run([os.environ.get("KUBECTL", "kubectl"), "get", "--raw", f"{path}?limit=1"],
+                         capture_output=True, text=True, check=True).stdout
+    doc = json.loads(out)
+    return len(doc.get("items") or []) + int(doc["metadata"].get("remainingItemCount") or 0)
+
+
 def expected_requests(snapshot):
-    """The issue's bound: kinds x pages + the logs needed (+ the configz reads unloop also makes)."""
+    """The issue's bound: kinds x pages (of what the cluster holds, not of what unloop kept) + the
+    logs needed; and the configz reads unloop also makes (one per group of alike nodes)."""
     with gzip.open(snapshot, "rt") as f:
         state = json.load(f)["state"]
-    kinds = {k: len(state.get(k) or []) for k in ("pods", "events", "nodes", "replicaSets", "deployments",
-                                                   "statefulSets", "daemonSets", "jobs", "controllerRevisions",
-                                                   "services", "endpointSlices", "configMaps", "secrets")}
+    kinds = {k: cluster_count(p) for k, p in LIST_PATHS.items()}
     pages = {k: max(1, math.ceil(n / PAGE)) for k, n in kinds.items()}
     log_gaps = [g for g in state.get("gaps") or [] if g.get("what", "").startswith("logs of")]
     logs = len(state.get("logs") or []) + len(log_gaps)
-    configz = len(state.get("kubeletConfigs") or {}) + sum(1 for g in state.get("gaps") or []
-                                                           if g.get("what", "").startswith("kubelet config of node"))
+    configz = sum(1 for c in (state.get("kubeletConfigs") or {}).values() if not c.get("readFrom"))
+    configz += sum(1 for g in state.get("gaps") or []
+                   if g.get("what", "").startswith("kubelet config of node")
+                   and not g.get("why", "").startswith("read from the alike node"))
     return {"objects": kinds, "pages": pages, "list_requests": sum(pages.values()), "logs": logs,
             "configz": configz, "bound": sum(pages.values()) + logs}
 
@@ -127,7 +165,7 @@ def main():
     subprocess.run([UNLOOP, "snapshot", SNAPSHOT, "-A"], check=True, stdout=subprocess.DEVNULL)
     exp = expected_requests(SNAPSHOT)
     # Requests are told apart by user agent too, so that another client of the admin user meanwhile
-    # (a test, a person) is not counted: unloop (kube-rs) sends none; k8sgpt's starts with its name.
+    # (a test, a person) is not counted: unloop sends unloop/VERSION; k8sgpt's starts with its name.
     unloop_agent = os.environ.get("UNLOOP_AGENT", r"^$|^unloop|^kube")
     k8sgpt_agent = os.environ.get("K8SGPT_AGENT", r"^k8sgpt")
     rows = [
@@ -169,10 +207,11 @@ def main():
           f"{o['configMaps']} ConfigMaps, {o['secrets']} Secrets; {RUNS} runs each after a warm-up; "
           f"load average {load[0]:.2f} before.")
     print()
-    print("| command | wall median | min - max | peak RSS | API requests |")
-    print("|---|---:|---:|---:|---:|")
+    print("| command | wall median | min - max | own CPU | apiserver CPU | peak RSS | API requests |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         print(f"| {r['name']} | {r['wall_median']:.3f} s | {r['wall_min']:.3f} - {r['wall_max']:.3f} s | "
+              f"{r['cpu_median']:.2f} s | {r['server_cpu_median']:.2f} s | "
               f"{r['rss_mb_max']:.1f} MB | {r['requests_median']:.0f} |")
     print()
     print(f"- k8sgpt / unloop live, wall: {ratios['k8sgpt_vs_unloop_live_wall']:.1f}x "

@@ -49,7 +49,7 @@ fi
 # Every tool reads the cluster as the testbed admin, through its kubeconfig only: nothing else is
 # reachable (k8sgpt gets no AI backend and no network beyond the apiserver on the node address).
 export KUBECONFIG=$KUBECONFIG_ADMIN
-export AUDIT_LOG=$STATE/audit.log BENCH_OUT=${BENCH_OUT:-$STATE/bench} UNLOOP_BIN K8SGPT_BIN K8SGPT_KIND
+export KUBECTL=$BIN/kubectl APISERVER_PIDFILE=$PIDS/kube-apiserver.pid AUDIT_LOG=$STATE/audit.log BENCH_OUT=${BENCH_OUT:-$STATE/bench} UNLOOP_BIN K8SGPT_BIN K8SGPT_KIND
 python3 bench/bench.py
 
 if [ "${BENCH_TEARDOWN:-0}" = 1 ]; then testbed/scale.sh down; fi

@@ -22,8 +22,7 @@ pub(crate) fn live_options(global: &Global, scope: &Scope, tail: i64) -> LiveOpt
 }
 
 pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| CliError::internal(format!("cannot start the async runtime: {e}")))
