@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The one command that runs every test of unloop, the real-cluster ones included:
 #   lints, unit and snapshot tests, then the testbed cluster with every crash scenario running for
-#   real, the end-to-end suite against it, and a check that no packet left the machine meanwhile.
+#   real, the end-to-end suite against it, real node pressure with an eviction (testbed/pressure.sh),
+#   and a check that no packet left the machine meanwhile.
 # Needs root (the testbed runs a kubelet). Leaves the cluster up unless TESTBED_DOWN=1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -38,6 +39,9 @@ testbed/scenarios.sh wait
 step "end-to-end against the live testbed"
 # One at a time: the debug tests change scenario namespaces that the others read.
 cargo test -p unloop --features e2e --test e2e --locked -- --test-threads=1
+
+step "node pressure and eviction (disturbs the whole node: last)"
+cargo test -p unloop --features e2e --test pressure --locked
 
 step "egress check"
 sleep 1

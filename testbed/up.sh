@@ -28,14 +28,6 @@ fail() {
   exit 1
 }
 
-# start NAME CMD...: runs CMD in its own session, detached, logging to $LOGS/NAME.log.
-start() {
-  local name=$1
-  shift
-  log "starting $name"
-  setsid nohup "$@" >>"$LOGS/$name.log" 2>&1 </dev/null &
-  echo $! >"$PIDS/$name.pid"
-}
 
 # wait_for NAME SECONDS CMD...: polls CMD until it succeeds; fails naming NAME if NAME dies or time runs out.
 wait_for() {
@@ -438,11 +430,7 @@ evictionHard:
   imagefs.available: 1%
 containerLogMaxSize: 10Mi
 EOF
-start kubelet "$BIN/kubelet" --config="$STATE/kubelet/config.yaml" --kubeconfig="$STATE/kubelet.kubeconfig" \
-  --root-dir="$STATE/kubelet" --hostname-override="$NODE_NAME" --node-ip="$NODE_IP" --v=2
-node_ready() {
-  [ "$(kubectl get node "$NODE_NAME" -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}')" = True ]
-}
+start_kubelet "$STATE/kubelet/config.yaml"
 wait_for kubelet 120 node_ready
 
 cat >"$STATE/kube-proxy.yaml" <<EOF

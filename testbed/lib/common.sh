@@ -63,3 +63,23 @@ pid_alive() {
   exe=$(readlink "/proc/$pid/exe" 2>/dev/null) || return 1
   [ "$(basename "${exe% (deleted)}")" = "$1" ] && ! grep -q '^State:.*Z' "/proc/$pid/status" 2>/dev/null
 }
+
+# start NAME CMD...: runs CMD in its own session, detached, logging to $LOGS/NAME.log.
+start() {
+  local name=$1
+  shift
+  log "starting $name"
+  setsid nohup "$@" >>"$LOGS/$name.log" 2>&1 </dev/null &
+  echo $! >"$PIDS/$name.pid"
+}
+
+# start_kubelet CONFIG: the node's kubelet, with the KubeletConfiguration file CONFIG (up.sh writes
+# $STATE/kubelet/config.yaml; pressure.sh swaps in a variant).
+start_kubelet() {
+  start kubelet "$BIN/kubelet" --config="$1" --kubeconfig="$STATE/kubelet.kubeconfig" \
+    --root-dir="$STATE/kubelet" --hostname-override="$NODE_NAME" --node-ip="$NODE_IP" --v=2
+}
+
+node_ready() {
+  [ "$(kubectl get node "$NODE_NAME" -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}')" = True ]
+}

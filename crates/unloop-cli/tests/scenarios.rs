@@ -3,7 +3,7 @@
 
 mod support;
 
-use support::{check, check_all, scenarios, unloop};
+use support::{check, check_all, pressure_scenario, scenarios, unloop};
 
 #[test]
 fn every_scenario_bundle_gives_the_expected_cause() {
@@ -31,6 +31,32 @@ fn every_scenario_bundle_gives_the_expected_cause() {
         })
         .collect();
     check_all(results);
+}
+
+/// The pod the kubelet evicted under real memory pressure (testbed/pressure.sh), from its bundle.
+#[test]
+fn an_eviction_under_node_pressure() {
+    let s = pressure_scenario();
+    let bundle = s.bundle();
+    let out = unloop(&[
+        "diagnose",
+        "--from",
+        bundle.to_str().unwrap(),
+        "-n",
+        &s.name,
+        &s.expect.target,
+        "-o",
+        "json",
+    ]);
+    check(&s, &out).unwrap_or_else(|e| panic!("{e}"));
+    let human = unloop(&[
+        "diagnose",
+        "--from",
+        bundle.to_str().unwrap(),
+        "--color",
+        "never",
+    ]);
+    insta::assert_snapshot!(s.name.clone(), String::from_utf8_lossy(&human.stdout));
 }
 
 /// The human report for each scenario, as a person reads it at 3 a.m. Review changes with

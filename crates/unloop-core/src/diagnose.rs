@@ -283,12 +283,14 @@ fn diagnose_pod(
     for (role, cs) in troubled {
         let name = match cs {
             Some(c) => c.name.clone(),
-            None => evicted_container(pod).unwrap_or_else(|| {
-                spec.containers
-                    .first()
-                    .map(|c| c.name.clone())
-                    .unwrap_or_default()
-            }),
+            None => failure
+                .and_then(|(_, m)| evicted_container(m))
+                .unwrap_or_else(|| {
+                    spec.containers
+                        .first()
+                        .map(|c| c.name.clone())
+                        .unwrap_or_default()
+                }),
         };
         let container_spec = match role {
             Role::Main => spec.containers.iter().find(|c| c.name == name),
@@ -331,8 +333,8 @@ fn diagnose_pod(
     out
 }
 
-fn evicted_container(pod: &Pod) -> Option<String> {
-    let msg = pod.status.as_ref()?.message.as_deref()?;
+/// The container an eviction message names ("... Container cache was using 67880Ki, ...").
+fn evicted_container(msg: &str) -> Option<String> {
     let rest = msg.split("Container ").nth(1)?;
     Some(rest.split_whitespace().next()?.to_string())
 }

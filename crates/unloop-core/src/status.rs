@@ -222,12 +222,26 @@ fn container_in_trouble(
     false
 }
 
-/// A pod-level failure that no container status explains (Evicted, DeadlineExceeded, admission).
+/// A pod-level failure that no container status explains (Evicted, DeadlineExceeded, admission),
+/// as (reason, message).
 pub fn pod_failure(pod: &Pod) -> Option<(&str, &str)> {
     let status = pod.status.as_ref()?;
-    let reason = status.reason.as_deref().filter(|r| !r.is_empty())?;
-    if status.phase.as_deref() != Some("Failed") {
-        return None;
+    let phase = status.phase.as_deref();
+    if phase == Some("Failed")
+        && let Some(reason) = status.reason.as_deref().filter(|r| !r.is_empty())
+    {
+        return Some((reason, status.message.as_deref().unwrap_or("")));
     }
-    Some((reason, status.message.as_deref().unwrap_or("")))
+    // The kubelet marks a pod it evicts with a DisruptionTarget condition. When the containers exit
+    // 0 on SIGTERM, the pod ends Succeeded with no status reason at all (seen on the testbed's
+    // 1.35 kubelet): the condition is then the only record of the eviction.
+    if matches!(phase, Some("Failed" | "Succeeded")) {
+        let c = status.conditions.iter().flatten().find(|c| {
+            c.type_ == "DisruptionTarget"
+                && c.status == "True"
+                && c.reason.as_deref() == Some("TerminationByKubelet")
+        })?;
+        return Some(("Evicted", c.message.as_deref().unwrap_or("")));
+    }
+    None
 }

@@ -38,6 +38,19 @@ pub fn repo_root() -> PathBuf {
         .expect("repo root")
 }
 
+/// The scenario in `dir` (a directory with expect.yaml; its name is the namespace).
+pub fn load_scenario(dir: &Path) -> Scenario {
+    let text = std::fs::read_to_string(dir.join("expect.yaml"))
+        .unwrap_or_else(|e| panic!("{}/expect.yaml: {e}", dir.display()));
+    let expect: Expect =
+        serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    Scenario {
+        name: dir.file_name().unwrap().to_string_lossy().into_owned(),
+        dir: dir.to_path_buf(),
+        expect,
+    }
+}
+
 /// Every scenario of the testbed, sorted by name.
 pub fn scenarios() -> Vec<Scenario> {
     let dir = repo_root().join("testbed/scenarios");
@@ -46,17 +59,7 @@ pub fn scenarios() -> Vec<Scenario> {
         .filter_map(|e| e.ok())
         .map(|e| e.path())
         .filter(|p| p.join("expect.yaml").is_file())
-        .map(|p| {
-            let text =
-                std::fs::read_to_string(p.join("expect.yaml")).expect("expect.yaml readable");
-            let expect: Expect =
-                serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
-            Scenario {
-                name: p.file_name().unwrap().to_string_lossy().into_owned(),
-                dir: p,
-                expect,
-            }
-        })
+        .map(|p| load_scenario(&p))
         .collect();
     out.sort_by(|a, b| a.name.cmp(&b.name));
     assert!(
@@ -65,6 +68,12 @@ pub fn scenarios() -> Vec<Scenario> {
         out.len()
     );
     out
+}
+
+/// The node-pressure scenario (testbed/node-pressure, made by testbed/pressure.sh): kept apart from
+/// the catalog because it disturbs the whole node.
+pub fn pressure_scenario() -> Scenario {
+    load_scenario(&repo_root().join("testbed/node-pressure"))
 }
 
 pub fn unloop(args: &[&str]) -> Output {

@@ -44,7 +44,15 @@ pub fn detect(s: &Subject) -> Vec<Finding> {
         )
         .with(Evidence::new(
             EvidenceKind::Field,
-            format!("pod/{} status.reason", s.pod_name),
+            if s.pod.status.as_ref().and_then(|st| st.reason.as_deref()) == Some("Evicted") {
+                format!("pod/{} status.reason", s.pod_name)
+            } else {
+                // Ended Succeeded: only the condition the kubelet set records the eviction.
+                format!(
+                    "pod/{} condition DisruptionTarget (TerminationByKubelet)",
+                    s.pod_name
+                )
+            },
             format!("{reason}: {message}"),
         ));
         for p in &pressure {
