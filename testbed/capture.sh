@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
 # Captures each scenario's real cluster state into its directory, once it shows its expected state:
-#   testbed/scenarios/NAME/bundle.json.gz   `unloop snapshot -n NAME` (the hermetic test fixture)
+#   testbed/scenarios/NAME/bundle.json.gz   `unloop snapshot --whole-pods -n NAME` (the hermetic test fixture)
 #   testbed/scenarios/NAME/observed.json    what kubectl sees: the namespace's objects (managedFields
 #                                           dropped, Secret values removed), the node, and every
 #                                           container's current and previous log, for reference
+#   testbed/scenarios/NAME/pod-metrics.json the metrics API's answers (metrics-server) for the
+#                                           namespace, read METRICS_READS times (default 3)
+#                                           METRICS_INTERVAL seconds apart (default 20): the usage
+#                                           audit's right-sizing tests rest on
 #
 #   capture.sh [NAME...]      all scenarios by default; re-run to re-capture
 #
@@ -71,7 +75,8 @@ for n in "${names[@]}"; do
   observed "$n" >"$dir/observed.json.tmp" && mv "$dir/observed.json.tmp" "$dir/observed.json"
   if [ $have_unloop = 1 ]; then
     rm -f "$dir/.bundle.tmp.json.gz"
-    if ! "$UNLOOP_BIN" snapshot -n "$n" "$dir/.bundle.tmp.json.gz" >"$STATE/capture-$n.log" 2>&1; then
+    # Whole pods: the fixtures are the full truth (tests slim them to check slimming is harmless).
+    if ! "$UNLOOP_BIN" snapshot --whole-pods -n "$n" "$dir/.bundle.tmp.json.gz" >"$STATE/capture-$n.log" 2>&1; then
       failed=$((failed + 1))
       log "unloop snapshot failed for $n:"
       sed 's/^/    /' "$STATE/capture-$n.log" >&2
@@ -88,3 +93,22 @@ for n in "${names[@]}"; do
   fi
 done
 [ $failed = 0 ] || die "$failed snapshot(s) failed"
+
+# Usage as metrics-server measured it: whole-cluster reads, split by namespace. Containers that are
+# between crashes have no sample in a read; that is what a real read shows too.
+if kubectl get --raw /apis/metrics.k8s.io/v1beta1 >/dev/null 2>&1; then
+  reads=${METRICS_READS:-3} interval=${METRICS_INTERVAL:-20}
+  tmp=$(mktemp -d)
+  for i in $(seq 1 "$reads"); do
+    [ "$i" = 1 ] || sleep "$interval"
+    kubectl get --raw /apis/metrics.k8s.io/v1beta1/pods >"$tmp/read-$i.json"
+  done
+  for n in "${names[@]}"; do
+    jq -s --arg ns "$n" 'map(.items |= map(select(.metadata.namespace == $ns)))' "$tmp"/read-*.json \
+      >"$SCENARIOS_DIR/$n/pod-metrics.json"
+  done
+  rm -rf "$tmp"
+  log "captured pod-metrics.json: $reads reads of the metrics API ${interval}s apart"
+else
+  log "the metrics API is not served: pod-metrics.json not captured"
+fi

@@ -359,20 +359,24 @@ pub fn recommend(
             })
             .flat_map(|(_, v)| v.iter().copied())
             .collect();
-        if mine.is_empty() {
-            gaps.push(format!("{}/{}: no usage samples", w.namespace, w.object()));
-            continue;
-        }
+        let mut recommended = false;
         for c in &spec.containers {
             let of_c: Vec<&Sample> = mine
                 .iter()
                 .copied()
                 .filter(|s| s.container == c.name)
                 .collect();
-            if of_c.is_empty() {
+            // A container that keeps being OOM-killed is rarely up when the metrics API is read:
+            // the kill alone still sets the memory floor.
+            let oom = oom_limit(obs, w, &c.name);
+            if of_c.is_empty() && oom.is_none() {
                 continue;
             }
-            recommendations.push(one(w, c, &of_c, oom_limit(obs, w, &c.name), policy));
+            recommendations.push(one(w, c, &of_c, oom, policy));
+            recommended = true;
+        }
+        if !recommended {
+            gaps.push(format!("{}/{}: no usage samples", w.namespace, w.object()));
         }
     }
     RightsizeReport {
@@ -480,8 +484,8 @@ pub fn render_human(r: &RightsizeReport) -> String {
         if let Some(m) = &rec.memory {
             let seen = rec
                 .memory_max_seen
-                .map(quantity)
-                .unwrap_or_else(|| "?".into());
+                .map(|m| format!("max seen {}", quantity(m)))
+                .unwrap_or_else(|| "no sample while it ran".into());
             let oom = rec
                 .oom_killed_at_limit
                 .as_ref()
@@ -489,7 +493,7 @@ pub fn render_human(r: &RightsizeReport) -> String {
                 .unwrap_or_default();
             let _ = writeln!(
                 out,
-                "    memory: request {} -> {m}, limit {} -> {m} (max seen {seen}{oom})",
+                "    memory: request {} -> {m}, limit {} -> {m} ({seen}{oom})",
                 now("requests.memory"),
                 now("limits.memory")
             );
@@ -513,11 +517,18 @@ pub fn render_human(r: &RightsizeReport) -> String {
         } else {
             ""
         };
-        let _ = writeln!(
-            out,
-            "    rests on {} samples from {} pods over {span}{confidence}",
-            rec.samples, rec.pods
-        );
+        if rec.samples == 0 {
+            let _ = writeln!(
+                out,
+                "    rests on the OOM kill alone: the container was not running at any read"
+            );
+        } else {
+            let _ = writeln!(
+                out,
+                "    rests on {} samples from {} pods over {span}{confidence}",
+                rec.samples, rec.pods
+            );
+        }
         for l in rec.snippet.lines() {
             let _ = writeln!(out, "      {l}");
         }

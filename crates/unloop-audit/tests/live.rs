@@ -1,76 +1,60 @@
-//! The live paths without a cluster: live-only checks and probe timing on captured-shaped pods and
-//! nodes, and right-sizing from metrics API answers and from a fake Prometheus on 127.0.0.1.
-
-mod common;
+//! The live paths on state captured from the testbed (`testbed/capture.sh`): the pods and node of a
+//! scenario as the real kubelet left them, and the metrics API's real answers for them. The
+//! manifests are the scenarios' own, varied where a test needs a different spec; no cluster object
+//! here is typed by hand. Prometheus is the one stand-in: the testbed runs none, so a server on
+//! 127.0.0.1 answers `query_range` with the captured metrics-server samples.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use serde_json::json;
 use unloop_audit::load::{LoadOptions, load_str};
-use unloop_audit::rightsize::{parse_pod_metrics, recommend};
+use unloop_audit::rightsize::{Sample, parse_pod_metrics, recommend};
 use unloop_audit::{AuditConfig, CheckId, Context, Inventory, Known, Observed, Resolver};
-use unloop_core::state::ClusterState;
+use unloop_core::resources::{quantity, round_up_tidy};
 
-const DEPLOYMENT: &str = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: search, namespace: shop}\nspec:\n  selector: {matchLabels: {app: search}}\n  template:\n    metadata: {labels: {app: search}}\n    spec:\n      containers:\n      - name: search\n        image: registry.example/search:2.0\n        startupProbe: {httpGet: {path: /healthz, port: 8080}, periodSeconds: 5, failureThreshold: 12}\n        resources: {requests: {cpu: 100m, memory: 128Mi}, limits: {memory: 128Mi}}\n";
+fn scenario_dir(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../testbed/scenarios")
+        .join(name)
+}
 
-fn inventory() -> Inventory {
+fn manifest(name: &str) -> String {
+    let path = scenario_dir(name).join("manifest.yaml");
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn inventory(text: &str) -> Inventory {
     let mut inv = Inventory::default();
-    load_str(DEPLOYMENT, "search.yaml", &LoadOptions::default(), &mut inv).expect("loads");
+    load_str(text, "manifest.yaml", &LoadOptions::default(), &mut inv).expect("loads");
     inv
 }
 
-/// A pod of deploy/search as the API server returns it: owned by a ReplicaSet with the
-/// pod-template-hash label, started at `started`, Ready at `ready`.
-fn pod(name: &str, started: &str, ready: &str, last: serde_json::Value) -> serde_json::Value {
-    json!({
-        "apiVersion": "v1", "kind": "Pod",
-        "metadata": {"name": name, "namespace": "shop", "labels": {"app": "search", "pod-template-hash": "7d9f8"},
-                     "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "search-7d9f8", "uid": "u1", "controller": true}]},
-        "spec": {"nodeName": "node-1", "containers": [{"name": "search", "image": "registry.example/search:2.0",
-                 "resources": {"limits": {"memory": "128Mi"}}}]},
-        "status": {
-            "phase": "Running",
-            "conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": ready}],
-            "containerStatuses": [{"name": "search", "ready": true, "restartCount": 3, "image": "registry.example/search:2.0", "imageID": "",
-                                   "state": {"running": {"startedAt": started}}, "lastState": last}]
-        }
-    })
+/// The scenario's captured cluster state, observed at its capture time.
+fn observed(name: &str) -> Observed {
+    observed_in(&scenario_dir(name))
 }
 
-fn node(pressure: bool) -> serde_json::Value {
-    json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "node-1"},
-           "status": {"conditions": [
-               {"type": "MemoryPressure", "status": if pressure { "True" } else { "False" }, "message": "kubelet has insufficient memory available"},
-               {"type": "Ready", "status": "True"}],
-             "images": [{"names": ["registry.example/search@sha256:aa", "registry.example/search:2.0"], "sizeBytes": 1}]}})
-}
-
-fn observed(pressure: bool) -> Observed {
-    let oom = json!({"terminated": {"exitCode": 137, "reason": "OOMKilled", "startedAt": "2026-01-10T09:50:00Z", "finishedAt": "2026-01-10T09:58:00Z"}});
-    let state = ClusterState {
-        pods: vec![
-            serde_json::from_value(pod(
-                "search-7d9f8-aaaaa",
-                "2026-01-10T09:58:10Z",
-                "2026-01-10T09:59:45Z",
-                oom,
-            ))
-            .expect("pod"),
-            serde_json::from_value(pod(
-                "search-7d9f8-bbbbb",
-                "2026-01-10T09:00:00Z",
-                "2026-01-10T09:00:40Z",
-                json!({}),
-            ))
-            .expect("pod"),
-        ],
-        nodes: vec![serde_json::from_value(node(pressure)).expect("node")],
-        ..Default::default()
-    };
-    let now: jiff::Timestamp = "2026-01-10T10:00:00Z".parse().expect("time");
+fn observed_in(dir: &Path) -> Observed {
+    let path = dir.join("bundle.json.gz");
+    let state =
+        unloop_source::bundle::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let now = state.captured_at.expect("a snapshot records its time");
     Observed::new(state, now, true)
+}
+
+/// The metrics API's answers captured with the scenario, as samples.
+fn metrics(name: &str) -> Vec<Sample> {
+    let path = scenario_dir(name).join("pod-metrics.json");
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e} (run testbed/capture.sh {name})", path.display()));
+    let reads: Vec<serde_json::Value> = serde_json::from_str(&text).expect("a list of reads");
+    assert!(reads.len() >= 2, "{}: fewer than two reads", path.display());
+    reads
+        .iter()
+        .flat_map(|r| parse_pod_metrics(&r.to_string()).expect("a PodMetricsList"))
+        .collect()
 }
 
 fn audit(inv: &Inventory, obs: &Observed) -> unloop_audit::AuditReport {
@@ -84,76 +68,165 @@ fn audit(inv: &Inventory, obs: &Observed) -> unloop_audit::AuditReport {
     unloop_audit::audit(inv, &ctx)
 }
 
+fn seconds(t: &serde_json::Value) -> i64 {
+    t.as_str()
+        .and_then(|s| s.parse::<jiff::Timestamp>().ok())
+        .map(|t| t.as_second())
+        .expect("a timestamp")
+}
+
+/// The slowest start to Ready of the captured healthy pods, read straight from the bundle's JSON.
+fn slowest_start_to_ready(obs: &Observed) -> i64 {
+    obs.state
+        .pods
+        .iter()
+        .map(|p| {
+            let v = serde_json::to_value(p).unwrap();
+            let started =
+                seconds(&v["status"]["containerStatuses"][0]["state"]["running"]["startedAt"]);
+            let ready = v["status"]["conditions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|c| c["type"] == "Ready")
+                .map(|c| seconds(&c["lastTransitionTime"]))
+                .unwrap();
+            ready - started
+        })
+        .max()
+        .expect("the healthy scenario has pods")
+}
+
 #[test]
-fn live_history_and_observed_start_times() {
-    let inv = inventory();
-    let report = audit(&inv, &observed(true));
-    let got: Vec<(CheckId, &str)> = report
+fn a_startup_budget_below_the_observed_start_is_flagged() {
+    let obs = observed("healthy");
+    let slowest = slowest_start_to_ready(&obs);
+    assert!(
+        slowest >= 1,
+        "the captured pods became Ready within a second"
+    );
+    // As deployed, the startupProbe allows 60 s (2 s x 30): no finding.
+    let as_deployed = audit(&inventory(&manifest("healthy")), &obs);
+    assert!(
+        !as_deployed
+            .findings
+            .iter()
+            .any(|f| f.check == CheckId::LivenessBudgetTooShort),
+        "{:#?}",
+        as_deployed.findings
+    );
+    // The same Deployment with a startupProbe that allows less than the pods really took.
+    let tight = manifest("healthy").replace(
+        "          periodSeconds: 2\n          failureThreshold: 30",
+        &format!(
+            "          periodSeconds: 1\n          failureThreshold: {}",
+            slowest.max(2) - 1
+        ),
+    );
+    assert_ne!(
+        tight,
+        manifest("healthy"),
+        "the healthy manifest changed shape"
+    );
+    let report = audit(&inventory(&tight), &obs);
+    let f = report
         .findings
         .iter()
-        .map(|f| (f.check, f.message.as_str()))
-        .collect();
-    assert_eq!(
-        got,
-        [
-            // The startupProbe allows 60 s; one pod took 95 s from start to Ready.
-            (
-                CheckId::LivenessBudgetTooShort,
-                "startupProbe allows 60s to start (0 + 5 x 12): its pods took up to 95s from container start to Ready"
-            ),
-            (
-                CheckId::RecentRestarts,
-                "3 restarts in 1 of 2 pods, the last 2m00s ago (within 24h): exit code 137 (OOMKilled)"
-            ),
-            (
-                CheckId::OomHistory,
-                "OOMKilled in pod search-7d9f8-aaaaa 2m00s ago, at limits.memory 128Mi"
-            ),
-            (
-                CheckId::NodePressure,
-                "node node-1 reports MemoryPressure (kubelet has insufficient memory available); it runs shop/deploy/search"
-            ),
-        ]
-    );
-    // The recommended startup budget covers twice the slowest start: 190 s in 5 s periods.
+        .find(|f| f.check == CheckId::LivenessBudgetTooShort)
+        .unwrap_or_else(|| panic!("not flagged: {:#?}", report.findings));
+    assert_eq!(f.object.to_string(), "deploy/web");
     assert!(
-        report.findings[0]
-            .fix
-            .yaml
-            .as_deref()
-            .is_some_and(|y| y.contains("failureThreshold: 38")),
-        "{:?}",
-        report.findings[0].fix
+        f.message.ends_with(&format!(
+            "its pods took up to {slowest}s from container start to Ready"
+        )),
+        "{}",
+        f.message
     );
-    assert_eq!(report.findings[3].object.kind, "Node");
+}
+
+#[test]
+fn restarts_and_oom_kills_come_from_the_captured_pods() {
+    let obs = observed("oom-limit");
+    let report = audit(&inventory(&manifest("oom-limit")), &obs);
+    let find = |c: CheckId| {
+        report
+            .findings
+            .iter()
+            .find(|f| f.check == c)
+            .unwrap_or_else(|| panic!("no {c:?}: {:#?}", report.findings))
+    };
+    let pod = obs.state.pods[0].metadata.name.clone().unwrap();
+    let oom = find(CheckId::OomHistory);
     assert!(
-        !audit(&inv, &observed(false))
+        oom.message.starts_with(&format!("OOMKilled in pod {pod} ")),
+        "{}",
+        oom.message
+    );
+    assert!(
+        oom.message.ends_with(", at limits.memory 128Mi"),
+        "{}",
+        oom.message
+    );
+    assert!(oom.fix.text.contains("256Mi"), "{}", oom.fix.text);
+    let restarts = find(CheckId::RecentRestarts);
+    assert!(
+        restarts.message.ends_with("exit code 137 (OOMKilled)"),
+        "{}",
+        restarts.message
+    );
+    // The captured node reports no pressure: nothing about it.
+    assert!(
+        !report
             .findings
             .iter()
             .any(|f| f.check == CheckId::NodePressure)
     );
 }
 
+/// The node as the kubelet reported it under real memory pressure (testbed/pressure.sh), with the
+/// pod it evicted.
 #[test]
-fn pull_never_is_judged_by_the_nodes_images() {
-    let text = DEPLOYMENT.replace(
-        "image: registry.example/search:2.0",
-        "image: registry.example/search:2.0\n        imagePullPolicy: Never",
+fn node_pressure_comes_from_the_captured_node() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testbed/node-pressure");
+    let obs = observed_in(&dir);
+    let text = std::fs::read_to_string(dir.join("manifest.yaml")).expect("manifest");
+    let report = audit(&inventory(&text), &obs);
+    let f = report
+        .findings
+        .iter()
+        .find(|f| f.check == CheckId::NodePressure)
+        .unwrap_or_else(|| panic!("no node-pressure finding: {:#?}", report.findings));
+    assert_eq!(f.object.kind, "Node");
+    assert!(
+        f.message
+            .starts_with("node unloop-node reports MemoryPressure ("),
+        "{}",
+        f.message
     );
-    let mut inv = Inventory::default();
-    load_str(&text, "search.yaml", &LoadOptions::default(), &mut inv).expect("loads");
-    let on_node = audit(&inv, &observed(false));
+    assert!(
+        f.message.ends_with("; it runs node-pressure/deploy/cache"),
+        "{}",
+        f.message
+    );
+}
+
+#[test]
+fn pull_never_is_judged_by_the_images_on_the_captured_node() {
+    let obs = observed("healthy");
+    let never = manifest("healthy").replace(
+        "        image: unloop.test/app:1.0\n",
+        "        image: unloop.test/app:1.0\n        imagePullPolicy: Never\n",
+    );
+    let on_node = audit(&inventory(&never), &obs);
     assert!(
         !on_node
             .findings
             .iter()
             .any(|f| f.check == CheckId::PullNeverRegistryImage),
-        "the node has the image"
+        "the node has unloop.test/app:1.0: {:#?}",
+        on_node.findings
     );
-    let text = text.replace("search:2.0", "search:2.1");
-    let mut inv = Inventory::default();
-    load_str(&text, "search.yaml", &LoadOptions::default(), &mut inv).expect("loads");
-    let missing = audit(&inv, &observed(false));
+    let missing = audit(&inventory(&never.replace("app:1.0", "app:9.9")), &obs);
     let f = missing
         .findings
         .iter()
@@ -161,28 +234,21 @@ fn pull_never_is_judged_by_the_nodes_images() {
         .expect("flagged");
     assert_eq!(
         f.message,
-        "imagePullPolicy is Never and image registry.example/search:2.1 is not on 1 of 1 nodes (node-1): pods placed there fail with ErrImageNeverPull"
+        "imagePullPolicy is Never and image unloop.test/app:9.9 is not on 1 of 1 nodes (unloop-node): pods placed there fail with ErrImageNeverPull"
     );
 }
 
 #[test]
-fn rightsize_from_metrics_api_samples() {
-    let inv = inventory();
-    let obs = observed(false);
-    // Two reads of metrics-server, 15 s apart, for both pods.
-    let read = |t: &str, a_mem: &str, b_mem: &str, cpu: &str| {
-        json!({"kind": "PodMetricsList", "apiVersion": "metrics.k8s.io/v1beta1", "items": [
-            {"metadata": {"name": "search-7d9f8-aaaaa", "namespace": "shop"}, "timestamp": t, "window": "15s",
-             "containers": [{"name": "search", "usage": {"cpu": cpu, "memory": a_mem}}]},
-            {"metadata": {"name": "search-7d9f8-bbbbb", "namespace": "shop"}, "timestamp": t, "window": "15s",
-             "containers": [{"name": "search", "usage": {"cpu": "20m", "memory": b_mem}}]}]})
-        .to_string()
-    };
-    let mut samples =
-        parse_pod_metrics(&read("2026-01-10T10:00:00Z", "90Mi", "100Mi", "150m")).expect("parses");
-    samples.extend(
-        parse_pod_metrics(&read("2026-01-10T10:00:15Z", "95Mi", "120Mi", "250m")).expect("parses"),
-    );
+fn rightsize_from_the_captured_metrics_api_reads() {
+    let inv = inventory(&manifest("healthy"));
+    let obs = observed("healthy");
+    let samples = metrics("healthy");
+    let mine: Vec<&Sample> = samples.iter().filter(|s| s.container == "web").collect();
+    assert!(!mine.is_empty(), "no sample of the healthy web containers");
+    let max = mine
+        .iter()
+        .filter_map(|s| s.memory_bytes)
+        .fold(0.0, f64::max) as u64;
     let r = recommend(
         &inv,
         &obs,
@@ -190,26 +256,52 @@ fn rightsize_from_metrics_api_samples() {
         "the metrics API".into(),
         unloop_audit::config::CpuLimitPolicy::Forbid,
     );
-    let rec = &r.recommendations[0];
-    // Max 120Mi x 1.15 = 138Mi, but the container was OOMKilled at 128Mi: at least 256Mi.
-    assert_eq!(rec.memory.as_deref(), Some("256Mi"));
-    assert_eq!(rec.oom_killed_at_limit.as_deref(), Some("128Mi"));
-    assert_eq!(rec.memory_max_seen, Some(120 * 1024 * 1024));
-    // p95 of 150m, 20m, 250m, 20m is 250m.
-    assert_eq!(rec.cpu_request.as_deref(), Some("250m"));
-    assert_eq!(rec.cpu_limit, None);
-    assert_eq!((rec.samples, rec.pods, rec.span_secs), (2, 2, 15.0));
-    assert!(rec.low_confidence);
+    let rec = r
+        .recommendations
+        .iter()
+        .find(|r| r.container == "web")
+        .unwrap_or_else(|| panic!("no recommendation: {r:#?}"));
+    // The method: the largest working set seen, plus 15 %, rounded up to a tidy size.
+    assert_eq!(rec.memory_max_seen, Some(max));
+    let expected = round_up_tidy((max as f64 * 1.15).ceil() as u64);
+    assert_eq!(rec.memory.as_deref(), Some(quantity(expected).as_str()));
+    assert_eq!(rec.oom_killed_at_limit, None);
+    assert!(rec.cpu_request.is_some() && rec.cpu_limit.is_none());
+    let reads: std::collections::BTreeSet<u64> = mine.iter().map(|s| s.at as u64).collect();
+    assert_eq!(rec.samples, reads.len());
+    assert_eq!(rec.pods, 2, "both replicas were measured");
+    assert!(rec.low_confidence, "minutes of data are not a verdict");
     let human = unloop_audit::rightsize::render_human(&r);
-    assert!(
-        human.contains("rests on 2 samples from 2 pods over 15s: too little data"),
-        "{human}"
-    );
+    assert!(human.contains("too little data"), "{human}");
 }
 
-/// Serves canned Prometheus answers on 127.0.0.1 for at most `n` requests, recording each
-/// request line. Stops by itself.
-fn fake_prometheus(n: usize) -> (String, Arc<Mutex<Vec<String>>>, std::thread::JoinHandle<()>) {
+#[test]
+fn rightsize_after_an_oom_kill_starts_at_twice_the_limit() {
+    let inv = inventory(&manifest("oom-limit"));
+    let obs = observed("oom-limit");
+    let r = recommend(
+        &inv,
+        &obs,
+        &metrics("oom-limit"),
+        "the metrics API".into(),
+        unloop_audit::config::CpuLimitPolicy::Forbid,
+    );
+    let rec = r
+        .recommendations
+        .iter()
+        .find(|r| r.container == "worker")
+        .unwrap_or_else(|| panic!("no recommendation for the OOM-killed worker: {r:#?}"));
+    assert_eq!(rec.oom_killed_at_limit.as_deref(), Some("128Mi"));
+    let memory = rec.memory_bytes.expect("a memory figure");
+    assert!(memory >= 256 * 1024 * 1024, "{:?}", rec.memory);
+}
+
+/// Serves the captured samples of `namespace` as Prometheus `query_range` matrices on 127.0.0.1,
+/// for at most `n` requests, recording each request line.
+fn prometheus_from_capture(
+    samples: Vec<Sample>,
+    n: usize,
+) -> (String, Arc<Mutex<Vec<String>>>, std::thread::JoinHandle<()>) {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = listener.local_addr().expect("addr");
     let seen = Arc::new(Mutex::new(Vec::new()));
@@ -228,14 +320,27 @@ fn fake_prometheus(n: usize) -> (String, Arc<Mutex<Vec<String>>>, std::thread::J
                 }
             }
             let memory = request_line.contains("container_memory_working_set_bytes");
-            let values = if memory {
-                r#"[[1767988800,"83886080"],[1768010400,"104857600"],[1768032000,"94371840"]]"#
-            } else {
-                r#"[[1767988800,"0.05"],[1768010400,"0.4"],[1768032000,"0.1"]]"#
-            };
-            let body = format!(
-                r#"{{"status":"success","data":{{"resultType":"matrix","result":[{{"metric":{{"namespace":"shop","pod":"search-5c9d7-zzzzz","container":"search"}},"values":{values}}}]}}}}"#
-            );
+            let mut series: std::collections::BTreeMap<
+                (String, String, String),
+                Vec<serde_json::Value>,
+            > = Default::default();
+            for s in &samples {
+                let v = if memory { s.memory_bytes } else { s.cpu_cores };
+                if let Some(v) = v {
+                    series
+                        .entry((s.namespace.clone(), s.pod.clone(), s.container.clone()))
+                        .or_default()
+                        .push(serde_json::json!([s.at, v.to_string()]));
+                }
+            }
+            let result: Vec<serde_json::Value> = series
+                .into_iter()
+                .map(|((ns, pod, c), values)| {
+                    serde_json::json!({"metric": {"namespace": ns, "pod": pod, "container": c}, "values": values})
+                })
+                .collect();
+            let body = serde_json::json!({"status": "success", "data": {"resultType": "matrix", "result": result}})
+                .to_string();
             let _ = write!(
                 stream,
                 "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
@@ -249,9 +354,10 @@ fn fake_prometheus(n: usize) -> (String, Arc<Mutex<Vec<String>>>, std::thread::J
 
 #[test]
 fn rightsize_from_prometheus_history() {
-    let (url, seen, server) = fake_prometheus(2);
-    let inv = inventory();
-    let obs = observed(false);
+    let inv = inventory(&manifest("healthy"));
+    let obs = observed("healthy");
+    let captured = metrics("healthy");
+    let (url, seen, server) = prometheus_from_capture(captured.clone(), 2);
     let prometheus = unloop_audit::live::Prometheus::new(&url).expect("url");
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -262,27 +368,34 @@ fn rightsize_from_prometheus_history() {
         .expect("queries answered");
     server.join().expect("server");
     let requests = seen.lock().expect("lock").clone();
-    assert_eq!(requests.len(), 2);
+    assert_eq!(
+        requests.len(),
+        2,
+        "one memory and one CPU query per workload"
+    );
     assert!(
         requests[0]
             .starts_with("GET /prom/api/v1/query_range?query=max%20by%20%28pod%2C%20container%29"),
         "{}",
         requests[0]
     );
-    assert!(requests[0].contains("step=60 "), "{}", requests[0]);
-    // A pod of an earlier ReplicaSet, known only to Prometheus, still counts for the Deployment.
-    let r = recommend(
-        &inv,
-        &obs,
-        &samples,
-        format!("Prometheus at {url}"),
-        unloop_audit::config::CpuLimitPolicy::Require,
+    assert!(
+        requests[0].contains("namespace%3D%22healthy%22"),
+        "{}",
+        requests[0]
     );
-    let rec = &r.recommendations[0];
-    assert_eq!(rec.memory_max_seen, Some(100 * 1024 * 1024));
-    // 100Mi x 1.15 = 115Mi, raised to twice the OOM limit (128Mi) = 256Mi.
-    assert_eq!(rec.memory.as_deref(), Some("256Mi"));
-    assert_eq!(rec.cpu_request.as_deref(), Some("400m"));
-    assert_eq!(rec.cpu_limit.as_deref(), Some("800m"));
-    assert_eq!((rec.samples, rec.span_secs), (3, 43_200.0));
+    // Through Prometheus or straight from the metrics API, the same data gives the same answer.
+    let policy = unloop_audit::config::CpuLimitPolicy::Require;
+    let via_prometheus = recommend(&inv, &obs, &samples, "Prometheus".into(), policy);
+    let direct = recommend(&inv, &obs, &captured, "the metrics API".into(), policy);
+    let (a, b) = (
+        &via_prometheus.recommendations[0],
+        &direct.recommendations[0],
+    );
+    assert_eq!((&a.memory, &a.cpu_request), (&b.memory, &b.cpu_request));
+    let limit = a
+        .cpu_limit
+        .as_deref()
+        .expect("policy require sets a CPU limit");
+    assert!(!limit.is_empty());
 }

@@ -484,3 +484,77 @@ fn partial_rbac_degrades_gracefully() {
     );
     kubectl(&["delete", "-f", manifest.to_str().unwrap()]);
 }
+
+/// `unloop audit --live --rightsize` against the testbed's real metrics-server: the healthy web
+/// Deployment gets a memory figure from its measured working set, and the OOM-killed worker gets at
+/// least twice the limit it died at.
+#[test]
+fn rightsize_from_the_live_metrics_api() {
+    let kc = kubeconfig();
+    let rightsize = |ns: &str| -> serde_json::Value {
+        let out = unloop(&[
+            "audit",
+            "--live",
+            "--kubeconfig",
+            &kc,
+            "-n",
+            ns,
+            "--rightsize",
+            "--samples",
+            "2",
+            "--interval",
+            "10s",
+            "-o",
+            "json",
+        ]);
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "{ns}: audit output is not JSON ({e}): {}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+        report["rightsize"].clone()
+    };
+    let mib = |q: &serde_json::Value| -> u64 {
+        let q = q
+            .as_str()
+            .unwrap_or_else(|| panic!("no memory figure: {q}"));
+        match q.strip_suffix("Gi") {
+            Some(g) => g.parse::<u64>().unwrap() * 1024,
+            None => q.strip_suffix("Mi").unwrap().parse().unwrap(),
+        }
+    };
+    let find = |r: &serde_json::Value, container: &str| -> serde_json::Value {
+        r["recommendations"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|x| x["container"] == container)
+            .cloned()
+            .unwrap_or_else(|| panic!("no recommendation for {container}: {r:#}"))
+    };
+
+    let healthy = rightsize("healthy");
+    assert!(
+        healthy["source"]
+            .as_str()
+            .is_some_and(|s| s.contains("metrics API")),
+        "{healthy:#}"
+    );
+    let web = find(&healthy, "web");
+    let seen = web["memoryMaxSeen"]
+        .as_u64()
+        .expect("a measured working set");
+    assert!(seen > 0, "{web:#}");
+    // At least the maximum seen plus 15 %.
+    assert!(
+        mib(&web["memory"]) * 1024 * 1024 >= seen * 115 / 100,
+        "{web:#}"
+    );
+    assert!(web["samples"].as_u64().unwrap() >= 1, "{web:#}");
+
+    let oom = rightsize("oom-limit");
+    let worker = find(&oom, "worker");
+    assert_eq!(worker["oomKilledAtLimit"], "128Mi", "{worker:#}");
+    assert!(mib(&worker["memory"]) >= 256, "{worker:#}");
+}
