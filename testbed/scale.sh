@@ -48,23 +48,9 @@ stop_kwok() {
 # certificate of its kubelet-like server (the apiserver checks it against the testbed CA).
 kwok_certs() {
   [ -f "$PKI/kwok.crt" ] && [ -f "$PKI/kwok-serving.crt" ] && [ -f "$STATE/kwok.kubeconfig" ] && return
-  local name subject usage sans
-  for spec in "kwok|/O=system:masters/CN=unloop-testbed:kwok|clientAuth|" \
-    "kwok-serving|/CN=unloop-testbed-kwok|serverAuth|IP:$NODE_IP"; do
-    IFS='|' read -r name subject usage sans <<<"$spec"
-    openssl ecparam -name prime256v1 -genkey -noout -out "$PKI/$name.key" 2>/dev/null
-    openssl req -new -key "$PKI/$name.key" -subj "$subject" -out "$PKI/$name.csr" 2>/dev/null
-    {
-      echo "basicConstraints=critical,CA:FALSE"
-      echo "keyUsage=critical,digitalSignature,keyEncipherment"
-      echo "extendedKeyUsage=$usage"
-      [ -z "$sans" ] || echo "subjectAltName=$sans"
-    } >"$PKI/$name.ext"
-    openssl x509 -req -in "$PKI/$name.csr" -CA "$PKI/ca.crt" -CAkey "$PKI/ca.key" -set_serial "0x$(openssl rand -hex 12)" \
-      -days 3650 -sha256 -extfile "$PKI/$name.ext" -out "$PKI/$name.crt" 2>/dev/null
-    rm -f "$PKI/$name.csr" "$PKI/$name.ext"
-    chmod 600 "$PKI/$name.key"
-  done
+  cert kwok "/O=system:masters/CN=unloop-testbed:kwok" clientAuth
+  cert kwok-serving /CN=unloop-testbed-kwok serverAuth "IP:$NODE_IP"
+  chmod 600 "$PKI/kwok.key" "$PKI/kwok-serving.key"
   cat >"$STATE/kwok.kubeconfig" <<EOF
 apiVersion: v1
 kind: Config

@@ -148,21 +148,6 @@ ca() {
   openssl req -x509 -new -key "$PKI/$1.key" -subj "/CN=$2" -days 3650 -sha256 -out "$PKI/$1.crt" \
     -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign,digitalSignature" 2>/dev/null
 }
-# cert NAME SUBJECT USAGE [SANS] [CA]: a key and a certificate signed by CA (default ca).
-cert() {
-  local name=$1 subject=$2 usage=$3 sans=${4:-} signer=${5:-ca}
-  openssl ecparam -name prime256v1 -genkey -noout -out "$PKI/$name.key" 2>/dev/null
-  openssl req -new -key "$PKI/$name.key" -subj "$subject" -out "$PKI/$name.csr" 2>/dev/null
-  {
-    echo "basicConstraints=critical,CA:FALSE"
-    echo "keyUsage=critical,digitalSignature,keyEncipherment"
-    echo "extendedKeyUsage=$usage"
-    [ -z "$sans" ] || echo "subjectAltName=$sans"
-  } >"$PKI/$name.ext"
-  openssl x509 -req -in "$PKI/$name.csr" -CA "$PKI/$signer.crt" -CAkey "$PKI/$signer.key" -set_serial "0x$(openssl rand -hex 12)" \
-    -days 3650 -sha256 -extfile "$PKI/$name.ext" -out "$PKI/$name.crt" 2>/dev/null
-  rm -f "$PKI/$name.csr" "$PKI/$name.ext"
-}
 ca ca unloop-testbed-ca
 ca front-proxy-ca unloop-testbed-front-proxy-ca
 cert apiserver /CN=kube-apiserver serverAuth \

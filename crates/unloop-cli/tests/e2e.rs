@@ -6,7 +6,7 @@ mod support;
 
 use std::process::Command;
 
-use support::{Scenario, check, check_all, repo_root, scenarios, unloop};
+use support::{Scenario, check, check_all, diagnose_json, repo_root, scenarios, unloop};
 
 fn kubeconfig() -> String {
     std::env::var("KUBECONFIG")
@@ -33,16 +33,7 @@ fn rearm(s: &Scenario) -> Result<(), String> {
 
 fn diagnose_live(s: &Scenario) -> Result<(), String> {
     let kc = kubeconfig();
-    let out = unloop(&[
-        "diagnose",
-        "--kubeconfig",
-        &kc,
-        "-n",
-        &s.name,
-        &s.expect.target,
-        "-o",
-        "json",
-    ]);
+    let out = diagnose_json(s, &["--kubeconfig", &kc]);
     check(s, &out).map_err(|e| format!("live: {e}"))?;
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let bundle = dir.path().join("b.json.gz");
@@ -61,16 +52,7 @@ fn diagnose_live(s: &Scenario) -> Result<(), String> {
             String::from_utf8_lossy(&snap.stderr)
         ));
     }
-    let out = unloop(&[
-        "diagnose",
-        "--from",
-        bundle.to_str().unwrap(),
-        "-n",
-        &s.name,
-        &s.expect.target,
-        "-o",
-        "json",
-    ]);
+    let out = diagnose_json(s, &["--from", bundle.to_str().unwrap()]);
     check(s, &out).map_err(|e| format!("re-captured: {e}"))
 }
 
@@ -155,16 +137,7 @@ fn debug_copies_reproduce_each_crash_by_hand() {
         .iter()
         .filter(|s| s.expect.cause != "none" && !s.expect.fixed)
     {
-        let diag = unloop(&[
-            "diagnose",
-            "--kubeconfig",
-            &kc,
-            "-n",
-            &s.name,
-            &s.expect.target,
-            "-o",
-            "json",
-        ]);
+        let diag = diagnose_json(s, &["--kubeconfig", &kc]);
         let report: serde_json::Value = serde_json::from_slice(&diag.stdout).expect("json");
         let d = &report["diagnoses"][0];
         let (pod, container, status) = (

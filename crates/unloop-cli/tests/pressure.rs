@@ -8,7 +8,7 @@ mod support;
 
 use std::process::Command;
 
-use support::{check, pressure_scenario, repo_root, unloop};
+use support::{check, diagnose_json, pressure_scenario, repo_root, unloop};
 
 fn pressure(verb: &str) -> Result<(), String> {
     let st = Command::new("bash")
@@ -49,16 +49,7 @@ fn an_eviction_under_memory_pressure_is_diagnosed_and_the_node_flagged() {
     let _restore = Restore;
     pressure("on").expect("node pressure and an eviction");
 
-    let out = unloop(&[
-        "diagnose",
-        "--kubeconfig",
-        &kc,
-        "-n",
-        &s.name,
-        &s.expect.target,
-        "-o",
-        "json",
-    ]);
+    let out = diagnose_json(&s, &["--kubeconfig", &kc]);
     check(&s, &out).unwrap_or_else(|e| panic!("live: {e}"));
 
     let human = unloop(&[

@@ -3,7 +3,7 @@
 
 mod support;
 
-use support::{check, check_all, pressure_scenario, scenarios, unloop};
+use support::{check, check_all, diagnose_json, pressure_scenario, scenarios, unloop};
 
 #[test]
 fn every_scenario_bundle_gives_the_expected_cause() {
@@ -17,16 +17,7 @@ fn every_scenario_bundle_gives_the_expected_cause() {
                 ));
             }
             let bundle = s.bundle();
-            let out = unloop(&[
-                "diagnose",
-                "--from",
-                bundle.to_str().unwrap(),
-                "-n",
-                &s.name,
-                &s.expect.target,
-                "-o",
-                "json",
-            ]);
+            let out = diagnose_json(s, &["--from", bundle.to_str().unwrap()]);
             check(s, &out)
         })
         .collect();
@@ -38,16 +29,7 @@ fn every_scenario_bundle_gives_the_expected_cause() {
 fn an_eviction_under_node_pressure() {
     let s = pressure_scenario();
     let bundle = s.bundle();
-    let out = unloop(&[
-        "diagnose",
-        "--from",
-        bundle.to_str().unwrap(),
-        "-n",
-        &s.name,
-        &s.expect.target,
-        "-o",
-        "json",
-    ]);
+    let out = diagnose_json(&s, &["--from", bundle.to_str().unwrap()]);
     check(&s, &out).unwrap_or_else(|e| panic!("{e}"));
     let human = unloop(&[
         "diagnose",

@@ -284,7 +284,7 @@ fn diagnose_pod(
         let name = match cs {
             Some(c) => c.name.clone(),
             None => failure
-                .and_then(|(_, m)| evicted_container(m))
+                .and_then(|f| evicted_container(f.message))
                 .unwrap_or_else(|| {
                     spec.containers
                         .first()

@@ -22,13 +22,16 @@ pub fn needs_diagnosis(pod: &Pod, now: jiff::Timestamp) -> bool {
 /// Whether `pod` may be slimmed: healthy at `now`, and made by a controller whose template holds its
 /// spec. Bare pods stay whole: nothing else records what they run.
 pub fn may_slim(pod: &Pod, now: jiff::Timestamp) -> bool {
-    let controlled = pod
-        .metadata
+    has_controller(pod) && !needs_diagnosis(pod, now)
+}
+
+/// Whether a controller (ReplicaSet, StatefulSet, Job, ...) made `pod`, so its template holds the spec.
+pub fn has_controller(pod: &Pod) -> bool {
+    pod.metadata
         .owner_references
         .iter()
         .flatten()
-        .any(|r| r.controller == Some(true));
-    controlled && !needs_diagnosis(pod, now)
+        .any(|r| r.controller == Some(true))
 }
 
 /// The pod with only what the rules read of a healthy pod: identity, labels, owners, unloop's own

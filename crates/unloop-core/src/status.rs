@@ -222,15 +222,26 @@ fn container_in_trouble(
     false
 }
 
-/// A pod-level failure that no container status explains (Evicted, DeadlineExceeded, admission),
-/// as (reason, message).
-pub fn pod_failure(pod: &Pod) -> Option<(&str, &str)> {
+/// A pod-level failure that no container status explains (Evicted, DeadlineExceeded, admission).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PodFailure<'a> {
+    pub reason: &'a str,
+    pub message: &'a str,
+    /// Where the pod records it, to cite as evidence.
+    pub field: &'static str,
+}
+
+pub fn pod_failure(pod: &Pod) -> Option<PodFailure<'_>> {
     let status = pod.status.as_ref()?;
     let phase = status.phase.as_deref();
     if phase == Some("Failed")
         && let Some(reason) = status.reason.as_deref().filter(|r| !r.is_empty())
     {
-        return Some((reason, status.message.as_deref().unwrap_or("")));
+        return Some(PodFailure {
+            reason,
+            message: status.message.as_deref().unwrap_or(""),
+            field: "status.reason",
+        });
     }
     // The kubelet marks a pod it evicts with a DisruptionTarget condition. When the containers exit
     // 0 on SIGTERM, the pod ends Succeeded with no status reason at all (seen on the testbed's
@@ -241,7 +252,11 @@ pub fn pod_failure(pod: &Pod) -> Option<(&str, &str)> {
                 && c.status == "True"
                 && c.reason.as_deref() == Some("TerminationByKubelet")
         })?;
-        return Some(("Evicted", c.message.as_deref().unwrap_or("")));
+        return Some(PodFailure {
+            reason: "Evicted",
+            message: c.message.as_deref().unwrap_or(""),
+            field: "condition DisruptionTarget (TerminationByKubelet)",
+        });
     }
     None
 }

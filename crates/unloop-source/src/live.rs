@@ -1,7 +1,7 @@
 //! State from a live API server: one paged list per kind, logs only for the containers that need
 //! them (concurrently, bounded), and the kubelet config of the nodes involved.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt::Debug;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -326,7 +326,8 @@ impl Live {
                     troubled.extend(slim.metadata.uid.clone());
                     return parse_whole(raw).map(Some);
                 }
-                if whole || !unloop_core::slim::may_slim(&slim, now) {
+                // Healthy: slim unless whole pods were asked for or nothing else holds its spec.
+                if whole || !unloop_core::slim::has_controller(&slim) {
                     return parse_whole(raw).map(Some);
                 }
                 Ok(Some(slim))
@@ -389,10 +390,39 @@ impl Live {
                 (Ok(Vec::new()), Ok(Vec::new()))
             }
         };
+        // Node events live in the default namespace; a namespaced read fetches them separately.
+        let node_events_read = async {
+            match ns {
+                Some(n) if n != "default" => {
+                    list_all::<Event>(
+                        &self.client,
+                        url::<Event>(Some("default")),
+                        ListParams::default().fields("involvedObject.kind=Node"),
+                    )
+                    .await
+                }
+                _ => Ok(Vec::new()),
+            }
+        };
         let lp = ListParams::default;
-        let (pods, events, nodes, rs, deploys, sts, ds, jobs, revs, svcs, slices, (cms, secrets)) = futures::join!(
+        let (
+            pods,
+            events,
+            node_events,
+            nodes,
+            rs,
+            deploys,
+            sts,
+            ds,
+            jobs,
+            revs,
+            svcs,
+            slices,
+            (cms, secrets),
+        ) = futures::join!(
             pods_read,
             events_read,
+            node_events_read,
             list_all::<Node>(&self.client, Node::url_path(&(), None), lp()),
             list_all::<ReplicaSet>(&self.client, url::<ReplicaSet>(ns), lp()),
             list_all::<Deployment>(&self.client, url::<Deployment>(ns), lp()),
@@ -408,19 +438,6 @@ impl Live {
             Ok(p) => p,
             Err(e) => return Err(self.fatal(&e, &format!("cannot list pods {scope_text}"))),
         };
-        // Node events live in the default namespace; a namespaced read fetches them separately.
-        let node_events = match ns {
-            Some(n) if n != "default" => {
-                list_all::<Event>(
-                    &self.client,
-                    url::<Event>(Some("default")),
-                    ListParams::default().fields("involvedObject.kind=Node"),
-                )
-                .await
-            }
-            _ => Ok(Vec::new()),
-        };
-
         let mut state = ClusterState {
             captured_at: Some(now),
             ..Default::default()
@@ -642,12 +659,13 @@ fn kubelet_groups(nodes: &[Node], involved: &BTreeSet<String>) -> Vec<Vec<String
         "node.kubernetes.io/instance-type",
         "node-role.kubernetes.io/control-plane",
     ];
+    let by_name: HashMap<&str, &Node> = nodes
+        .iter()
+        .filter_map(|n| Some((n.metadata.name.as_deref()?, n)))
+        .collect();
     let mut groups: BTreeMap<Vec<String>, Vec<String>> = BTreeMap::new();
     for name in involved {
-        let key = match nodes
-            .iter()
-            .find(|n| n.metadata.name.as_deref() == Some(name))
-        {
+        let key = match by_name.get(name.as_str()) {
             Some(n) => {
                 let info = n.status.as_ref().and_then(|s| s.node_info.as_ref());
                 let labels = n.metadata.labels.as_ref();

@@ -84,6 +84,15 @@ pub fn unloop(args: &[&str]) -> Output {
         .expect("unloop runs")
 }
 
+/// `unloop diagnose -n NAME TARGET -o json` for a scenario, with `source` saying where the state
+/// comes from: `["--from", BUNDLE]` or `["--kubeconfig", FILE]`.
+pub fn diagnose_json(s: &Scenario, source: &[&str]) -> Output {
+    let mut args = vec!["diagnose"];
+    args.extend_from_slice(source);
+    args.extend(["-n", &s.name, &s.expect.target, "-o", "json"]);
+    unloop(&args)
+}
+
 /// Checks unloop's JSON report for one scenario; returns a description of what is wrong.
 pub fn check(s: &Scenario, out: &Output) -> Result<(), String> {
     let stdout = String::from_utf8_lossy(&out.stdout);

@@ -34,26 +34,16 @@ pub fn detect(s: &Subject) -> Vec<Finding> {
             text,
         )
     };
-    if let Some((reason, message)) =
-        crate::status::pod_failure(s.pod).filter(|(r, _)| *r == "Evicted")
-    {
+    if let Some(f) = crate::status::pod_failure(s.pod).filter(|f| f.reason == "Evicted") {
         let mut cause = Cause::new(
             CauseId::NodePressure,
             Confidence::High,
-            format!("the kubelet evicted the pod: {}", first_sentence(message)),
+            format!("the kubelet evicted the pod: {}", first_sentence(f.message)),
         )
         .with(Evidence::new(
             EvidenceKind::Field,
-            if s.pod.status.as_ref().and_then(|st| st.reason.as_deref()) == Some("Evicted") {
-                format!("pod/{} status.reason", s.pod_name)
-            } else {
-                // Ended Succeeded: only the condition the kubelet set records the eviction.
-                format!(
-                    "pod/{} condition DisruptionTarget (TerminationByKubelet)",
-                    s.pod_name
-                )
-            },
-            format!("{reason}: {message}"),
+            format!("pod/{} {}", s.pod_name, f.field),
+            format!("{}: {}", f.reason, f.message),
         ));
         for p in &pressure {
             cause.evidence.push(node_evidence(p.clone()));
