@@ -798,17 +798,26 @@ mod tests {
         assert!(parse_configz("<html>").is_err());
     }
 
+    /// The testbed's captured node, copied under other names: alike copies share one read; a copy
+    /// with another kubelet version or pool label is read on its own.
     #[test]
     fn alike_nodes_share_one_configz_read() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../testbed/scenarios/healthy/bundle.json.gz");
+        let captured = crate::bundle::read(&path).unwrap().nodes[0].clone();
         let node = |name: &str, version: &str, pool: &str| -> Node {
-            serde_json::from_value(serde_json::json!({
-                "metadata": {"name": name, "labels": {"karpenter.sh/nodepool": pool}},
-                "status": {"nodeInfo": {"kubeletVersion": version, "containerRuntimeVersion": "containerd://2.1",
-                    "osImage": "Debian", "kernelVersion": "6", "architecture": "amd64",
-                    "bootID": "", "machineID": "", "kubeProxyVersion": "", "operatingSystem": "linux",
-                    "systemUUID": ""}}
-            }))
-            .unwrap()
+            let mut n = captured.clone();
+            n.metadata.name = Some(name.into());
+            n.metadata
+                .labels
+                .get_or_insert_with(Default::default)
+                .insert("karpenter.sh/nodepool".into(), pool.into());
+            n.status
+                .as_mut()
+                .and_then(|s| s.node_info.as_mut())
+                .unwrap()
+                .kubelet_version = version.into();
+            n
         };
         let nodes = vec![
             node("a1", "v1.35.4", "a"),

@@ -70,3 +70,61 @@ fn the_slim_view_of_a_pods_json_is_the_slimmed_pod() {
     }
     assert!(compared >= 20, "only {compared} pods compared");
 }
+
+/// What slimming keeps and drops, on the healthy scenario's captured pods (env, probes, mounts and
+/// addresses as the real cluster set them), and what it leaves whole: the OOM-killed worker, and a
+/// pod without a controller (the captured pod with its owner reference taken away).
+#[test]
+fn healthy_pods_lose_their_spec_and_keep_what_diagnosis_reads() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../testbed/scenarios");
+    let healthy = bundle::read(&dir.join("healthy/bundle.json.gz")).unwrap();
+    let now = healthy.captured_at.unwrap();
+    let whole = healthy.pods[0].clone();
+    let c = &whole.spec.as_ref().unwrap().containers[0];
+    assert!(
+        c.env.is_some() && c.liveness_probe.is_some(),
+        "the fixture is a whole pod"
+    );
+    assert!(slim::may_slim(&whole, now));
+
+    let s = slim::slim_pod(whole.clone());
+    let spec = s.spec.as_ref().unwrap();
+    assert!(
+        spec.containers.is_empty(),
+        "the spec is in the ReplicaSet's template"
+    );
+    assert_eq!(spec.node_name, whole.spec.as_ref().unwrap().node_name);
+    assert_eq!(s.metadata.labels, whole.metadata.labels);
+    assert_eq!(s.metadata.owner_references, whole.metadata.owner_references);
+    assert!(
+        s.metadata
+            .annotations
+            .iter()
+            .flatten()
+            .all(|(k, _)| k.starts_with("unloop.dev/"))
+    );
+    let (st, wst) = (s.status.as_ref().unwrap(), whole.status.as_ref().unwrap());
+    assert!(wst.pod_ips.is_some() && st.pod_ips.is_none());
+    assert_eq!(st.conditions, wst.conditions);
+    let (cs, wcs) = (
+        &st.container_statuses.as_ref().unwrap()[0],
+        &wst.container_statuses.as_ref().unwrap()[0],
+    );
+    assert_eq!(
+        (&cs.state, cs.ready, cs.restart_count),
+        (&wcs.state, wcs.ready, wcs.restart_count)
+    );
+    assert!(cs.volume_mounts.is_none());
+
+    let mut bare = whole;
+    bare.metadata.owner_references = None;
+    assert!(
+        !slim::may_slim(&bare, now),
+        "nothing else records a bare pod's spec"
+    );
+
+    let oom = bundle::read(&dir.join("oom-limit/bundle.json.gz")).unwrap();
+    let worker = &oom.pods[0];
+    assert!(slim::needs_diagnosis(worker, oom.captured_at.unwrap()));
+    assert!(!slim::may_slim(worker, oom.captured_at.unwrap()));
+}
