@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The scale benchmark, in one command (as root, on the testbed machine):
 #
-#   sudo bench/run.sh
+#   bench/run.sh
 #
 # Starts the testbed if it is not running (testbed/up.sh), builds and refreshes the scale fixture
 # (testbed/scale.sh up: 10,000 pods, 200 crash-looping, 100 namespaces, 200 fake nodes), takes a

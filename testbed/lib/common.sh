@@ -3,6 +3,9 @@
 # everything a running cluster writes lives under $STATE.
 set -euo pipefail
 
+# A sourced file sees its caller's arguments: kept so need_root can run the script again under sudo.
+SCRIPT_ARGS=("$@")
+
 K8S_VERSION=${K8S_VERSION:-v1.35.4}
 ETCD_VERSION=${ETCD_VERSION:-v3.6.16}
 COREDNS_VERSION=${COREDNS_VERSION:-v1.12.4}
@@ -48,7 +51,13 @@ COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler container
 log() { printf '\033[1m[testbed]\033[0m %s\n' "$*" >&2; }
 die() { printf '[testbed] error: %s\n' "$*" >&2; exit 1; }
 
-need_root() { [ "$(id -u)" = 0 ] || die "run as root (the testbed starts a kubelet and containerd)"; }
+# The testbed starts a kubelet and containerd: root is needed. As root, go on; otherwise run the same
+# script again under sudo (keeping PATH, so cargo and go are still found), or stop if there is no sudo.
+need_root() {
+  [ "$(id -u)" = 0 ] && return
+  command -v sudo >/dev/null || die "run as root (the testbed starts a kubelet and containerd); no sudo here"
+  exec sudo -E env "PATH=$PATH" bash "$0" "${SCRIPT_ARGS[@]}"
+}
 
 kubectl() { "$BIN/kubectl" --kubeconfig "$KUBECONFIG_ADMIN" "$@"; }
 ctr() { command ctr --address "$CONTAINERD_SOCK" "$@"; }
