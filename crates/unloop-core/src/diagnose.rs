@@ -491,9 +491,10 @@ fn rank(s: &Subject, mut findings: Vec<Finding>) -> (Vec<Cause>, Vec<Remedy>) {
                     for_cause: None,
                     ..r.clone()
                 });
-            } else if !remedies.iter().any(|x| {
-                x.kind == r.kind && x.script == r.script && x.title == r.title
-            }) {
+            } else if !remedies
+                .iter()
+                .any(|x| x.kind == r.kind && x.script == r.script && x.title == r.title)
+            {
                 remedies.push(r.clone());
             }
         }

@@ -175,8 +175,7 @@ impl Cmd {
 
     /// A flag and its value as two words (`-n shop`).
     pub fn flag_value(mut self, f: &str, value: impl Into<Arg>) -> Self {
-        self.items
-            .push(Item::Flag(vec![Arg::lit(f), value.into()]));
+        self.items.push(Item::Flag(vec![Arg::lit(f), value.into()]));
         self
     }
 
@@ -304,7 +303,13 @@ impl Serialize for Pipeline {
 pub fn file_name(s: &str) -> String {
     let name: String = s
         .chars()
-        .map(|c| if c == '/' || c == '\0' || needs_escape(c) { '_' } else { c })
+        .map(|c| {
+            if c == '/' || c == '\0' || needs_escape(c) {
+                '_'
+            } else {
+                c
+            }
+        })
         .collect();
     if name.is_empty() || name == "." || name == ".." {
         format!("_{name}")
@@ -379,8 +384,7 @@ fn needs_escape(c: char) -> bool {
 }
 
 fn quote(s: &str, first: bool) -> String {
-    if !s.is_empty() && s.chars().all(|c| bare_ok(c, first)) && !(first && KEYWORDS.contains(&s))
-    {
+    if !s.is_empty() && s.chars().all(|c| bare_ok(c, first)) && !(first && KEYWORDS.contains(&s)) {
         return s.to_string();
     }
     // `NAME=` stays bare before a quoted value, as people write it.
@@ -452,10 +456,7 @@ mod tests {
     #[test]
     fn control_characters_are_escaped_on_one_line() {
         let a = Argv::new("kubectl").arg("a\nb\x1b[2J'!\u{202e}\\");
-        assert_eq!(
-            one(a),
-            r"kubectl $'a\x0ab\x1b[2J\x27\x21\xe2\x80\xae\\'"
-        );
+        assert_eq!(one(a), r"kubectl $'a\x0ab\x1b[2J\x27\x21\xe2\x80\xae\\'");
     }
 
     #[test]
@@ -477,7 +478,10 @@ mod tests {
             .operand("api")
             .flag_value("-n", "shop")
             .build();
-        assert_eq!(plain.texts(), ["kubectl", "delete", "pod", "api", "-n", "shop"]);
+        assert_eq!(
+            plain.texts(),
+            ["kubectl", "delete", "pod", "api", "-n", "shop"]
+        );
         let hostile = Cmd::kubectl(&["delete", "pod"])
             .operand("--all")
             .flag_value("-n", "shop")

@@ -10,10 +10,55 @@ use unloop_core::shell::{Arg, Argv, Cmd, Pipeline, Script, Word, render};
 /// Text that means something to a shell or a terminal, mixed with ordinary text.
 fn hostile() -> impl Strategy<Value = String> {
     let pieces = prop::sample::select(vec![
-        "", "'", "\"", "\\", "$(id)", "`id`", "${HOME}", "$HOME", ";", "|", "&", "&&", ">", "<",
-        ">>", "\n", "\r", "\x1b[2J", "\x1b]0;title\x07", "\t", "\0", "\x7f", "\u{85}", "\u{202e}",
-        "\u{2028}", "é", "日本", "-", "--all", "~", "~root", "*", "?", "[a]", "{a,b}", "#", "=",
-        "!", "!!", "%1", " ", "x", "app", "/etc/passwd", "../", "if", "<value>", "$'", "'\\''",
+        "",
+        "'",
+        "\"",
+        "\\",
+        "$(id)",
+        "`id`",
+        "${HOME}",
+        "$HOME",
+        ";",
+        "|",
+        "&",
+        "&&",
+        ">",
+        "<",
+        ">>",
+        "\n",
+        "\r",
+        "\x1b[2J",
+        "\x1b]0;title\x07",
+        "\t",
+        "\0",
+        "\x7f",
+        "\u{85}",
+        "\u{202e}",
+        "\u{2028}",
+        "é",
+        "日本",
+        "-",
+        "--all",
+        "~",
+        "~root",
+        "*",
+        "?",
+        "[a]",
+        "{a,b}",
+        "#",
+        "=",
+        "!",
+        "!!",
+        "%1",
+        " ",
+        "x",
+        "app",
+        "/etc/passwd",
+        "../",
+        "if",
+        "<value>",
+        "$'",
+        "'\\''",
     ]);
     prop::collection::vec(pieces, 0..6).prop_map(|v| v.concat())
 }
@@ -107,7 +152,13 @@ fn placeholders_come_out_as_their_text() {
     let ran = bash::run(&render(&s));
     assert_eq!(
         ran.calls,
-        vec![vec!["kubectl", "set", "env", "deploy/api", "DB_HOST=<value>"]]
+        vec![vec![
+            "kubectl",
+            "set",
+            "env",
+            "deploy/api",
+            "DB_HOST=<value>"
+        ]]
     );
     assert!(ran.files.is_empty(), "{ran:?}");
 }

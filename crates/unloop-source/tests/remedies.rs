@@ -63,7 +63,11 @@ fn rename(state: &ClusterState, from: &str, to: &str) -> ClusterState {
 fn argvs(rs: &[Remedy]) -> Vec<Vec<String>> {
     rs.iter()
         .filter_map(|r| r.script.as_ref())
-        .flat_map(|s| s.steps.iter().flat_map(|p| p.commands.iter().map(|a| a.texts())))
+        .flat_map(|s| {
+            s.steps
+                .iter()
+                .flat_map(|p| p.commands.iter().map(|a| a.texts()))
+        })
         .collect()
 }
 
@@ -75,7 +79,10 @@ fn every_remedy_of_every_captured_scenario_runs_only_its_argv() {
         .filter(|p| p.is_file())
         .collect();
     bundles.sort();
-    assert!(bundles.len() >= 20, "expected the testbed's captured bundles");
+    assert!(
+        bundles.len() >= 20,
+        "expected the testbed's captured bundles"
+    );
     let mut ran = 0;
     for path in bundles {
         ran += check_all(&remedies(&bundle::read(&path).unwrap()));
@@ -116,7 +123,11 @@ fn a_java_opts_value_with_quotes_is_one_argument() {
     let rs = remedies(&state);
     assert!(check_all(&rs) >= 2);
     let fixed = format!("JAVA_OPTS={}", opts.replace("-Xmx768m", "-Xmx192m"));
-    assert!(argvs(&rs).iter().any(|a| a.contains(&fixed)), "{:?}", argvs(&rs));
+    assert!(
+        argvs(&rs).iter().any(|a| a.contains(&fixed)),
+        "{:?}",
+        argvs(&rs)
+    );
 }
 
 #[test]
@@ -124,7 +135,10 @@ fn a_pod_named_like_a_flag_is_still_a_name() {
     let state = captured("oom-limit");
     let pod = state.pods.iter().find(|p| {
         p.status.as_ref().is_some_and(|s| {
-            s.container_statuses.iter().flatten().any(|c| c.restart_count > 0)
+            s.container_statuses
+                .iter()
+                .flatten()
+                .any(|c| c.restart_count > 0)
         })
     });
     let name = pod.and_then(|p| p.metadata.name.clone()).unwrap();
@@ -135,7 +149,10 @@ fn a_pod_named_like_a_flag_is_still_a_name() {
         .into_iter()
         .find(|a| a.get(1).map(String::as_str) == Some("delete"))
         .expect("a retry that deletes the pod");
-    let dd = delete.iter().position(|a| a == "--").expect("a -- before the name");
+    let dd = delete
+        .iter()
+        .position(|a| a == "--")
+        .expect("a -- before the name");
     assert_eq!(delete[dd + 1..], ["--all".to_string()], "{delete:?}");
 }
 
@@ -168,10 +185,8 @@ proptest! {
         let state = rename(&captured(scenario), from, &text);
         let rs = remedies(&state);
         for r in &rs {
-            if let Some(s) = &r.script {
-                if let Err(e) = bash::check(s) {
-                    prop_assert!(false, "{}: {}", r.title, e);
-                }
+            if let Some(Err(e)) = r.script.as_ref().map(bash::check) {
+                prop_assert!(false, "{}: {}", r.title, e);
             }
         }
     }
@@ -186,10 +201,8 @@ proptest! {
         }
         let rs = remedies(&state);
         for r in &rs {
-            if let Some(s) = &r.script {
-                if let Err(e) = bash::check(s) {
-                    prop_assert!(false, "{}: {}", r.title, e);
-                }
+            if let Some(Err(e)) = r.script.as_ref().map(bash::check) {
+                prop_assert!(false, "{}: {}", r.title, e);
             }
         }
     }

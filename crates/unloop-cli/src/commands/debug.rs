@@ -197,7 +197,11 @@ async fn copy(
         })
         .map(plan::original_command_line)
         .unwrap_or_default();
-    let cleanup = render(&Argv::new("unloop").args(["debug", "--cleanup", "-n", ns]).into());
+    let cleanup = render(
+        &Argv::new("unloop")
+            .args(["debug", "--cleanup", "-n", ns])
+            .into(),
+    );
     out.result(&format!(
         "debug copy {ns}/{copy_name} is running on {node} (probes and labels removed, keep-alive: {}, expires {})\nopen a shell:\n  {}\nthen run the original command by hand:\n  {original}\nremove it when done:\n  {cleanup}\n",
         match &keep {
@@ -208,14 +212,12 @@ async fn copy(
         render(&exec.clone().into()),
     ));
     if args.exec {
-        let status = spawnable(&exec, global)
-            .status()
-            .map_err(|e| {
-                CliError::usage(
-                    format!("cannot run kubectl: {e}"),
-                    Some("install kubectl, or run the exec command above yourself"),
-                )
-            })?;
+        let status = spawnable(&exec, global).status().map_err(|e| {
+            CliError::usage(
+                format!("cannot run kubectl: {e}"),
+                Some("install kubectl, or run the exec command above yourself"),
+            )
+        })?;
         return Ok(ExitCode::from(
             status.code().unwrap_or(1).clamp(0, 255) as u8
         ));

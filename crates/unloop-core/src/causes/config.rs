@@ -5,8 +5,8 @@ use std::sync::LazyLock;
 use regex::Regex;
 
 use crate::refs::{self, RefKind, Unresolved};
-use crate::subject::{Finding, Subject};
 use crate::shell::{self, Arg, Argv, Cmd, Pipeline, Script};
+use crate::subject::{Finding, Subject};
 use crate::verdict::{Cause, CauseId, Confidence, Evidence, EvidenceKind, Remedy, RemedyKind};
 
 static NOT_FOUND: LazyLock<Regex> = LazyLock::new(|| {

@@ -3,8 +3,8 @@
 use k8s_openapi::api::core::v1::Service;
 
 use crate::causes::config::retry_now;
-use crate::subject::{Finding, Subject};
 use crate::shell::Cmd;
+use crate::subject::{Finding, Subject};
 use crate::verdict::{Cause, CauseId, Confidence, Evidence, EvidenceKind, Remedy};
 
 pub fn detect(s: &Subject) -> Vec<Finding> {
@@ -245,11 +245,7 @@ fn dns(s: &Subject, host: &str, line: &str) -> Finding {
                                         .into(),
                                 ),
                             ),
-                            _ => Remedy::fix(
-                                id,
-                                format!("did you mean Service {close}?"),
-                                None,
-                            ),
+                            _ => Remedy::fix(id, format!("did you mean Service {close}?"), None),
                         });
                     }
                     remedies.push(Remedy::inspect(

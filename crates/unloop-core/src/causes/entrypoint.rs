@@ -2,8 +2,8 @@
 //! wrong architecture, and segmentation faults.
 
 use crate::causes::config::retry_now;
-use crate::subject::{Finding, Subject};
 use crate::shell::{Arg, Cmd, Script};
+use crate::subject::{Finding, Subject};
 use crate::verdict::{Cause, CauseId, Confidence, Evidence, EvidenceKind, Remedy, RemedyKind};
 
 pub fn detect(s: &Subject) -> Vec<Finding> {

@@ -1,7 +1,7 @@
 //! Images that cannot be pulled or are not present.
 
-use crate::subject::{Finding, Subject, container_patch};
 use crate::shell::Arg;
+use crate::subject::{Finding, Subject, container_patch};
 use crate::verdict::{Cause, CauseId, Confidence, Remedy};
 
 const PULL_REASONS: [&str; 5] = [

@@ -1,8 +1,8 @@
 //! Node pressure: evictions, node-wide OOM kills, and pressure conditions.
 
 use crate::causes::oom::node_oom_near;
-use crate::subject::{Finding, Subject};
 use crate::shell::{Cmd, Script};
+use crate::subject::{Finding, Subject};
 use crate::verdict::{Cause, CauseId, Confidence, Evidence, EvidenceKind, Remedy};
 
 pub fn detect(s: &Subject) -> Vec<Finding> {

@@ -2,8 +2,8 @@
 
 use crate::causes::config::retry_now;
 use crate::resources::{self, HEAP_SHARE, Heap};
-use crate::subject::{Finding, Subject, event_time};
 use crate::shell::Script;
+use crate::subject::{Finding, Subject, event_time};
 use crate::verdict::{Cause, CauseId, Confidence, Evidence, EvidenceKind, Remedy};
 
 pub fn detect(s: &Subject) -> Vec<Finding> {

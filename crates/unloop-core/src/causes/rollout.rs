@@ -1,7 +1,7 @@
 //! Bad image rollout: crashes began with revision N while revision N-1 was healthy.
 
-use crate::subject::{Finding, Subject};
 use crate::shell::{Argv, Pipeline, Script};
+use crate::subject::{Finding, Subject};
 use crate::verdict::{Cause, CauseId, Confidence, Evidence, EvidenceKind, Remedy};
 use crate::workload::{self, WorkloadKind};
 

@@ -1,3 +1,4 @@
+#![allow(dead_code)]
 //! Runs a rendered command line in a real `bash` where `kubectl`, `jq`, `diff`, `unloop` and
 //! `docker` are shell functions that record their arguments (NUL-terminated), PATH leads nowhere,
 //! and `command_not_found_handle` records any other command. The line runs in an empty temporary
@@ -41,7 +42,11 @@ pub fn run(line: &str) -> Ran {
     let logs = tempfile::tempdir().expect("temp dir");
     let calls = logs.path().join("calls");
     let other = logs.path().join("other");
-    let script = format!("{PRELUDE}\n__CALLS='{}'\n__OTHER='{}'\n{line}\n", calls.display(), other.display());
+    let script = format!(
+        "{PRELUDE}\n__CALLS='{}'\n__OTHER='{}'\n{line}\n",
+        calls.display(),
+        other.display()
+    );
     let out = Command::new(bash())
         .args(["--norc", "--noprofile", "-c", &script])
         .current_dir(work.path())
@@ -55,7 +60,12 @@ pub fn run(line: &str) -> Ran {
     calls.sort();
     let files = std::fs::read_dir(work.path())
         .expect("read temp dir")
-        .map(|e| e.expect("dir entry").file_name().to_string_lossy().into_owned())
+        .map(|e| {
+            e.expect("dir entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
         .collect();
     Ran {
         calls,
@@ -100,7 +110,11 @@ pub fn expected(script: &Script) -> (Vec<Vec<String>>, BTreeSet<String>) {
         .flat_map(|p| p.commands.iter().map(|a| a.texts()))
         .collect();
     calls.sort();
-    let files = script.steps.iter().filter_map(|p| p.stdout.clone()).collect();
+    let files = script
+        .steps
+        .iter()
+        .filter_map(|p| p.stdout.clone())
+        .collect();
     (calls, files)
 }
 
