@@ -207,3 +207,28 @@ proptest! {
         }
     }
 }
+
+/// `unloop debug` prints the original command to run by hand through the same renderer.
+#[test]
+fn the_original_command_of_a_debug_copy_is_its_argv() {
+    let state = captured("command-not-found");
+    let mut c = state.pods[0].spec.as_ref().unwrap().containers[0].clone();
+    let hostile = ["--port", "80; id", "$(id)", "a\nb", "'", ""];
+    c.command = Some(vec!["kubectl".into()]);
+    c.args = Some(hostile.iter().map(|s| s.to_string()).collect());
+    let line = unloop_core::debug::original_command_line(&c);
+    let ran = bash::run(&line);
+    let mut want = vec!["kubectl".to_string()];
+    want.extend(hostile.iter().map(|s| s.to_string()));
+    assert_eq!(ran.calls, vec![want], "{line}");
+    assert!(ran.unexpected.is_empty() && ran.files.is_empty(), "{ran:?}");
+
+    // Without a command the image's entrypoint runs: a placeholder, which is only text.
+    c.command = None;
+    c.args = Some(vec!["serve".into()]);
+    let line = unloop_core::debug::original_command_line(&c);
+    assert_eq!(line, "'<image entrypoint>' serve");
+    let ran = bash::run(&line);
+    assert_eq!(ran.unexpected, vec![vec!["<image entrypoint>", "serve"]]);
+    assert!(ran.calls.is_empty() && ran.files.is_empty(), "{ran:?}");
+}

@@ -476,3 +476,29 @@ async fn cleanup(
     out.result(&text);
     Ok(ExitCode::SUCCESS)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::ColorChoice;
+
+    #[test]
+    fn exec_reaches_the_cluster_unloop_read_and_prints_the_same_argv() {
+        let global = Global {
+            color: ColorChoice::Never,
+            kubeconfig: Some("/tmp/my config".into()),
+            context: Some("prod;id".into()),
+        };
+        let argv = exec_argv(&global, "shop", "api-debug", "api", vec!["sh".into()]);
+        assert_eq!(
+            render(&argv.clone().into()),
+            "kubectl --kubeconfig '/tmp/my config' --context 'prod;id' exec -it api-debug -n shop -c api -- sh"
+        );
+        let cmd = spawnable(&argv, &global);
+        let spawned: Vec<String> = std::iter::once(cmd.get_program())
+            .chain(cmd.get_args())
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(spawned, argv.texts());
+    }
+}
