@@ -201,7 +201,7 @@ fn debug_copies_reproduce_each_crash_by_hand() {
             .map(|i| lines[i + 1].trim())
             .unwrap_or_default();
         // The testbed's images all start /app/testapp.
-        let original = original.replace("<image entrypoint>", "/app/testapp");
+        let original = original.replace("'<image entrypoint>'", "/app/testapp");
         let script = if s.expect.cause == "liveness-probe-kill" {
             // Without the probe nothing kills it: still running after 5 s is the reproduction.
             format!("timeout 5 {original}; echo unloop-exit=$?")

@@ -11,6 +11,8 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::{Deserialize, Serialize};
 
+use crate::shell::{self, Arg, Argv};
+
 /// The prefix of every label and annotation unloop writes.
 pub const ANNOTATION_PREFIX: &str = "unloop.dev/";
 /// Label on every debug copy; `--list` and `--cleanup` find copies by it.
@@ -143,34 +145,22 @@ pub fn choose_container(
     }
 }
 
-/// The command line the container would have run, as a person types it inside the debug copy.
 /// Without a `command`, the image's ENTRYPOINT runs (with `args`, or else its CMD); the API does not
-/// say what that is, so it is written as this placeholder.
-pub const IMAGE_ENTRYPOINT: &str = "<image entrypoint>";
+/// say what that is, so the original command starts with this placeholder (`'<image entrypoint>'`).
+pub const IMAGE_ENTRYPOINT: &str = "image entrypoint";
 
-pub fn original_command_line(c: &Container) -> String {
-    let mut parts: Vec<String> = c
-        .command
-        .iter()
-        .flatten()
-        .chain(c.args.iter().flatten())
-        .map(|p| shell_quote(p))
-        .collect();
+/// The command the container would have run, as argv.
+pub fn original_command(c: &Container) -> Argv {
+    let mut argv = Argv(Vec::new());
     if c.command.as_ref().is_none_or(|c| c.is_empty()) {
-        parts.insert(0, IMAGE_ENTRYPOINT.to_string());
+        argv.0.push(Arg::placeholder(IMAGE_ENTRYPOINT));
     }
-    parts.join(" ")
+    argv.args(c.command.iter().flatten().chain(c.args.iter().flatten()))
 }
 
-fn shell_quote(s: &str) -> String {
-    if !s.is_empty()
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_./=:,@%+".contains(c))
-    {
-        s.to_string()
-    } else {
-        format!("'{}'", s.replace('\'', r"'\''"))
-    }
+/// The command line the container would have run, as a person types it inside the debug copy.
+pub fn original_command_line(c: &Container) -> String {
+    shell::render(&original_command(c).into())
 }
 
 /// A debug copy of `pod`: same image, env, volumes, service account and scheduling constraints;

@@ -15,7 +15,7 @@ use crate::selector::Selector;
 use crate::state::{ClusterState, Gap, Scope};
 use crate::status::{self, Role};
 use crate::subject::{Finding, Subject, event_time};
-use crate::verdict::{Cause, CauseId, Confidence, Evidence, EvidenceKind, Remedy};
+use crate::verdict::{Cause, CauseId, Confidence, Evidence, EvidenceKind, Remedy, RemedyKind};
 use crate::workload::{self, Workload, WorkloadKind};
 
 pub const REPORT_SCHEMA_VERSION: u32 = 1;
@@ -486,17 +486,14 @@ fn rank(s: &Subject, mut findings: Vec<Finding>) -> (Vec<Cause>, Vec<Remedy>) {
     let mut retry: Option<Remedy> = None;
     for f in &findings {
         for r in &f.remedies {
-            let is_retry = r
-                .title
-                .starts_with(crate::causes::config::RETRY_TITLE_PREFIX);
-            if is_retry {
+            if r.kind == RemedyKind::Retry {
                 retry.get_or_insert_with(|| Remedy {
                     for_cause: None,
                     ..r.clone()
                 });
             } else if !remedies
                 .iter()
-                .any(|x| x.command == r.command && x.title == r.title)
+                .any(|x| x.kind == r.kind && x.script == r.script && x.title == r.title)
             {
                 remedies.push(r.clone());
             }
@@ -541,14 +538,10 @@ fn unknown(s: &Subject) -> Finding {
     }
     Finding {
         cause,
-        remedies: vec![Remedy::new(
-            Some(CauseId::Unknown),
+        remedies: vec![Remedy::inspect(
+            CauseId::Unknown,
             "look at the pod in full",
-            Some(format!(
-                "kubectl describe pod {} {}",
-                s.pod_name,
-                s.ns_flag()
-            )),
+            Some(s.kubectl(&["describe", "pod"], s.pod_name).into()),
         )],
     }
 }

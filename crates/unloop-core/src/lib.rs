@@ -13,6 +13,7 @@ pub mod redact;
 pub mod refs;
 pub mod resources;
 pub mod selector;
+pub mod shell;
 pub mod slim;
 pub mod state;
 pub mod status;
@@ -22,4 +23,4 @@ pub mod workload;
 
 pub use diagnose::{Diagnosis, Query, Report, Target, diagnose};
 pub use state::ClusterState;
-pub use verdict::{Cause, CauseId, Confidence, Evidence, Remedy};
+pub use verdict::{Cause, CauseId, Confidence, Evidence, Remedy, RemedyKind};

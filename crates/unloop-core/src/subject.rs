@@ -6,6 +6,7 @@ use k8s_openapi::api::core::v1::{
 };
 
 use crate::logscan::LogScan;
+use crate::shell::{Arg, Cmd};
 use crate::state::{ClusterState, ContainerLog};
 use crate::status::Role;
 use crate::verdict::{CauseId, Confidence, Evidence, EvidenceKind, Remedy};
@@ -164,11 +165,6 @@ impl<'a> Subject<'a> {
             .collect()
     }
 
-    /// `-n NS` for commands.
-    pub fn ns_flag(&self) -> String {
-        format!("-n {}", self.namespace)
-    }
-
     /// The object a `kubectl set ...` command should change: the workload when one owns the pod.
     pub fn settable(&self) -> Option<String> {
         use crate::workload::WorkloadKind::*;
@@ -179,20 +175,28 @@ impl<'a> Subject<'a> {
         .then(|| self.workload.to_string())
     }
 
+    /// `kubectl WORDS OBJECT -n NS`, to which flags and operands are added.
+    pub fn kubectl(&self, words: &[&str], object: &str) -> Cmd {
+        Cmd::kubectl(words)
+            .operand(object)
+            .flag_value("-n", self.namespace)
+    }
+
     /// A remedy that sets an environment variable on the owner, or says to edit the manifest.
     pub fn set_env_remedy(&self, cause: CauseId, var: &str) -> Remedy {
         match self.settable() {
-            Some(w) => Remedy::new(
-                Some(cause),
+            Some(w) => Remedy::fix(
+                cause,
                 format!("set {var} on {w}"),
-                Some(format!(
-                    "kubectl set env {w} {} -c {} {var}=<value>",
-                    self.ns_flag(),
-                    self.container()
-                )),
+                Some(
+                    self.kubectl(&["set", "env"], &w)
+                        .flag_value("-c", self.container())
+                        .operand(Arg::lit(format!("{var}=")).then_placeholder("value"))
+                        .into(),
+                ),
             ),
-            None => Remedy::new(
-                Some(cause),
+            None => Remedy::fix(
+                cause,
                 format!(
                     "add {var} to the env of container {} in the manifest and re-create the pod",
                     self.container()
@@ -252,6 +256,53 @@ impl<'a> Subject<'a> {
             Confidence::Medium
         }
     }
+}
+
+/// A strategic-merge patch (JSON, for `kubectl patch -p`) that sets `field` of one container of a
+/// pod template: `{"spec":{"template":{"spec":{"containers":[{"name":C,FIELD:VALUE}]}}}}`. Built
+/// with serde, so names and values are always escaped; `name` comes first, as people write it.
+pub fn container_patch<V: serde::Serialize>(container: &str, field: &str, value: &V) -> String {
+    use serde::Serialize;
+    use serde::ser::SerializeMap;
+    struct Entry<'a, V> {
+        name: &'a str,
+        field: &'a str,
+        value: &'a V,
+    }
+    impl<V: Serialize> Serialize for Entry<'_, V> {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            let mut m = s.serialize_map(Some(2))?;
+            m.serialize_entry("name", self.name)?;
+            m.serialize_entry(self.field, self.value)?;
+            m.end()
+        }
+    }
+    #[derive(Serialize)]
+    struct Spec<T> {
+        spec: T,
+    }
+    #[derive(Serialize)]
+    struct Template<T> {
+        template: T,
+    }
+    #[derive(Serialize)]
+    struct Containers<E> {
+        containers: [E; 1],
+    }
+    let patch = Spec {
+        spec: Template {
+            template: Spec {
+                spec: Containers {
+                    containers: [Entry {
+                        name: container,
+                        field,
+                        value,
+                    }],
+                },
+            },
+        },
+    };
+    serde_json::to_string(&patch).unwrap_or_default()
 }
 
 pub fn event_source(e: &Event) -> String {

@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::shell::{self, Script};
+
 /// Stable identifiers of the causes unloop can name. Their kebab-case spelling is part of the
 /// JSON output contract; docs/causes.md documents each one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -210,29 +212,77 @@ impl Cause {
     }
 }
 
-/// Something to do about it: a title and a command to paste.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+/// What a remedy does: ranking and renderers decide by this, never by its title.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RemedyKind {
+    /// Changes the workload, the cluster or the image so that the cause goes away.
+    Fix,
+    /// Only reads: a log, a description, a list, a comparison.
+    Inspect,
+    /// Makes a debug copy of the pod to look inside it (`unloop debug`).
+    Debug,
+    /// Once the cause is fixed, retries at once instead of waiting out the backoff. A diagnosis
+    /// offers at most one, last.
+    Retry,
+}
+
+/// Something to do about it: a title and, where there is one, a command to paste.
+///
+/// In JSON: `forCause`, `kind`, `title`, and with a command, `command` (the line to paste, see
+/// [`shell::render`]) and `steps` (the same as argv, see [`shell::Pipeline`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Remedy {
     /// The cause this remedy addresses, or none for general advice such as retrying now.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub for_cause: Option<CauseId>,
+    pub kind: RemedyKind,
     pub title: String,
-    /// A shell command, complete except for values only the user knows (written `<like-this>`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub command: Option<String>,
+    /// The command, complete except for values only the user knows (placeholders `<like-this>`).
+    pub script: Option<Script>,
 }
 
 impl Remedy {
     pub fn new(
         for_cause: Option<CauseId>,
+        kind: RemedyKind,
         title: impl Into<String>,
-        command: Option<String>,
+        script: Option<Script>,
     ) -> Self {
         Remedy {
             for_cause,
+            kind,
             title: title.into(),
-            command,
+            script,
         }
+    }
+
+    pub fn fix(cause: CauseId, title: impl Into<String>, script: Option<Script>) -> Self {
+        Remedy::new(Some(cause), RemedyKind::Fix, title, script)
+    }
+
+    pub fn inspect(cause: CauseId, title: impl Into<String>, script: Option<Script>) -> Self {
+        Remedy::new(Some(cause), RemedyKind::Inspect, title, script)
+    }
+
+    /// The command as one line to paste into a POSIX shell.
+    pub fn command(&self) -> Option<String> {
+        self.script.as_ref().map(shell::render)
+    }
+}
+
+impl Serialize for Remedy {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(None)?;
+        if let Some(c) = &self.for_cause {
+            m.serialize_entry("forCause", c)?;
+        }
+        m.serialize_entry("kind", &self.kind)?;
+        m.serialize_entry("title", &self.title)?;
+        if let Some(script) = &self.script {
+            m.serialize_entry("command", &shell::render(script))?;
+            m.serialize_entry("steps", &script.steps)?;
+        }
+        m.end()
     }
 }

@@ -302,7 +302,7 @@ fn block(out: &mut String, d: &Diagnosis, report: &Report, p: &Palette) {
     }
     for (i, r) in d.remedies.iter().enumerate() {
         line(out, p, if i == 0 { "fix" } else { "" }, &r.title);
-        if let Some(c) = &r.command {
+        if let Some(c) = r.command() {
             cont(out, &format!("  {}", c.style(p.cmd)));
         }
     }

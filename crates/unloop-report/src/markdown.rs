@@ -118,7 +118,7 @@ pub fn markdown(report: &Report) -> String {
             let _ = writeln!(out, "\n### Remedy\n");
             for r in &d.remedies {
                 let _ = writeln!(out, "- {}", r.title);
-                if let Some(c) = &r.command {
+                if let Some(c) = r.command() {
                     let _ = writeln!(out, "\n  ```sh\n  {c}\n  ```\n");
                 }
             }

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::{ContainerStatus, Pod, ResourceRequirements};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use unloop_core::resources::{bytes, memory_limit, quantity, round_up_tidy};
+use unloop_core::shell::{self, Cmd};
 use unloop_core::subject::human_secs;
 
 use super::{Observed, Subject, object_finding, to_yaml_value};
@@ -181,7 +182,10 @@ pub(crate) fn nodes(inventory: &Inventory, obs: &Observed, out: &mut Vec<Finding
             ObjectRef { kind: "Node".into(), namespace: String::new(), name: name.clone() },
             CheckId::NodePressure,
             format!("node {name} reports {}{runs}", pressure.join(", ")),
-            Fix::text(format!("see what the node is short of: kubectl describe node {name}; free memory or disk, or move workloads elsewhere")),
+            Fix::text(format!(
+                "see what the node is short of: {}; free memory or disk, or move workloads elsewhere",
+                shell::render(&Cmd::kubectl(&["describe", "node"]).operand(name).into())
+            )),
         ));
     }
 }

@@ -6,11 +6,17 @@ use std::collections::BTreeSet;
 
 use k8s_openapi::api::core::v1::{KeyToPath, PodSpec, Volume};
 use unloop_core::refs::{self, Ref, RefKind};
+use unloop_core::shell::{self, Arg, Cmd};
 
 use super::{Context, Subject, map, workload_finding, yaml};
 use crate::check::{CheckId, Finding, Fix};
 use crate::inventory::Workload;
 use crate::resolve::Outcome;
+
+/// A command inside a fix's text, quoted by the one renderer.
+fn command(cmd: Cmd) -> String {
+    shell::render(&cmd.into())
+}
 
 fn kind_word(kind: RefKind) -> &'static str {
     match kind {
@@ -136,13 +142,28 @@ fn judge(w: &Workload, r: &Ref, siblings: &[Ref], ctx: &Context) -> Option<(Chec
             }
             let fix = match r.kind {
                 RefKind::ConfigMap => Fix::text(format!(
-                    "add key {key} to ConfigMap {} (kubectl edit configmap {} -n {ns}), or reference one of its keys",
-                    r.name, r.name
+                    "add key {key} to ConfigMap {} ({}), or reference one of its keys",
+                    r.name,
+                    command(
+                        Cmd::kubectl(&["edit", "configmap"])
+                            .operand(&r.name)
+                            .flag_value("-n", ns)
+                    )
                 )),
-                RefKind::Secret => Fix::text(format!(
-                    "add key {key} to Secret {}: kubectl patch secret {} -n {ns} --type merge -p '{{\"stringData\":{{\"{key}\":\"<value>\"}}}}'",
-                    r.name, r.name
-                )),
+                RefKind::Secret => {
+                    let patch = serde_json::json!({ "stringData": { &key: "<value>" } });
+                    Fix::text(format!(
+                        "add key {key} to Secret {}: {}",
+                        r.name,
+                        command(
+                            Cmd::kubectl(&["patch", "secret"])
+                                .operand(&r.name)
+                                .flag_value("-n", ns)
+                                .flag_value("--type", "merge")
+                                .flag_value("-p", patch.to_string())
+                        )
+                    ))
+                }
             };
             Some((CheckId::UnresolvedKey, message, fix))
         }
@@ -168,22 +189,32 @@ fn create_fix(ns: &str, r: &Ref, siblings: &[Ref]) -> Fix {
         .collect();
     match r.kind {
         RefKind::Secret if r.via == "imagePullSecrets" => Fix::text(format!(
-            "create it: kubectl create secret docker-registry {} -n {ns} --docker-server=<registry> --docker-username=<user> --docker-password=<password>",
-            r.name
+            "create it: {}",
+            command(
+                Cmd::kubectl(&["create", "secret", "docker-registry"])
+                    .operand(&r.name)
+                    .flag_value("-n", ns)
+                    .flag(Arg::lit("--docker-server=").then_placeholder("registry"))
+                    .flag(Arg::lit("--docker-username=").then_placeholder("user"))
+                    .flag(Arg::lit("--docker-password=").then_placeholder("password"))
+            )
         )),
         RefKind::Secret => {
-            let literals: Vec<String> = if keys.is_empty() {
-                vec!["--from-literal=<KEY>=<value>".into()]
-            } else {
-                keys.iter()
-                    .map(|k| format!("--from-literal={k}=<value>"))
-                    .collect()
-            };
-            Fix::text(format!(
-                "create it before the workload: kubectl create secret generic {} -n {ns} {}",
-                r.name,
-                literals.join(" ")
-            ))
+            let mut cmd = Cmd::kubectl(&["create", "secret", "generic"])
+                .operand(&r.name)
+                .flag_value("-n", ns);
+            if keys.is_empty() {
+                cmd = cmd.flag(
+                    Arg::lit("--from-literal=")
+                        .then_placeholder("KEY")
+                        .then("=")
+                        .then_placeholder("value"),
+                );
+            }
+            for k in &keys {
+                cmd = cmd.flag(Arg::lit(format!("--from-literal={k}=")).then_placeholder("value"));
+            }
+            Fix::text(format!("create it before the workload: {}", command(cmd)))
         }
         RefKind::ConfigMap => {
             let data: Vec<(&str, serde_yaml::Value)> =

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 use unloop_core::debug::{self as plan, KeepAlive};
+use unloop_core::shell::{Argv, render};
 use unloop_core::workload::WorkloadKind;
 use unloop_source::debug::{self as ops, DebugOpError, Started};
 use unloop_source::live::{self, Live};
@@ -85,9 +86,9 @@ pub fn run(args: DebugArgs, global: &Global, out: &Output) -> Result<ExitCode, C
         }
         let target = args.target.clone().unwrap_or_default();
         if args.in_place {
-            return in_place(&live, &ns, &target, &args, out).await;
+            return in_place(&live, &ns, &target, &args, global, out).await;
         }
-        copy(&live, &ns, &target, &args, ttl, out).await
+        copy(&live, &ns, &target, &args, global, ttl, out).await
     })
 }
 
@@ -121,6 +122,7 @@ async fn copy(
     ns: &str,
     target: &str,
     args: &DebugArgs,
+    global: &Global,
     ttl: jiff::SignedDuration,
     out: &Output,
 ) -> Result<ExitCode, CliError> {
@@ -182,37 +184,40 @@ async fn copy(
         .as_ref()
         .and_then(|s| s.node_name.clone())
         .unwrap_or_default();
-    let shell = keep.shell().join(" ");
-    let exec = format!("kubectl exec -it {copy_name} -n {ns} -c {container} -- {shell}");
-    let original = running
-        .metadata
-        .annotations
+    let exec = exec_argv(global, ns, &copy_name, &container, keep.shell());
+    // From the pod that was copied, not read back from the copy's annotation.
+    let original = pod
+        .spec
         .as_ref()
-        .and_then(|a| a.get(plan::ANN_COMMAND).cloned())
+        .and_then(|s| {
+            s.containers
+                .iter()
+                .chain(s.init_containers.iter().flatten())
+                .find(|c| c.name == container)
+        })
+        .map(plan::original_command_line)
         .unwrap_or_default();
+    let cleanup = render(
+        &Argv::new("unloop")
+            .args(["debug", "--cleanup", "-n", ns])
+            .into(),
+    );
     out.result(&format!(
-        "debug copy {ns}/{copy_name} is running on {node} (probes and labels removed, keep-alive: {}, expires {})\nopen a shell:\n  {exec}\nthen run the original command by hand:\n  {original}\nremove it when done:\n  unloop debug --cleanup -n {ns}\n",
+        "debug copy {ns}/{copy_name} is running on {node} (probes and labels removed, keep-alive: {}, expires {})\nopen a shell:\n  {}\nthen run the original command by hand:\n  {original}\nremove it when done:\n  {cleanup}\n",
         match &keep {
             KeepAlive::Shell => "the image's shell".to_string(),
             KeepAlive::Helper { image } => format!("busybox from {image}"),
         },
-        expires.strftime("%Y-%m-%d %H:%M UTC")
+        expires.strftime("%Y-%m-%d %H:%M UTC"),
+        render(&exec.clone().into()),
     ));
     if args.exec {
-        let mut cmd = std::process::Command::new("kubectl");
-        if let Some(kc) = &live_kubeconfig() {
-            cmd.arg("--kubeconfig").arg(kc);
-        }
-        let status = cmd
-            .args(["exec", "-it", &copy_name, "-n", ns, "-c", &container, "--"])
-            .args(keep.shell())
-            .status()
-            .map_err(|e| {
-                CliError::usage(
-                    format!("cannot run kubectl: {e}"),
-                    Some("install kubectl, or run the exec command above yourself"),
-                )
-            })?;
+        let status = spawnable(&exec, global).status().map_err(|e| {
+            CliError::usage(
+                format!("cannot run kubectl: {e}"),
+                Some("install kubectl, or run the exec command above yourself"),
+            )
+        })?;
         return Ok(ExitCode::from(
             status.code().unwrap_or(1).clamp(0, 255) as u8
         ));
@@ -220,8 +225,33 @@ async fn copy(
     Ok(ExitCode::SUCCESS)
 }
 
-fn live_kubeconfig() -> Option<String> {
-    std::env::var("KUBECONFIG").ok()
+/// `kubectl [--kubeconfig F] [--context C] exec -it POD -n NS -c CONTAINER -- SHELL...`: the line
+/// printed and the process `--exec` starts are this one argv, so both reach the cluster unloop read.
+fn exec_argv(global: &Global, ns: &str, pod: &str, container: &str, shell: Vec<String>) -> Argv {
+    let mut argv = Argv::new("kubectl");
+    if let Some(kc) = &global.kubeconfig {
+        argv = argv
+            .arg("--kubeconfig")
+            .arg(kc.to_string_lossy().into_owned());
+    }
+    if let Some(ctx) = &global.context {
+        argv = argv.arg("--context").arg(ctx);
+    }
+    argv.args(["exec", "-it", pod, "-n", ns, "-c", container, "--"])
+        .args(shell)
+}
+
+/// The process for `argv` (from [`exec_argv`]), started without a shell. The kubeconfig path is
+/// passed as the OS gave it (the printed line shows it lossily when it is not UTF-8).
+fn spawnable(argv: &Argv, global: &Global) -> std::process::Command {
+    let mut words: Vec<std::ffi::OsString> = argv.texts().into_iter().map(Into::into).collect();
+    if let Some(kc) = &global.kubeconfig {
+        // exec_argv puts it right after `kubectl --kubeconfig`.
+        words[2] = kc.clone().into_os_string();
+    }
+    let mut cmd = std::process::Command::new(&words[0]);
+    cmd.args(&words[1..]);
+    cmd
 }
 
 async fn wait_gone(live: &Live, ns: &str, name: &str) {
@@ -259,6 +289,7 @@ async fn in_place(
     ns: &str,
     target: &str,
     args: &DebugArgs,
+    global: &Global,
     out: &Output,
 ) -> Result<ExitCode, CliError> {
     let (kind, name) = workload_target(target)?;
@@ -307,11 +338,22 @@ async fn in_place(
         args: original.args.clone(),
         ..Default::default()
     });
+    let exec = exec_argv(global, ns, &shown, &container, vec!["sh".into()]);
     out.result(&format!(
-        "{shown} in {ns} now keeps container {container} alive (original command, args and probes saved in annotation {})\nopen a shell once its new pod runs:\n  kubectl exec -it {shown} -n {ns} -c {container} -- sh\nthen run the original command by hand:\n  {original_line}\nput everything back:\n  unloop debug --restore {shown} -n {ns}\n",
-        plan::ANN_ORIGINAL
+        "{shown} in {ns} now keeps container {container} alive (original command, args and probes saved in annotation {})\nopen a shell once its new pod runs:\n  {}\nthen run the original command by hand:\n  {original_line}\nput everything back:\n  {}\n",
+        plan::ANN_ORIGINAL,
+        render(&exec.into()),
+        restore_line(&shown, ns),
     ));
     Ok(ExitCode::SUCCESS)
+}
+
+fn restore_line(workload: &str, ns: &str) -> String {
+    render(
+        &Argv::new("unloop")
+            .args(["debug", "--restore", workload, "-n", ns])
+            .into(),
+    )
 }
 
 fn confirm(question: &str) -> Result<(), CliError> {
@@ -396,7 +438,8 @@ async fn list(live: &Live, ns: Option<&str>, out: &Output) -> Result<ExitCode, C
     }
     for (n, w) in &overrides {
         text.push_str(&format!(
-            "in-place  {n}/{w}  restore: unloop debug --restore {w} -n {n}\n"
+            "in-place  {n}/{w}  restore: {}\n",
+            restore_line(w, n)
         ));
     }
     out.result(&text);
@@ -432,4 +475,30 @@ async fn cleanup(
     }
     out.result(&text);
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::ColorChoice;
+
+    #[test]
+    fn exec_reaches_the_cluster_unloop_read_and_prints_the_same_argv() {
+        let global = Global {
+            color: ColorChoice::Never,
+            kubeconfig: Some("/tmp/my config".into()),
+            context: Some("prod;id".into()),
+        };
+        let argv = exec_argv(&global, "shop", "api-debug", "api", vec!["sh".into()]);
+        assert_eq!(
+            render(&argv.clone().into()),
+            "kubectl --kubeconfig '/tmp/my config' --context 'prod;id' exec -it api-debug -n shop -c api -- sh"
+        );
+        let cmd = spawnable(&argv, &global);
+        let spawned: Vec<String> = std::iter::once(cmd.get_program())
+            .chain(cmd.get_args())
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(spawned, argv.texts());
+    }
 }

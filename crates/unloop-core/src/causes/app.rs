@@ -37,15 +37,15 @@ pub fn detect(s: &Subject) -> Vec<Finding> {
         cause.evidence.push(s.log_evidence(l));
     }
     let remedies = vec![
-        Remedy::new(
-            Some(CauseId::AppError),
+        Remedy::inspect(
+            CauseId::AppError,
             "read the crashed container's full log",
-            Some(format!(
-                "kubectl logs {} {} -c {} --previous",
-                s.pod_name,
-                s.ns_flag(),
-                s.container()
-            )),
+            Some(
+                s.kubectl(&["logs"], s.pod_name)
+                    .flag_value("-c", s.container())
+                    .flag("--previous")
+                    .into(),
+            ),
         ),
         retry_now(s, CauseId::AppError),
     ];

@@ -5,8 +5,9 @@ use std::sync::LazyLock;
 use regex::Regex;
 
 use crate::refs::{self, RefKind, Unresolved};
+use crate::shell::{self, Arg, Argv, Cmd, Pipeline, Script};
 use crate::subject::{Finding, Subject};
-use crate::verdict::{Cause, CauseId, Confidence, Evidence, EvidenceKind, Remedy};
+use crate::verdict::{Cause, CauseId, Confidence, Evidence, EvidenceKind, Remedy, RemedyKind};
 
 static NOT_FOUND: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r#"(configmap|secret) "([^"]+)" not found"#).expect("pattern compiles")
@@ -184,28 +185,33 @@ fn object_finding(
             .push(s.spec_evidence("", format!("{v} → {} {name}", k.noun())));
     }
     let keys: Vec<String> = refs_keys(s, k, name);
-    let literals = if keys.is_empty() {
-        "--from-literal=<key>=<value>".to_string()
+    let literals: Vec<Arg> = if keys.is_empty() {
+        vec![
+            Arg::lit("--from-literal=")
+                .then_placeholder("key")
+                .then("=")
+                .then_placeholder("value"),
+        ]
     } else {
         keys.iter()
-            .map(|k| format!("--from-literal={k}=<value>"))
-            .collect::<Vec<_>>()
-            .join(" ")
+            .map(|k| Arg::lit(format!("--from-literal={k}=")).then_placeholder("value"))
+            .collect()
     };
-    let cmd = match k {
-        RefKind::ConfigMap => format!("kubectl create configmap {name} {} {literals}", s.ns_flag()),
-        RefKind::Secret => format!(
-            "kubectl create secret generic {name} {} {literals}",
-            s.ns_flag()
-        ),
+    let words: &[&str] = match k {
+        RefKind::ConfigMap => &["create", "configmap"],
+        RefKind::Secret => &["create", "secret", "generic"],
     };
+    let mut cmd = s.kubectl(words, name);
+    for l in literals {
+        cmd = cmd.flag(l);
+    }
     Finding {
         cause,
         remedies: vec![
-            Remedy::new(
-                Some(id),
+            Remedy::fix(
+                id,
                 format!("create the {} {name}", k.noun()),
-                Some(cmd),
+                Some(cmd.into()),
             ),
             retry_now(s, id),
         ],
@@ -247,18 +253,19 @@ fn key_finding(
         RefKind::ConfigMap => "data",
         RefKind::Secret => "stringData",
     };
-    let cmd = format!(
-        "kubectl patch {} {name} {} --type merge -p '{{\"{field}\":{{\"{key}\":\"<value>\"}}}}'",
-        k.noun(),
-        s.ns_flag()
-    );
+    let patch = serde_json::json!({ field: { key: "<value>" } }).to_string();
+    let cmd = Cmd::kubectl(&["patch", k.noun()])
+        .operand(name)
+        .flag_value("-n", s.namespace)
+        .flag_value("--type", "merge")
+        .flag_value("-p", patch);
     Finding {
         cause,
         remedies: vec![
-            Remedy::new(
-                Some(id),
+            Remedy::fix(
+                id,
                 format!("add the key {key} to {} {name}", k.noun()),
-                Some(cmd),
+                Some(cmd.into()),
             ),
             retry_now(s, id),
         ],
@@ -279,46 +286,54 @@ fn refs_keys(s: &Subject, k: RefKind, name: &str) -> Vec<String> {
     keys
 }
 
-/// Every `retry_now` title starts so; diagnosis keeps one such remedy, last.
-pub const RETRY_TITLE_PREFIX: &str = "once fixed";
-
 /// How to retry at once when the cause is fixed. Deleting a pod whose controller re-creates it
 /// skips the rest of the backoff; a failed Job does not run again by itself; a bare pod deleted is
 /// gone for good.
 pub fn retry_now(s: &Subject, id: CauseId) -> Remedy {
     use crate::workload::WorkloadKind;
-    let ns = s.ns_flag();
-    match s.workload.kind {
-        WorkloadKind::Job => Remedy::new(
-            Some(id),
+    let name = s.workload.name.as_str();
+    let (title, script) = match s.workload.kind {
+        WorkloadKind::Job => (
             "once fixed, run the Job again (a failed Job does not retry by itself)",
-            Some(format!(
-                "kubectl get job {0} {ns} -o json | jq 'del(.spec.selector, .spec.template.metadata.labels, .metadata.uid, .metadata.resourceVersion, .status)' | kubectl replace --force -f -",
-                s.workload.name
-            )),
+            Script::new(Pipeline::of(vec![
+                s.kubectl(&["get", "job"], name)
+                    .flag_value("-o", "json")
+                    .build(),
+                Argv::new("jq").arg(
+                    "del(.spec.selector, .spec.template.metadata.labels, .metadata.uid, .metadata.resourceVersion, .status)",
+                ),
+                Argv::new("kubectl").args(["replace", "--force", "-f", "-"]),
+            ])),
         ),
-        WorkloadKind::CronJob => Remedy::new(
-            Some(id),
+        WorkloadKind::CronJob => (
             "once fixed, run the CronJob now instead of waiting for its schedule",
-            Some(format!(
-                "kubectl create job {0}-retry --from=cronjob/{0} {ns}",
-                s.workload.name
-            )),
+            Cmd::kubectl(&["create", "job"])
+                .operand(format!("{name}-retry"))
+                .flag(format!("--from=cronjob/{name}"))
+                .flag_value("-n", s.namespace)
+                .into(),
         ),
-        WorkloadKind::Pod => Remedy::new(
-            Some(id),
-            "once fixed, re-create the pod: it has no controller, so save its manifest first",
-            Some(format!(
-                "kubectl get pod {0} {ns} -o yaml > {0}.yaml && kubectl delete pod {0} {ns} && kubectl apply -f {0}.yaml",
-                s.pod_name
-            )),
-        ),
-        _ => Remedy::new(
-            Some(id),
+        WorkloadKind::Pod => {
+            let file = format!("{}.yaml", s.pod_name);
+            let saved = Pipeline::from(
+                s.kubectl(&["get", "pod"], s.pod_name)
+                    .flag_value("-o", "yaml"),
+            )
+            .to_file(&file);
+            let file = saved.stdout.clone().unwrap_or_default();
+            (
+                "once fixed, re-create the pod: it has no controller, so save its manifest first",
+                Script::new(saved)
+                    .and_then(s.kubectl(&["delete", "pod"], s.pod_name))
+                    .and_then(Argv::new("kubectl").args(["apply", "-f"]).arg(file)),
+            )
+        }
+        _ => (
             "once fixed, retry now instead of waiting out the backoff (the controller re-creates the pod)",
-            Some(format!("kubectl delete pod {} {ns}", s.pod_name)),
+            s.kubectl(&["delete", "pod"], s.pod_name).into(),
         ),
-    }
+    };
+    Remedy::new(Some(id), RemedyKind::Retry, title, Some(script))
 }
 
 fn missing_env(s: &Subject) -> Vec<Finding> {
@@ -577,18 +592,26 @@ fn missing_file(s: &Subject) -> Vec<Finding> {
                         format!("has keys: {listed}; none is {file}"),
                     ));
                 }
-                let (kind, data) = if noun == "configmap" {
-                    ("configmap", "--from-file")
+                let words: &[&str] = if noun == "configmap" {
+                    &["create", "configmap"]
                 } else {
-                    ("secret generic", "--from-file")
+                    &["create", "secret", "generic"]
                 };
-                remedies.push(Remedy::new(
-                    Some(CauseId::MissingConfigFile),
+                let create = s
+                    .kubectl(words, obj)
+                    .flag(format!("--from-file={file}=./{}", shell::file_name(file)))
+                    .flag("--dry-run=client")
+                    .flag_value("-o", "yaml");
+                remedies.push(Remedy::fix(
+                    CauseId::MissingConfigFile,
                     format!("add {file} to {noun} {obj}"),
-                    Some(format!(
-                        "kubectl create {kind} {obj} {} {data}={file}=./{file} --dry-run=client -o yaml | kubectl apply -f -",
-                        s.ns_flag()
-                    )),
+                    Some(
+                        Pipeline::of(vec![
+                            create.build(),
+                            Argv::new("kubectl").args(["apply", "-f", "-"]),
+                        ])
+                        .into(),
+                    ),
                 ));
             }
             cause.evidence.push(s.spec_evidence(".volumeMounts", text));
@@ -598,7 +621,7 @@ fn missing_file(s: &Subject) -> Vec<Finding> {
                 ".volumeMounts",
                 format!("no volume is mounted at or above {path}"),
             ));
-            remedies.push(Remedy::new(Some(CauseId::MissingConfigFile), format!("mount a ConfigMap or Secret that provides {path}, or bake the file into the image"), None));
+            remedies.push(Remedy::fix(CauseId::MissingConfigFile, format!("mount a ConfigMap or Secret that provides {path}, or bake the file into the image"), None));
         }
     }
     remedies.push(retry_now(s, CauseId::MissingConfigFile));

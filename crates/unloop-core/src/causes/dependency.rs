@@ -3,6 +3,7 @@
 use k8s_openapi::api::core::v1::Service;
 
 use crate::causes::config::retry_now;
+use crate::shell::Cmd;
 use crate::subject::{Finding, Subject};
 use crate::verdict::{Cause, CauseId, Confidence, Evidence, EvidenceKind, Remedy};
 
@@ -133,8 +134,8 @@ fn refused(s: &Subject, host: Option<&str>, port: Option<u16>, line: &str) -> Fi
                         "the app exits because its dependency, Service {name}, has no ready endpoints (connection refused)"
                     );
                     let sel = selector_text(svc);
-                    remedies.push(Remedy::new(
-                        Some(id),
+                    remedies.push(Remedy::inspect(
+                        id,
                         format!(
                             "start or fix the pods behind Service {name}{}",
                             sel.as_ref()
@@ -142,15 +143,28 @@ fn refused(s: &Subject, host: Option<&str>, port: Option<u16>, line: &str) -> Fi
                                 .unwrap_or_default()
                         ),
                         Some(match sel {
-                            Some(sel) => format!("kubectl get pods -n {ns} -l {sel} -o wide"),
-                            None => format!("kubectl describe service {name} -n {ns}"),
+                            Some(sel) => Cmd::kubectl(&["get", "pods"])
+                                .flag_value("-n", &ns)
+                                .flag_value("-l", sel)
+                                .flag_value("-o", "wide")
+                                .into(),
+                            None => Cmd::kubectl(&["describe", "service"])
+                                .operand(&name)
+                                .flag_value("-n", &ns)
+                                .into(),
                         }),
                     ));
                 } else {
-                    remedies.push(Remedy::new(
-                        Some(id),
+                    remedies.push(Remedy::inspect(
+                        id,
                         format!("Service {name} has ready endpoints: check the port the app dials ({}) against the Service's ports", port.map(|p| p.to_string()).unwrap_or("?".into())),
-                        Some(format!("kubectl get service {name} -n {ns} -o wide")),
+                        Some(
+                            Cmd::kubectl(&["get", "service"])
+                                .operand(&name)
+                                .flag_value("-n", &ns)
+                                .flag_value("-o", "wide")
+                                .into(),
+                        ),
                     ));
                 }
             }
@@ -164,8 +178,8 @@ fn refused(s: &Subject, host: Option<&str>, port: Option<u16>, line: &str) -> Fi
             _ => {}
         }
     }
-    remedies.push(Remedy::new(
-        Some(id),
+    remedies.push(Remedy::fix(
+        id,
         "make the app wait for its dependency instead of exiting (retry with backoff, or an init container that waits)",
         None,
     ));
@@ -221,26 +235,23 @@ fn dns(s: &Subject, host: &str, line: &str) -> Finding {
                     ));
                     if let Some(close) = others.iter().find(|o| similar(o, &name)) {
                         remedies.push(match (var, s.settable()) {
-                            (Some(var), Some(w)) => Remedy::new(
-                                Some(id),
+                            (Some(var), Some(w)) => Remedy::fix(
+                                id,
                                 format!("did you mean Service {close}? point {var} at it"),
-                                Some(format!(
-                                    "kubectl set env {w} {} -c {} {var}={close}",
-                                    s.ns_flag(),
-                                    s.container()
-                                )),
+                                Some(
+                                    s.kubectl(&["set", "env"], &w)
+                                        .flag_value("-c", s.container())
+                                        .operand(format!("{var}={close}"))
+                                        .into(),
+                                ),
                             ),
-                            _ => Remedy::new(
-                                Some(id),
-                                format!("did you mean Service {close}?"),
-                                None,
-                            ),
+                            _ => Remedy::fix(id, format!("did you mean Service {close}?"), None),
                         });
                     }
-                    remedies.push(Remedy::new(
-                        Some(id),
+                    remedies.push(Remedy::inspect(
+                        id,
                         format!("deploy {name} (or its Service) in {ns}, or correct the host name the app uses"),
-                        Some(format!("kubectl get services -n {ns}")),
+                        Some(Cmd::kubectl(&["get", "services"]).flag_value("-n", &ns).into()),
                     ));
                 }
                 Some(_) => {
@@ -249,10 +260,15 @@ fn dns(s: &Subject, host: &str, line: &str) -> Finding {
                         format!("service {ns}/{name}"),
                         "exists: the cluster DNS itself may be failing",
                     ));
-                    remedies.push(Remedy::new(
-                        Some(id),
+                    remedies.push(Remedy::inspect(
+                        id,
                         "check the cluster DNS pods",
-                        Some("kubectl get pods -n kube-system -l k8s-app=kube-dns".into()),
+                        Some(
+                            Cmd::kubectl(&["get", "pods"])
+                                .flag_value("-n", "kube-system")
+                                .flag_value("-l", "k8s-app=kube-dns")
+                                .into(),
+                        ),
                     ));
                 }
             }

@@ -2,8 +2,9 @@
 //! wrong architecture, and segmentation faults.
 
 use crate::causes::config::retry_now;
+use crate::shell::{Arg, Cmd, Script};
 use crate::subject::{Finding, Subject};
-use crate::verdict::{Cause, CauseId, Confidence, Evidence, EvidenceKind, Remedy};
+use crate::verdict::{Cause, CauseId, Confidence, Evidence, EvidenceKind, Remedy, RemedyKind};
 
 pub fn detect(s: &Subject) -> Vec<Finding> {
     let mut out = Vec::new();
@@ -77,8 +78,8 @@ pub fn detect(s: &Subject) -> Vec<Finding> {
             f.cause
                 .evidence
                 .push(s.spec_evidence(".command", cmdline.clone()));
-            f.remedies.insert(0, Remedy::new(
-                Some(CauseId::EntrypointExited),
+            f.remedies.insert(0, Remedy::fix(
+                CauseId::EntrypointExited,
                 "run the server in the foreground (no trailing &, no daemon mode such as nginx -g 'daemon off;'); a one-shot task belongs in a Job",
                 None,
             ));
@@ -140,8 +141,9 @@ pub fn detect(s: &Subject) -> Vec<Finding> {
             }
             f.remedies.insert(0, Remedy::new(
                 Some(CauseId::Segfault),
+                RemedyKind::Debug,
                 "a native crash: check native libraries and their versions against the image's libc, the image's architecture against the node's, and run the entrypoint by hand in a debug copy",
-                Some(format!("unloop debug {} {} -c {}", s.pod_name, s.ns_flag(), s.container())),
+                Some(debug_copy(s)),
             ));
             out.push(f);
         }
@@ -202,16 +204,26 @@ fn exec_format(s: &Subject, ev: Evidence) -> Finding {
     }
     f.remedies.insert(
         0,
-        Remedy::new(
-            Some(CauseId::ExecFormat),
+        Remedy::fix(
+            CauseId::ExecFormat,
             format!(
                 "build and push the image for linux/{} (or a multi-arch image)",
                 arch.unwrap_or_else(|| "<node-arch>".into())
             ),
-            Some(format!(
-                "docker buildx build --platform linux/amd64,linux/arm64 -t {} --push .",
-                s.spec.image.as_deref().unwrap_or("<image>")
-            )),
+            Some(
+                Cmd::new("docker", &["buildx", "build"])
+                    .flag_value("--platform", "linux/amd64,linux/arm64")
+                    .flag_value(
+                        "-t",
+                        match s.spec.image.as_deref() {
+                            Some(i) => Arg::lit(i),
+                            None => Arg::placeholder("image"),
+                        },
+                    )
+                    .flag("--push")
+                    .operand(".")
+                    .into(),
+            ),
         ),
     );
     f
@@ -220,14 +232,19 @@ fn exec_format(s: &Subject, ev: Evidence) -> Finding {
 fn fix_command(s: &Subject) -> Remedy {
     Remedy::new(
         None,
+        RemedyKind::Debug,
         "look inside the image for the right path, in a debug copy that keeps the container alive",
-        Some(format!(
-            "unloop debug {} {} -c {}",
-            s.pod_name,
-            s.ns_flag(),
-            s.container()
-        )),
+        Some(debug_copy(s)),
     )
+}
+
+/// `unloop debug POD -n NS -c CONTAINER`.
+fn debug_copy(s: &Subject) -> Script {
+    Cmd::new("unloop", &["debug"])
+        .operand(s.pod_name)
+        .flag_value("-n", s.namespace)
+        .flag_value("-c", s.container())
+        .into()
 }
 
 fn finding(

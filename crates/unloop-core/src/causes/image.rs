@@ -1,6 +1,7 @@
 //! Images that cannot be pulled or are not present.
 
-use crate::subject::{Finding, Subject};
+use crate::shell::Arg;
+use crate::subject::{Finding, Subject, container_patch};
 use crate::verdict::{Cause, CauseId, Confidence, Remedy};
 
 const PULL_REASONS: [&str; 5] = [
@@ -45,22 +46,26 @@ pub fn detect(s: &Subject) -> Vec<Finding> {
     }
     let mut remedies = Vec::new();
     if reason == "ErrImageNeverPull" {
-        remedies.push(Remedy::new(
-            Some(id),
+        remedies.push(Remedy::fix(
+            id,
             "let the kubelet pull it (imagePullPolicy IfNotPresent), or load the image onto the node first",
             s.settable().map(|w| {
-                format!(
-                    "kubectl patch {w} {} --type strategic -p '{{\"spec\":{{\"template\":{{\"spec\":{{\"containers\":[{{\"name\":\"{}\",\"imagePullPolicy\":\"IfNotPresent\"}}]}}}}}}}}'",
-                    s.ns_flag(),
-                    s.container()
-                )
+                let patch = container_patch(s.container(), "imagePullPolicy", &"IfNotPresent");
+                s.kubectl(&["patch"], &w)
+                    .flag_value("--type", "strategic")
+                    .flag_value("-p", patch)
+                    .into()
             }),
         ));
     } else {
-        remedies.push(Remedy::new(
-            Some(id),
+        remedies.push(Remedy::fix(
+            id,
             format!("check the image name and tag, and that the registry is reachable from the node (policy {policy}); then set the right image"),
-            s.settable().map(|w| format!("kubectl set image {w} {} {}=<image:tag>", s.ns_flag(), s.container())),
+            s.settable().map(|w| {
+                s.kubectl(&["set", "image"], &w)
+                    .operand(Arg::lit(format!("{}=", s.container())).then_placeholder("image:tag"))
+                    .into()
+            }),
         ));
         if s.pod
             .spec
@@ -69,7 +74,16 @@ pub fn detect(s: &Subject) -> Vec<Finding> {
             .is_none_or(|v| v.is_empty())
             && msg.to_ascii_lowercase().contains("unauthorized")
         {
-            remedies.push(Remedy::new(Some(id), "the registry wants credentials: add an imagePullSecret", Some(format!("kubectl create secret docker-registry regcred {} --docker-server=<registry> --docker-username=<user> --docker-password=<password>", s.ns_flag()))));
+            let create = s
+                .kubectl(&["create", "secret", "docker-registry"], "regcred")
+                .flag(Arg::lit("--docker-server=").then_placeholder("registry"))
+                .flag(Arg::lit("--docker-username=").then_placeholder("user"))
+                .flag(Arg::lit("--docker-password=").then_placeholder("password"));
+            remedies.push(Remedy::fix(
+                id,
+                "the registry wants credentials: add an imagePullSecret",
+                Some(create.into()),
+            ));
         }
     }
     vec![Finding { cause, remedies }]

@@ -1,6 +1,7 @@
 //! Node pressure: evictions, node-wide OOM kills, and pressure conditions.
 
 use crate::causes::oom::node_oom_near;
+use crate::shell::{Cmd, Script};
 use crate::subject::{Finding, Subject};
 use crate::verdict::{Cause, CauseId, Confidence, Evidence, EvidenceKind, Remedy};
 
@@ -51,17 +52,15 @@ pub fn detect(s: &Subject) -> Vec<Finding> {
         out.push(Finding {
             cause,
             remedies: vec![
-                Remedy::new(
-                    Some(CauseId::NodePressure),
+                Remedy::inspect(
+                    CauseId::NodePressure,
                     "see what the node is short of",
-                    node_name
-                        .as_ref()
-                        .map(|n| format!("kubectl describe node {n}")),
+                    node_name.as_deref().map(describe_node),
                 ),
-                Remedy::new(
-                    Some(CauseId::NodePressure),
+                Remedy::fix(
+                    CauseId::NodePressure,
                     "delete the evicted pod (its controller already replaced it)",
-                    Some(format!("kubectl delete pod {} {}", s.pod_name, s.ns_flag())),
+                    Some(s.kubectl(&["delete", "pod"], s.pod_name).into()),
                 ),
             ],
         });
@@ -82,12 +81,10 @@ pub fn detect(s: &Subject) -> Vec<Finding> {
         }
         out.push(Finding {
             cause,
-            remedies: vec![Remedy::new(
-                Some(CauseId::NodePressure),
+            remedies: vec![Remedy::inspect(
+                CauseId::NodePressure,
                 "find what fills the node's memory",
-                node_name
-                    .as_ref()
-                    .map(|n| format!("kubectl describe node {n}")),
+                node_name.as_deref().map(describe_node),
             )],
         });
     } else if !pressure.is_empty() && matches!(code, Some(137) | Some(143)) {
@@ -106,6 +103,10 @@ pub fn detect(s: &Subject) -> Vec<Finding> {
         });
     }
     out
+}
+
+fn describe_node(name: &str) -> Script {
+    Cmd::kubectl(&["describe", "node"]).operand(name).into()
 }
 
 fn first_sentence(s: &str) -> &str {

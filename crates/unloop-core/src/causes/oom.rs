@@ -2,6 +2,7 @@
 
 use crate::causes::config::retry_now;
 use crate::resources::{self, HEAP_SHARE, Heap};
+use crate::shell::Script;
 use crate::subject::{Finding, Subject, event_time};
 use crate::verdict::{Cause, CauseId, Confidence, Evidence, EvidenceKind, Remedy};
 
@@ -131,30 +132,24 @@ fn jvm_finding(
             .and_then(|e| e.value.clone())
             .unwrap_or_default();
         let fixed = value.replace(flag.as_str(), &format!("-Xmx{fit}m"));
-        remedies.push(Remedy::new(
-            Some(id),
+        remedies.push(Remedy::fix(
+            id,
             format!("lower the heap to 75% of the limit ({fit}Mi)"),
-            Some(format!(
-                "kubectl set env {w} {} -c {} {var}='{fixed}'",
-                s.ns_flag(),
-                s.container()
-            )),
+            Some(
+                s.kubectl(&["set", "env"], &w)
+                    .flag_value("-c", s.container())
+                    .operand(format!("{var}={fixed}"))
+                    .into(),
+            ),
         ));
     }
-    remedies.push(Remedy::new(
-        Some(id),
+    remedies.push(Remedy::fix(
+        id,
         format!(
             "or raise the memory limit so the heap is 75% of it ({})",
             resources::quantity(new_limit)
         ),
-        s.settable().map(|w| {
-            format!(
-                "kubectl set resources {w} {} -c {} --limits=memory={q} --requests=memory={q}",
-                s.ns_flag(),
-                s.container(),
-                q = resources::quantity(new_limit)
-            )
-        }),
+        set_resources(s, &resources::quantity(new_limit)),
     ));
     remedies.push(retry_now(s, id));
     Finding { cause, remedies }
@@ -173,17 +168,18 @@ fn set_memory(s: &Subject, limit: Option<u64>, id: CauseId) -> Remedy {
             format!("set a memory request and limit ({q}) so the scheduler reserves memory for it")
         }
     };
-    Remedy::new(
-        Some(id),
-        title,
-        s.settable().map(|w| {
-            format!(
-                "kubectl set resources {w} {} -c {} --limits=memory={q} --requests=memory={q}",
-                s.ns_flag(),
-                s.container()
-            )
-        }),
-    )
+    Remedy::fix(id, title, set_resources(s, &q))
+}
+
+/// `kubectl set resources` with memory limit and request `q`, on the owner when there is one.
+fn set_resources(s: &Subject, q: &str) -> Option<Script> {
+    s.settable().map(|w| {
+        s.kubectl(&["set", "resources"], &w)
+            .flag_value("-c", s.container())
+            .flag(format!("--limits=memory={q}"))
+            .flag(format!("--requests=memory={q}"))
+            .into()
+    })
 }
 
 /// When this pod's revision lowered the container's memory limit relative to the one before.

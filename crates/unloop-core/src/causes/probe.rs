@@ -2,8 +2,9 @@
 
 use k8s_openapi::api::core::v1::Probe;
 
-use crate::subject::{Finding, Subject, human_secs};
+use crate::subject::{Finding, Subject, container_patch, human_secs};
 use crate::verdict::{Cause, CauseId, Confidence, Remedy};
+use crate::workload::WorkloadKind;
 
 pub fn detect(s: &Subject) -> Vec<Finding> {
     let killing: Vec<_> = s
@@ -130,19 +131,22 @@ fn remedies(
     probe.period_seconds = Some(period as i32);
     probe.failure_threshold = Some(threshold as i32);
     probe.success_threshold = None;
-    let json = serde_json::to_string(&probe).unwrap_or_default();
     let title = format!(
         "add a startupProbe that allows {}s to start ({threshold} x {period}s); liveness checks begin only once it passes",
         threshold * period
     );
     let mut out = Vec::new();
-    let cmd = s.settable().filter(|w| w.starts_with("deploy/") || w.starts_with("sts/") || w.starts_with("ds/")).map(|w| {
-        format!(
-            "kubectl patch {w} {} --type strategic -p '{{\"spec\":{{\"template\":{{\"spec\":{{\"containers\":[{{\"name\":\"{}\",\"startupProbe\":{json}}}]}}}}}}}}'",
-            s.ns_flag(),
-            s.container()
-        )
+    let patchable = matches!(
+        s.workload.kind,
+        WorkloadKind::Deployment | WorkloadKind::StatefulSet | WorkloadKind::DaemonSet
+    );
+    let cmd = s.settable().filter(|_| patchable).map(|w| {
+        let patch = container_patch(s.container(), "startupProbe", &probe);
+        s.kubectl(&["patch"], &w)
+            .flag_value("--type", "strategic")
+            .flag_value("-p", patch)
+            .into()
     });
-    out.push(Remedy::new(Some(id), title, cmd));
+    out.push(Remedy::fix(id, title, cmd));
     out
 }

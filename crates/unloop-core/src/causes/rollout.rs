@@ -1,5 +1,6 @@
 //! Bad image rollout: crashes began with revision N while revision N-1 was healthy.
 
+use crate::shell::{Argv, Pipeline, Script};
 use crate::subject::{Finding, Subject};
 use crate::verdict::{Cause, CauseId, Confidence, Evidence, EvidenceKind, Remedy};
 use crate::workload::{self, WorkloadKind};
@@ -101,25 +102,34 @@ pub fn detect(s: &Subject) -> Vec<Finding> {
             format!("… and {} more changes", diff.len() - MAX_DIFF_LINES),
         ));
     }
+    let shown = w.to_string();
+    // Each revision to a file, then diff: the same comparison as `diff <(...) <(...)`, without
+    // process substitution, which only bash and zsh have.
+    let history = |n: u64| {
+        Pipeline::from(
+            s.kubectl(&["rollout", "history"], &shown)
+                .flag(format!("--revision={n}")),
+        )
+        .to_file(&format!("{}-revision-{n}.txt", w.name))
+    };
+    let (old_h, new_h) = (history(prev.number), history(latest.number));
+    let diff = Argv::new("diff")
+        .arg(old_h.stdout.clone().unwrap_or_default())
+        .arg(new_h.stdout.clone().unwrap_or_default());
     let remedies = vec![
-        Remedy::new(
-            Some(CauseId::BadRollout),
+        Remedy::fix(
+            CauseId::BadRollout,
             format!("roll back to revision {}", prev.number),
-            Some(format!(
-                "kubectl rollout undo {w} {} --to-revision={}",
-                s.ns_flag(),
-                prev.number
-            )),
+            Some(
+                s.kubectl(&["rollout", "undo"], &shown)
+                    .flag(format!("--to-revision={}", prev.number))
+                    .into(),
+            ),
         ),
-        Remedy::new(
-            Some(CauseId::BadRollout),
+        Remedy::inspect(
+            CauseId::BadRollout,
             "compare the two revisions in full",
-            Some(format!(
-                "diff <(kubectl rollout history {w} {ns} --revision={}) <(kubectl rollout history {w} {ns} --revision={})",
-                prev.number,
-                latest.number,
-                ns = s.ns_flag()
-            )),
+            Some(Script::new(old_h).and_then(new_h).and_then(diff)),
         ),
     ];
     vec![Finding { cause, remedies }]
