@@ -56,6 +56,8 @@ pub struct Sample {
     pub line: String,
     /// `testbed` when copied from a run on the testbed, else absent (a documented format).
     pub origin: Option<String>,
+    /// The testbed scenario the line was copied from.
+    pub scenario: Option<String>,
     pub fields: BTreeMap<String, String>,
 }
 
@@ -149,55 +151,60 @@ pub fn load() -> Result<Vec<Signature>, KbError> {
 /// Parses one file's text.
 fn parse(file: &'static str, text: &str) -> Result<Vec<Signature>, KbError> {
     let mut out = Vec::new();
-    {
-        let raw: RawFile = toml::from_str(text).map_err(|source| KbError::Toml { file, source })?;
-        for s in raw.signature {
-            let bad = |message: String| KbError::Signature {
-                file,
-                id: s.id.clone(),
-                message,
-            };
-            let cause = CauseId::ALL
-                .into_iter()
-                .find(|c| c.as_str() == s.cause)
-                .ok_or_else(|| bad(format!("unknown cause id {:?}", s.cause)))?;
-            let regex = Regex::new(&s.regex).map_err(|e| bad(e.to_string()))?;
-            if let Some(name) = regex
-                .capture_names()
-                .flatten()
-                .find(|n| !CAPTURES.contains(n))
-            {
-                return Err(bad(format!("capture {name:?} is not one of {CAPTURES:?}")));
+    let raw: RawFile = toml::from_str(text).map_err(|source| KbError::Toml { file, source })?;
+    for s in raw.signature {
+        let bad = |message: String| KbError::Signature {
+            file,
+            id: s.id.clone(),
+            message,
+        };
+        let cause = CauseId::ALL
+            .into_iter()
+            .find(|c| c.as_str() == s.cause)
+            .ok_or_else(|| bad(format!("unknown cause id {:?}", s.cause)))?;
+        let regex = Regex::new(&s.regex).map_err(|e| bad(e.to_string()))?;
+        if let Some(name) = regex
+            .capture_names()
+            .flatten()
+            .find(|n| !CAPTURES.contains(n))
+        {
+            return Err(bad(format!("capture {name:?} is not one of {CAPTURES:?}")));
+        }
+        let mut samples = Vec::new();
+        for mut m in s.samples {
+            let line = m
+                .remove("line")
+                .ok_or_else(|| bad("a sample without `line`".to_string()))?;
+            let origin = m.remove("origin");
+            let scenario = m.remove("scenario");
+            if let Some(k) = m.keys().find(|k| !CAPTURES.contains(&k.as_str())) {
+                return Err(bad(format!(
+                    "sample key {k:?} is none of {SAMPLE_META:?} and no capture"
+                )));
             }
-            let mut samples = Vec::new();
-            for mut m in s.samples {
-                let line = m
-                    .remove("line")
-                    .ok_or_else(|| bad("a sample without `line`".to_string()))?;
-                let origin = m.remove("origin");
-                m.remove("scenario");
-                samples.push(Sample {
-                    line,
-                    origin,
-                    fields: m,
-                });
-            }
-            out.push(Signature {
-                id: s.id,
-                runtime: file,
-                cause,
-                summary: s.summary,
-                regex,
-                samples,
+            samples.push(Sample {
+                line,
+                origin,
+                scenario,
+                fields: m,
             });
         }
+        out.push(Signature {
+            id: s.id,
+            runtime: file,
+            cause,
+            summary: s.summary,
+            regex,
+            samples,
+        });
     }
     Ok(out)
 }
 
 static BASE: LazyLock<Base> = LazyLock::new(|| {
     // The base is compiled in: a broken file is a build defect that the kb tests report in detail.
-    let signatures = load().expect("the embedded knowledge base parses (cargo test -p unloop-core kb)");
+    let signatures =
+        load().expect("the embedded knowledge base parses (cargo test -p unloop-core kb)");
     let set = RegexSet::new(signatures.iter().map(|s| s.regex.as_str()))
         .expect("every signature's regex compiled alone");
     Base { signatures, set }
@@ -290,10 +297,17 @@ mod tests {
             err(one("no-such-cause", "x")).as_deref(),
             Some("kb/demo.toml: signature x-1: unknown cause id \"no-such-cause\"")
         );
-        assert!(err(one("app-error", "(?P<user>x)")).is_some_and(|e| e.contains("capture \"user\"")));
+        assert!(
+            err(one("app-error", "(?P<user>x)")).is_some_and(|e| e.contains("capture \"user\""))
+        );
         assert!(err(one("app-error", "(")).is_some());
-        assert!(err("[[signature]]\nid = 1\n".into()).is_some_and(|e| e.starts_with("kb/demo.toml: ")));
-        assert_eq!(parse("demo", &one("app-error", "x")).map(|v| v.len()).ok(), Some(1));
+        assert!(
+            err("[[signature]]\nid = 1\n".into()).is_some_and(|e| e.starts_with("kb/demo.toml: "))
+        );
+        assert_eq!(
+            parse("demo", &one("app-error", "x")).map(|v| v.len()).ok(),
+            Some(1)
+        );
     }
 
     #[test]
@@ -322,9 +336,21 @@ mod tests {
                         }
                     }
                 }
-                for k in sample.fields.keys() {
-                    if !CAPTURES.contains(&k.as_str()) && !SAMPLE_META.contains(&k.as_str()) {
-                        failures.push(format!("{}: sample key {k:?} is not a capture", s.id));
+                if sample.origin.is_some()
+                    && (sample.origin.as_deref() != Some("testbed") || sample.scenario.is_none())
+                {
+                    failures.push(format!(
+                        "{}: a sample's origin is `testbed`, with the scenario it was copied from",
+                        s.id
+                    ));
+                }
+                if let Some(scenario) = &sample.scenario {
+                    let manifest = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                        .join("../../testbed/scenarios")
+                        .join(scenario)
+                        .join("manifest.yaml");
+                    if !manifest.is_file() {
+                        failures.push(format!("{}: no testbed scenario {scenario}", s.id));
                     }
                 }
             }

@@ -54,8 +54,10 @@ pub fn detect(s: &Subject) -> Vec<Finding> {
             "readOnlyRootFilesystem: true",
         ));
     }
-    if matches!(id, CauseId::PortNotPermitted | CauseId::FilePermissionDenied)
-        && let Some(uid) = run_as_user(s)
+    if matches!(
+        id,
+        CauseId::PortNotPermitted | CauseId::FilePermissionDenied
+    ) && let Some(uid) = run_as_user(s)
     {
         cause
             .evidence
@@ -82,10 +84,9 @@ fn summary(s: &Subject, hit: &Hit<Signal>) -> String {
                 .or(f.file.as_deref())
                 .unwrap_or("a module it needs")
         ),
-        CauseId::ReadOnlyFilesystem => format!(
-            "{c} writes to {} on a read-only file system",
-            what(&f.file)
-        ),
+        CauseId::ReadOnlyFilesystem => {
+            format!("{c} writes to {} on a read-only file system", what(&f.file))
+        }
         CauseId::FilePermissionDenied => {
             format!("{c} may not open or create {}", what(&f.file))
         }
@@ -101,9 +102,9 @@ fn summary(s: &Subject, hit: &Hit<Signal>) -> String {
                 .map(|h| format!(" ({h})"))
                 .unwrap_or_default()
         ),
-        CauseId::HeapExhausted => format!(
-            "{c} exhausted its runtime's own heap (not the container's memory limit)"
-        ),
+        CauseId::HeapExhausted => {
+            format!("{c} exhausted its runtime's own heap (not the container's memory limit)")
+        }
         other => format!("{c}: {other}"),
     }
 }
