@@ -44,6 +44,9 @@ pub struct Signature {
     /// The file it comes from, e.g. `nginx`.
     pub runtime: &'static str,
     pub cause: CauseId,
+    /// A phrasing many programs share (`permission denied`), not one runtime's own format: weaker
+    /// evidence of its cause.
+    pub generic: bool,
     /// One sentence on what the message means.
     pub summary: String,
     pub regex: Regex,
@@ -129,6 +132,8 @@ struct RawFile {
 struct RawSignature {
     id: String,
     cause: String,
+    #[serde(default)]
+    generic: bool,
     summary: String,
     regex: String,
     samples: Vec<BTreeMap<String, String>>,
@@ -193,6 +198,7 @@ fn parse(file: &'static str, text: &str) -> Result<Vec<Signature>, KbError> {
             id: s.id,
             runtime: file,
             cause,
+            generic: s.generic,
             summary: s.summary,
             regex,
             samples,

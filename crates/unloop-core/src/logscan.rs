@@ -54,6 +54,8 @@ pub struct Signal {
     /// The knowledge-base file it comes from, e.g. `nginx`.
     pub runtime: &'static str,
     pub cause: CauseId,
+    /// The signature is a phrasing many programs share, not one runtime's own format.
+    pub generic: bool,
     pub fields: kb::Fields,
 }
 
@@ -152,6 +154,7 @@ pub fn scan(text: &str) -> LogScan {
                 signature: &m.signature.id,
                 runtime: m.signature.runtime,
                 cause: m.signature.cause,
+                generic: m.signature.generic,
                 fields: m.fields.clone(),
             };
             push(&mut out.signatures, no, &line, signal);

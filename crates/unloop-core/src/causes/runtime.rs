@@ -35,7 +35,13 @@ pub fn detect(s: &Subject) -> Vec<Finding> {
         return Vec::new();
     };
     let id = hit.value.cause;
-    let mut cause = Cause::new(id, Confidence::High, summary(s, hit));
+    // A runtime's own format names its cause; a phrasing many programs share is weaker evidence.
+    let confidence = if hit.value.generic {
+        Confidence::Medium
+    } else {
+        Confidence::High
+    };
+    let mut cause = Cause::new(id, confidence, summary(s, hit));
     cause.evidence.extend(s.termination_evidence());
     // The log line, with the signature that recognised it (kb/RUNTIME.toml) in its source.
     cause.evidence.push(Evidence::new(
@@ -57,11 +63,8 @@ pub fn detect(s: &Subject) -> Vec<Finding> {
     if matches!(
         id,
         CauseId::PortNotPermitted | CauseId::FilePermissionDenied
-    ) && let Some(uid) = run_as_user(s)
-    {
-        cause
-            .evidence
-            .push(s.spec_evidence(".securityContext.runAsUser", format!("runAsUser: {uid}")));
+    ) {
+        cause.evidence.extend(run_as_user(s));
     }
     let remedies = vec![Remedy::new(Some(id), remedy(hit), None)];
     vec![Finding { cause, remedies }]
@@ -137,16 +140,21 @@ fn read_only_root(s: &Subject) -> bool {
         == Some(true)
 }
 
-fn run_as_user(s: &Subject) -> Option<i64> {
-    s.spec
-        .security_context
+/// The user the container runs as, where the spec sets it: the container's securityContext, else
+/// the pod's.
+fn run_as_user(s: &Subject) -> Option<Evidence> {
+    if let Some(uid) = s.spec.security_context.as_ref().and_then(|c| c.run_as_user) {
+        return Some(s.spec_evidence(".securityContext.runAsUser", format!("runAsUser: {uid}")));
+    }
+    let uid = s
+        .pod
+        .spec
         .as_ref()
-        .and_then(|c| c.run_as_user)
-        .or_else(|| {
-            s.pod
-                .spec
-                .as_ref()
-                .and_then(|p| p.security_context.as_ref())
-                .and_then(|c| c.run_as_user)
-        })
+        .and_then(|p| p.security_context.as_ref())
+        .and_then(|c| c.run_as_user)?;
+    Some(Evidence::new(
+        EvidenceKind::Spec,
+        format!("pod/{} spec.securityContext.runAsUser", s.pod_name),
+        format!("runAsUser: {uid}"),
+    ))
 }
