@@ -295,6 +295,10 @@ debian_images() {
   local base spec name file pkgs ep cmd srcdir dir keep=() layers
   base=$DEBIAN_CACHE/base-$(debian_key)
   keep+=("$base")
+  if [ ! -f "$base/.done" ] && ! command -v debootstrap >/dev/null; then
+    log "installing debootstrap (Debian's package) for the runtime images"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q debootstrap >/dev/null
+  fi
   debian_base "$base"
   for spec in "${DEBIAN_IMAGES[@]}"; do
     IFS='|' read -r name file pkgs ep cmd srcdir <<<"$spec"
