@@ -196,14 +196,52 @@ fn port_checks(s: &Subject, out: &mut Vec<Finding>) {
                         .join(", ")
                 ))
             }
-            _ => None,
+            _ => udp_only(&port, ports).map(|udp| {
+                format!(
+                    "{which} is a {} probe on port {udp}, which the container declares only with protocol UDP: the kubelet probes over TCP, so the probe never succeeds",
+                    probe.as_ref().map(kind_text).unwrap_or_default(),
+                )
+            }),
         };
         let Some(message) = problem else { continue };
-        out.push(s.finding(
-            CheckId::ProbePortNotExposed,
-            message,
-            port_fix(s, which, probe.as_ref(), ports),
-        ));
+        let fix = if udp_only(&port, ports).is_some() {
+            Fix::text(format!(
+                "point the {which} at a TCP port the container listens on (declared with protocol TCP, the default), or use an exec probe for a UDP-only server"
+            ))
+        } else {
+            port_fix(s, which, probe.as_ref(), ports)
+        };
+        out.push(s.finding(CheckId::ProbePortNotExposed, message, fix));
+    }
+}
+
+/// The port as the container declares it (`53` or `53 (dns)`), when every declaration of it is
+/// UDP. HTTP, TCP and gRPC probes all connect over TCP.
+fn udp_only(port: &IntOrString, ports: &[ContainerPort]) -> Option<String> {
+    let declared: Vec<&ContainerPort> = ports
+        .iter()
+        .filter(|p| match port {
+            IntOrString::Int(n) => p.container_port == *n,
+            IntOrString::String(name) => p.name.as_deref() == Some(name.as_str()),
+        })
+        .collect();
+    let first = declared.first()?;
+    declared
+        .iter()
+        .all(|p| p.protocol.as_deref() == Some("UDP"))
+        .then(|| match &first.name {
+            Some(name) => format!("{} ({name})", first.container_port),
+            None => first.container_port.to_string(),
+        })
+}
+
+fn kind_text(p: &Probe) -> &'static str {
+    if p.http_get.is_some() {
+        "HTTP"
+    } else if p.grpc.is_some() {
+        "gRPC"
+    } else {
+        "TCP"
     }
 }
 
