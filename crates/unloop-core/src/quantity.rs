@@ -210,9 +210,10 @@ pub fn round_up_tidy(bytes: u64) -> u64 {
         .unwrap_or(u64::MAX / STEP * STEP)
 }
 
-/// Whole millicores, at least 1m: `250m`, or whole cores when exact (`2`).
+/// Whole millicores, at least 1m: `250m`, or whole cores when exact (`2`). Rounded up, less a
+/// float's error: 8215.431 cores times 1000 is 8215431.000000001, which is 8215431m.
 pub fn cpu_text(cores: f64) -> String {
-    let milli = (cores * 1000.0).ceil().max(1.0) as u64;
+    let milli = (cores * 1000.0 - 1e-6).ceil().max(1.0) as u64;
     if milli.is_multiple_of(1000) {
         format!("{}", milli / 1000)
     } else {

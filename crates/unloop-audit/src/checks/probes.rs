@@ -215,23 +215,23 @@ fn port_checks(s: &Subject, out: &mut Vec<Finding>) {
     }
 }
 
-/// The port as the container declares it (`53` or `53 (dns)`), when every declaration of it is
-/// UDP. HTTP, TCP and gRPC probes all connect over TCP.
+/// The port as the container declares it (`53` or `53 (dns)`), when every declaration of its
+/// number is UDP. HTTP, TCP and gRPC probes all connect over TCP; a name stands for its number
+/// (the kubelet probes the number), so `dns` on 53/UDP with 53/TCP declared as `dns-tcp` is fine.
 fn udp_only(port: &IntOrString, ports: &[ContainerPort]) -> Option<String> {
-    let declared: Vec<&ContainerPort> = ports
+    let named = match port {
+        IntOrString::Int(n) => ports.iter().find(|p| p.container_port == *n),
+        IntOrString::String(name) => ports
+            .iter()
+            .find(|p| p.name.as_deref() == Some(name.as_str())),
+    }?;
+    ports
         .iter()
-        .filter(|p| match port {
-            IntOrString::Int(n) => p.container_port == *n,
-            IntOrString::String(name) => p.name.as_deref() == Some(name.as_str()),
-        })
-        .collect();
-    let first = declared.first()?;
-    declared
-        .iter()
+        .filter(|p| p.container_port == named.container_port)
         .all(|p| p.protocol.as_deref() == Some("UDP"))
-        .then(|| match &first.name {
-            Some(name) => format!("{} ({name})", first.container_port),
-            None => first.container_port.to_string(),
+        .then(|| match &named.name {
+            Some(name) => format!("{} ({name})", named.container_port),
+            None => named.container_port.to_string(),
         })
 }
 
