@@ -174,7 +174,7 @@ pub fn jvm_size(v: &str) -> Option<u64> {
         return None;
     }
     let n = num.parse::<u64>().unwrap_or(u64::MAX);
-    Some(n.checked_mul(1 << shift).unwrap_or(u64::MAX))
+    Some(n.saturating_mul(1 << shift))
 }
 
 /// How much of a memory limit the JVM heap may take and leave room for metaspace, threads, code
