@@ -318,6 +318,8 @@ fn diagnose_pod(
         .rev()
         .map(|c| (c.name.as_str(), c))
         .collect();
+    // The pod's STATUS reads every container: once per pod, not once per troubled container.
+    let pod_status = status::pod_status(pod);
     let mut out = Vec::new();
     for (role, cs) in troubled {
         let name = match cs {
@@ -364,7 +366,7 @@ fn diagnose_pod(
             revisions: revisions.clone(),
             revision,
         };
-        out.push(assemble(&subject, node_name));
+        out.push(assemble(&subject, node_name, &pod_status));
     }
     out
 }
@@ -375,7 +377,7 @@ fn evicted_container(msg: &str) -> Option<String> {
     Some(rest.split_whitespace().next()?.to_string())
 }
 
-fn assemble(s: &Subject, node_name: Option<&str>) -> Diagnosis {
+fn assemble(s: &Subject, node_name: Option<&str>, pod_status: &str) -> Diagnosis {
     let (causes, remedies) = rank(s, causes::detect(s));
     let run = s.last_run();
     let exit = run.map(|t| ExitInfo {
@@ -464,13 +466,13 @@ fn assemble(s: &Subject, node_name: Option<&str>) -> Diagnosis {
         pod: s.pod_name.to_string(),
         pods: vec![PodBrief {
             name: s.pod_name.to_string(),
-            status: status::pod_status(s.pod),
+            status: pod_status.to_string(),
             restarts,
             node: node_name.map(str::to_string),
         }],
         container: s.container().to_string(),
         role: s.role,
-        status: status::pod_status(s.pod),
+        status: pod_status.to_string(),
         restarts,
         exit,
         backoff,
