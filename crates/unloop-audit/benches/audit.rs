@@ -1,10 +1,12 @@
 //! `cargo bench -p unloop-audit`: auditing 10,000 manifests, from YAML text to findings, and the
-//! checks alone on already parsed manifests.
+//! checks alone on already parsed manifests; and loading plus checking N documents (1k, 10k,
+//! 100k) as YAML and as one JSON object per line, which must grow linearly in N (JSON lines were
+//! once quadratic: 8 MB took over 20 s).
 
 use std::fmt::Write;
 use std::hint::black_box;
 
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use unloop_audit::load::{LoadOptions, load_str};
 use unloop_audit::{AuditConfig, Context, Inventory, Known, Resolver};
 
@@ -87,5 +89,80 @@ fn bench(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench);
+/// Every document of the check manifests (tests/manifests/*/{fail,pass}.yaml), as JSON values.
+fn check_manifests() -> Vec<serde_json::Value> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/manifests");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .expect("manifests")
+        .flatten()
+        .filter(|e| e.path().is_dir())
+        .flat_map(|e| [e.path().join("fail.yaml"), e.path().join("pass.yaml")])
+        .filter(|p| p.is_file())
+        .collect();
+    files.sort();
+    let mut docs = Vec::new();
+    for f in files {
+        let text = std::fs::read_to_string(&f).expect("read");
+        for doc in serde_yaml::Deserializer::from_str(&text) {
+            let v: serde_json::Value = serde::Deserialize::deserialize(doc).expect("yaml");
+            if v.get("kind").is_some() {
+                docs.push(v);
+            }
+        }
+    }
+    docs
+}
+
+/// `n` documents cycling through the check manifests, each renamed to be unique.
+fn corpus(docs: &[serde_json::Value], n: usize) -> Vec<serde_json::Value> {
+    (0..n)
+        .map(|i| {
+            let mut v = docs[i % docs.len()].clone();
+            if let Some(name) = v.pointer_mut("/metadata/name") {
+                *name = format!("{}-{i}", name.as_str().unwrap_or("x")).into();
+            }
+            v
+        })
+        .collect()
+}
+
+fn linear(c: &mut Criterion) {
+    let docs = check_manifests();
+    let config = AuditConfig::default();
+    let opts = LoadOptions {
+        max_input_bytes: u64::MAX,
+        ..LoadOptions::default()
+    };
+    let mut group = c.benchmark_group("audit N documents");
+    group.sample_size(10);
+    for n in [1_000, 10_000, 100_000] {
+        let objects = corpus(&docs, n);
+        let json: String = objects
+            .iter()
+            .map(|v| serde_json::to_string(v).expect("json") + "\n")
+            .collect();
+        let yaml: String = objects
+            .iter()
+            .map(|v| format!("---\n{}", serde_yaml::to_string(v).expect("yaml")))
+            .collect();
+        drop(objects);
+        group.throughput(Throughput::Elements(n as u64));
+        for (format, text, file) in [
+            ("json-lines", &json, "bench.json"),
+            ("yaml", &yaml, "bench.yaml"),
+        ] {
+            group.bench_with_input(BenchmarkId::new(format, n), text, |b, text| {
+                b.iter(|| {
+                    let mut inv = Inventory::default();
+                    load_str(black_box(text), file, &opts, &mut inv).expect("loads");
+                    assert_eq!(inv.objects_read, n);
+                    audit(&inv, &config)
+                })
+            });
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench, linear);
 criterion_main!(benches);

@@ -19,7 +19,6 @@ pub mod config;
 pub mod inventory;
 pub mod live;
 pub mod load;
-pub mod quantity;
 pub mod render;
 pub mod resolve;
 pub mod rightsize;

@@ -1,20 +1,28 @@
 //! Reads manifests into an [`Inventory`]: files, directories (recursively: `*.yaml`, `*.yml`,
-//! `*.json`) and `-` for stdin; multi-document YAML, JSON (one value or several concatenated),
-//! `kind: List`, and the output of `helm template` and `kustomize build`.
+//! `*.json`) and `-` for stdin; multi-document YAML, JSON (one value or several concatenated, such
+//! as one object per line), `kind: List`, and the output of `helm template` and `kustomize build`.
 //!
-//! YAML is streamed one document at a time: a line `---` (or `...`) ends a document, and each is
-//! parsed and reduced to what the checks need before the next is read, so memory follows the
-//! largest document, not the input. (A `---` at the start of a line inside a multi-line quoted
-//! scalar would also split; YAML writers do not produce that.) JSON input is read whole.
-
-use std::io::BufRead;
-use std::path::{Path, PathBuf};
+//! Every input is streamed, in time linear in its size:
+//! - YAML one document at a time: a line `---` (or `...`) ends a document, and each is parsed and
+//!   reduced to what the checks need before the next is read, so memory follows the largest
+//!   document, not the input. (A `---` at the start of a line inside a multi-line quoted scalar
+//!   would also split; YAML writers do not produce that.)
+//! - JSON one value at a time, from the reader.
+//!
+//! Bounds and skips: an input larger than [`LoadOptions::max_input_bytes`] (default
+//! [`MAX_INPUT_BYTES`], 256 MiB) is an error that names the cap; a UTF-8 byte order mark is
+//! ignored; FIFOs, sockets and devices (in a directory or named) are skipped with a note before
+//! they are opened, so none can block the audit; in a directory, a file that is an unrendered Helm
+//! template is skipped with a note and the rest is audited.
 
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::Pod;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
+use std::cell::{Cell, RefCell};
+use std::io::{BufRead, Read};
+use std::path::{Path, PathBuf};
 
 use crate::inventory::{Inventory, KeysOnly, Source, WORKLOAD_KINDS};
 
@@ -32,6 +40,8 @@ pub enum LoadError {
         why: String,
         hint: Option<&'static str>,
     },
+    #[error("{path}: larger than the {} cap on one input", cap_text(*cap))]
+    TooLarge { path: String, cap: u64 },
     #[error("{path}:{line}: {kind} {name}: {why}")]
     Object {
         path: String,
@@ -49,21 +59,45 @@ impl LoadError {
             LoadError::Object { .. } => Some(
                 "the object does not match its Kubernetes schema; kubectl apply would refuse it too",
             ),
+            LoadError::TooLarge { .. } => {
+                Some("split the input into several files, or audit the directory it came from")
+            }
             LoadError::Io { .. } => None,
         }
     }
+
+    /// True when the input is an unrendered Helm template (`{{ .Values.x }}`), not YAML.
+    pub fn is_template(&self) -> bool {
+        matches!(self, LoadError::Syntax { hint: Some(h), .. } if *h == HELM_HINT)
+    }
 }
+
+const HELM_HINT: &str = "this looks like an unrendered Helm template: audit its output, `helm template RELEASE CHART | unloop audit -`";
+
+fn cap_text(cap: u64) -> String {
+    if cap >= 1024 * 1024 {
+        format!("{} MiB", cap / (1024 * 1024))
+    } else {
+        format!("{cap}-byte")
+    }
+}
+
+/// The default cap on one input (a file, or stdin).
+pub const MAX_INPUT_BYTES: u64 = 256 * 1024 * 1024;
 
 #[derive(Debug, Clone)]
 pub struct LoadOptions {
     /// The namespace of objects that name none, as `kubectl apply -n` would place them.
     pub default_namespace: String,
+    /// The most bytes one input may hold.
+    pub max_input_bytes: u64,
 }
 
 impl Default for LoadOptions {
     fn default() -> Self {
         LoadOptions {
             default_namespace: "default".into(),
+            max_input_bytes: MAX_INPUT_BYTES,
         }
     }
 }
@@ -81,13 +115,14 @@ pub fn load_paths(
             continue;
         }
         let display = p.display().to_string();
+        // The type is read before anything is opened: opening a FIFO blocks until a writer comes.
         let meta = std::fs::metadata(p).map_err(|source| LoadError::Io {
             path: display.clone(),
             source,
         })?;
         if meta.is_dir() {
             let mut files = Vec::new();
-            walk(p, &mut files).map_err(|source| LoadError::Io {
+            walk(p, &mut files, &mut inv.notes).map_err(|source| LoadError::Io {
                 path: display.clone(),
                 source,
             })?;
@@ -96,17 +131,65 @@ pub fn load_paths(
                     .push(format!("{display}: no *.yaml, *.yml or *.json files"));
             }
             for f in files {
-                load_file(&f, opts, &mut inv)?;
+                // One file of a directory that is a Helm template, not YAML, costs that file only.
+                let mut one = Inventory::default();
+                match load_file(&f, meta_len(&f), opts, &mut one) {
+                    Ok(()) => absorb(&mut inv, one),
+                    Err(e) if e.is_template() => inv.notes.push(format!(
+                        "{}: skipped, an unrendered Helm template (audit `helm template` output instead)",
+                        f.display()
+                    )),
+                    Err(e) => return Err(e),
+                }
             }
+        } else if meta.is_file() {
+            load_file(p, Some(meta.len()), opts, &mut inv)?;
         } else {
-            load_file(p, opts, &mut inv)?;
+            inv.notes.push(not_regular(&display));
         }
     }
     Ok(inv)
 }
 
-fn load_file(path: &Path, opts: &LoadOptions, inv: &mut Inventory) -> Result<(), LoadError> {
+fn not_regular(display: &str) -> String {
+    format!(
+        "{display}: skipped, not a regular file (a FIFO, socket or device); pipe a stream to `unloop audit -`"
+    )
+}
+
+fn meta_len(path: &Path) -> Option<u64> {
+    std::fs::metadata(path).ok().map(|m| m.len())
+}
+
+/// Adds what one file held to the whole.
+fn absorb(inv: &mut Inventory, one: Inventory) {
+    inv.workloads.extend(one.workloads);
+    inv.config.config_maps.extend(one.config.config_maps);
+    inv.config.secrets.extend(one.config.secrets);
+    inv.config.opaque_secrets.extend(one.config.opaque_secrets);
+    inv.config
+        .service_accounts
+        .extend(one.config.service_accounts);
+    inv.objects_read += one.objects_read;
+    for (kind, n) in one.skipped {
+        *inv.skipped.entry(kind).or_default() += n;
+    }
+    inv.notes.extend(one.notes);
+}
+
+fn load_file(
+    path: &Path,
+    len: Option<u64>,
+    opts: &LoadOptions,
+    inv: &mut Inventory,
+) -> Result<(), LoadError> {
     let display = path.display().to_string();
+    if len.is_some_and(|l| l > opts.max_input_bytes) {
+        return Err(LoadError::TooLarge {
+            path: display,
+            cap: opts.max_input_bytes,
+        });
+    }
     let file = std::fs::File::open(path).map_err(|source| LoadError::Io {
         path: display.clone(),
         source,
@@ -119,21 +202,30 @@ fn load_file(path: &Path, opts: &LoadOptions, inv: &mut Inventory) -> Result<(),
     )
 }
 
-fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+/// Manifest files under `dir`, sorted; hidden entries are skipped, and so are manifests that are
+/// not regular files (with a note), checked without opening them.
+fn walk(dir: &Path, out: &mut Vec<PathBuf>, notes: &mut Vec<String>) -> std::io::Result<()> {
     let mut entries: Vec<_> = std::fs::read_dir(dir)?.collect::<Result<_, _>>()?;
     entries.sort_by_key(|e| e.path());
     for e in entries {
         let p = e.path();
-        let hidden = e.file_name().to_string_lossy().starts_with('.');
-        if e.file_type()?.is_dir() {
-            if !hidden {
-                walk(&p, out)?;
-            }
-        } else if !hidden
-            && p.extension()
-                .is_some_and(|x| x == "yaml" || x == "yml" || x == "json")
+        if e.file_name().to_string_lossy().starts_with('.') {
+            continue;
+        }
+        let kind = e.file_type()?;
+        if kind.is_dir() {
+            walk(&p, out, notes)?;
+        } else if p
+            .extension()
+            .is_some_and(|x| x == "yaml" || x == "yml" || x == "json")
         {
-            out.push(p);
+            // A symlink is judged by what it points to.
+            let regular = kind.is_file() || std::fs::metadata(&p).is_ok_and(|m| m.is_file());
+            if regular {
+                out.push(p);
+            } else {
+                notes.push(not_regular(&p.display().to_string()));
+            }
         }
     }
     Ok(())
@@ -151,14 +243,28 @@ pub fn load_str(
 
 /// Reads one stream of manifests, document by document.
 pub fn load_reader<R: BufRead>(
-    mut reader: R,
+    reader: R,
     display: &str,
     opts: &LoadOptions,
     inv: &mut Inventory,
 ) -> Result<(), LoadError> {
-    let io = |source| LoadError::Io {
-        path: display.to_string(),
-        source,
+    let mut reader = Capped {
+        inner: reader,
+        used: 0,
+        cap: opts.max_input_bytes,
+    };
+    let io = |source: std::io::Error| {
+        if source.get_ref().is_some_and(|e| e.is::<CapExceeded>()) {
+            LoadError::TooLarge {
+                path: display.to_string(),
+                cap: opts.max_input_bytes,
+            }
+        } else {
+            LoadError::Io {
+                path: display.to_string(),
+                source,
+            }
+        }
     };
     let mut line_no = 0usize;
     let mut doc = String::new();
@@ -183,15 +289,23 @@ pub fn load_reader<R: BufRead>(
             break;
         }
         line_no += 1;
+        if line_no == 1 && line.starts_with('\u{feff}') {
+            // A byte order mark, as some Windows editors write: not content.
+            line.drain(..'\u{feff}'.len_utf8());
+        }
         let content = line.trim_end_matches(['\n', '\r']);
         if !seen_content {
             let t = content.trim_start();
             if t.starts_with('{') || t.starts_with('[') {
-                // JSON: read the rest and parse it as a stream of values.
-                let mut text = std::mem::take(&mut doc);
-                text.push_str(&line);
-                reader.read_to_string(&mut text).map_err(io)?;
-                return load_json(&text, display, doc_start, opts, inv);
+                // JSON: parse the rest as a stream of values, from the reader.
+                let mut head = std::mem::take(&mut doc);
+                head.push_str(&line);
+                return load_json(head, &mut reader, display, doc_start, opts, inv).map_err(|e| {
+                    match e {
+                        JsonFail::Load(e) => e,
+                        JsonFail::Io(e) => io(e),
+                    }
+                });
             }
             if !t.is_empty() && !t.starts_with('#') && content != "---" {
                 seen_content = true;
@@ -213,45 +327,160 @@ pub fn load_reader<R: BufRead>(
     flush(&doc, doc_start, display, opts, inv)
 }
 
-fn load_json(
-    text: &str,
+/// The marker inside the I/O error an input over its cap ends with.
+#[derive(Debug)]
+struct CapExceeded;
+
+impl std::fmt::Display for CapExceeded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("input larger than its cap")
+    }
+}
+
+impl std::error::Error for CapExceeded {}
+
+/// A reader that fails once more than `cap` bytes have been consumed from it.
+struct Capped<R> {
+    inner: R,
+    used: u64,
+    cap: u64,
+}
+
+impl<R: BufRead> Read for Capped<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = {
+            let avail = self.fill_buf()?;
+            let n = avail.len().min(buf.len());
+            buf[..n].copy_from_slice(&avail[..n]);
+            n
+        };
+        self.consume(n);
+        Ok(n)
+    }
+}
+
+impl<R: BufRead> BufRead for Capped<R> {
+    fn fill_buf(&mut self) -> std::io::Result<&[u8]> {
+        if self.used > self.cap {
+            return Err(std::io::Error::other(CapExceeded));
+        }
+        self.inner.fill_buf()
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.used = self.used.saturating_add(n as u64);
+        self.inner.consume(n);
+    }
+}
+
+/// Where the JSON reader is: newlines passed, the line the current value starts on, and the
+/// bytes read before the first value parsed (for the YAML fallback; dropped after it).
+struct JsonLines {
+    newlines: Cell<usize>,
+    value_line: Cell<usize>,
+    awaiting_value: Cell<bool>,
+    replay: RefCell<Option<Vec<u8>>>,
+}
+
+/// Feeds serde_json from the input, noting lines as bytes pass (serde_json reads one byte at a
+/// time from an `io::Read`), and keeping what it fed until the first value parses, for the YAML
+/// fallback.
+struct JsonFeed<'a, R> {
+    inner: &'a mut R,
+    lines: &'a JsonLines,
+}
+
+impl<R: Read> Read for JsonFeed<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        for &b in &buf[..n] {
+            if self.lines.awaiting_value.get() && !b.is_ascii_whitespace() {
+                self.lines.value_line.set(self.lines.newlines.get() + 1);
+                self.lines.awaiting_value.set(false);
+            }
+            if b == b'\n' {
+                self.lines.newlines.set(self.lines.newlines.get() + 1);
+            }
+        }
+        if let Some(r) = self.lines.replay.borrow_mut().as_mut() {
+            r.extend_from_slice(&buf[..n]);
+        }
+        Ok(n)
+    }
+}
+
+enum JsonFail {
+    Load(LoadError),
+    Io(std::io::Error),
+}
+
+impl From<LoadError> for JsonFail {
+    fn from(e: LoadError) -> Self {
+        JsonFail::Load(e)
+    }
+}
+
+fn load_json<R: BufRead>(
+    head: String,
+    reader: &mut R,
     display: &str,
     first_line: usize,
     opts: &LoadOptions,
     inv: &mut Inventory,
-) -> Result<(), LoadError> {
-    let mut stream = serde_json::Deserializer::from_str(text).into_iter::<Value>();
-    let mut offset = 0;
+) -> Result<(), JsonFail> {
+    let lines = JsonLines {
+        newlines: Cell::new(first_line - 1),
+        value_line: Cell::new(first_line),
+        awaiting_value: Cell::new(true),
+        replay: RefCell::new(Some(Vec::new())),
+    };
+    let mut input = head.as_bytes().chain(&mut *reader);
+    let feed = JsonFeed {
+        inner: &mut input,
+        lines: &lines,
+    };
+    let mut stream = serde_json::Deserializer::from_reader(feed).into_iter::<Value>();
+    let mut first = true;
     loop {
-        let start_line = first_line + text[..offset.min(text.len())].matches('\n').count();
         match stream.next() {
             None => return Ok(()),
             Some(Ok(v)) => {
-                let line = start_line + leading_newlines(&text[offset.min(text.len())..]);
-                offset = stream.byte_offset();
                 let source = Source {
                     file: display.into(),
-                    line,
+                    line: lines.value_line.get(),
                     ..Default::default()
                 };
+                lines.awaiting_value.set(true);
+                if first {
+                    lines.replay.take();
+                    first = false;
+                }
                 add_value(v, &source, opts, inv)?;
             }
+            Some(Err(e)) if e.is_io() => return Err(JsonFail::Io(e.into())),
             Some(Err(e)) => {
-                // Not JSON after all (YAML flow style such as `{a: 1}` starts the same way).
-                if !display.ends_with(".json") && offset == 0 {
-                    let mut tail = String::new();
+                // Not JSON after all (YAML flow style such as `{a: 1}` starts the same way):
+                // read it again, whole, as YAML.
+                if !display.ends_with(".json") && first {
+                    drop(stream);
+                    let mut text = String::new();
                     for _ in 1..first_line {
-                        tail.push('\n');
+                        text.push('\n');
                     }
-                    tail.push_str(text);
-                    return load_yaml_text(&tail, display, opts, inv);
+                    // What serde_json consumed was kept; the rest is still in the reader.
+                    let consumed = lines.replay.take().unwrap_or_default();
+                    text.push_str(&String::from_utf8_lossy(&consumed));
+                    let mut rest = String::new();
+                    input.read_to_string(&mut rest).map_err(JsonFail::Io)?;
+                    text.push_str(&rest);
+                    return Ok(load_yaml_text(&text, display, opts, inv)?);
                 }
-                return Err(LoadError::Syntax {
+                return Err(JsonFail::Load(LoadError::Syntax {
                     path: display.into(),
                     line: first_line + e.line().saturating_sub(1),
                     why: format!("invalid JSON at column {}: {e}", e.column()),
                     hint: None,
-                });
+                }));
             }
         }
     }
@@ -277,13 +506,6 @@ fn load_yaml_text(
         }
     }
     flush(&doc, doc_start, display, opts, inv)
-}
-
-fn leading_newlines(s: &str) -> usize {
-    s.chars()
-        .take_while(|c| c.is_whitespace())
-        .filter(|c| *c == '\n')
-        .count()
 }
 
 /// Parses one YAML document and adds what it holds.
@@ -354,14 +576,17 @@ fn flush(
         return Ok(());
     }
     let value: Value = serde_yaml::from_str(doc).map_err(|e| {
-        let at = e.location().map(|l| doc_start + l.line() - 1).unwrap_or(line);
+        let at = e
+            .location()
+            .map(|l| doc_start + l.line() - 1)
+            .unwrap_or(line);
         let why = e.to_string();
         let why = why.split(" at line ").next().unwrap_or(&why).to_string();
         LoadError::Syntax {
             path: display.into(),
             line: at,
             why: format!("invalid YAML: {why}"),
-            hint: doc.contains("{{").then_some("this looks like an unrendered Helm template: audit its output, `helm template RELEASE CHART | unloop audit -`"),
+            hint: doc.contains("{{").then_some(HELM_HINT),
         }
     })?;
     add_value(value, &source, opts, inv)

@@ -19,13 +19,14 @@ use std::fmt::Write;
 use k8s_openapi::api::core::v1::{Container, ResourceRequirements};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use serde::{Deserialize, Serialize};
-use unloop_core::resources::{bytes, quantity, round_up_tidy};
+use unloop_core::quantity::{
+    bytes, bytes_text as quantity, cores, cpu_round_up, cpu_text, round_up_tidy,
+};
 
 use crate::check::ObjectRef;
 use crate::checks::Observed;
 use crate::config::CpuLimitPolicy;
 use crate::inventory::{Inventory, Workload};
-use crate::quantity::{cpu_cores, cpu_round_up, cpu_text};
 
 /// Headroom over the maximum memory seen.
 pub const MEMORY_MARGIN: f64 = 1.15;
@@ -96,9 +97,9 @@ pub fn parse_pod_metrics(json: &str) -> Result<Vec<Sample>, String> {
                 memory_bytes: c
                     .usage
                     .get("memory")
-                    .and_then(|q| bytes(q))
+                    .and_then(|q| bytes(q).ok())
                     .map(|b| b as f64),
-                cpu_cores: c.usage.get("cpu").and_then(|q| cpu_cores(q)),
+                cpu_cores: c.usage.get("cpu").and_then(|q| cores(q).ok()),
             });
         }
     }
@@ -318,7 +319,7 @@ fn oom_limit(obs: &Observed, w: &Workload, container: &str) -> Option<u64> {
                 .containers
                 .iter()
                 .find(|c| c.name == container)?;
-            unloop_core::resources::memory_limit(c).and_then(|q| bytes(&q))
+            unloop_core::resources::memory_limit(c).and_then(|q| bytes(&q).ok())
         })
         .max()
 }
@@ -403,7 +404,11 @@ fn one(
         .map(|m| m.max(0.0) as u64);
     let mut memory_bytes = max_seen.map(|m| (m as f64 * MEMORY_MARGIN).ceil() as u64);
     if let Some(limit) = oom_at {
-        memory_bytes = Some(memory_bytes.unwrap_or(0).max(limit * OOM_FACTOR));
+        memory_bytes = Some(
+            memory_bytes
+                .unwrap_or(0)
+                .max(limit.saturating_mul(OOM_FACTOR)),
+        );
     }
     let memory_bytes = memory_bytes.map(round_up_tidy);
     let cpu_seen = percentile(&cpu, CPU_PERCENTILE);

@@ -249,3 +249,98 @@ fn exemptions_by_annotation_and_config() {
         ]
     );
 }
+
+/// The passing manifest of `probe-port-not-exposed`, changed in one field: the probed port is
+/// declared `protocol: UDP`.
+#[test]
+fn a_probe_on_a_udp_only_port_is_flagged() {
+    let pass = std::fs::read_to_string(manifests_dir().join("probe-port-not-exposed/pass.yaml"))
+        .expect("manifest");
+    let udp = pass.replace(
+        "{name: metrics, containerPort: 9090}",
+        "{name: metrics, containerPort: 9090, protocol: UDP}",
+    );
+    assert_ne!(udp, pass);
+    assert!(messages(&pass, CheckId::ProbePortNotExposed).is_empty());
+    let found = messages(&udp, CheckId::ProbePortNotExposed);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(
+        found[0].contains("HTTP probe on port 9090 (metrics)") && found[0].contains("UDP"),
+        "{}",
+        found[0]
+    );
+    // Declared for both protocols (as DNS servers do): TCP is there to probe.
+    let both = pass.replace(
+        "{name: metrics, containerPort: 9090}",
+        "{name: metrics, containerPort: 9090, protocol: UDP}, {name: metrics-tcp, containerPort: 9090}",
+    );
+    assert!(messages(&both, CheckId::ProbePortNotExposed).is_empty());
+}
+
+/// Non-ASCII text anywhere in a `sh -c` script (it used to panic on a byte index inside a
+/// character): the failing entrypoint manifest with its script changed.
+#[test]
+fn scripts_with_multibyte_text_are_read() {
+    let fail = std::fs::read_to_string(manifests_dir().join("entrypoint-backgrounds/fail.yaml"))
+        .expect("manifest");
+    let script = "/app/migrate && /app/server --port 8080 &";
+    assert!(fail.contains(script));
+    for at in 0..=script.len() {
+        for ch in ["é", "€", "😀"] {
+            let mut changed = script.to_string();
+            changed.insert_str(at, ch);
+            let text = fail.replace(script, &changed);
+            // Audited without a panic; the finding stays whenever the `&` is still last.
+            let found = messages(&text, CheckId::EntrypointBackgrounds);
+            if changed.ends_with('&') {
+                assert!(!found.is_empty(), "{changed:?}");
+            }
+        }
+    }
+}
+
+/// An -Xmx too large for a u64 of bytes is above any limit: flagged, not wrapped to 0Mi.
+#[test]
+fn an_absurd_heap_is_above_the_limit() {
+    let fail = std::fs::read_to_string(manifests_dir().join("jvm-heap-over-limit/fail.yaml"))
+        .expect("manifest");
+    let text = fail.replace("-Xms256m -Xmx768m", "-Xms256m -Xmx99999999999999999999g");
+    assert_ne!(text, fail);
+    let found = messages(&text, CheckId::JvmHeapOverLimit);
+    let orders: Vec<_> = found
+        .iter()
+        .filter(|m| m.contains("-Xmx99999999999999999999g"))
+        .collect();
+    assert_eq!(orders.len(), 1, "{found:?}");
+    assert!(orders[0].contains("above limits.memory"), "{}", orders[0]);
+    assert!(!orders[0].contains(" 0Mi"), "{}", orders[0]);
+    let huge = fail.replace("-Xms256m -Xmx768m", "-Xmx16777216t");
+    let found = messages(&huge, CheckId::JvmHeapOverLimit);
+    assert!(
+        found.iter().any(|m| m.contains("more than 16Ei")),
+        "{found:?}"
+    );
+}
+
+/// The largest quantities Kubernetes accepts (`8Ei`, `1Pi`) are read and reasoned about without
+/// an overflow: the resource checks double and halve them.
+#[test]
+fn the_largest_quantities_are_read() {
+    let fail = std::fs::read_to_string(manifests_dir().join("limits-missing/fail.yaml"))
+        .expect("manifest");
+    for q in ["8Ei", "1Pi", "7.99Ei", "1e18"] {
+        let text = fail.replace("memory: 128Mi", &format!("memory: {q}"));
+        assert_ne!(text, fail);
+        let found = messages(&text, CheckId::LimitsMissing);
+        assert!(!found.is_empty(), "{q}");
+    }
+    let far =
+        std::fs::read_to_string(manifests_dir().join("memory-limit-far-above-request/fail.yaml"))
+            .expect("manifest");
+    for q in ["8Ei", "1Pi"] {
+        let text = far.replace("limits: {memory: 1Gi}", &format!("limits: {{memory: {q}}}"));
+        assert_ne!(text, far);
+        let found = messages(&text, CheckId::MemoryLimitFarAboveRequest);
+        assert!(found.iter().any(|m| m.contains(q)), "{q}: {found:?}");
+    }
+}

@@ -132,3 +132,119 @@ fn bad_input_names_file_and_line() {
     let err = load(&[dir.path().join("missing.yaml")], "").expect_err("missing");
     assert!(err.to_string().starts_with("cannot read "), "{err}");
 }
+
+fn manifest(rel: &str) -> String {
+    std::fs::read_to_string(common::manifests_dir().join(rel)).expect("manifest")
+}
+
+/// Every document of a YAML stream as one compact JSON line.
+fn json_lines(yaml: &str) -> String {
+    let mut out = String::new();
+    for doc in serde_yaml::Deserializer::from_str(yaml) {
+        let v: serde_json::Value = serde::Deserialize::deserialize(doc).expect("yaml");
+        out.push_str(&serde_json::to_string(&v).expect("json"));
+        out.push('\n');
+    }
+    out
+}
+
+#[test]
+fn a_byte_order_mark_is_not_content() {
+    let yaml = manifest("probe-port-not-exposed/pass.yaml");
+    let inv = load(&[PathBuf::from("-")], &format!("\u{feff}{yaml}")).expect("BOM + YAML loads");
+    assert_eq!(inv.workloads.len(), 1);
+    let json = json_lines(&yaml);
+    let inv = load(&[PathBuf::from("-")], &format!("\u{feff}{json}")).expect("BOM + JSON loads");
+    assert_eq!(inv.workloads.len(), 1);
+}
+
+#[test]
+fn json_lines_stream_with_their_line_numbers() {
+    let json = json_lines(&manifest("probe-port-not-exposed/fail.yaml"));
+    let n = json.lines().count();
+    assert!(n >= 3);
+    let inv = load(&[PathBuf::from("-")], &format!("\n{json}")).expect("loads");
+    let lines: Vec<usize> = inv
+        .workloads
+        .iter()
+        .map(|w| w.source.as_ref().map(|s| s.line).unwrap_or_default())
+        .collect();
+    assert_eq!(lines, (2..n + 2).collect::<Vec<_>>());
+}
+
+#[test]
+fn an_unrendered_helm_template_in_a_directory_is_skipped_with_a_note() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let yaml = manifest("probe-port-not-exposed/pass.yaml");
+    std::fs::write(dir.path().join("a.yaml"), &yaml).expect("write");
+    let template = yaml.replace("name: api,", "name: {{ .Values.name }},");
+    assert_ne!(template, yaml);
+    std::fs::write(dir.path().join("b.yaml"), &template).expect("write");
+    std::fs::write(dir.path().join("c.yaml"), &yaml).expect("write");
+    let inv = load(&[dir.path().to_path_buf()], "").expect("the rest is audited");
+    assert_eq!(inv.workloads.len(), 2);
+    let notes: Vec<_> = inv.notes.iter().filter(|n| n.contains("b.yaml")).collect();
+    assert_eq!(notes.len(), 1, "{:?}", inv.notes);
+    assert!(notes[0].contains("Helm template"), "{}", notes[0]);
+    // Named on its own, a template is still an error with the hint.
+    let err = load(&[dir.path().join("b.yaml")], "").expect_err("template");
+    assert!(err.is_template(), "{err}");
+}
+
+#[cfg(unix)]
+#[test]
+fn fifos_are_skipped_without_being_opened() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("a.yaml"),
+        manifest("probe-port-not-exposed/pass.yaml"),
+    )
+    .expect("write");
+    let fifo = dir.path().join("dump.yaml");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("mkfifo runs");
+    assert!(made.success());
+    let paths = vec![dir.path().to_path_buf(), fifo.clone()];
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(load(&paths, "").map(|inv| (inv.workloads.len(), inv.notes)));
+    });
+    let (workloads, notes) = rx
+        .recv_timeout(std::time::Duration::from_secs(20))
+        .expect("a FIFO must not block the audit")
+        .expect("loads");
+    assert_eq!(workloads, 1);
+    let skipped: Vec<_> = notes
+        .iter()
+        .filter(|n| n.contains("dump.yaml") && n.contains("not a regular file"))
+        .collect();
+    assert_eq!(skipped.len(), 2, "{notes:?}");
+}
+
+#[test]
+fn inputs_over_the_cap_fail_naming_it() {
+    let yaml = manifest("probe-port-not-exposed/pass.yaml");
+    let opts = LoadOptions {
+        max_input_bytes: 4096,
+        ..LoadOptions::default()
+    };
+    let big = format!("{yaml}\n---\n").repeat(4096 / yaml.len() + 2);
+    let err = load_paths(&[PathBuf::from("-")], &opts, &mut big.as_bytes()).expect_err("over");
+    assert!(err.to_string().contains("cap"), "{err}");
+    let json = json_lines(&yaml).repeat(4096 / yaml.len() + 2);
+    let err = load_paths(&[PathBuf::from("-")], &opts, &mut json.as_bytes()).expect_err("over");
+    assert!(err.to_string().contains("cap"), "{err}");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("big.yaml");
+    std::fs::write(&file, &big).expect("write");
+    let err = load_paths(&[file], &opts, &mut std::io::empty()).expect_err("over");
+    assert!(
+        err.to_string().contains("4096") || err.to_string().contains("cap"),
+        "{err}"
+    );
+    // Under the cap, the same input loads.
+    let fits = load_paths(&[PathBuf::from("-")], &opts, &mut yaml.as_bytes());
+    assert!(fits.is_ok());
+}

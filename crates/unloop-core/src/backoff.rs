@@ -125,45 +125,15 @@ pub fn delay_from_message(message: &str) -> Option<u64> {
     parse_go_duration(rest.split_whitespace().next()?)
 }
 
-/// Parses Go's time.Duration formatting: `40s`, `1m20s`, `5m0s`, `1h0m0s`, `500ms`.
+/// Whole seconds in Go's time.Duration formatting (`40s`, `1m20s`, `5m0s`, `1h0m0s`, `500ms`),
+/// read by the one duration parser. None when unparseable or negative.
 pub fn parse_go_duration(s: &str) -> Option<u64> {
-    let mut total_ms: u64 = 0;
-    let mut num = String::new();
-    let mut chars = s.chars().peekable();
-    let mut any = false;
-    while let Some(c) = chars.next() {
-        if c.is_ascii_digit() || c == '.' {
-            num.push(c);
-            continue;
-        }
-        let unit_ms: u64 = match c {
-            'h' => 3_600_000,
-            'm' if chars.peek() == Some(&'s') => {
-                chars.next();
-                1
-            }
-            'm' => 60_000,
-            's' => 1000,
-            _ => return None,
-        };
-        let n: f64 = num.parse().ok()?;
-        total_ms += (n * unit_ms as f64) as u64;
-        num.clear();
-        any = true;
-    }
-    (any && num.is_empty()).then_some(total_ms / 1000)
+    crate::duration::parse(s)
+        .ok()
+        .and_then(|d| u64::try_from(d.as_secs()).ok())
 }
 
-/// Go-style duration text for a number of seconds: 40s, 1m20s, 5m0s.
-pub fn go_duration(secs: u64) -> String {
-    if secs < 60 {
-        format!("{secs}s")
-    } else if secs < 3600 {
-        format!("{}m{}s", secs / 60, secs % 60)
-    } else {
-        format!("{}h{}m{}s", secs / 3600, (secs % 3600) / 60, secs % 60)
-    }
-}
+pub use crate::duration::go as go_duration;
 
 #[cfg(test)]
 mod tests {

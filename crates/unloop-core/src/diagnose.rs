@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use jiff::Timestamp;
-use k8s_openapi::api::core::v1::{Event, Pod};
+use k8s_openapi::api::core::v1::{Container, Event, Pod};
 use serde::Serialize;
 
 use crate::backoff::{self, Backoff};
@@ -12,7 +12,7 @@ use crate::causes;
 use crate::exit;
 use crate::logscan;
 use crate::selector::Selector;
-use crate::state::{ClusterState, Gap, Scope};
+use crate::state::{ClusterState, ContainerLog, Gap, Scope};
 use crate::status::{self, Role};
 use crate::subject::{Finding, Subject, event_time};
 use crate::verdict::{Cause, CauseId, Confidence, Evidence, EvidenceKind, Remedy, RemedyKind};
@@ -166,12 +166,17 @@ pub fn diagnose(state: &ClusterState, query: &Query, now: Timestamp) -> Report {
         .collect();
     let events_by_uid = index_events(&state.events);
     let node_events = index_node_events(&state.events);
+    let logs = index_logs(&state.logs);
     let mut groups: BTreeMap<(String, Workload, String), Vec<Diagnosis>> = BTreeMap::new();
     for pod in &pods {
-        for d in diagnose_pod(state, pod, now, &events_by_uid, &node_events) {
-            let w = workload::of_pod(state, pod);
+        let diagnoses = diagnose_pod(state, pod, now, &events_by_uid, &node_events, &logs);
+        if diagnoses.is_empty() {
+            continue;
+        }
+        let w = workload::of_pod(state, pod);
+        for d in diagnoses {
             groups
-                .entry((d.namespace.clone(), w, d.container.clone()))
+                .entry((d.namespace.clone(), w.clone(), d.container.clone()))
                 .or_default()
                 .push(d);
         }
@@ -227,6 +232,25 @@ fn index_events(events: &[Event]) -> HashMap<&str, Vec<&Event>> {
     map
 }
 
+/// A container's log, looked up by (namespace, pod, container, previous).
+type LogIndex<'a> = HashMap<(&'a str, &'a str, &'a str, bool), &'a ContainerLog>;
+
+/// Logs by container, built once: a lookup per container must not scan every log (a pod of
+/// 20,000 containers made that quadratic). The first of duplicates wins, as a scan would find it.
+fn index_logs(logs: &[ContainerLog]) -> LogIndex<'_> {
+    let mut map = LogIndex::with_capacity(logs.len());
+    for l in logs {
+        map.entry((
+            l.namespace.as_str(),
+            l.pod.as_str(),
+            l.container.as_str(),
+            l.previous,
+        ))
+        .or_insert(l);
+    }
+    map
+}
+
 fn index_node_events(events: &[Event]) -> HashMap<&str, Vec<&Event>> {
     let mut map: HashMap<&str, Vec<&Event>> = HashMap::new();
     for e in events
@@ -249,6 +273,7 @@ fn diagnose_pod(
     now: Timestamp,
     events_by_uid: &HashMap<&str, Vec<&Event>>,
     node_events: &HashMap<&str, Vec<&Event>>,
+    logs: &LogIndex<'_>,
 ) -> Vec<Diagnosis> {
     let Some(spec) = pod.spec.as_ref() else {
         return Vec::new();
@@ -279,6 +304,22 @@ fn diagnose_pod(
         Vec::new()
     };
     let revision = workload::revision_of_pod(&revisions, pod);
+    // Specs by name, once per pod: looking each troubled container up in the list is quadratic.
+    let main_specs: HashMap<&str, &Container> = spec
+        .containers
+        .iter()
+        .rev()
+        .map(|c| (c.name.as_str(), c))
+        .collect();
+    let init_specs: HashMap<&str, &Container> = spec
+        .init_containers
+        .iter()
+        .flatten()
+        .rev()
+        .map(|c| (c.name.as_str(), c))
+        .collect();
+    // The pod's STATUS reads every container: once per pod, not once per troubled container.
+    let pod_status = status::pod_status(pod);
     let mut out = Vec::new();
     for (role, cs) in troubled {
         let name = match cs {
@@ -293,19 +334,16 @@ fn diagnose_pod(
                 }),
         };
         let container_spec = match role {
-            Role::Main => spec.containers.iter().find(|c| c.name == name),
-            Role::Init | Role::Sidecar => spec
-                .init_containers
-                .iter()
-                .flatten()
-                .find(|c| c.name == name),
+            Role::Main => main_specs.get(name.as_str()).copied(),
+            Role::Init | Role::Sidecar => init_specs.get(name.as_str()).copied(),
         };
         let Some(container_spec) = container_spec else {
             continue;
         };
-        let log = state
-            .log(ns, pod_name, &name, true)
-            .or_else(|| state.log(ns, pod_name, &name, false));
+        let log = logs
+            .get(&(ns, pod_name, name.as_str(), true))
+            .or_else(|| logs.get(&(ns, pod_name, name.as_str(), false)))
+            .copied();
         let scan = log.map(|l| logscan::scan(&l.text)).unwrap_or_default();
         let subject = Subject {
             state,
@@ -328,7 +366,7 @@ fn diagnose_pod(
             revisions: revisions.clone(),
             revision,
         };
-        out.push(assemble(&subject, node_name));
+        out.push(assemble(&subject, node_name, &pod_status));
     }
     out
 }
@@ -339,7 +377,7 @@ fn evicted_container(msg: &str) -> Option<String> {
     Some(rest.split_whitespace().next()?.to_string())
 }
 
-fn assemble(s: &Subject, node_name: Option<&str>) -> Diagnosis {
+fn assemble(s: &Subject, node_name: Option<&str>, pod_status: &str) -> Diagnosis {
     let (causes, remedies) = rank(s, causes::detect(s));
     let run = s.last_run();
     let exit = run.map(|t| ExitInfo {
@@ -428,13 +466,13 @@ fn assemble(s: &Subject, node_name: Option<&str>) -> Diagnosis {
         pod: s.pod_name.to_string(),
         pods: vec![PodBrief {
             name: s.pod_name.to_string(),
-            status: status::pod_status(s.pod),
+            status: pod_status.to_string(),
             restarts,
             node: node_name.map(str::to_string),
         }],
         container: s.container().to_string(),
         role: s.role,
-        status: status::pod_status(s.pod),
+        status: pod_status.to_string(),
         restarts,
         exit,
         backoff,

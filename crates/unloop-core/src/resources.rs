@@ -2,49 +2,9 @@
 
 use k8s_openapi::api::core::v1::Container;
 
-/// Bytes in a Kubernetes quantity such as `256Mi`, `1G`, `512k` or `1.5Gi`. None when unparseable.
-pub fn bytes(q: &str) -> Option<u64> {
-    let q = q.trim();
-    let split = q
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(q.len());
-    let (num, suffix) = q.split_at(split);
-    let n: f64 = num.parse().ok()?;
-    let mult: f64 = match suffix {
-        "" => 1.0,
-        "m" => 0.001,
-        "k" => 1e3,
-        "M" => 1e6,
-        "G" => 1e9,
-        "T" => 1e12,
-        "Ki" => 1024.0,
-        "Mi" => 1024.0 * 1024.0,
-        "Gi" => 1024.0 * 1024.0 * 1024.0,
-        "Ti" => 1024.0_f64.powi(4),
-        "e3" => 1e3,
-        "e6" => 1e6,
-        "e9" => 1e9,
-        _ => return None,
-    };
-    Some((n * mult).round() as u64)
-}
-
-/// A human and Kubernetes-friendly spelling: whole Mi or Gi.
-pub fn quantity(bytes: u64) -> String {
-    const MI: u64 = 1024 * 1024;
-    const GI: u64 = 1024 * MI;
-    if bytes >= GI && bytes.is_multiple_of(GI) {
-        format!("{}Gi", bytes / GI)
-    } else {
-        format!("{}Mi", bytes.div_ceil(MI))
-    }
-}
-
-/// Rounds up to a tidy size for a recommendation: a multiple of 64Mi.
-pub fn round_up_tidy(bytes: u64) -> u64 {
-    const STEP: u64 = 64 * 1024 * 1024;
-    bytes.div_ceil(STEP).max(1) * STEP
-}
+// Memory is parsed and written by [`crate::quantity`]; these two names stay for the callers that
+// spell sizes in findings and remedies.
+pub use crate::quantity::{bytes_text as quantity, round_up_tidy};
 
 fn resource(c: &Container, which: &str, name: &str) -> Option<String> {
     let r = c.resources.as_ref()?;
@@ -73,11 +33,12 @@ pub enum Heap {
         bytes: u64,
         source: String,
     },
-    /// `-XX:MaxRAMPercentage`.
+    /// `-XX:MaxRAMPercentage`, of `-XX:MaxRAM` when set (else of the limit).
     Percentage {
         flag: String,
         percent: f64,
         source: String,
+        max_ram: Option<u64>,
     },
 }
 
@@ -98,7 +59,9 @@ impl Heap {
     pub fn bytes_under(&self, limit: u64) -> u64 {
         match self {
             Heap::Max { bytes, .. } => *bytes,
-            Heap::Percentage { percent, .. } => (limit as f64 * percent / 100.0) as u64,
+            Heap::Percentage {
+                percent, max_ram, ..
+            } => (max_ram.unwrap_or(limit) as f64 * percent / 100.0) as u64,
         }
     }
 }
@@ -112,15 +75,18 @@ pub const JVM_ENV: [&str; 4] = [
 ];
 
 /// The effective JVM max-heap setting of a container, if any. The last flag wins, as in the JVM;
-/// the command line is read after the environment.
+/// the command line is read after the environment. An explicit maximum (`-Xmx`,
+/// `-XX:MaxHeapSize`) beats a share of RAM (`-XX:MaxRAMPercentage`, against `-XX:MaxRAM` when
+/// given), and `-Xms` alone sets the heap the JVM grows to at least.
 pub fn jvm_heap(c: &Container) -> Option<Heap> {
-    let mut found = None;
+    let mut flags = JvmFlags::default();
     for env in c.env.iter().flatten() {
         if JVM_ENV.contains(&env.name.as_str())
             && let Some(v) = env.value.as_deref()
         {
+            let source = format!("env {}", env.name);
             for tok in v.split_whitespace() {
-                found = parse_heap_flag(tok, &format!("env {}", env.name)).or(found);
+                flags.read(tok, &source);
             }
         }
     }
@@ -132,42 +98,83 @@ pub fn jvm_heap(c: &Container) -> Option<Heap> {
         .enumerate()
     {
         for word in tok.split_whitespace() {
-            found = parse_heap_flag(word, &format!("command line (word {})", i + 1)).or(found);
+            flags.read(word, &format!("command line (word {})", i + 1));
         }
     }
-    found
+    flags.heap()
 }
 
-fn parse_heap_flag(tok: &str, source: &str) -> Option<Heap> {
-    if let Some(v) = tok.strip_prefix("-Xmx") {
-        let b = jvm_size(v)?;
-        return Some(Heap::Max {
-            flag: tok.to_string(),
-            bytes: b,
-            source: source.into(),
-        });
-    }
-    if let Some(v) = tok.strip_prefix("-XX:MaxRAMPercentage=") {
-        let p: f64 = v.parse().ok()?;
-        return Some(Heap::Percentage {
-            flag: tok.to_string(),
-            percent: p,
-            source: source.into(),
-        });
-    }
-    None
+/// The heap flags seen so far; each later one replaces an earlier one of its kind.
+#[derive(Default)]
+struct JvmFlags {
+    max: Option<Heap>,
+    initial: Option<Heap>,
+    percentage: Option<(String, f64, String)>,
+    max_ram: Option<u64>,
 }
 
-/// JVM sizes: `512m`, `2g`, `1024k`, or bytes.
+impl JvmFlags {
+    fn read(&mut self, tok: &str, source: &str) {
+        let sized = |v: &str| {
+            jvm_size(v).map(|bytes| Heap::Max {
+                flag: tok.to_string(),
+                bytes,
+                source: source.into(),
+            })
+        };
+        if let Some(v) = tok
+            .strip_prefix("-Xmx")
+            .or_else(|| tok.strip_prefix("-XX:MaxHeapSize="))
+        {
+            self.max = sized(v).or(self.max.take());
+        } else if let Some(v) = tok
+            .strip_prefix("-Xms")
+            .or_else(|| tok.strip_prefix("-XX:InitialHeapSize="))
+        {
+            self.initial = sized(v).or(self.initial.take());
+        } else if let Some(v) = tok.strip_prefix("-XX:MaxRAMPercentage=") {
+            if let Ok(p) = v.parse::<f64>()
+                && p.is_finite()
+                && (0.0..=100.0).contains(&p)
+            {
+                self.percentage = Some((tok.to_string(), p, source.into()));
+            }
+        } else if let Some(v) = tok.strip_prefix("-XX:MaxRAM=") {
+            self.max_ram = jvm_size(v).or(self.max_ram);
+        }
+    }
+
+    fn heap(self) -> Option<Heap> {
+        if self.max.is_some() {
+            return self.max;
+        }
+        if let Some((flag, percent, source)) = self.percentage {
+            return Some(Heap::Percentage {
+                flag,
+                percent,
+                source,
+                max_ram: self.max_ram,
+            });
+        }
+        self.initial
+    }
+}
+
+/// JVM sizes: `512m`, `2g`, `1024k`, `1t`, or bytes. A size too large for a u64 is `u64::MAX`:
+/// the JVM would refuse it or it is above any memory limit, and either way it is no small number.
 pub fn jvm_size(v: &str) -> Option<u64> {
-    let (num, mult) = match v.chars().last()? {
-        'k' | 'K' => (&v[..v.len() - 1], 1024),
-        'm' | 'M' => (&v[..v.len() - 1], 1024 * 1024),
-        'g' | 'G' => (&v[..v.len() - 1], 1024 * 1024 * 1024),
-        't' | 'T' => (&v[..v.len() - 1], 1024u64.pow(4)),
-        _ => (v, 1),
+    let (num, shift) = match v.as_bytes().last()? {
+        b'k' | b'K' => (&v[..v.len() - 1], 10),
+        b'm' | b'M' => (&v[..v.len() - 1], 20),
+        b'g' | b'G' => (&v[..v.len() - 1], 30),
+        b't' | b'T' => (&v[..v.len() - 1], 40),
+        _ => (v, 0),
     };
-    num.parse::<u64>().ok().map(|n| n * mult)
+    if num.is_empty() || !num.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let n = num.parse::<u64>().unwrap_or(u64::MAX);
+    Some(n.saturating_mul(1 << shift))
 }
 
 /// How much of a memory limit the JVM heap may take and leave room for metaspace, threads, code
@@ -179,14 +186,32 @@ mod tests {
     use super::*;
 
     #[test]
-    fn quantities() {
-        assert_eq!(bytes("256Mi"), Some(256 * 1024 * 1024));
-        assert_eq!(bytes("1Gi"), Some(1 << 30));
-        assert_eq!(bytes("1.5Gi"), Some(3 << 29));
-        assert_eq!(bytes("500M"), Some(500_000_000));
-        assert_eq!(bytes("lots"), None);
-        assert_eq!(quantity(512 * 1024 * 1024), "512Mi");
-        assert_eq!(quantity(2 << 30), "2Gi");
+    fn jvm_sizes_are_checked() {
+        assert_eq!(jvm_size("512m"), Some(512 << 20));
+        assert_eq!(jvm_size("2G"), Some(2 << 30));
+        assert_eq!(jvm_size("1t"), Some(1 << 40));
+        assert_eq!(jvm_size("1048576"), Some(1 << 20));
+        // Overflowing sizes are above any limit, not wrapped to a small number or zero.
+        assert_eq!(jvm_size("16777216t"), Some(u64::MAX));
+        assert_eq!(jvm_size("99999999999999999999999g"), Some(u64::MAX));
+        assert_eq!(jvm_size("g"), None);
+        assert_eq!(jvm_size("-1g"), None);
+        assert_eq!(jvm_size("1é"), None);
+        assert_eq!(jvm_size(""), None);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn jvm_size_never_panics_and_never_shrinks(n in proptest::prelude::any::<u64>(), i in 0usize..5) {
+            let (suffix, shift) = [("", 0), ("k", 10), ("m", 20), ("g", 30), ("t", 40)][i];
+            let want = u64::try_from(u128::from(n) << shift).unwrap_or(u64::MAX);
+            proptest::prop_assert_eq!(jvm_size(&format!("{n}{suffix}")), Some(want));
+        }
+
+        #[test]
+        fn jvm_flags_never_panic(s in "\\PC{0,30}") {
+            let _ = jvm_size(&s);
+        }
     }
 
     #[test]

@@ -1,6 +1,21 @@
 //! A pod's STATUS as `kubectl get pods` prints it, and which of its containers are in trouble.
 
+use std::collections::HashSet;
+
 use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
+
+/// Names of the pod's sidecars (init containers with restartPolicy Always), gathered once so
+/// each status is matched in constant time, not by a scan of every init container.
+fn sidecar_names(pod: &Pod) -> HashSet<&str> {
+    pod.spec
+        .as_ref()
+        .and_then(|s| s.init_containers.as_deref())
+        .unwrap_or_default()
+        .iter()
+        .filter(|c| c.restart_policy.as_deref() == Some("Always"))
+        .map(|c| c.name.as_str())
+        .collect()
+}
 
 /// The STATUS column of `kubectl get pods`, computed the way kubectl's printer does.
 pub fn pod_status(pod: &Pod) -> String {
@@ -18,6 +33,7 @@ pub fn pod_status(pod: &Pod) -> String {
     let init_specs = spec
         .and_then(|s| s.init_containers.as_deref())
         .unwrap_or_default();
+    let sidecars = sidecar_names(pod);
     let mut initializing = false;
     for (i, cs) in status
         .and_then(|s| s.init_container_statuses.as_deref())
@@ -27,10 +43,7 @@ pub fn pod_status(pod: &Pod) -> String {
     {
         let terminated = cs.state.as_ref().and_then(|s| s.terminated.as_ref());
         let waiting = cs.state.as_ref().and_then(|s| s.waiting.as_ref());
-        let sidecar = init_specs
-            .iter()
-            .find(|c| c.name == cs.name)
-            .is_some_and(|c| c.restart_policy.as_deref() == Some("Always"));
+        let sidecar = sidecars.contains(cs.name.as_str());
         if terminated.is_some_and(|t| t.exit_code == 0) || (sidecar && cs.started == Some(true)) {
             continue;
         }
@@ -112,31 +125,24 @@ pub fn restarts(pod: &Pod) -> i32 {
     let Some(status) = pod.status.as_ref() else {
         return 0;
     };
-    let sidecars = pod
-        .spec
-        .as_ref()
-        .and_then(|s| s.init_containers.as_deref())
-        .unwrap_or_default();
-    let main: i32 = status
+    let sidecars = sidecar_names(pod);
+    // Saturating: counts come from outside, and a sum of them must not overflow.
+    let main = status
         .container_statuses
         .as_deref()
         .unwrap_or_default()
         .iter()
-        .map(|c| c.restart_count)
-        .sum();
-    let side: i32 = status
+        .map(|c| c.restart_count.max(0))
+        .fold(0i32, i32::saturating_add);
+    let side = status
         .init_container_statuses
         .as_deref()
         .unwrap_or_default()
         .iter()
-        .filter(|c| {
-            sidecars
-                .iter()
-                .any(|s| s.name == c.name && s.restart_policy.as_deref() == Some("Always"))
-        })
-        .map(|c| c.restart_count)
-        .sum();
-    main + side
+        .filter(|c| sidecars.contains(c.name.as_str()))
+        .map(|c| c.restart_count.max(0))
+        .fold(0i32, i32::saturating_add);
+    main.saturating_add(side)
 }
 
 /// The role a container plays in its pod.
@@ -164,17 +170,13 @@ pub fn troubled_containers(pod: &Pod, now: jiff::Timestamp) -> Vec<(Role, &Conta
     let policy = spec
         .and_then(|s| s.restart_policy.as_deref())
         .unwrap_or("Always");
-    let init_specs = spec
-        .and_then(|s| s.init_containers.as_deref())
-        .unwrap_or_default();
+    let sidecars = sidecar_names(pod);
     for cs in status
         .init_container_statuses
         .as_deref()
         .unwrap_or_default()
     {
-        let sidecar = init_specs
-            .iter()
-            .any(|c| c.name == cs.name && c.restart_policy.as_deref() == Some("Always"));
+        let sidecar = sidecars.contains(cs.name.as_str());
         let role = if sidecar { Role::Sidecar } else { Role::Init };
         if container_in_trouble(cs, policy, now, sidecar) {
             out.push((role, cs));

@@ -335,17 +335,4 @@ pub fn event_time(e: &Event) -> Option<Timestamp> {
         .or_else(|| e.metadata.creation_timestamp.as_ref().map(|t| t.0))
 }
 
-/// `0.4s`, `12s`, `3m05s`, `2h10m`.
-pub fn human_secs(secs: f64) -> String {
-    if secs < 10.0 {
-        format!("{secs:.1}s")
-    } else if secs < 60.0 {
-        format!("{}s", secs.round() as u64)
-    } else if secs < 3600.0 {
-        let s = secs.round() as u64;
-        format!("{}m{:02}s", s / 60, s % 60)
-    } else {
-        let s = secs.round() as u64;
-        format!("{}h{:02}m", s / 3600, (s % 3600) / 60)
-    }
-}
+pub use crate::duration::human as human_secs;

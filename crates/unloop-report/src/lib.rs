@@ -38,15 +38,7 @@ pub(crate) fn relative(t: jiff::Timestamp, now: jiff::Timestamp) -> String {
     if abs < 2 {
         return "just now".into();
     }
-    let text = if abs < 60 {
-        format!("{abs}s")
-    } else if abs < 3600 {
-        format!("{}m{:02}s", abs / 60, abs % 60)
-    } else if abs < 86_400 {
-        format!("{}h{:02}m", abs / 3600, (abs % 3600) / 60)
-    } else {
-        format!("{}d{}h", abs / 86_400, (abs % 86_400) / 3600)
-    };
+    let text = unloop_core::duration::human_whole(abs);
     if secs >= 0 {
         format!("in {text}")
     } else {

@@ -49,6 +49,12 @@ fn last_statement(script: &str) -> String {
     let bytes = trimmed.as_bytes();
     let mut i = 0;
     while i < bytes.len() {
+        // Separators are ASCII: a byte inside a multi-byte character is never one, and slicing
+        // there would split the character.
+        if !trimmed.is_char_boundary(i) {
+            i += 1;
+            continue;
+        }
         let rest = &trimmed[i..];
         let sep = if rest.starts_with("&&") || rest.starts_with("||") {
             2
@@ -205,7 +211,7 @@ fn replace_argv(s: &Subject, command: Value) -> Vec<(&'static str, Value)> {
 fn foreground(script: &str) -> String {
     let trimmed = script.trim_end();
     let last = last_statement(trimmed);
-    let head = &trimmed[..trimmed.len() - last.len()];
+    let head = trimmed.strip_suffix(last.as_str()).unwrap_or_default();
     let mut cmd = last.trim_end_matches('&').trim().to_string();
     for prefix in ["exec ", "nohup "] {
         while let Some(rest) = cmd.strip_prefix(prefix) {
@@ -242,6 +248,35 @@ mod tests {
         );
         assert_eq!(last_statement("server & echo started"), "echo started");
         assert_eq!(last_statement("exec server"), "exec server");
+    }
+
+    /// Multi-byte text (2, 3 and 4 bytes a character) at every position of scripts that hit each
+    /// branch: separators, redirections and a trailing `&`.
+    #[test]
+    fn multibyte_text_anywhere() {
+        let scripts = [
+            "migrate && nohup /app/server > /dev/null 2>&1 &",
+            "a; b || c &>/dev/null & d",
+            "server --daemon\necho ok",
+        ];
+        for script in scripts {
+            for ch in ["é", "€", "😀", "\u{202e}"] {
+                let positions: Vec<usize> = (0..=script.len()).collect();
+                for at in positions {
+                    let mut s = script.to_string();
+                    s.insert_str(at, ch);
+                    let last = last_statement(&s);
+                    assert!(s.contains(last.as_str()), "{s:?} -> {last:?}");
+                    let fg = foreground(&s);
+                    assert!(fg.contains("exec "), "{s:?} -> {fg:?}");
+                }
+            }
+        }
+        assert_eq!(
+            last_statement("echo é && ünïcödé-server &"),
+            "ünïcödé-server &"
+        );
+        assert_eq!(foreground("echo ø; nohup srv-ø &"), "echo ø; exec srv-ø");
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! [`unloop_core::resources::jvm_heap`], the same reader diagnosis uses after an OOM kill.
 
 use k8s_openapi::api::core::v1::Container;
-use unloop_core::resources::{JVM_ENV, bytes, jvm_heap, memory_limit, quantity, round_up_tidy};
+use unloop_core::quantity::bytes;
+use unloop_core::resources::{JVM_ENV, jvm_heap, memory_limit, quantity, round_up_tidy};
 
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
@@ -10,6 +11,18 @@ use super::{Context, Subject, to_yaml_value};
 use crate::check::{CheckId, Finding, Fix};
 
 const MI: u64 = 1024 * 1024;
+
+/// 1Pi: more memory than any node has.
+const ABSURD_HEAP: u64 = 1 << 50;
+
+/// The heap size as a quantity, or what it is when it does not fit one.
+fn heap_text(bytes: u64) -> String {
+    if bytes == u64::MAX {
+        "more than 16Ei".into()
+    } else {
+        quantity(bytes)
+    }
+}
 
 /// Image names of JVM runtimes and of servers that run on one.
 const JVM_IMAGE_WORDS: [&str; 14] = [
@@ -45,7 +58,8 @@ pub(crate) fn is_jvm(c: &Container) -> bool {
 pub(crate) fn check(s: &Subject, ctx: &Context, out: &mut Vec<Finding>) {
     let c = s.container;
     let Some(heap) = jvm_heap(c) else { return };
-    let Some((limit_text, limit)) = memory_limit(c).and_then(|q| bytes(&q).map(|b| (q, b))) else {
+    let Some((limit_text, limit)) = memory_limit(c).and_then(|q| bytes(&q).ok().map(|b| (q, b)))
+    else {
         return;
     };
     if limit == 0 {
@@ -58,10 +72,12 @@ pub(crate) fn check(s: &Subject, ctx: &Context, out: &mut Vec<Finding>) {
     }
     let flag = heap.flag();
     let source = heap.source();
+    // A heap no node has (a typo, or an overflowing size) is not a reason to raise the limit.
+    let absurd = heap_bytes >= ABSURD_HEAP;
     let message = if heap_bytes >= limit {
         format!(
             "{flag} ({source}) lets the heap grow to {}, above limits.memory {limit_text}: the container is OOM-killed before the heap is full",
-            quantity(heap_bytes)
+            heap_text(heap_bytes)
         )
     } else {
         format!(
@@ -75,6 +91,17 @@ pub(crate) fn check(s: &Subject, ctx: &Context, out: &mut Vec<Finding>) {
     // current limit.
     let new_limit = round_up_tidy((heap_bytes as f64 / share).ceil() as u64);
     let fitting_heap_mib = ((limit as f64 * share) as u64 / MI).max(1);
+    if absurd {
+        out.push(s.finding(
+            CheckId::JvmHeapOverLimit,
+            message,
+            Fix::text(format!(
+                "size the heap to the limit: -Xmx{fitting_heap_mib}m, or better -XX:MaxRAMPercentage={:.0} instead of {flag}",
+                share * 100.0
+            )),
+        ));
+        return;
+    }
     let mut resources = c.resources.clone().unwrap_or_default();
     let limits = resources.limits.get_or_insert_with(Default::default);
     limits.insert("memory".into(), Quantity(quantity(new_limit)));

@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{ContainerStatus, Pod, ResourceRequirements};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-use unloop_core::resources::{bytes, memory_limit, quantity, round_up_tidy};
+use unloop_core::quantity::bytes;
+use unloop_core::resources::{memory_limit, quantity, round_up_tidy};
 use unloop_core::shell::{self, Cmd};
 use unloop_core::subject::human_secs;
 
@@ -106,7 +107,7 @@ pub(crate) fn container(s: &Subject, obs: &Observed, config: &AuditConfig, out: 
     }
     if let Some((at, pod)) = oom {
         let limit = memory_limit(s.container);
-        let limit_bytes = limit.as_deref().and_then(bytes);
+        let limit_bytes = limit.as_deref().and_then(|q| bytes(q).ok());
         let ago = human_secs(obs.now.duration_since(at).as_secs_f64());
         let message = format!(
             "OOMKilled in pod {pod} {ago} ago{}",
@@ -117,7 +118,7 @@ pub(crate) fn container(s: &Subject, obs: &Observed, config: &AuditConfig, out: 
         );
         let fix = match limit_bytes {
             Some(b) => {
-                let new_limit = round_up_tidy(b * 2);
+                let new_limit = round_up_tidy(b.saturating_mul(2));
                 let mut res: ResourceRequirements =
                     s.container.resources.clone().unwrap_or_default();
                 res.limits

@@ -196,14 +196,52 @@ fn port_checks(s: &Subject, out: &mut Vec<Finding>) {
                         .join(", ")
                 ))
             }
-            _ => None,
+            _ => udp_only(&port, ports).map(|udp| {
+                format!(
+                    "{which} is a {} probe on port {udp}, which the container declares only with protocol UDP: the kubelet probes over TCP, so the probe never succeeds",
+                    probe.as_ref().map(kind_text).unwrap_or_default(),
+                )
+            }),
         };
         let Some(message) = problem else { continue };
-        out.push(s.finding(
-            CheckId::ProbePortNotExposed,
-            message,
-            port_fix(s, which, probe.as_ref(), ports),
-        ));
+        let fix = if udp_only(&port, ports).is_some() {
+            Fix::text(format!(
+                "point the {which} at a TCP port the container listens on (declared with protocol TCP, the default), or use an exec probe for a UDP-only server"
+            ))
+        } else {
+            port_fix(s, which, probe.as_ref(), ports)
+        };
+        out.push(s.finding(CheckId::ProbePortNotExposed, message, fix));
+    }
+}
+
+/// The port as the container declares it (`53` or `53 (dns)`), when every declaration of its
+/// number is UDP. HTTP, TCP and gRPC probes all connect over TCP; a name stands for its number
+/// (the kubelet probes the number), so `dns` on 53/UDP with 53/TCP declared as `dns-tcp` is fine.
+fn udp_only(port: &IntOrString, ports: &[ContainerPort]) -> Option<String> {
+    let named = match port {
+        IntOrString::Int(n) => ports.iter().find(|p| p.container_port == *n),
+        IntOrString::String(name) => ports
+            .iter()
+            .find(|p| p.name.as_deref() == Some(name.as_str())),
+    }?;
+    ports
+        .iter()
+        .filter(|p| p.container_port == named.container_port)
+        .all(|p| p.protocol.as_deref() == Some("UDP"))
+        .then(|| match &named.name {
+            Some(name) => format!("{} ({name})", named.container_port),
+            None => named.container_port.to_string(),
+        })
+}
+
+fn kind_text(p: &Probe) -> &'static str {
+    if p.http_get.is_some() {
+        "HTTP"
+    } else if p.grpc.is_some() {
+        "gRPC"
+    } else {
+        "TCP"
     }
 }
 

@@ -4,12 +4,11 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{Container, ResourceRequirements};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-use unloop_core::resources::{bytes, quantity, round_up_tidy};
+use unloop_core::quantity::{bytes, bytes_text as quantity, cores, cpu_text, round_up_tidy};
 
 use super::{Context, Subject, to_yaml_value};
 use crate::check::{CheckId, Finding, Fix};
 use crate::config::CpuLimitPolicy;
-use crate::quantity::{cpu_cores, cpu_text};
 
 const MI: u64 = 1024 * 1024;
 /// The guide's example sizes, used when nothing better is known: `unloop audit --live
@@ -29,9 +28,9 @@ fn get<'a>(c: &'a Container, limits: bool, name: &str) -> Option<&'a str> {
 
 fn amount(name: &str, q: &str) -> Option<f64> {
     if name == "cpu" {
-        cpu_cores(q)
+        cores(q).ok()
     } else {
-        bytes(q).map(|b| b as f64)
+        bytes(q).ok().map(|b| b as f64)
     }
 }
 
@@ -82,8 +81,10 @@ pub(crate) fn check(s: &Subject, ctx: &Context, out: &mut Vec<Finding>) {
     }
 
     if lim_mem.is_none() {
-        let request = req_mem.and_then(bytes).unwrap_or(DEFAULT_MEMORY_REQUEST);
-        let limit = round_up_tidy(request * 2);
+        let request = req_mem
+            .and_then(|q| bytes(q).ok())
+            .unwrap_or(DEFAULT_MEMORY_REQUEST);
+        let limit = round_up_tidy(request.saturating_mul(2));
         out.push(s.finding(
             CheckId::LimitsMissing,
             "no memory limit".to_string(),
@@ -126,7 +127,7 @@ pub(crate) fn check(s: &Subject, ctx: &Context, out: &mut Vec<Finding>) {
 
     if let (Some(rq), Some(lq)) = (req_mem, lim_mem) {
         let ratio_max = ctx.config.thresholds.memory_limit_max_ratio;
-        if let (Some(r), Some(l)) = (bytes(rq), bytes(lq))
+        if let (Some(r), Some(l)) = (bytes(rq).ok(), bytes(lq).ok())
             && r > 0
             && l as f64 / r as f64 > ratio_max
         {
@@ -158,7 +159,7 @@ pub(crate) fn check(s: &Subject, ctx: &Context, out: &mut Vec<Finding>) {
         CpuLimitPolicy::Require => {
             if lim_cpu.is_none() {
                 let limit = req_cpu
-                    .and_then(cpu_cores)
+                    .and_then(|q| cores(q).ok())
                     .map(|r| r * 2.0)
                     .unwrap_or(1.0)
                     .max(0.1);

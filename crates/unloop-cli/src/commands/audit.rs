@@ -91,20 +91,11 @@ pub struct AuditArgs {
     pub interval: String,
 }
 
-/// `7d`, `24h`, `30m`, `15s`.
+/// `7d`, `24h`, `1h30m`, `15s`: the one duration parser, above zero.
 fn parse_duration(s: &str) -> Option<Duration> {
-    let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit())?;
-    let n: u64 = s[..split].parse().ok()?;
-    let unit = match &s[split..] {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86400,
-        "w" => 7 * 86400,
-        _ => return None,
-    };
-    Some(Duration::from_secs(n * unit))
+    unloop_core::duration::parse_positive(s)
+        .ok()
+        .map(|d| d.unsigned_abs())
 }
 
 fn input_error(message: String, hint: Option<&str>) -> CliError {
@@ -165,7 +156,7 @@ pub fn run(args: AuditArgs, global: &Global, out: &Output) -> Result<ExitCode, C
     let history = parse_duration(&args.history).ok_or_else(|| {
         CliError::usage(
             format!("--history {:?} is not a duration", args.history),
-            Some("write 7d, 24h or 90m"),
+            Some("write it like 7d, 24h or 1h30m"),
         )
     })?;
     let interval = parse_duration(&args.interval).ok_or_else(|| {
@@ -194,6 +185,7 @@ pub fn run(args: AuditArgs, global: &Global, out: &Output) -> Result<ExitCode, C
                 .namespace
                 .clone()
                 .unwrap_or_else(|| "default".into()),
+            ..LoadOptions::default()
         };
         out.progress("reading manifests");
         let inventory =
@@ -377,6 +369,9 @@ mod tests {
     fn durations() {
         assert_eq!(parse_duration("7d"), Some(Duration::from_secs(7 * 86400)));
         assert_eq!(parse_duration("15s"), Some(Duration::from_secs(15)));
+        assert_eq!(parse_duration("1h30m"), Some(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("2d12h"), Some(Duration::from_secs(216_000)));
+        assert_eq!(parse_duration("0s"), None);
         assert_eq!(parse_duration("15"), None);
         assert_eq!(parse_duration("x"), None);
     }

@@ -93,15 +93,12 @@ pub fn run(args: DebugArgs, global: &Global, out: &Output) -> Result<ExitCode, C
 }
 
 fn parse_ttl(s: &str) -> Result<jiff::SignedDuration, CliError> {
-    let secs = unloop_core::backoff::parse_go_duration(s)
-        .filter(|s| *s > 0)
-        .ok_or_else(|| {
-            CliError::usage(
-                format!("--ttl {s:?} is not a duration"),
-                Some("write it like 30m, 4h or 1h30m"),
-            )
-        })?;
-    Ok(jiff::SignedDuration::from_secs(secs as i64))
+    unloop_core::duration::parse_positive(s).map_err(|e| {
+        CliError::usage(
+            format!("--ttl {e}"),
+            Some("write it like 30m, 4h, 1h30m or 1d"),
+        )
+    })
 }
 
 fn pod_name(target: &str) -> Result<&str, CliError> {

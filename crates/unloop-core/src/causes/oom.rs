@@ -14,7 +14,9 @@ pub fn detect(s: &Subject) -> Vec<Finding> {
         return Vec::new();
     }
     let limit_q = resources::memory_limit(s.spec);
-    let limit = limit_q.as_deref().and_then(resources::bytes);
+    let limit = limit_q
+        .as_deref()
+        .and_then(|q| crate::quantity::bytes(q).ok());
     let request_q = resources::memory_request(s.spec);
     let mut base = vec![];
     if let Some(ev) = s.termination_evidence() {
@@ -157,7 +159,11 @@ fn jvm_finding(
 
 /// A concrete new limit: without usage metrics, twice the limit that was exceeded, rounded to 64Mi.
 fn set_memory(s: &Subject, limit: Option<u64>, id: CauseId) -> Remedy {
-    let new = resources::round_up_tidy(limit.map(|l| l * 2).unwrap_or(512 * 1024 * 1024));
+    let new = resources::round_up_tidy(
+        limit
+            .map(|l| l.saturating_mul(2))
+            .unwrap_or(512 * 1024 * 1024),
+    );
     let q = resources::quantity(new);
     let title = match limit {
         Some(l) => format!(
@@ -197,8 +203,8 @@ fn limit_change(s: &Subject) -> Option<String> {
     let old = resources::memory_limit(old_c);
     let new = resources::memory_limit(s.spec);
     let (ob, nb) = (
-        old.as_deref().and_then(resources::bytes),
-        new.as_deref().and_then(resources::bytes),
+        old.as_deref().and_then(|q| crate::quantity::bytes(q).ok()),
+        new.as_deref().and_then(|q| crate::quantity::bytes(q).ok()),
     );
     match (ob, nb) {
         (Some(o), Some(n)) if n < o => Some(format!(
