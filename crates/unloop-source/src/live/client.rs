@@ -409,6 +409,8 @@ pub async fn connect(target: &Target, timeout: Duration) -> Result<Connected, So
 
 /// A client from a config, with unloop's user agent and connection bounds. Needs a Tokio runtime.
 pub(crate) fn client(mut config: Config, timeout: Duration) -> Result<Client, String> {
+    // Retries are `Reader`'s alone: kube's own layer would multiply them and ignore Retry-After.
+    config.default_retry = false;
     config.connect_timeout = Some(Duration::from_secs(5).min(timeout));
     // The attempt bound in `Reader` is the real limit; this one only stops a socket that stalls.
     config.read_timeout = Some(attempt_timeout(timeout));
