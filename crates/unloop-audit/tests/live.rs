@@ -331,10 +331,7 @@ fn rightsize_from_prometheus_history() {
     let cpu = parse_prometheus_matrix(&matrix_from_capture(&captured, false)).expect("matrix");
     let samples = samples_from_series("healthy", &memory, &cpu);
     let (memory_q, _) = prometheus_queries(&inv.workloads[0]);
-    assert!(
-        memory_q.contains("namespace=\"healthy\""),
-        "{memory_q}"
-    );
+    assert!(memory_q.contains("namespace=\"healthy\""), "{memory_q}");
     let policy = unloop_audit::config::CpuLimitPolicy::Require;
     let via_prometheus = recommend(&inv, &obs, &samples, "Prometheus".into(), policy);
     let direct = recommend(&inv, &obs, &captured, "the metrics API".into(), policy);

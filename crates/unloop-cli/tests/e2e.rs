@@ -569,7 +569,12 @@ fn a_misbehaving_api_server_still_gets_a_diagnosis_within_the_deadline() {
         let start = Instant::now();
         let out = diagnose_json(
             &scenario,
-            &["--kubeconfig", kc.to_str().unwrap(), "--timeout", &timeout_flag],
+            &[
+                "--kubeconfig",
+                kc.to_str().unwrap(),
+                "--timeout",
+                &timeout_flag,
+            ],
         );
         (out, start.elapsed())
     };
@@ -577,7 +582,13 @@ fn a_misbehaving_api_server_still_gets_a_diagnosis_within_the_deadline() {
         ("none", vec![]),
         (
             "429 with Retry-After",
-            vec![Rule::new(Fault::Throttle { retry_after_secs: 1 }).on("/pods?").times(2)],
+            vec![
+                Rule::new(Fault::Throttle {
+                    retry_after_secs: 1,
+                })
+                .on("/pods?")
+                .times(2),
+            ],
         ),
         (
             "500 and 503",
@@ -631,9 +642,17 @@ fn a_misbehaving_api_server_still_gets_a_diagnosis_within_the_deadline() {
 
     // A kind that keeps failing: a gap, and the cause is still named.
     let (out, took) = run(vec![Rule::new(Fault::Status(503)).on("/deployments?")]);
-    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
-    assert_eq!(report["diagnoses"][0]["causes"][0]["id"], scenario.expect.cause);
+    assert_eq!(
+        report["diagnoses"][0]["causes"][0]["id"],
+        scenario.expect.cause
+    );
     assert!(
         report["gaps"]
             .as_array()
@@ -648,6 +667,9 @@ fn a_misbehaving_api_server_still_gets_a_diagnosis_within_the_deadline() {
     let (out, took) = run(vec![Rule::new(Fault::Stall)]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(4), "{err}");
-    assert!(err.contains("--timeout") && !err.contains("panicked"), "{err}");
+    assert!(
+        err.contains("--timeout") && !err.contains("panicked"),
+        "{err}"
+    );
     assert!(took < timeout + Duration::from_secs(5), "{took:?}");
 }

@@ -111,7 +111,8 @@ impl Upstream {
         match self {
             Upstream::Fake(f) => f.answer(path),
             Upstream::Kube(client) => {
-                let req = match http::Request::get(path).body(kube::client::Body::from(Vec::new())) {
+                let req = match http::Request::get(path).body(kube::client::Body::from(Vec::new()))
+                {
                     Ok(r) => r,
                     Err(e) => return status_answer(400, &e.to_string()),
                 };
@@ -415,9 +416,11 @@ impl FakeApi {
         };
         if let (Some(pod), Some("log")) = (name, sub) {
             let container = params.get("container").cloned().unwrap_or_default();
-            return match self.logs.iter().find(|(n, p, c, _)| {
-                Some(n.as_str()) == ns && p == pod && *c == container
-            }) {
+            return match self
+                .logs
+                .iter()
+                .find(|(n, p, c, _)| Some(n.as_str()) == ns && p == pod && *c == container)
+            {
                 Some((.., text)) => Answer {
                     status: 200,
                     content_type: "text/plain".into(),

@@ -209,7 +209,10 @@ async fn truncated_bodies_are_read_again() {
         vec![
             // Cut below HTTP (fewer bytes than Content-Length) and above it (broken JSON).
             Rule::new(Fault::Truncate).on("/pods?").times(1),
-            Rule::new(Fault::CutJson).on("/events?").on_continue().times(1),
+            Rule::new(Fault::CutJson)
+                .on("/events?")
+                .on_continue()
+                .times(1),
             Rule::new(Fault::Truncate).on("/log?").times(1),
         ],
         TIMEOUT,
@@ -302,7 +305,11 @@ async fn logs_that_never_come_are_a_gap_within_the_deadline() {
             && (g.contains("deadline") || g.contains("no complete answer"))),
         "{gaps:#?}"
     );
-    assert!(run.elapsed < timeout + Duration::from_secs(1), "{:?}", run.elapsed);
+    assert!(
+        run.elapsed < timeout + Duration::from_secs(1),
+        "{:?}",
+        run.elapsed
+    );
 }
 
 #[tokio::test]
@@ -316,5 +323,9 @@ async fn when_nothing_answers_the_deadline_ends_the_read_with_one_error() {
         }
         other => panic!("expected a timeout, got {other:?}"),
     }
-    assert!(run.elapsed < timeout + Duration::from_secs(1), "{:?}", run.elapsed);
+    assert!(
+        run.elapsed < timeout + Duration::from_secs(1),
+        "{:?}",
+        run.elapsed
+    );
 }

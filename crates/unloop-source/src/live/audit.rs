@@ -37,7 +37,12 @@ struct MetaOnly {
 impl Live {
     /// CronJobs in one namespace or all.
     pub async fn cron_jobs(&self, namespace: Option<&str>) -> Result<Vec<CronJob>, ReadError> {
-        list_all(self.reader(), url::<CronJob>(namespace), &ListParams::default()).await
+        list_all(
+            self.reader(),
+            url::<CronJob>(namespace),
+            &ListParams::default(),
+        )
+        .await
     }
 
     /// ServiceAccounts by (namespace, name), in one namespace or all; only their names are parsed.
@@ -122,8 +127,14 @@ impl Live {
         let lp = ListParams::default();
         let wanted = |k: &KeySet| namespaces.contains(&k.namespace);
         if namespaces.len() > 1 {
-            let r = list_map(self.reader(), url::<K>(None), &lp, |raw| parse(raw).map(Some), || {})
-                .await;
+            let r = list_map(
+                self.reader(),
+                url::<K>(None),
+                &lp,
+                |raw| parse(raw).map(Some),
+                || {},
+            )
+            .await;
             match r {
                 Ok(sets) => return Ok((sets.into_iter().filter(wanted).collect(), Vec::new())),
                 Err(ReadError::Unreachable(why)) => return Err(ReadError::Unreachable(why)),
@@ -134,7 +145,15 @@ impl Live {
         let mut sets = Vec::new();
         let mut gaps = Vec::new();
         for ns in namespaces {
-            match list_map(self.reader(), url::<K>(Some(ns)), &lp, |raw| parse(raw).map(Some), || {}).await {
+            match list_map(
+                self.reader(),
+                url::<K>(Some(ns)),
+                &lp,
+                |raw| parse(raw).map(Some),
+                || {},
+            )
+            .await
+            {
                 Ok(s) => sets.extend(s),
                 Err(ReadError::Unreachable(why)) => return Err(ReadError::Unreachable(why)),
                 Err(e) => gaps.push(Gap {
@@ -176,12 +195,14 @@ impl Live {
             .map_err(|e| SourceError::Api(e.to_string()))?;
         match self.reader().get(req).await {
             Ok(body) => Ok(String::from_utf8_lossy(&body).into_owned()),
-            Err(e @ ReadError::Status { code: 404 | 503, .. }) => {
-                Err(SourceError::MetricsUnavailable(format!(
-                    "{}; is metrics-server installed and its APIService Available? (kubectl get apiservice v1beta1.metrics.k8s.io)",
-                    e.why()
-                )))
-            }
+            Err(
+                e @ ReadError::Status {
+                    code: 404 | 503, ..
+                },
+            ) => Err(SourceError::MetricsUnavailable(format!(
+                "{}; is metrics-server installed and its APIService Available? (kubectl get apiservice v1beta1.metrics.k8s.io)",
+                e.why()
+            ))),
             Err(e @ (ReadError::Unreachable(_) | ReadError::TimedOut(_))) => {
                 Err(self.fatal(&e, "cannot read the metrics API"))
             }

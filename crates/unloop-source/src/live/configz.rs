@@ -26,15 +26,14 @@ pub(crate) async fn read_configs(
     // One configz read per group of alike nodes: on a big pool, hundreds of reads through the
     // apiserver's node proxy would cost more than everything else together.
     let groups = kubelet_groups(nodes, involved);
-    let configs: Vec<(Vec<String>, Result<KubeletConfig, String>)> =
-        futures::stream::iter(groups)
-            .map(|group| async move {
-                let r = kubelet_config(reader, &group[0]).await;
-                (group, r)
-            })
-            .buffer_unordered(concurrency.max(1))
-            .collect()
-            .await;
+    let configs: Vec<(Vec<String>, Result<KubeletConfig, String>)> = futures::stream::iter(groups)
+        .map(|group| async move {
+            let r = kubelet_config(reader, &group[0]).await;
+            (group, r)
+        })
+        .buffer_unordered(concurrency.max(1))
+        .collect()
+        .await;
     let mut out = BTreeMap::new();
     for (group, r) in configs {
         match r {

@@ -107,7 +107,9 @@ impl Live {
             )
             .await;
             // Sent whatever happened, so the events read never waits for ever.
-            let _ = troubled_tx.send(Some(troubled.into_inner().unwrap_or_else(|e| e.into_inner())));
+            let _ = troubled_tx.send(Some(
+                troubled.into_inner().unwrap_or_else(|e| e.into_inner()),
+            ));
             r
         };
         let events_read = async {
@@ -143,9 +145,11 @@ impl Live {
                 let mut kept = Vec::new();
                 for (target, raw) in early.into_inner().unwrap_or_else(|e| e.into_inner()) {
                     if event_wanted(&target, &troubled) {
-                        kept.push(parse_whole::<Event>(&raw).map_err(|e| {
-                            ReadError::Broken(format!("an unreadable event: {e}"))
-                        })?);
+                        kept.push(
+                            parse_whole::<Event>(&raw).map_err(|e| {
+                                ReadError::Broken(format!("an unreadable event: {e}"))
+                            })?,
+                        );
                     }
                 }
                 kept.extend(later);
@@ -228,8 +232,11 @@ impl Live {
         state.stateful_sets = keep(sts, &format!("statefulsets {scope_text}"), &mut gaps);
         state.daemon_sets = keep(ds, &format!("daemonsets {scope_text}"), &mut gaps);
         state.jobs = keep(jobs, &format!("jobs {scope_text}"), &mut gaps);
-        state.controller_revisions =
-            keep(revs, &format!("controllerrevisions {scope_text}"), &mut gaps);
+        state.controller_revisions = keep(
+            revs,
+            &format!("controllerrevisions {scope_text}"),
+            &mut gaps,
+        );
         state.services = keep(svcs, &format!("services {scope_text}"), &mut gaps);
         state.endpoint_slices = keep(slices, &format!("endpointslices {scope_text}"), &mut gaps);
         if opts.read_config {
