@@ -4,8 +4,9 @@
 //! Layers, in the order data flows:
 //! - [`load`] reads manifests (files, directories, stdin; multi-document YAML, JSON, `kind: List`,
 //!   `helm template` and `kustomize build` output) document by document into an [`Inventory`].
-//!   It is the only module that touches the file system; [`live`] is the only one that talks to
-//!   a cluster or to Prometheus.
+//!   It is the only module that touches the file system. Nothing here talks to a cluster or to
+//!   Prometheus: `unloop_source::live` reads them and hands over plain data (a `ClusterState`,
+//!   CronJobs, key lists, metrics API and Prometheus answers as text).
 //! - [`checks`] are pure functions over k8s-openapi pod templates (and, live, pods and nodes).
 //!   They reuse unloop-core's knowledge: reference enumeration and resolution, JVM heap flags,
 //!   memory quantities, probe budgets.
@@ -17,7 +18,6 @@ pub mod check;
 pub mod checks;
 pub mod config;
 pub mod inventory;
-pub mod live;
 pub mod load;
 pub mod render;
 pub mod resolve;

@@ -10,8 +10,8 @@
 //! - Every recommendation states how many samples, over how long, from how many pods, it rests
 //!   on; under a day of data it is a floor, not a verdict.
 //!
-//! Parsing of the metrics API (`PodMetricsList`) and Prometheus (`query_range` matrices) is here
-//! too, pure; fetching is in [`crate::live`].
+//! Parsing of the metrics API (`PodMetricsList`) and Prometheus (`query_range` matrices) and the
+//! Prometheus queries are here too, pure; fetching is `unloop_source::live`'s.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
@@ -104,6 +104,53 @@ pub fn parse_pod_metrics(json: &str) -> Result<Vec<Sample>, String> {
         }
     }
     Ok(out)
+}
+
+/// The samples of several reads of the metrics API, without repeats of the same scrape (a read
+/// sooner than metrics-server's refresh answers the previous one again).
+pub fn samples_from_pod_metrics_reads(reads: &[String]) -> Result<Vec<Sample>, String> {
+    let mut out: Vec<Sample> = Vec::new();
+    let mut seen = BTreeSet::new();
+    for read in reads {
+        for s in parse_pod_metrics(read)? {
+            let key = (
+                s.namespace.clone(),
+                s.pod.clone(),
+                s.container.clone(),
+                s.at as i64,
+            );
+            if seen.insert(key) {
+                out.push(s);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// A PromQL string literal.
+fn promql_string(s: &str) -> String {
+    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+/// The memory and CPU queries for one workload's containers.
+pub fn prometheus_queries(w: &Workload) -> (String, String) {
+    let selector = format!(
+        "namespace={},pod=~{},container!=\"\",container!=\"POD\"",
+        promql_string(&w.namespace),
+        promql_string(&pod_regex(w))
+    );
+    (
+        format!("max by (pod, container) (container_memory_working_set_bytes{{{selector}}})"),
+        format!(
+            "sum by (pod, container) (rate(container_cpu_usage_seconds_total{{{selector}}}[5m]))"
+        ),
+    )
+}
+
+/// The step of a range query over `history_secs`: Prometheus answers at most 11,000 points per
+/// series.
+pub fn prometheus_step(history_secs: i64) -> i64 {
+    (history_secs / 10_000).max(60)
 }
 
 /// One series of a Prometheus `query_range` answer.
@@ -569,6 +616,28 @@ mod tests {
         assert_eq!(s[0].memory_bytes, Some(21504.0 * 1024.0));
         assert!((s[0].cpu_cores.unwrap_or_default() - 0.001234567).abs() < 1e-12);
         assert!(parse_pod_metrics("<html>").is_err());
+    }
+
+    #[test]
+    fn queries_select_the_workload_pods() {
+        let w = Workload {
+            kind: unloop_core::workload::WorkloadKind::Deployment,
+            namespace: "shop".into(),
+            name: "api".into(),
+            labels: Default::default(),
+            annotations: Default::default(),
+            template: Default::default(),
+            source: None,
+        };
+        let (m, c) = prometheus_queries(&w);
+        assert_eq!(
+            m,
+            "max by (pod, container) (container_memory_working_set_bytes{namespace=\"shop\",pod=~\"api-[a-z0-9]+-[a-z0-9]+\",container!=\"\",container!=\"POD\"})"
+        );
+        assert!(
+            c.starts_with("sum by (pod, container) (rate(container_cpu_usage_seconds_total{"),
+            "{c}"
+        );
     }
 
     #[test]

@@ -1,16 +1,16 @@
 //! The live paths on state captured from the testbed (`testbed/capture.sh`): the pods and node of a
 //! scenario as the real kubelet left them, and the metrics API's real answers for them. The
 //! manifests are the scenarios' own, varied where a test needs a different spec; no cluster object
-//! here is typed by hand. Prometheus is the one stand-in: the testbed runs none, so a server on
-//! 127.0.0.1 answers `query_range` with the captured metrics-server samples.
+//! here is typed by hand. Prometheus is the one stand-in: the testbed runs none, so its answers are
+//! the captured metrics-server samples laid out as `query_range` matrices.
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 
 use unloop_audit::load::{LoadOptions, load_str};
-use unloop_audit::rightsize::{Sample, parse_pod_metrics, recommend};
+use unloop_audit::rightsize::{
+    Sample, parse_pod_metrics, parse_prometheus_matrix, prometheus_queries, recommend,
+    samples_from_pod_metrics_reads, samples_from_series,
+};
 use unloop_audit::{AuditConfig, CheckId, Context, Inventory, Known, Observed, Resolver};
 use unloop_core::resources::{quantity, round_up_tidy};
 
@@ -296,95 +296,42 @@ fn rightsize_after_an_oom_kill_starts_at_twice_the_limit() {
     assert!(memory >= 256 * 1024 * 1024, "{:?}", rec.memory);
 }
 
-/// Serves the captured samples of `namespace` as Prometheus `query_range` matrices on 127.0.0.1,
-/// for at most `n` requests, recording each request line.
-fn prometheus_from_capture(
-    samples: Vec<Sample>,
-    n: usize,
-) -> (String, Arc<Mutex<Vec<String>>>, std::thread::JoinHandle<()>) {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let record = seen.clone();
-    let handle = std::thread::spawn(move || {
-        for stream in listener.incoming().take(n) {
-            let Ok(mut stream) = stream else { return };
-            let _ = stream.set_read_timeout(Some(std::time::Duration::from_secs(5)));
-            let mut reader = BufReader::new(stream.try_clone().expect("clone"));
-            let mut request_line = String::new();
-            let _ = reader.read_line(&mut request_line);
-            loop {
-                let mut header = String::new();
-                if reader.read_line(&mut header).unwrap_or(0) == 0 || header == "\r\n" {
-                    break;
-                }
-            }
-            let memory = request_line.contains("container_memory_working_set_bytes");
-            let mut series: std::collections::BTreeMap<
-                (String, String, String),
-                Vec<serde_json::Value>,
-            > = Default::default();
-            for s in &samples {
-                let v = if memory { s.memory_bytes } else { s.cpu_cores };
-                if let Some(v) = v {
-                    series
-                        .entry((s.namespace.clone(), s.pod.clone(), s.container.clone()))
-                        .or_default()
-                        .push(serde_json::json!([s.at, v.to_string()]));
-                }
-            }
-            let result: Vec<serde_json::Value> = series
-                .into_iter()
-                .map(|((ns, pod, c), values)| {
-                    serde_json::json!({"metric": {"namespace": ns, "pod": pod, "container": c}, "values": values})
-                })
-                .collect();
-            let body = serde_json::json!({"status": "success", "data": {"resultType": "matrix", "result": result}})
-                .to_string();
-            let _ = write!(
-                stream,
-                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            record.lock().expect("lock").push(request_line);
+/// The captured samples as Prometheus would answer the memory or CPU `query_range` of a workload:
+/// one series per container, in the matrix format.
+fn matrix_from_capture(samples: &[Sample], memory: bool) -> String {
+    let mut series: std::collections::BTreeMap<(String, String, String), Vec<serde_json::Value>> =
+        Default::default();
+    for s in samples {
+        let v = if memory { s.memory_bytes } else { s.cpu_cores };
+        if let Some(v) = v {
+            series
+                .entry((s.namespace.clone(), s.pod.clone(), s.container.clone()))
+                .or_default()
+                .push(serde_json::json!([s.at, v.to_string()]));
         }
-    });
-    (format!("http://{addr}/prom"), seen, handle)
+    }
+    let result: Vec<serde_json::Value> = series
+        .into_iter()
+        .map(|((ns, pod, c), values)| {
+            serde_json::json!({"metric": {"namespace": ns, "pod": pod, "container": c}, "values": values})
+        })
+        .collect();
+    serde_json::json!({"status": "success", "data": {"resultType": "matrix", "result": result}})
+        .to_string()
 }
 
+/// Through Prometheus or straight from the metrics API, the same data gives the same answer.
+/// (The request itself is `unloop_source::live::prometheus`'s, tested there.)
 #[test]
 fn rightsize_from_prometheus_history() {
     let inv = inventory(&manifest("healthy"));
     let obs = observed("healthy");
     let captured = metrics("healthy");
-    let (url, seen, server) = prometheus_from_capture(captured.clone(), 2);
-    let prometheus = unloop_audit::live::Prometheus::new(&url).expect("url");
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let samples = runtime
-        .block_on(prometheus.usage(&inv.workloads, obs.now, 86_400, &|_| {}))
-        .expect("queries answered");
-    server.join().expect("server");
-    let requests = seen.lock().expect("lock").clone();
-    assert_eq!(
-        requests.len(),
-        2,
-        "one memory and one CPU query per workload"
-    );
-    assert!(
-        requests[0]
-            .starts_with("GET /prom/api/v1/query_range?query=max%20by%20%28pod%2C%20container%29"),
-        "{}",
-        requests[0]
-    );
-    assert!(
-        requests[0].contains("namespace%3D%22healthy%22"),
-        "{}",
-        requests[0]
-    );
-    // Through Prometheus or straight from the metrics API, the same data gives the same answer.
+    let memory = parse_prometheus_matrix(&matrix_from_capture(&captured, true)).expect("matrix");
+    let cpu = parse_prometheus_matrix(&matrix_from_capture(&captured, false)).expect("matrix");
+    let samples = samples_from_series("healthy", &memory, &cpu);
+    let (memory_q, _) = prometheus_queries(&inv.workloads[0]);
+    assert!(memory_q.contains("namespace=\"healthy\""), "{memory_q}");
     let policy = unloop_audit::config::CpuLimitPolicy::Require;
     let via_prometheus = recommend(&inv, &obs, &samples, "Prometheus".into(), policy);
     let direct = recommend(&inv, &obs, &captured, "the metrics API".into(), policy);
@@ -398,4 +345,17 @@ fn rightsize_from_prometheus_history() {
         .as_deref()
         .expect("policy require sets a CPU limit");
     assert!(!limit.is_empty());
+}
+
+/// Reads of the metrics API sooner than its refresh repeat a scrape; it is counted once.
+#[test]
+fn repeated_metrics_reads_count_once() {
+    let path = scenario_dir("healthy").join("pod-metrics.json");
+    let reads: Vec<serde_json::Value> =
+        serde_json::from_str(&std::fs::read_to_string(path).expect("captured")).expect("reads");
+    let first = reads[0].to_string();
+    let once = samples_from_pod_metrics_reads(std::slice::from_ref(&first)).expect("parses");
+    let twice = samples_from_pod_metrics_reads(&[first.clone(), first]).expect("parses");
+    assert!(!once.is_empty());
+    assert_eq!(once, twice);
 }

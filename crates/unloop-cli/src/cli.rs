@@ -10,7 +10,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
     name = "unloop",
     version,
     about = "Tells you why a Kubernetes pod is crash-looping, with the evidence, and what to do about it",
-    after_help = "Also runs as a kubectl plugin: kubectl unloop diagnose ...\n\nExit codes: 0 nothing in trouble, 1 trouble found, 2 usage error, 3 unreadable input, 4 cluster unreachable or refused, 5 internal error."
+    after_help = "Also runs as a kubectl plugin: kubectl unloop diagnose ...\n\nExit codes: 0 nothing in trouble, 1 trouble found, 2 usage error, 3 unreadable input, 4 cluster unreachable or refused (or the pods not read within --timeout), 5 internal error."
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -30,6 +30,16 @@ pub struct Global {
     /// The kubeconfig context to use (default: its current context).
     #[arg(long, global = true, value_name = "NAME")]
     pub context: Option<String>,
+    /// Overall deadline for the cluster's answers (e.g. 30s, 2m). Reads are retried inside it;
+    /// what is still unread then is reported as a gap (the pods themselves: exit 4).
+    #[arg(long, global = true, value_name = "DURATION", default_value = "60s", value_parser = parse_timeout)]
+    pub timeout: std::time::Duration,
+}
+
+/// `--timeout`: a positive duration such as `90s`, `2m` or `1m30s` (the one duration parser).
+fn parse_timeout(s: &str) -> Result<std::time::Duration, String> {
+    let d = unloop_core::duration::parse_positive(s).map_err(|e| e.to_string())?;
+    d.try_into().map_err(|e| format!("{e}"))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

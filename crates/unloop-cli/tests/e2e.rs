@@ -531,3 +531,145 @@ fn rightsize_from_the_live_metrics_api() {
     assert_eq!(worker["oomKilledAtLimit"], "128Mi", "{worker:#}");
     assert!(mib(&worker["memory"]) >= 256, "{worker:#}");
 }
+
+/// The fault proxy (`unloop-faults`) between unloop and the testbed's apiserver, reached with the
+/// testbed's admin credentials. For each kind of fault, `diagnose` still names the scenario's
+/// cause (or reports a gap for what it could not read) within the deadline, with the documented
+/// exit code; when nothing answers, it ends at the deadline with exit 4.
+#[test]
+fn a_misbehaving_api_server_still_gets_a_diagnosis_within_the_deadline() {
+    use std::time::{Duration, Instant};
+    use unloop_faults::{Fault, Proxy, Rule, Upstream};
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let client = runtime.block_on(async {
+        let kc = kube::config::Kubeconfig::read_from(kubeconfig()).expect("testbed kubeconfig");
+        let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+            .await
+            .expect("config");
+        kube::Client::try_from(config).expect("client")
+    });
+    let scenario = scenarios()
+        .into_iter()
+        .find(|s| s.name == "oom-limit")
+        .expect("the oom-limit scenario");
+    let timeout = Duration::from_secs(20);
+    let timeout_flag = format!("{}s", timeout.as_secs());
+    let dir = tempfile::tempdir().unwrap();
+    let run = |rules: Vec<Rule>| -> (std::process::Output, Duration) {
+        let proxy = runtime
+            .block_on(Proxy::start(Upstream::Kube(client.clone()), rules))
+            .expect("proxy");
+        let kc = dir.path().join("proxy.kubeconfig");
+        std::fs::write(&kc, proxy.kubeconfig(&scenario.name)).unwrap();
+        let start = Instant::now();
+        let out = diagnose_json(
+            &scenario,
+            &[
+                "--kubeconfig",
+                kc.to_str().unwrap(),
+                "--timeout",
+                &timeout_flag,
+            ],
+        );
+        (out, start.elapsed())
+    };
+    let cases: Vec<(&str, Vec<Rule>)> = vec![
+        ("none", vec![]),
+        (
+            "429 with Retry-After",
+            vec![
+                Rule::new(Fault::Throttle {
+                    retry_after_secs: 1,
+                })
+                .on("/pods?")
+                .times(2),
+            ],
+        ),
+        (
+            "500 and 503",
+            vec![
+                Rule::new(Fault::Status(500)).on("/pods?").times(2),
+                Rule::new(Fault::Status(503)).on("/events?").times(2),
+                Rule::new(Fault::Status(503)).on("/log?").times(1),
+            ],
+        ),
+        (
+            "connection reset",
+            vec![
+                Rule::new(Fault::Reset).on("/pods?").times(2),
+                Rule::new(Fault::Reset).on("/log?").times(1),
+            ],
+        ),
+        (
+            "truncated body",
+            vec![
+                Rule::new(Fault::Truncate).on("/pods?").times(1),
+                Rule::new(Fault::CutJson).on("/events?").times(1),
+            ],
+        ),
+        (
+            "stalled body",
+            vec![Rule::new(Fault::Stall).on("/pods?").times(1)],
+        ),
+        (
+            "410 Gone on a continue token",
+            vec![Rule::new(Fault::Gone).on_continue().times(1)],
+        ),
+        (
+            "slow server",
+            vec![Rule::new(Fault::Slow(Duration::from_millis(300)))],
+        ),
+    ];
+    let mut results = Vec::new();
+    for (name, rules) in cases {
+        let (out, took) = run(rules);
+        results.push(
+            check(&scenario, &out)
+                .and_then(|()| {
+                    (took < timeout + Duration::from_secs(5))
+                        .then_some(())
+                        .ok_or(format!("took {took:?}"))
+                })
+                .map_err(|e| format!("fault {name}: {e}")),
+        );
+    }
+    check_all(results);
+
+    // A kind that keeps failing: a gap, and the cause is still named.
+    let (out, took) = run(vec![Rule::new(Fault::Status(503)).on("/deployments?")]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(
+        report["diagnoses"][0]["causes"][0]["id"],
+        scenario.expect.cause
+    );
+    assert!(
+        report["gaps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|g| g["what"].as_str().unwrap_or("").starts_with("deployments")),
+        "{report:#}"
+    );
+    assert!(took < timeout + Duration::from_secs(5), "{took:?}");
+
+    // Nothing answers: one error at the deadline, exit 4, no panic.
+    let (out, took) = run(vec![Rule::new(Fault::Stall)]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{err}");
+    assert!(
+        err.contains("--timeout") && !err.contains("panicked"),
+        "{err}"
+    );
+    assert!(took < timeout + Duration::from_secs(5), "{took:?}");
+}

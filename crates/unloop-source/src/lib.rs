@@ -38,8 +38,14 @@ pub enum SourceError {
     Unreachable { server: String, why: String },
     #[error("the API server refused the credentials of context {context}: {why}")]
     Unauthorized { context: String, why: String },
+    #[error("{doing}: {why}")]
+    TimedOut { doing: String, why: String },
     #[error("the API server failed: {0}")]
     Api(String),
+    #[error("the metrics API (metrics.k8s.io) is not available: {0}")]
+    MetricsUnavailable(String),
+    #[error("Prometheus at {url}: {why}")]
+    Prometheus { url: String, why: String },
 }
 
 impl SourceError {

@@ -7,11 +7,13 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use unloop_audit::live::LiveError;
 use unloop_audit::load::{LoadError, LoadOptions};
 use unloop_audit::render::{Format, RenderOptions};
 use unloop_audit::{AuditConfig, Context, Inventory, Known, Observed, Resolver, Severity};
 use unloop_core::state::ClusterState;
+use unloop_source::SourceError;
+use unloop_source::live::prometheus::Prometheus;
+use unloop_source::live::{Live, LiveOptions};
 
 use crate::cli::{Global, Scope};
 use crate::error::{CliError, ErrorKind};
@@ -111,22 +113,19 @@ fn load_error(e: LoadError) -> CliError {
     input_error(e.to_string(), hint)
 }
 
-fn live_error(e: LiveError) -> CliError {
+/// A cluster or Prometheus error, with the hint audit can add.
+fn live_error(e: SourceError) -> CliError {
     let hint = match &e {
-        LiveError::MetricsUnavailable(_) => {
+        SourceError::MetricsUnavailable(_) => {
             Some("install metrics-server, or pass --prometheus URL")
         }
-        LiveError::Kubeconfig(_) => Some("pass --kubeconfig FILE or set KUBECONFIG"),
-        LiveError::Unreachable(_) => Some(
-            "check that the cluster is up and that the kubeconfig context is the right one (--context)",
-        ),
         _ => None,
     };
-    CliError {
-        kind: ErrorKind::Cluster,
-        message: e.to_string(),
-        hint: hint.map(str::to_string),
+    let mut err = CliError::from(e);
+    if let Some(h) = hint {
+        err.hint = Some(h.to_string());
     }
+    err
 }
 
 pub fn run(args: AuditArgs, global: &Global, out: &Output) -> Result<ExitCode, CliError> {
@@ -168,7 +167,7 @@ pub fn run(args: AuditArgs, global: &Global, out: &Output) -> Result<ExitCode, C
     let prometheus = args
         .prometheus
         .as_deref()
-        .map(unloop_audit::live::Prometheus::new)
+        .map(Prometheus::new)
         .transpose()
         .map_err(|e| CliError::usage(e.to_string(), None))?;
     let fail_on = match args.fail_on {
@@ -176,54 +175,66 @@ pub fn run(args: AuditArgs, global: &Global, out: &Output) -> Result<ExitCode, C
         FailOn::Error => Severity::Error,
     };
 
-    let (mut inventory, resolver, observed) = if args.live {
-        read_live(&args, global, out)?
+    // One connection for every cluster read of this run, made once.
+    let runtime = super::runtime()?;
+    let opts = live_opts(&args, global);
+    let live = if args.live || args.resolve_live {
+        Some(runtime.block_on(unloop_source::live::connect(&opts))?)
     } else {
-        let opts = LoadOptions {
-            default_namespace: args
-                .scope
-                .namespace
-                .clone()
-                .unwrap_or_else(|| "default".into()),
-            ..LoadOptions::default()
-        };
-        out.progress("reading manifests");
-        let inventory =
-            unloop_audit::load::load_paths(&args.paths, &opts, &mut std::io::stdin().lock())
-                .map_err(load_error)?;
-        let mut sources = vec![Known::manifests(&inventory.config)];
-        let mut observed = None;
-        if args.resolve_live {
-            let namespaces: BTreeSet<String> = inventory
-                .workloads
-                .iter()
-                .map(|w| w.namespace.clone())
-                .collect();
-            let (known, nodes) = super::runtime()?
-                .block_on(async {
-                    let cluster = unloop_audit::live::connect(
-                        global.kubeconfig.clone(),
-                        global.context.clone(),
-                    )
-                    .await?;
-                    out.progress("reading ConfigMaps, Secrets and ServiceAccounts");
-                    let known = cluster.config_in(&namespaces).await?;
-                    // Without the nodes (forbidden), imagePullPolicy Never is judged from the manifest alone.
-                    let nodes = cluster.nodes().await.unwrap_or_default();
-                    Ok::<_, LiveError>((known, nodes))
-                })
-                .map_err(live_error)?;
-            sources.push(known);
-            observed = Some(Observed::new(
-                ClusterState {
-                    nodes,
-                    ..Default::default()
-                },
-                jiff::Timestamp::now(),
-                false,
-            ));
+        None
+    };
+
+    let (mut inventory, resolver, observed) = match &live {
+        Some(live) if args.live => read_live(&runtime, live, &opts, out)?,
+        _ => {
+            let opts = LoadOptions {
+                default_namespace: args
+                    .scope
+                    .namespace
+                    .clone()
+                    .unwrap_or_else(|| "default".into()),
+                ..LoadOptions::default()
+            };
+            out.progress("reading manifests");
+            let inventory =
+                unloop_audit::load::load_paths(&args.paths, &opts, &mut std::io::stdin().lock())
+                    .map_err(load_error)?;
+            let mut sources = vec![Known::manifests(&inventory.config)];
+            let mut observed = None;
+            if let Some(live) = &live {
+                let namespaces: BTreeSet<String> = inventory
+                    .workloads
+                    .iter()
+                    .map(|w| w.namespace.clone())
+                    .collect();
+                let (keys, nodes) = runtime
+                    .block_on(async {
+                        out.progress("reading ConfigMaps, Secrets and ServiceAccounts");
+                        let keys = live.config_keys(&namespaces).await?;
+                        // Without the nodes (forbidden), imagePullPolicy Never is judged from the
+                        // manifest alone.
+                        let nodes = live.nodes().await.unwrap_or_default();
+                        Ok::<_, SourceError>((keys, nodes))
+                    })
+                    .map_err(live_error)?;
+                sources.push(Known::live(
+                    namespaces.into_iter().collect(),
+                    keys.config_maps,
+                    keys.secrets,
+                    keys.service_accounts,
+                    keys.gaps,
+                ));
+                observed = Some(Observed::new(
+                    ClusterState {
+                        nodes,
+                        ..Default::default()
+                    },
+                    jiff::Timestamp::now(),
+                    false,
+                ));
+            }
+            (inventory, Resolver::new(sources), observed)
         }
-        (inventory, Resolver::new(sources), observed)
     };
     out.progress_done();
     if let Some(sel) = &selector {
@@ -238,24 +249,43 @@ pub fn run(args: AuditArgs, global: &Global, out: &Output) -> Result<ExitCode, C
     let mut report = unloop_audit::audit(&inventory, &ctx);
 
     if args.rightsize {
-        let Some(obs) = observed.as_ref() else {
+        let (Some(obs), Some(live)) = (observed.as_ref(), live.as_ref()) else {
             return Err(CliError::internal("--rightsize without live state"));
         };
         let policy = config.thresholds.cpu_limit_policy;
         let ns = obs.state.scope.namespaces.first().cloned();
-        let (samples, source) = super::runtime()?
+        let (samples, source) = runtime
             .block_on(async {
                 match &prometheus {
                     Some(p) => {
-                        let samples = p
-                            .usage(
-                                &inventory.workloads,
-                                obs.now,
-                                history.as_secs() as i64,
-                                &|w| out.progress(w),
-                            )
-                            .await?;
-                        Ok::<_, LiveError>((
+                        let end = obs.now.as_second();
+                        let history = history.as_secs() as i64;
+                        let step = unloop_audit::rightsize::prometheus_step(history);
+                        let mut samples = Vec::new();
+                        let n = inventory.workloads.len();
+                        for (i, w) in inventory.workloads.iter().enumerate() {
+                            out.progress(&format!("querying Prometheus ({} of {n})", i + 1));
+                            let (memory_q, cpu_q) = unloop_audit::rightsize::prometheus_queries(w);
+                            let mut series = Vec::new();
+                            for q in [memory_q, cpu_q] {
+                                let text = p
+                                    .query_range(live.deadline(), &q, end - history, end, step)
+                                    .await?;
+                                series.push(
+                                    unloop_audit::rightsize::parse_prometheus_matrix(&text)
+                                        .map_err(|why| SourceError::Prometheus {
+                                            url: args.prometheus.clone().unwrap_or_default(),
+                                            why,
+                                        })?,
+                                );
+                            }
+                            samples.extend(unloop_audit::rightsize::samples_from_series(
+                                &w.namespace,
+                                &series[0],
+                                &series[1],
+                            ));
+                        }
+                        Ok::<_, SourceError>((
                             samples,
                             format!(
                                 "Prometheus at {} (last {})",
@@ -265,17 +295,15 @@ pub fn run(args: AuditArgs, global: &Global, out: &Output) -> Result<ExitCode, C
                         ))
                     }
                     None => {
-                        let cluster = unloop_audit::live::connect(
-                            global.kubeconfig.clone(),
-                            global.context.clone(),
-                        )
-                        .await?;
                         out.progress("reading the metrics API");
-                        let samples = cluster
-                            .sample_metrics(ns.as_deref(), args.samples, interval, &|w| {
+                        let reads = live
+                            .sample_pod_metrics(ns.as_deref(), args.samples, interval, &|w| {
                                 out.progress(w)
                             })
                             .await?;
+                        let samples =
+                            unloop_audit::rightsize::samples_from_pod_metrics_reads(&reads)
+                                .map_err(SourceError::MetricsUnavailable)?;
                         Ok((
                             samples,
                             format!(
@@ -313,39 +341,34 @@ pub fn run(args: AuditArgs, global: &Global, out: &Output) -> Result<ExitCode, C
     })
 }
 
+/// The reader options of an audit: whole pods (bare pods and the start-up figures need them),
+/// and no more logs than the shared reader insists on (one line each).
+fn live_opts(args: &AuditArgs, global: &Global) -> LiveOptions {
+    let mut opts = super::live_options(global, &args.scope, 1);
+    opts.log_concurrency = 4;
+    opts.whole_pods = true;
+    opts
+}
+
 /// The cluster's workloads, what their references resolve to, and their pods and nodes.
 fn read_live(
-    args: &AuditArgs,
-    global: &Global,
+    runtime: &tokio::runtime::Runtime,
+    live: &Live,
+    opts: &LiveOptions,
     out: &Output,
 ) -> Result<(Inventory, Resolver, Option<Observed>), CliError> {
-    let mut opts = super::live_options(global, &args.scope, 1);
-    // The audit reads no logs beyond what the shared reader insists on: one line each.
-    opts.log_concurrency = 4;
-    // Bare pods and the start-up figures need whole pods.
-    opts.whole_pods = true;
     let now = jiff::Timestamp::now();
-    let runtime = super::runtime()?;
-    let state = runtime.block_on(async {
-        let live = unloop_source::live::connect(&opts).await?;
-        live.read(&opts, now, &|what| out.progress(what)).await
+    let (state, cron_jobs, accounts) = runtime.block_on(async {
+        let state = live.read(opts, now, &|what| out.progress(what)).await?;
+        let namespace = state.scope.namespaces.first().cloned();
+        out.progress("listing cronjobs and serviceaccounts");
+        // Both are optional evidence: refused lists leave those checks to what is known.
+        let (cron_jobs, accounts) = tokio::join!(
+            live.cron_jobs(namespace.as_deref()),
+            live.service_accounts(namespace.as_deref()),
+        );
+        Ok::<_, SourceError>((state, cron_jobs.unwrap_or_default(), accounts.ok()))
     })?;
-    let namespace = state.scope.namespaces.first().cloned();
-    let (cron_jobs, accounts) = runtime
-        .block_on(async {
-            let cluster =
-                unloop_audit::live::connect(global.kubeconfig.clone(), global.context.clone())
-                    .await?;
-            out.progress("listing cronjobs and serviceaccounts");
-            // Both are optional evidence: refused lists leave those checks to what is known.
-            let cron_jobs = cluster
-                .cron_jobs(namespace.as_deref())
-                .await
-                .unwrap_or_default();
-            let accounts = cluster.service_accounts(namespace.as_deref()).await.ok();
-            Ok::<_, LiveError>((cron_jobs, accounts))
-        })
-        .map_err(live_error)?;
     let inventory = Inventory::from_state(&state, cron_jobs);
     let known = Known::live(
         state.scope.namespaces.clone(),

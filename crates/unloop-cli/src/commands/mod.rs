@@ -14,6 +14,7 @@ pub(crate) fn live_options(global: &Global, scope: &Scope, tail: i64) -> LiveOpt
     LiveOptions {
         kubeconfig: global.kubeconfig.clone(),
         context: global.context.clone(),
+        timeout: global.timeout,
         namespace: scope.namespace.clone(),
         all_namespaces: scope.all_namespaces,
         log_tail_lines: tail.max(1),
