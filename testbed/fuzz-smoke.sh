@@ -20,7 +20,7 @@ export CARGO_TARGET_DIR=${FUZZ_TARGET_DIR:-$repo/fuzz/target}
 say() { printf '[fuzz-smoke] %s\n' "$*" >&2; }
 t0=$(date +%s)
 
-export PATH="$HOME/.cargo/bin:$PATH"
+export PATH="$PATH:$HOME/.cargo/bin"
 if ! cargo fuzz --version >/dev/null 2>&1; then
   say "installing cargo-fuzz from crates.io"
   cargo install cargo-fuzz --locked
@@ -53,7 +53,7 @@ run_one() {
     say "$t: ok ($(grep -o 'stat::number_of_executed_units: *[0-9]*' "$logs/$t.log" | grep -o '[0-9]*$') runs)"
   else
     say "$t: FAILED; the input is under fuzz/artifacts/$t/, the log ends:"
-    grep -v '^#' "$logs/$t.log" | tail -40 >&2
+    { grep -m1 -A3 'panicked at' "$logs/$t.log"; grep -E '^(==|SUMMARY|artifact_prefix)' "$logs/$t.log"; } >&2
     return 1
   fi
 }
