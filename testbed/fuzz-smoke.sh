@@ -9,13 +9,13 @@
 # sanitizer either way: the code forbids `unsafe`, so ASan would find nothing the panics do not).
 #
 # Env: FUZZ_SMOKE_SECS (per target), FUZZ_SMOKE_TARGETS (space-separated subset),
-#      FUZZ_SMOKE_PARALLEL (targets run at once; default: half the cores, at least 1),
+#      FUZZ_SMOKE_PARALLEL (targets run at once; default: the number of cores),
 #      FUZZ_TARGET_DIR (cargo target dir for the fuzz build; default fuzz/target).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
 secs=${FUZZ_SMOKE_SECS:-60}
-parallel=${FUZZ_SMOKE_PARALLEL:-$(( $(nproc) / 2 > 0 ? $(nproc) / 2 : 1 ))}
+parallel=${FUZZ_SMOKE_PARALLEL:-$(nproc)}
 export CARGO_TARGET_DIR=${FUZZ_TARGET_DIR:-$repo/fuzz/target}
 say() { printf '[fuzz-smoke] %s\n' "$*" >&2; }
 t0=$(date +%s)
