@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The one command that runs every test of unloop, the real-cluster ones included:
-#   lints, unit and snapshot tests, then the testbed cluster with every crash scenario running for
-#   real, the end-to-end suite against it, real node pressure with an eviction (testbed/pressure.sh),
-#   and a check that no packet left the machine meanwhile.
+#   lints, unit and snapshot tests, a short run of every fuzz target (testbed/fuzz-smoke.sh), then
+#   the testbed cluster with every crash scenario running for real, the end-to-end suite against
+#   it, real node pressure with an eviction (testbed/pressure.sh), and a check that no packet left
+#   the machine meanwhile.
 # Needs root (the testbed runs a kubelet). Leaves the cluster up unless TESTBED_DOWN=1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,6 +19,9 @@ cargo clippy --workspace --all-targets --features unloop/e2e --locked -- -D warn
 
 step "unit, snapshot and bundle tests"
 cargo test --workspace --locked
+
+step "fuzz smoke: every fuzz target for 60 s"
+testbed/fuzz-smoke.sh
 
 step "testbed: build, start, apply the scenarios"
 testbed/build.sh

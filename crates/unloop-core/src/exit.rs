@@ -2,7 +2,8 @@
 
 /// The signal number behind an exit code of 128+N, if it is one.
 pub fn signal_of(code: i32) -> Option<i32> {
-    (129..=159).contains(&code).then_some(code - 128)
+    // Lazily: `code - 128` overflows for codes near i32::MIN, which a bundle may hold.
+    (129..=159).contains(&code).then(|| code - 128)
 }
 
 pub fn signal_name(signal: i32) -> &'static str {

@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# CI smoke run of the fuzz targets in fuzz/: builds them, seeds the corpora (fuzz/seed.sh) and runs
+# every target for FUZZ_SMOKE_SECS seconds (default 60). Fails if any target finds a crash, a hang
+# (an input that takes more than 10 s) or an input that needs more than 2 GiB.
+#
+# Needs only crates.io: cargo-fuzz is installed with `cargo install` when missing. libFuzzer needs a
+# nightly compiler's unstable flags: a nightly toolchain is used when rustup has one or can install
+# one; otherwise the stable toolchain with RUSTC_BOOTSTRAP=1 (the targets are built without a
+# sanitizer either way: the code forbids `unsafe`, so ASan would find nothing the panics do not).
+#
+# Env: FUZZ_SMOKE_SECS (per target), FUZZ_SMOKE_TARGETS (space-separated subset),
+#      FUZZ_SMOKE_PARALLEL (targets run at once; default: the number of cores),
+#      FUZZ_TARGET_DIR (cargo target dir for the fuzz build; default fuzz/target).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+repo=$PWD
+secs=${FUZZ_SMOKE_SECS:-60}
+parallel=${FUZZ_SMOKE_PARALLEL:-$(nproc)}
+export CARGO_TARGET_DIR=${FUZZ_TARGET_DIR:-$repo/fuzz/target}
+say() { printf '[fuzz-smoke] %s\n' "$*" >&2; }
+t0=$(date +%s)
+
+export PATH="$PATH:$HOME/.cargo/bin"
+if ! cargo fuzz --version >/dev/null 2>&1; then
+  say "installing cargo-fuzz from crates.io"
+  cargo install cargo-fuzz --locked
+fi
+
+toolchain=()
+if rustup run nightly rustc --version >/dev/null 2>&1; then
+  toolchain=(+nightly)
+elif timeout 300 rustup toolchain install nightly --profile minimal >/dev/null 2>&1; then
+  toolchain=(+nightly)
+else
+  say "no nightly toolchain (rustup cannot install one): stable with RUSTC_BOOTSTRAP=1"
+  export RUSTC_BOOTSTRAP=1
+fi
+
+cd fuzz
+say "building the fuzz targets with $(rustc "${toolchain[@]}" --version)"
+cargo "${toolchain[@]}" fuzz build --sanitizer none --codegen-units 16
+bindir=$CARGO_TARGET_DIR/x86_64-unknown-linux-gnu/release
+./seed.sh >/dev/null
+
+targets=${FUZZ_SMOKE_TARGETS:-$(cargo "${toolchain[@]}" fuzz list)}
+logs=$(mktemp -d)
+mkdir -p artifacts
+run_one() {
+  local t=$1
+  mkdir -p "artifacts/$t"
+  if nice -n 10 "$bindir/$t" "corpus/$t" -max_total_time="$secs" -rss_limit_mb=2048 -timeout=10 \
+       -artifact_prefix="artifacts/$t/" -print_final_stats=1 >"$logs/$t.log" 2>&1; then
+    say "$t: ok ($(grep -o 'stat::number_of_executed_units: *[0-9]*' "$logs/$t.log" | grep -o '[0-9]*$') runs)"
+  else
+    say "$t: FAILED; the input is under fuzz/artifacts/$t/, the log ends:"
+    { grep -m1 -A3 'panicked at' "$logs/$t.log"; grep -E '^(==|SUMMARY|artifact_prefix)' "$logs/$t.log"; } >&2
+    return 1
+  fi
+}
+failed=()
+running=()
+for t in $targets; do
+  run_one "$t" & running+=("$!:$t")
+  if [ "${#running[@]}" -ge "$parallel" ]; then
+    entry=${running[0]}; running=("${running[@]:1}")
+    wait "${entry%%:*}" || failed+=("${entry#*:}")
+  fi
+done
+for entry in "${running[@]}"; do
+  wait "${entry%%:*}" || failed+=("${entry#*:}")
+done
+rm -rf "$logs"
+
+say "done in $(( $(date +%s) - t0 ))s"
+if [ "${#failed[@]}" -ne 0 ]; then
+  say "crashes in: ${failed[*]} (reproduce: cargo +nightly fuzz run TARGET fuzz/artifacts/TARGET/FILE)"
+  exit 1
+fi
