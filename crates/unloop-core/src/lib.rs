@@ -17,6 +17,7 @@ pub mod slim;
 pub mod state;
 pub mod status;
 pub mod subject;
+pub mod text;
 pub mod verdict;
 pub mod workload;
 
