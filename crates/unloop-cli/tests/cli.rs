@@ -129,10 +129,7 @@ fn colour_only_when_asked_or_on_a_terminal() {
 }
 
 /// The captured jvm-heap bundle, changed by `edit`, written to a temp dir.
-fn jvm_heap_variant(
-    dir: &tempfile::TempDir,
-    edit: impl FnOnce(&mut serde_json::Value),
-) -> String {
+fn jvm_heap_variant(dir: &tempfile::TempDir, edit: impl FnOnce(&mut serde_json::Value)) -> String {
     let src = std::fs::read(bundle("jvm-heap")).unwrap();
     let mut json: serde_json::Value =
         serde_json::from_reader(flate2::read::GzDecoder::new(&src[..])).unwrap();
@@ -175,7 +172,8 @@ fn plant_secrets(state: &mut serde_json::Value) {
         .unwrap()
         .push(serde_json::json!({"name": "DB_PASSWORD", "value": "EnvPw-31aa7f"}));
     pod["metadata"]["annotations"]["example.com/note"] = "api_key=AnnKey-4d4d91".into();
-    let message = "startup failed: password=TermPw-77a1b2 for postgres://orders:UrlPw-5c2d9e@db/orders";
+    let message =
+        "startup failed: password=TermPw-77a1b2 for postgres://orders:UrlPw-5c2d9e@db/orders";
     for state in ["lastState", "state"] {
         pod["status"]["containerStatuses"][0][state]["terminated"]["message"] = message.into();
     }
@@ -187,7 +185,10 @@ fn plant_secrets(state: &mut serde_json::Value) {
     }
     for e in state["events"].as_array_mut().unwrap() {
         if e["reason"] == "BackOff" {
-            append(&mut e["message"], " (Authorization: Bearer EvTok-8c1f2e9a7b)");
+            append(
+                &mut e["message"],
+                " (Authorization: Bearer EvTok-8c1f2e9a7b)",
+            );
         }
     }
     append(
@@ -262,7 +263,11 @@ fn assert_terminal_safe(what: &str, out: &str) {
                     let end = r.find(|c: char| !c.is_ascii_digit() && c != ';');
                     end.is_some_and(|e| r[e..].starts_with('m'))
                 });
-                assert!(sgr, "{what}: raw escape sequence at {i}: {:?}", &out[i..(i + 12).min(out.len())]);
+                assert!(
+                    sgr,
+                    "{what}: raw escape sequence at {i}: {:?}",
+                    &out[i..(i + 12).min(out.len())]
+                );
             }
             b if *b < 0x20 || *b == 0x7f => panic!("{what}: raw control byte {b:#04x} at {i}"),
             _ => {}
@@ -294,14 +299,20 @@ fn control_characters_from_the_cluster_never_reach_the_terminal() {
         assert_terminal_safe(what, &out);
         if what == "markdown" {
             // The log's backtick run cannot close the fence around it.
-            assert!(out.lines().any(|l| l == "`````"), "{what}: fence too short:\n{out}");
+            assert!(
+                out.lines().any(|l| l == "`````"),
+                "{what}: fence too short:\n{out}"
+            );
         }
     }
     // JSON carries the exact text, validly escaped.
     let o = unloop(&["diagnose", "--from", &p, "-o", "json"]);
     let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let d = &report["diagnoses"][0];
-    assert_eq!(d["pod"].as_str(), Some(format!("orders-{HOSTILE}").as_str()));
+    assert_eq!(
+        d["pod"].as_str(),
+        Some(format!("orders-{HOSTILE}").as_str())
+    );
     assert_eq!(d["exit"]["message"].as_str(), Some(HOSTILE));
     assert!(
         d["events"]

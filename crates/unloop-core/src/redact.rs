@@ -247,8 +247,11 @@ fn is_placeholder(v: &str) -> bool {
         || (v.starts_with("${") && v.ends_with('}'))
         || (v.starts_with('$')
             && v.len() > 1
-            && v[1..].chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
-        || v.chars().all(|c| c == '*' || c == 'x' || c == 'X' || c == '.')
+            && v[1..]
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_'))
+        || v.chars()
+            .all(|c| c == '*' || c == 'x' || c == 'X' || c == '.')
 }
 
 /// Words that follow `token:` or `--password` in ordinary sentences ("failed to refresh token:
@@ -411,8 +414,9 @@ static AUTH_SCHEME: LazyLock<Regex> =
     LazyLock::new(|| re(r"(?i)\b((?:bearer|basic)\s+)([A-Za-z0-9._~+/\-]+=*)"));
 
 /// `Cookie: a=b; c=d` and `Set-Cookie: ...`: the whole value.
-static COOKIE_HEADER: LazyLock<Regex> =
-    LazyLock::new(|| re(r#"(?i)\b((?:set-)?cookie\\?["']?:\s*\\?["']?)([^"'\r\n\\]*=[^"'\r\n\\]*)"#));
+static COOKIE_HEADER: LazyLock<Regex> = LazyLock::new(|| {
+    re(r#"(?i)\b((?:set-)?cookie\\?["']?:\s*\\?["']?)([^"'\r\n\\]*=[^"'\r\n\\]*)"#)
+});
 
 /// `key=value`, `key: value`, `"key": "value"`, `key => value`, `key := value`.
 static KEY_VALUE: LazyLock<Regex> = LazyLock::new(|| {
@@ -526,7 +530,9 @@ fn looks_random(s: &str) -> bool {
 fn looks_like_credential(s: &str) -> bool {
     s.len() >= 6
         && !is_placeholder(s)
-        && (s.chars().any(|c| c.is_ascii_digit() || "+/=_.~-".contains(c))
+        && (s
+            .chars()
+            .any(|c| c.is_ascii_digit() || "+/=_.~-".contains(c))
             || s.chars().skip(1).any(|c| c.is_ascii_uppercase()))
 }
 
@@ -542,7 +548,14 @@ fn key_values(s: &str) -> Cow<'_, str> {
         let val = c.name("val").expect("val");
         // Resume right after the separator, so `--from-literal=password=x` still sees `password=x`.
         pos = c.name("sep").expect("sep").end();
-        if !secret_assignment(s, key.start(), key.as_str(), c.name("cq").is_some(), sep, val) {
+        if !secret_assignment(
+            s,
+            key.start(),
+            key.as_str(),
+            c.name("cq").is_some(),
+            sep,
+            val,
+        ) {
             continue;
         }
         let (start, end) = value_span(val.as_str(), val.start());
@@ -653,8 +666,7 @@ fn argv_spans(words: &[&str]) -> Vec<(usize, usize, usize)> {
     while i < words.len() {
         let w = words[i].trim_matches(|c| c == '"' || c == '\'');
         let base = w.rsplit('/').next().unwrap_or(w);
-        if ATTACHED_P.contains(&base) || SEPARATE_P.contains(&base) || SEPARATE_A.contains(&base)
-        {
+        if ATTACHED_P.contains(&base) || SEPARATE_P.contains(&base) || SEPARATE_A.contains(&base) {
             program = Some(base);
         }
         let next = words.get(i + 1).copied();
@@ -857,7 +869,9 @@ fn walk(v: &mut Value, key: Option<&str>) -> bool {
                 *val = REDACTED.to_string();
                 changed = true;
             }
-            let user_map = matches!(key, Some("annotations" | "labels"));
+            // Annotations by key; labels are not (selectors match them, and their values are too
+            // short and plain to hold more than text rules catch).
+            let user_map = key == Some("annotations");
             // kubectl's copy of the whole applied spec: dropped, not worth walking.
             if key == Some("annotations") {
                 changed |= map.remove(LAST_APPLIED).is_some();
@@ -1003,13 +1017,29 @@ mod tests {
 
     #[test]
     fn argv_masks_next_word_and_attached_values() {
-        let mut a: Vec<String> = ["mysql", "-uroot", "-phunter2", "--password", "s3cr3t", "-u", "bob:pw1"]
-            .map(String::from)
-            .to_vec();
+        let mut a: Vec<String> = [
+            "mysql",
+            "-uroot",
+            "-phunter2",
+            "--password",
+            "s3cr3t",
+            "-u",
+            "bob:pw1",
+        ]
+        .map(String::from)
+        .to_vec();
         argv(&mut a);
         assert_eq!(
             a,
-            ["mysql", "-uroot", "-p<redacted>", "--password", "<redacted>", "-u", "bob:<redacted>"]
+            [
+                "mysql",
+                "-uroot",
+                "-p<redacted>",
+                "--password",
+                "<redacted>",
+                "-u",
+                "bob:<redacted>"
+            ]
         );
     }
 

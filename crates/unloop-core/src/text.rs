@@ -232,7 +232,10 @@ mod tests {
 
     #[test]
     fn nothing_unsafe_survives_any_input() {
-        for cp in (0u32..0x3000).chain(0xe0000..0xe0100).chain(0xfe00..0x10000) {
+        for cp in (0u32..0x3000)
+            .chain(0xe0000..0xe0100)
+            .chain(0xfe00..0x10000)
+        {
             let Some(c) = char::from_u32(cp) else {
                 continue;
             };

@@ -51,7 +51,12 @@ fn every_secret_form_is_masked() {
         assert_eq!(redact::text(&out), out, "secrets.txt:{n}: not idempotent");
     }
     assert!(forms >= 100, "only {forms} secret forms");
-    assert!(leaks.is_empty(), "{} leaks:\n{}", leaks.len(), leaks.join("\n"));
+    assert!(
+        leaks.is_empty(),
+        "{} leaks:\n{}",
+        leaks.len(),
+        leaks.join("\n")
+    );
 }
 
 #[test]
@@ -67,7 +72,12 @@ fn benign_lines_survive_unchanged() {
         }
     }
     assert!(count >= 100, "only {count} benign lines");
-    assert!(changed.is_empty(), "{} changed:\n{}", changed.len(), changed.join("\n"));
+    assert!(
+        changed.is_empty(),
+        "{} changed:\n{}",
+        changed.len(),
+        changed.join("\n")
+    );
 }
 
 /// Secret forms with a hole for the value (`{}`), the value drawn at random.

@@ -23,7 +23,9 @@ fn escape(s: &str) -> String {
             '\'' => out.push_str("&apos;"),
             // A raw CR would be read back as LF.
             '\r' => out.push_str("&#13;"),
-            c if (c as u32) < 0x20 && !matches!(c, '\n' | '\t') => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c if (c as u32) < 0x20 && !matches!(c, '\n' | '\t') => {
+                out.push_str(&format!("\\x{:02x}", c as u32))
+            }
             '\u{fffe}' | '\u{ffff}' => out.push_str(&format!("\\u{{{:x}}}", ch as u32)),
             c => out.push(c),
         }
