@@ -174,6 +174,6 @@ proptest! {
         prop_assume!(!value.trim().is_empty() && !value.starts_with(['$', '<', '*', 'x', 'X', '.']));
         let mut v = serde_json::json!({"env": [{"name": name, "value": value}]});
         redact::json(&mut v);
-        prop_assert_eq!(v["env"][0]["value"].as_str(), Some(redact::REDACTED), "{name}");
+        prop_assert_eq!(v["env"][0]["value"].as_str(), Some(redact::REDACTED), "{}", name);
     }
 }
