@@ -37,7 +37,7 @@ impl Output {
     pub fn progress(&self, what: &str) {
         if self.progress {
             let mut err = std::io::stderr();
-            let _ = write!(err, "\r\x1b[2Kunloop: {what}…");
+            let _ = write!(err, "\r\x1b[2Kunloop: {}…", shown(what));
             let _ = err.flush();
         }
     }
@@ -51,15 +51,25 @@ impl Output {
     }
 
     pub fn note(&self, text: &str) {
-        let _ = writeln!(std::io::stderr(), "{text}");
+        let _ = writeln!(std::io::stderr(), "{}", shown_lines(text));
     }
 
     pub fn error(&self, e: &CliError) {
         self.progress_done();
         let mut err = std::io::stderr().lock();
-        let _ = writeln!(err, "error: {}", e.message);
+        let _ = writeln!(err, "error: {}", shown(&e.message));
         if let Some(h) = &e.hint {
-            let _ = writeln!(err, "hint: {h}");
+            let _ = writeln!(err, "hint: {}", shown(h));
         }
     }
+}
+
+/// Messages embed names, paths and server answers: redacted, and control characters spelled out
+/// before they reach the terminal.
+fn shown(s: &str) -> String {
+    unloop_core::text::visible(&unloop_core::redact::text(s)).into_owned()
+}
+
+fn shown_lines(s: &str) -> String {
+    unloop_core::text::visible_lines(&unloop_core::redact::text(s)).into_owned()
 }

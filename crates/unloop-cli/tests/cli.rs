@@ -128,42 +128,200 @@ fn colour_only_when_asked_or_on_a_terminal() {
     assert!(forced.stdout.contains(&0x1b), "--color always colours");
 }
 
-#[test]
-fn non_utf8_and_secret_bearing_logs_are_safe_in_every_format() {
-    // Take a real bundle and plant a credential and invalid UTF-8 in its log, as a hostile app might.
-    let dir = tempfile::tempdir().unwrap();
-    let src = std::fs::read(bundle("missing-env-var")).unwrap();
+/// The captured jvm-heap bundle, changed by `edit`, written to a temp dir.
+fn jvm_heap_variant(dir: &tempfile::TempDir, edit: impl FnOnce(&mut serde_json::Value)) -> String {
+    let src = std::fs::read(bundle("jvm-heap")).unwrap();
     let mut json: serde_json::Value =
         serde_json::from_reader(flate2::read::GzDecoder::new(&src[..])).unwrap();
-    let log = &mut json["state"]["logs"][0]["text"];
-    let planted = format!(
-        "{}connecting with password=hunter2 to postgres://app:s3cr3t@db:5432\n\u{fffd}\u{0}binary\n",
-        log.as_str().unwrap()
-    );
-    *log = serde_json::Value::String(planted);
-    json["state"]["pods"][0]["spec"]["containers"][0]["env"]
-        .as_array_mut()
-        .unwrap()
-        .push(serde_json::json!({"name": "API_TOKEN", "value": "tok-123456"}));
-    let p = dir.path().join("planted.json.gz");
+    edit(&mut json["state"]);
+    let p = dir.path().join("variant.json.gz");
     let mut gz = flate2::write::GzEncoder::new(
         std::fs::File::create(&p).unwrap(),
         flate2::Compression::fast(),
     );
     serde_json::to_writer(&mut gz, &json).unwrap();
     gz.finish().unwrap();
-    for fmt in ["human", "json", "yaml", "markdown"] {
-        let o = unloop(&["diagnose", "--from", p.to_str().unwrap(), "-o", fmt]);
-        let out = String::from_utf8_lossy(&o.stdout);
-        assert_eq!(o.status.code(), Some(1), "{fmt}: {}", stderr(&o));
-        for secret in ["hunter2", "s3cr3t", "tok-123456"] {
-            assert!(!out.contains(secret), "{fmt} leaks {secret}");
-        }
-        assert!(
-            out.contains("missing-env-var"),
-            "{fmt}: verdict still given"
+    p.to_string_lossy().into_owned()
+}
+
+/// Appends to a string field of a captured object.
+fn append(v: &mut serde_json::Value, tail: &str) {
+    let s = v.as_str().unwrap_or_default().to_string();
+    *v = serde_json::Value::String(format!("{s}{tail}"));
+}
+
+/// Planted in the jvm-heap bundle where a careless app or operator would put them: a keystore
+/// password in JAVA_OPTS (which the remedy copies), a password in the termination message, a
+/// secret env var, a bearer token in an event, a key in an annotation, a mysql password in a log.
+const PLANTED: [&str; 7] = [
+    "KsPw-9f3e1c",
+    "TermPw-77a1b2",
+    "UrlPw-5c2d9e",
+    "EnvPw-31aa7f",
+    "EvTok-8c1f2e9a7b",
+    "AnnKey-4d4d91",
+    "LogPw-6e6e12",
+];
+
+fn plant_secrets(state: &mut serde_json::Value) {
+    let opts = " -Djavax.net.ssl.keyStorePassword=KsPw-9f3e1c";
+    let pod = &mut state["pods"][0];
+    append(&mut pod["spec"]["containers"][0]["env"][0]["value"], opts);
+    pod["spec"]["containers"][0]["env"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({"name": "DB_PASSWORD", "value": "EnvPw-31aa7f"}));
+    pod["metadata"]["annotations"]["example.com/note"] = "api_key=AnnKey-4d4d91".into();
+    let message =
+        "startup failed: password=TermPw-77a1b2 for postgres://orders:UrlPw-5c2d9e@db/orders";
+    for state in ["lastState", "state"] {
+        pod["status"]["containerStatuses"][0][state]["terminated"]["message"] = message.into();
+    }
+    for w in ["deployments", "replicaSets"] {
+        append(
+            &mut state[w][0]["spec"]["template"]["spec"]["containers"][0]["env"][0]["value"],
+            opts,
         );
     }
+    for e in state["events"].as_array_mut().unwrap() {
+        if e["reason"] == "BackOff" {
+            append(
+                &mut e["message"],
+                " (Authorization: Bearer EvTok-8c1f2e9a7b)",
+            );
+        }
+    }
+    append(
+        &mut state["logs"][0]["text"],
+        "Exception in thread \"main\" java.lang.OutOfMemoryError: Java heap space\nmysql -uroot -pLogPw-6e6e12 -h db\n\u{fffd}\u{0}binary\n",
+    );
+}
+
+#[test]
+fn secrets_in_captured_objects_never_reach_any_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = jvm_heap_variant(&dir, plant_secrets);
+    for fmt in ["human", "json", "yaml", "markdown"] {
+        let o = unloop(&["diagnose", "--from", &p, "-o", fmt]);
+        let out = String::from_utf8_lossy(&o.stdout);
+        assert_eq!(o.status.code(), Some(1), "{fmt}: {}", stderr(&o));
+        for secret in PLANTED {
+            assert!(!out.contains(secret), "{fmt} leaks {secret}:\n{out}");
+        }
+        assert!(out.contains("oom-jvm-heap-over-limit"), "{fmt}: {out}");
+        // The remedy still copies JAVA_OPTS, with the key name kept and the value masked.
+        assert!(
+            out.contains("keyStorePassword=<redacted>"),
+            "{fmt}: remedy lost JAVA_OPTS:\n{out}"
+        );
+    }
+    let json = unloop(&["diagnose", "--from", &p, "-o", "json"]);
+    let report: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    let message = report["diagnoses"][0]["exit"]["message"].as_str().unwrap();
+    assert_eq!(
+        message,
+        "startup failed: password=<redacted> for postgres://orders:<redacted>@db/orders"
+    );
+}
+
+/// Control sequences a hostile app or manifest can plant: a title change, clear screen, colours,
+/// carriage return, NUL, backspace, bidi overrides and isolates, a C1 CSI.
+const HOSTILE: &str = "\x1b]0;pwned\x07 \x1b[2J\x1b[31mred\x1b[0m\rover\0nul\x08 \u{202e}cod.exe \u{2066}x\u{2069} \u{9b}31m";
+
+fn plant_controls(state: &mut serde_json::Value) {
+    let name = format!("orders-{HOSTILE}");
+    let pod = &mut state["pods"][0];
+    pod["metadata"]["name"] = name.clone().into();
+    pod["metadata"]["annotations"]["example.com/note"] = HOSTILE.into();
+    for s in ["lastState", "state"] {
+        pod["status"]["containerStatuses"][0][s]["terminated"]["message"] = HOSTILE.into();
+    }
+    state["logs"][0]["pod"] = name.into();
+    append(
+        &mut state["logs"][0]["text"],
+        &format!(
+            "Exception in thread \"main\" java.lang.OutOfMemoryError: Java heap space {HOSTILE} ```` `\n"
+        ),
+    );
+    for e in state["events"].as_array_mut().unwrap() {
+        if e["reason"] == "BackOff" {
+            append(&mut e["message"], &format!(" {HOSTILE}"));
+        }
+    }
+}
+
+/// Every ESC in `out` starts a colour (SGR) sequence unloop wrote itself; no other control byte
+/// and no bidi or C1 character is there.
+fn assert_terminal_safe(what: &str, out: &str) {
+    let bytes = out.as_bytes();
+    for (i, b) in bytes.iter().enumerate() {
+        match b {
+            b'\n' => {}
+            0x1b => {
+                let rest = &out[i + 1..];
+                let sgr = rest.strip_prefix('[').is_some_and(|r| {
+                    let end = r.find(|c: char| !c.is_ascii_digit() && c != ';');
+                    end.is_some_and(|e| r[e..].starts_with('m'))
+                });
+                assert!(
+                    sgr,
+                    "{what}: raw escape sequence at {i}: {:?}",
+                    &out[i..(i + 12).min(out.len())]
+                );
+            }
+            b if *b < 0x20 || *b == 0x7f => panic!("{what}: raw control byte {b:#04x} at {i}"),
+            _ => {}
+        }
+    }
+    for c in ['\u{202e}', '\u{2066}', '\u{2069}', '\u{9b}'] {
+        assert!(!out.contains(c), "{what}: raw U+{:04X}", c as u32);
+    }
+    assert!(
+        out.contains(r"\x1b]0;pwned\x07") && out.contains(r"\u{202e}cod.exe"),
+        "{what}: the planted text is shown, spelled out:\n{out}"
+    );
+}
+
+#[test]
+fn control_characters_from_the_cluster_never_reach_the_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = jvm_heap_variant(&dir, plant_controls);
+    for (what, extra) in [
+        ("human --color never", &["--color", "never"][..]),
+        ("human --color always", &["--color", "always"][..]),
+        ("markdown", &["-o", "markdown"][..]),
+    ] {
+        let mut args = vec!["diagnose", "--from", &p];
+        args.extend_from_slice(extra);
+        let o = unloop(&args);
+        assert_eq!(o.status.code(), Some(1), "{what}: {}", stderr(&o));
+        let out = String::from_utf8(o.stdout).unwrap();
+        assert_terminal_safe(what, &out);
+        if what == "markdown" {
+            // The log's backtick run cannot close the fence around it.
+            assert!(
+                out.lines().any(|l| l == "`````"),
+                "{what}: fence too short:\n{out}"
+            );
+        }
+    }
+    // JSON carries the exact text, validly escaped.
+    let o = unloop(&["diagnose", "--from", &p, "-o", "json"]);
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let d = &report["diagnoses"][0];
+    assert_eq!(
+        d["pod"].as_str(),
+        Some(format!("orders-{HOSTILE}").as_str())
+    );
+    assert_eq!(d["exit"]["message"].as_str(), Some(HOSTILE));
+    assert!(
+        d["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["message"].as_str().is_some_and(|m| m.ends_with(HOSTILE))),
+        "{d}"
+    );
 }
 
 #[test]

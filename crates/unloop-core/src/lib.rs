@@ -21,6 +21,7 @@ pub mod slim;
 pub mod state;
 pub mod status;
 pub mod subject;
+pub mod text;
 pub mod verdict;
 pub mod workload;
 

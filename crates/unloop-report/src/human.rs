@@ -59,6 +59,7 @@ impl Palette {
 const LABEL: usize = 8;
 
 pub fn human(report: &Report, color: bool) -> String {
+    let report = &crate::for_display(report);
     let p = Palette::new(color);
     let mut out = String::new();
     for d in &report.diagnoses {
@@ -303,6 +304,7 @@ fn block(out: &mut String, d: &Diagnosis, report: &Report, p: &Palette) {
     for (i, r) in d.remedies.iter().enumerate() {
         line(out, p, if i == 0 { "fix" } else { "" }, &r.title);
         if let Some(c) = r.command() {
+            // shell::render already spells control characters out; one line.
             cont(out, &format!("  {}", c.style(p.cmd)));
         }
     }

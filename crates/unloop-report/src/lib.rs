@@ -16,19 +16,36 @@ pub enum Format {
     Markdown,
 }
 
-/// Renders `report` in `format`; `color` applies to the human format only.
+/// Renders `report` in `format`; `color` applies to the human format only. Every format writes
+/// the report after the output-side redaction pass; human and markdown also spell out control
+/// characters (`unloop_core::text`).
 pub fn render(report: &Report, format: Format, color: bool) -> String {
     match format {
         Format::Human => human(report, color),
         Format::Markdown => markdown(report),
         Format::Json => {
+            let report = &redacted(report);
             let mut s = serde_json::to_string_pretty(report)
                 .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
             s.push('\n');
             s
         }
-        Format::Yaml => serde_yaml::to_string(report).unwrap_or_else(|e| format!("error: {e}\n")),
+        Format::Yaml => {
+            serde_yaml::to_string(&redacted(report)).unwrap_or_else(|e| format!("error: {e}\n"))
+        }
     }
+}
+
+/// Defense in depth: whatever reached the report, no secret-looking value is written.
+fn redacted(report: &Report) -> Report {
+    let mut r = report.clone();
+    unloop_core::redact::report(&mut r);
+    r
+}
+
+/// What the terminal and markdown renderers lay out: redacted, every field made visible.
+pub(crate) fn for_display(report: &Report) -> Report {
+    unloop_core::text::visible_report(&redacted(report))
 }
 
 /// "in 52s", "3m ago": a moment relative to the report's time.

@@ -5,10 +5,12 @@ use std::fmt::Write;
 use unloop_core::Report;
 use unloop_core::backoff::go_duration;
 use unloop_core::subject::human_secs;
+use unloop_core::text::{code_span, fence_for};
 
 use crate::{clock, relative};
 
 pub fn markdown(report: &Report) -> String {
+    let report = &crate::for_display(report);
     let mut out = String::new();
     let _ = writeln!(out, "# unloop diagnosis\n");
     let _ = writeln!(
@@ -25,11 +27,21 @@ pub fn markdown(report: &Report) -> String {
     );
     for d in &report.diagnoses {
         let top = d.top();
-        let _ = writeln!(out, "## {} in `{}`: {}\n", d.workload, d.namespace, top.id);
         let _ = writeln!(
             out,
-            "**{}** ({} confidence, container `{}`, status `{}`, {} restarts)\n",
-            top.summary, top.confidence, d.container, d.status, d.restarts
+            "## {} in {}: {}\n",
+            d.workload,
+            code_span(&d.namespace),
+            top.id
+        );
+        let _ = writeln!(
+            out,
+            "**{}** ({} confidence, container {}, status {}, {} restarts)\n",
+            top.summary,
+            top.confidence,
+            code_span(&d.container),
+            code_span(&d.status),
+            d.restarts
         );
         let _ = writeln!(out, "| evidence | source | says |\n|---|---|---|");
         for e in &top.evidence {
@@ -94,7 +106,7 @@ pub fn markdown(report: &Report) -> String {
                 "- **Pods**: {}",
                 d.pods
                     .iter()
-                    .map(|p| format!("`{}`", p.name))
+                    .map(|p| code_span(&p.name))
                     .collect::<Vec<_>>()
                     .join(", ")
             );
@@ -106,9 +118,10 @@ pub fn markdown(report: &Report) -> String {
                 l.highlights.iter().map(|h| h.text.clone()).collect()
             };
             if !lines.is_empty() {
+                let fence = fence_for(lines.iter().map(String::as_str));
                 let _ = writeln!(
                     out,
-                    "\nLog ({} instance):\n\n```\n{}\n```",
+                    "\nLog ({} instance):\n\n{fence}\n{}\n{fence}",
                     if l.previous { "previous" } else { "current" },
                     lines.join("\n")
                 );
@@ -119,7 +132,8 @@ pub fn markdown(report: &Report) -> String {
             for r in &d.remedies {
                 let _ = writeln!(out, "- {}", r.title);
                 if let Some(c) = r.command() {
-                    let _ = writeln!(out, "\n  ```sh\n  {c}\n  ```\n");
+                    let fence = fence_for([c.as_str()]);
+                    let _ = writeln!(out, "\n  {fence}sh\n  {c}\n  {fence}\n");
                 }
             }
         }

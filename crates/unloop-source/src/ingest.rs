@@ -71,61 +71,35 @@ pub fn log(
     }
 }
 
-/// Redacts what may hold secrets in objects that arrived by a path other than `config_map`,
-/// `secret` and `log` (pods, workload templates, log text of bundles written elsewhere).
+/// Redacts every string of every object in a state, whatever path it came by (live reads,
+/// bundles, kubectl files): pods, events, nodes, workloads and their templates, Services, logs,
+/// gaps. A walk over each object's JSON form, so a field no rule reads yet is covered too.
 pub fn scrub(state: &mut ClusterState) {
-    for p in &mut state.pods {
-        redact::pod(p);
-    }
-    let templates = state
-        .replica_sets
-        .iter_mut()
-        .filter_map(|r| r.spec.template.as_mut())
-        .chain(state.deployments.iter_mut().map(|d| &mut d.spec.template))
-        .chain(state.stateful_sets.iter_mut().map(|s| &mut s.spec.template))
-        .chain(state.daemon_sets.iter_mut().map(|d| &mut d.spec.template))
-        .chain(
-            state
-                .jobs
-                .iter_mut()
-                .filter_map(|j| j.spec.as_mut())
-                .map(|s| &mut s.template),
-        );
-    for t in templates {
-        if let Some(spec) = t.spec.as_mut() {
-            for c in spec
-                .containers
-                .iter_mut()
-                .chain(spec.init_containers.iter_mut().flatten())
-            {
-                redact::container(c);
-            }
-        }
-    }
-    for r in &mut state.replica_sets {
-        redact::strip_last_applied(&mut r.metadata);
-    }
-    for d in &mut state.deployments {
-        redact::strip_last_applied(&mut d.metadata);
-    }
-    for s in &mut state.stateful_sets {
-        redact::strip_last_applied(&mut s.metadata);
-    }
-    for d in &mut state.daemon_sets {
-        redact::strip_last_applied(&mut d.metadata);
-    }
     // ControllerRevisions carry full pod templates as raw data; keep only identity and revision.
     for r in &mut state.controller_revisions {
         r.data = Default::default();
-        redact::strip_last_applied(&mut r.metadata);
     }
-    for l in &mut state.logs {
-        l.text = redact::text(&l.text);
-    }
-    for e in &mut state.events {
-        if let Some(m) = e.message.as_mut() {
-            *m = redact::text(m);
-        }
+    redact::object(&mut state.scope);
+    all(&mut state.pods);
+    all(&mut state.events);
+    all(&mut state.nodes);
+    all(&mut state.config_maps);
+    all(&mut state.secrets);
+    all(&mut state.services);
+    all(&mut state.endpoint_slices);
+    all(&mut state.replica_sets);
+    all(&mut state.deployments);
+    all(&mut state.stateful_sets);
+    all(&mut state.daemon_sets);
+    all(&mut state.jobs);
+    all(&mut state.controller_revisions);
+    all(&mut state.logs);
+    all(&mut state.gaps);
+}
+
+fn all<T: serde::Serialize + serde::de::DeserializeOwned>(items: &mut [T]) {
+    for i in items {
+        redact::object(i);
     }
 }
 

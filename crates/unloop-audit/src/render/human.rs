@@ -2,7 +2,10 @@
 
 use std::fmt::Write;
 
+use std::borrow::Cow;
+
 use owo_colors::{OwoColorize, Style};
+use unloop_core::text::{Layout, visible, visible_lines};
 
 use super::{RenderOptions, plural};
 use crate::AuditReport;
@@ -50,6 +53,20 @@ impl Palette {
 }
 
 pub(super) fn render(report: &AuditReport, opts: &RenderOptions) -> String {
+    // Names, messages and snippets come from manifests and clusters: control characters in them
+    // are spelled out before any of it reaches a terminal.
+    let mut shown = report.clone();
+    super::each_string(&mut shown, &mut |s, layout| {
+        let v = match layout {
+            Layout::Line => visible(s),
+            Layout::Lines => visible_lines(s),
+            Layout::ShellWord => return,
+        };
+        if let Cow::Owned(o) = v {
+            *s = o;
+        }
+    });
+    let report = &shown;
     let p = Palette::new(opts.color);
     let mut out = String::new();
     let mut current = None;

@@ -9,6 +9,9 @@ use super::RenderOptions;
 use crate::AuditReport;
 use crate::check::{CheckId, Finding, ObjectRef};
 
+/// Text for XML 1.0 attributes and content. Characters XML 1.0 forbids even as references (C0
+/// controls but TAB, LF, CR; U+FFFE, U+FFFF) are spelled out as `\x1b`; CR is written as a
+/// character reference so parsers keep it.
 fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for ch in s.chars() {
@@ -18,8 +21,12 @@ fn escape(s: &str) -> String {
             '>' => out.push_str("&gt;"),
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&apos;"),
-            // XML 1.0 forbids most control characters even escaped.
-            c if (c as u32) < 0x20 && !matches!(c, '\n' | '\r' | '\t') => out.push('?'),
+            // A raw CR would be read back as LF.
+            '\r' => out.push_str("&#13;"),
+            c if (c as u32) < 0x20 && !matches!(c, '\n' | '\t') => {
+                out.push_str(&format!("\\x{:02x}", c as u32))
+            }
+            '\u{fffe}' | '\u{ffff}' => out.push_str(&format!("\\u{{{:x}}}", ch as u32)),
             c => out.push(c),
         }
     }
@@ -127,4 +134,17 @@ pub(super) fn render(r: &AuditReport, opts: &RenderOptions) -> String {
     format!(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"unloop audit\" tests=\"{total_tests}\" failures=\"{total_failures}\" errors=\"0\">\n{suites}</testsuites>\n"
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::escape;
+
+    #[test]
+    fn characters_xml_forbids_are_spelled_out() {
+        assert_eq!(
+            escape("a\x1b[2Jb\0c\rd\te\nf<&\u{ffff}"),
+            "a\\x1b[2Jb\\x00c&#13;d\te\nf&lt;&amp;\\u{ffff}"
+        );
+    }
 }
