@@ -40,6 +40,70 @@ impl CliError {
         }
     }
 
+    /// What the user sees on stderr: `error: ...` and at most one `hint: ...` line. Text from
+    /// outside (paths, names, argument values) has its control characters made visible, so a
+    /// hostile file name can neither add lines nor drive the terminal.
+    pub fn render(&self) -> String {
+        let mut out = format!("error: {}\n", visible(&self.message));
+        if let Some(h) = &self.hint {
+            out.push_str(&format!("hint: {}\n", visible(h)));
+        }
+        out
+    }
+
+    /// A usage error from clap, in one line and a hint. `Err` gives back what is not an error
+    /// (`--help`, `--version`) for clap to print as usual.
+    pub fn from_clap(e: clap::Error) -> Result<Self, clap::Error> {
+        use clap::error::{ContextKind, ContextValue, ErrorKind as Clap};
+        if matches!(
+            e.kind(),
+            Clap::DisplayHelp | Clap::DisplayVersion | Clap::DisplayHelpOnMissingArgumentOrSubcommand
+        ) {
+            return Err(e);
+        }
+        // clap's rendering, with every value that came from the command line escaped first, so
+        // the only line breaks left are clap's own.
+        let mut text = e.render().to_string();
+        for (_, value) in e.context() {
+            let values: Vec<&str> = match value {
+                ContextValue::String(s) => vec![s.as_str()],
+                ContextValue::Strings(v) => v.iter().map(String::as_str).collect(),
+                _ => Vec::new(),
+            };
+            for v in values {
+                let shown = visible(v);
+                if shown != v {
+                    text = text.replace(v, &shown);
+                }
+            }
+        }
+        let mut lines = text.lines();
+        let message = lines
+            .next()
+            .unwrap_or_default()
+            .trim_start_matches("error: ")
+            .to_string();
+        let tips: Vec<&str> = lines
+            .filter_map(|l| l.trim_start().strip_prefix("tip: "))
+            .collect();
+        // The subcommand the error is about, from clap's usage line: `Usage: unloop diagnose [OPTIONS]`.
+        let usage = match e.get(ContextKind::Usage) {
+            Some(ContextValue::StyledStr(u)) => u.to_string(),
+            _ => String::new(),
+        };
+        let command: Vec<&str> = usage
+            .trim_start()
+            .trim_start_matches("Usage:")
+            .split_whitespace()
+            .take_while(|w| {
+                !w.starts_with('-')
+                    && w.chars()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+            })
+            .collect();
+        Ok(CliError::usage(message, Some(&hint(&tips, &command.join(" ")))))
+    }
+
     pub fn exit_code(&self) -> ExitCode {
         ExitCode::from(match self.kind {
             ErrorKind::Usage => 2,
@@ -48,6 +112,42 @@ impl CliError {
             ErrorKind::Internal => 5,
         })
     }
+}
+
+fn hint(tips: &[&str], command: &str) -> String {
+    let command = if command.is_empty() { "unloop" } else { command };
+    let mut h = tips.join("; ");
+    if !h.is_empty() {
+        h.push_str("; ");
+    }
+    h.push_str(&format!("see '{command} --help'"));
+    h
+}
+
+/// Text with control characters (C0, DEL, C1) and bidirectional overrides written as escapes
+/// (`\n`, `\x1b`, `\u{202e}`), so it stays on one line and cannot drive a terminal.
+pub fn visible(s: &str) -> std::borrow::Cow<'_, str> {
+    let unsafe_char = |c: char| {
+        c.is_control()
+            || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    };
+    if !s.chars().any(unsafe_char) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if unsafe_char(c) && (c as u32) < 0x100 => {
+                out.push_str(&format!("\\x{:02x}", c as u32));
+            }
+            c if unsafe_char(c) => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 impl From<SourceError> for CliError {

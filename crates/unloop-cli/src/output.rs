@@ -56,10 +56,6 @@ impl Output {
 
     pub fn error(&self, e: &CliError) {
         self.progress_done();
-        let mut err = std::io::stderr().lock();
-        let _ = writeln!(err, "error: {}", e.message);
-        if let Some(h) = &e.hint {
-            let _ = writeln!(err, "hint: {h}");
-        }
+        let _ = std::io::stderr().lock().write_all(e.render().as_bytes());
     }
 }
