@@ -57,40 +57,51 @@ impl CliError {
         use clap::error::{ContextKind, ContextValue, ErrorKind as Clap};
         if matches!(
             e.kind(),
-            Clap::DisplayHelp | Clap::DisplayVersion | Clap::DisplayHelpOnMissingArgumentOrSubcommand
+            Clap::DisplayHelp
+                | Clap::DisplayVersion
+                | Clap::DisplayHelpOnMissingArgumentOrSubcommand
         ) {
             return Err(e);
         }
-        // clap's rendering, with every value that came from the command line escaped first, so
+        // The caller escapes command-line values before clap words the error (see `lib.rs`), so
         // the only line breaks left are clap's own.
-        let mut text = e.render().to_string();
-        for (_, value) in e.context() {
-            let values: Vec<&str> = match value {
-                ContextValue::String(s) => vec![s.as_str()],
-                ContextValue::Strings(v) => v.iter().map(String::as_str).collect(),
-                _ => Vec::new(),
-            };
-            for v in values {
-                let shown = visible(v);
-                if shown != v {
-                    text = text.replace(v, &shown);
-                }
-            }
-        }
+        let text = e.render().to_string();
         let mut lines = text.lines();
-        let message = lines
+        let mut message = lines
             .next()
             .unwrap_or_default()
             .trim_start_matches("error: ")
             .to_string();
+        // Lists clap puts on the next lines (the missing arguments) belong to the message.
+        for more in text
+            .lines()
+            .skip(1)
+            .take_while(|l| l.starts_with("  ") && !l.trim_start().starts_with("tip: "))
+        {
+            message.push(' ');
+            message.push_str(more.trim());
+        }
         let tips: Vec<&str> = lines
             .filter_map(|l| l.trim_start().strip_prefix("tip: "))
             .collect();
         // The subcommand the error is about, from clap's usage line: `Usage: unloop diagnose [OPTIONS]`.
-        let usage = match e.get(ContextKind::Usage) {
-            Some(ContextValue::StyledStr(u)) => u.to_string(),
-            _ => String::new(),
-        };
+        let usage = text
+            .lines()
+            .find_map(|l| l.strip_prefix("Usage:"))
+            .map(str::to_string)
+            .or_else(|| match e.get(ContextKind::Usage) {
+                Some(ContextValue::StyledStr(u)) => Some(u.to_string()),
+                _ => None,
+            })
+            .unwrap_or_else(|| {
+                // No usage line (invalid values): the subcommand named on the command line.
+                use clap::CommandFactory;
+                let cmd = crate::cli::Cli::command();
+                let sub = std::env::args()
+                    .skip(1)
+                    .find(|a| cmd.get_subcommands().any(|s| s.get_name() == a));
+                format!("unloop {}", sub.unwrap_or_default())
+            });
         let command: Vec<&str> = usage
             .trim_start()
             .trim_start_matches("Usage:")
@@ -101,7 +112,10 @@ impl CliError {
                         .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
             })
             .collect();
-        Ok(CliError::usage(message, Some(&hint(&tips, &command.join(" ")))))
+        Ok(CliError::usage(
+            message,
+            Some(&hint(&tips, &command.join(" "))),
+        ))
     }
 
     pub fn exit_code(&self) -> ExitCode {
@@ -115,7 +129,11 @@ impl CliError {
 }
 
 fn hint(tips: &[&str], command: &str) -> String {
-    let command = if command.is_empty() { "unloop" } else { command };
+    let command = if command.is_empty() {
+        "unloop"
+    } else {
+        command
+    };
     let mut h = tips.join("; ");
     if !h.is_empty() {
         h.push_str("; ");

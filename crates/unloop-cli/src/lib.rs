@@ -41,9 +41,10 @@ pub fn main() -> ExitCode {
 fn run() -> ExitCode {
     let args = match cli::Cli::try_parse() {
         Ok(args) => args,
-        Err(e) => match CliError::from_clap(e) {
+        Err(e) => match CliError::from_clap(escaped_values(e)) {
             Ok(usage) => {
-                let _ = std::io::Write::write_all(&mut std::io::stderr(), usage.render().as_bytes());
+                let _ =
+                    std::io::Write::write_all(&mut std::io::stderr(), usage.render().as_bytes());
                 return usage.exit_code();
             }
             // --help and --version: printed by clap as usual.
@@ -64,5 +65,18 @@ fn run() -> ExitCode {
             out.error(&e);
             e.exit_code()
         }
+    }
+}
+
+/// The same parse error, worded from a command line whose control characters are escaped, so
+/// the value clap quotes cannot break the one error line or reach the terminal raw (clap itself
+/// drops escape sequences and keeps line breaks).
+fn escaped_values(e: clap::Error) -> clap::Error {
+    let args: Vec<String> = std::env::args_os()
+        .map(|a| error::visible(&a.to_string_lossy()).into_owned())
+        .collect();
+    match cli::Cli::try_parse_from(&args) {
+        Err(shown) if shown.kind() == e.kind() => shown,
+        _ => e,
     }
 }

@@ -91,7 +91,9 @@ pub enum DebugError {
     ChangedSince { workload: String, why: String },
     #[error("the {ANN_ORIGINAL} annotation of {0} is damaged: {1}")]
     BadAnnotation(String, String),
-    #[error("pod {0} is not a debug copy (no {LABEL_COPY} label); unloop deletes only its own copies")]
+    #[error(
+        "pod {0} is not a debug copy (no {LABEL_COPY} label); unloop deletes only its own copies"
+    )]
     NotACopy(String),
     #[error("{0} has no uid, so a change could not be limited to it")]
     NoUid(String),
@@ -682,10 +684,19 @@ mod tests {
             resource_version: Some("981".into()),
             ..Default::default()
         };
-        let (patch, _) = in_place_patch("deploy/x", &template, None, &container, Timestamp::UNIX_EPOCH)
-            .unwrap();
+        let (patch, _) = in_place_patch(
+            "deploy/x",
+            &template,
+            None,
+            &container,
+            Timestamp::UNIX_EPOCH,
+        )
+        .unwrap();
         let guarded = guarded_patch("deploy/x", &read, patch.clone()).unwrap();
-        assert_eq!(guarded["metadata"]["uid"], "d3b07384-0000-4000-8000-00000000000a");
+        assert_eq!(
+            guarded["metadata"]["uid"],
+            "d3b07384-0000-4000-8000-00000000000a"
+        );
         assert_eq!(guarded["metadata"]["resourceVersion"], "981");
         // The rest of the patch is untouched.
         assert_eq!(guarded["spec"], patch["spec"]);

@@ -286,7 +286,9 @@ pub async fn patch_workload(
     let pp = PatchParams::default();
     let p = Patch::Strategic(&guarded);
     let c = live.client();
-    let conflict = |e: kube::Error, resource: &'static str| match api_error(e, "patch", resource, ns, &what) {
+    let conflict = |e: kube::Error, resource: &'static str| match api_error(
+        e, "patch", resource, ns, &what,
+    ) {
         DebugOpError::Conflict(_) => DebugOpError::Conflict(format!(
             "{what} in {ns} changed since unloop read it; nothing was changed: run the command again"
         )),

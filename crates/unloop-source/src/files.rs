@@ -240,17 +240,24 @@ fn walk_dir(root: &Path, dir: &Path, depth: usize, w: &mut Walk) -> Result<(), S
             // A link to a regular file is read like one; a link to a directory is not followed.
             match std::fs::metadata(&p) {
                 Ok(m) if m.is_file() => w.files.push(p),
-                Ok(m) if m.is_dir() => w
-                    .skipped
-                    .push(skipped(root, &p, "a symbolic link to a directory, not followed")),
+                Ok(m) if m.is_dir() => w.skipped.push(skipped(
+                    root,
+                    &p,
+                    "a symbolic link to a directory, not followed",
+                )),
                 Ok(m) => w.skipped.push(skipped(
                     root,
                     &p,
-                    &format!("a symbolic link to {}, not a regular file", input::kind_of(&m)),
+                    &format!(
+                        "a symbolic link to {}, not a regular file",
+                        input::kind_of(&m)
+                    ),
                 )),
-                Err(e) => w
-                    .skipped
-                    .push(skipped(root, &p, &format!("a symbolic link that leads nowhere ({e})"))),
+                Err(e) => w.skipped.push(skipped(
+                    root,
+                    &p,
+                    &format!("a symbolic link that leads nowhere ({e})"),
+                )),
             }
         } else {
             let kind = std::fs::symlink_metadata(&p)

@@ -127,7 +127,9 @@ impl<R: Read> Read for Capped<R> {
                 )),
             };
         }
-        let want = buf.len().min(usize::try_from(self.left).unwrap_or(usize::MAX));
+        let want = buf
+            .len()
+            .min(usize::try_from(self.left).unwrap_or(usize::MAX));
         let n = self.inner.read(&mut buf[..want])?;
         self.left -= n as u64;
         Ok(n)
@@ -222,7 +224,10 @@ mod tests {
         // Opening a FIFO with no writer would block this test for ever.
         assert!(matches!(
             open_regular(&fifo),
-            Err(SourceError::NotRegular { kind: "a FIFO (named pipe)", .. })
+            Err(SourceError::NotRegular {
+                kind: "a FIFO (named pipe)",
+                ..
+            })
         ));
         assert!(matches!(
             open_regular(Path::new("/dev/zero")),

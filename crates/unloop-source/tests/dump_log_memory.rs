@@ -41,7 +41,11 @@ fn peak_growth_kib(dir: &Path) -> Option<u64> {
     std::fs::write("/proc/self/clear_refs", "5").ok()?;
     let before = hwm()?;
     let state = unloop_source::files::load(dir).unwrap();
-    assert!(state.logs[0].text.ends_with("the last line of a very long log\n"));
+    assert!(
+        state.logs[0]
+            .text
+            .ends_with("the last line of a very long log\n")
+    );
     let after = hwm()?;
     Some(after.saturating_sub(before))
 }
@@ -58,5 +62,8 @@ fn a_2_gib_log_takes_no_more_memory_than_a_1_mib_one() {
     };
     eprintln!("peak RSS growth: 1 MiB log {s} KiB, 2 GiB log {h} KiB");
     // Reading the whole log would take 2 GiB; the tail is 256 KiB.
-    assert!(h < 16 * 1024, "2 GiB log: peak grew by {h} KiB (1 MiB log: {s} KiB)");
+    assert!(
+        h < 16 * 1024,
+        "2 GiB log: peak grew by {h} KiB (1 MiB log: {s} KiB)"
+    );
 }
