@@ -3,6 +3,8 @@
 //! is read, so time and peak memory stay flat across log sizes; the peak resident memory of each
 //! load is printed (Linux: `VmHWM`, reset through `/proc/self/clear_refs` before each load).
 
+#![allow(clippy::print_stderr)] // peak-memory figures go to stderr beside criterion's
+
 use std::hint::black_box;
 use std::io::{Seek, SeekFrom, Write};
 use std::path::Path;

@@ -2,6 +2,8 @@
 //! takes no more memory than one whose log is 1 MiB. Sparse files, so no disk is used. Alone in
 //! its own test binary so no other test shares the process whose peak memory is measured.
 
+#![allow(clippy::print_stderr)] // the figures are the point of this test
+
 use std::io::{Seek, SeekFrom, Write};
 use std::path::Path;
 
