@@ -56,11 +56,7 @@ impl Output {
 
     pub fn error(&self, e: &CliError) {
         self.progress_done();
-        let mut err = std::io::stderr().lock();
-        let _ = writeln!(err, "error: {}", shown(&e.message));
-        if let Some(h) = &e.hint {
-            let _ = writeln!(err, "hint: {}", shown(h));
-        }
+        let _ = std::io::stderr().lock().write_all(e.render().as_bytes());
     }
 }
 

@@ -673,3 +673,82 @@ fn a_misbehaving_api_server_still_gets_a_diagnosis_within_the_deadline() {
     );
     assert!(took < timeout + Duration::from_secs(5), "{took:?}");
 }
+
+/// A delete of a debug copy names the copy by uid: once another pod has taken the copy's name,
+/// deleting the copy unloop inspected leaves the newcomer alone.
+#[test]
+fn deleting_a_copy_never_deletes_a_pod_that_took_its_name() {
+    let kc = kubeconfig();
+    let ns = "missing-env-var";
+    let pods = kubectl(&["get", "pods", "-n", ns, "-o", "json"]);
+    let list: serde_json::Value = serde_json::from_slice(&pods.stdout).expect("pod list");
+    let original: k8s_openapi::api::core::v1::Pod =
+        serde_json::from_value(list["items"][0].clone()).expect("a pod of the scenario");
+    let container = original.spec.as_ref().unwrap().containers[0].name.clone();
+    let copy = unloop_core::debug::debug_copy(
+        &original,
+        &container,
+        &unloop_core::debug::KeepAlive::Shell,
+        false,
+        jiff::Timestamp::now(),
+    );
+    let name = copy.metadata.name.clone().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("copy.json");
+    std::fs::write(&manifest, serde_json::to_vec(&copy).unwrap()).unwrap();
+    let create = || {
+        let made = kubectl(&["create", "-f", manifest.to_str().unwrap(), "-o", "json"]);
+        assert!(
+            made.status.success(),
+            "{}",
+            String::from_utf8_lossy(&made.stderr)
+        );
+        serde_json::from_slice::<k8s_openapi::api::core::v1::Pod>(&made.stdout).unwrap()
+    };
+    let inspected = create();
+    let gone = kubectl(&["delete", "pod", &name, "-n", ns, "--wait=true"]);
+    assert!(gone.status.success());
+    let newcomer = create();
+    assert_ne!(inspected.metadata.uid, newcomer.metadata.uid);
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let opts = unloop_source::live::LiveOptions {
+        kubeconfig: Some(kc.clone().into()),
+        namespace: Some(ns.into()),
+        ..Default::default()
+    };
+    let refused = rt.block_on(async {
+        let live = unloop_source::live::connect(&opts).await.unwrap();
+        unloop_source::debug::delete_copy(&live, &inspected).await
+    });
+    assert!(
+        matches!(
+            refused,
+            Err(unloop_source::debug::DebugOpError::Conflict(_))
+        ),
+        "{refused:?}"
+    );
+    let still = kubectl(&[
+        "get",
+        "pod",
+        &name,
+        "-n",
+        ns,
+        "-o",
+        "jsonpath={.metadata.uid}",
+    ]);
+    assert_eq!(
+        String::from_utf8_lossy(&still.stdout),
+        newcomer.metadata.uid.clone().unwrap(),
+        "the newcomer was deleted"
+    );
+    // The copy it is, by its own uid, goes.
+    rt.block_on(async {
+        let live = unloop_source::live::connect(&opts).await.unwrap();
+        unloop_source::debug::delete_copy(&live, &newcomer).await
+    })
+    .unwrap();
+}

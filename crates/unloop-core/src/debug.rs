@@ -8,7 +8,7 @@ use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{
     Container, EmptyDirVolumeSource, Pod, PodSpec, PodTemplateSpec, Probe, Volume, VolumeMount,
 };
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Preconditions};
 use serde::{Deserialize, Serialize};
 
 use crate::shell::{self, Arg, Argv};
@@ -93,6 +93,12 @@ pub enum DebugError {
     ChangedSince { workload: String, why: String },
     #[error("the {ANN_ORIGINAL} annotation of {0} is damaged: {1}")]
     BadAnnotation(String, String),
+    #[error(
+        "pod {0} is not a debug copy (no {LABEL_COPY} label); unloop deletes only its own copies"
+    )]
+    NotACopy(String),
+    #[error("{0} has no uid, so a change could not be limited to it")]
+    NoUid(String),
 }
 
 /// The container to debug: the one asked for, else the only one, else the only troubled one.
@@ -427,6 +433,57 @@ pub fn fingerprint(template: &PodTemplateSpec) -> String {
     format!("{h:016x}")
 }
 
+/// The precondition every delete of a debug copy carries: the uid of the copy unloop inspected
+/// (or created), so a pod made since under the same name is never deleted. No resource version:
+/// the kubelet updates a running pod's status all the time. Refuses pods that are not copies.
+pub fn copy_delete_precondition(pod: &Pod) -> Result<Preconditions, DebugError> {
+    let name = pod.metadata.name.clone().unwrap_or_default();
+    let labelled = pod
+        .metadata
+        .labels
+        .as_ref()
+        .is_some_and(|l| l.get(LABEL_COPY).is_some_and(|v| v == "true"));
+    if !labelled {
+        return Err(DebugError::NotACopy(name));
+    }
+    let uid = pod
+        .metadata
+        .uid
+        .clone()
+        .filter(|u| !u.is_empty())
+        .ok_or_else(|| DebugError::NoUid(format!("pod {name}")))?;
+    Ok(Preconditions {
+        uid: Some(uid),
+        resource_version: None,
+    })
+}
+
+/// `patch` limited to the workload unloop read: its uid (the API server refuses to change a
+/// uid, so the patch fails on a workload deleted and made again under the same name) and its
+/// resource version (the patch fails with a conflict if anyone changed the workload since).
+pub fn guarded_patch(
+    workload: &str,
+    meta: &ObjectMeta,
+    mut patch: serde_json::Value,
+) -> Result<serde_json::Value, DebugError> {
+    let uid = meta
+        .uid
+        .clone()
+        .filter(|u| !u.is_empty())
+        .ok_or_else(|| DebugError::NoUid(workload.into()))?;
+    if let Some(m) = patch
+        .as_object_mut()
+        .map(|p| p.entry("metadata").or_insert_with(|| serde_json::json!({})))
+        .and_then(serde_json::Value::as_object_mut)
+    {
+        m.insert("uid".into(), uid.into());
+        if let Some(rv) = meta.resource_version.clone().filter(|v| !v.is_empty()) {
+            m.insert("resourceVersion".into(), rv.into());
+        }
+    }
+    Ok(patch)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -565,5 +622,81 @@ mod tests {
             choose_container(&p, Some("api"), Timestamp::UNIX_EPOCH),
             Ok("api".into())
         );
+    }
+
+    /// A pod the testbed's kubelet really ran (the oom-limit scenario's bundle).
+    fn captured_pod() -> Pod {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../testbed/scenarios/oom-limit/bundle.json.gz");
+        let gz = flate2::read::GzDecoder::new(std::fs::File::open(path).unwrap());
+        let bundle: serde_json::Value = serde_json::from_reader(gz).unwrap();
+        serde_json::from_value(bundle["state"]["pods"][0].clone()).unwrap()
+    }
+
+    #[test]
+    fn deleting_a_copy_is_limited_to_the_copy_inspected() {
+        let original = captured_pod();
+        assert!(original.metadata.uid.is_some());
+        // The original is not a copy: unloop never deletes it.
+        assert!(matches!(
+            copy_delete_precondition(&original),
+            Err(DebugError::NotACopy(_))
+        ));
+        let mut copy = debug_copy(
+            &original,
+            &original.spec.as_ref().unwrap().containers[0].name,
+            &KeepAlive::Shell,
+            false,
+            Timestamp::UNIX_EPOCH,
+        );
+        // As sent, before the API server gave it a uid: nothing to limit a delete to.
+        assert!(matches!(
+            copy_delete_precondition(&copy),
+            Err(DebugError::NoUid(_))
+        ));
+        copy.metadata.uid = Some("7c0e5a8e-0000-4000-8000-000000000001".into());
+        copy.metadata.resource_version = Some("4242".into());
+        let pre = copy_delete_precondition(&copy).unwrap();
+        assert_eq!(
+            serde_json::to_value(&pre).unwrap(),
+            serde_json::json!({"uid": "7c0e5a8e-0000-4000-8000-000000000001"})
+        );
+    }
+
+    #[test]
+    fn workload_patches_carry_the_uid_and_version_read() {
+        let pod = captured_pod();
+        let template: PodTemplateSpec =
+            serde_json::from_value(serde_json::json!({"spec": pod.spec})).unwrap();
+        let container = template.spec.as_ref().unwrap().containers[0].name.clone();
+        let read = ObjectMeta {
+            uid: Some("d3b07384-0000-4000-8000-00000000000a".into()),
+            resource_version: Some("981".into()),
+            ..Default::default()
+        };
+        let (patch, _) = in_place_patch(
+            "deploy/x",
+            &template,
+            None,
+            &container,
+            Timestamp::UNIX_EPOCH,
+        )
+        .unwrap();
+        let guarded = guarded_patch("deploy/x", &read, patch.clone()).unwrap();
+        assert_eq!(
+            guarded["metadata"]["uid"],
+            "d3b07384-0000-4000-8000-00000000000a"
+        );
+        assert_eq!(guarded["metadata"]["resourceVersion"], "981");
+        // The rest of the patch is untouched.
+        assert_eq!(guarded["spec"], patch["spec"]);
+        assert!(guarded["metadata"]["annotations"][ANN_ORIGINAL].is_string());
+        let fp = guarded_patch("deploy/x", &read, fingerprint_patch(&template)).unwrap();
+        assert_eq!(fp["metadata"]["resourceVersion"], "981");
+        assert!(fp["metadata"]["annotations"][ANN_FINGERPRINT].is_string());
+        assert!(matches!(
+            guarded_patch("deploy/x", &ObjectMeta::default(), patch),
+            Err(DebugError::NoUid(_))
+        ));
     }
 }

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use unloop_core::state::{BUNDLE_SCHEMA_VERSION, ClusterState};
 
 use crate::SourceError;
+use crate::input::{self, Capped};
 
 pub const KIND: &str = "UnloopSnapshot";
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
@@ -66,20 +67,28 @@ pub fn write(path: &Path, state: &ClusterState) -> Result<(), SourceError> {
     std::fs::rename(&tmp, path).map_err(io)
 }
 
-/// True when the file starts like a gzip stream.
-pub fn looks_gzipped(path: &Path) -> std::io::Result<bool> {
+/// The most compressed bytes a bundle file may hold.
+pub const MAX_COMPRESSED_BYTES: u64 = 256 << 20;
+/// The most JSON a bundle may hold, after decompression (a gzip bomb stops here) or as plain JSON.
+pub const MAX_JSON_BYTES: u64 = 1 << 30;
+
+/// True when the file starts like a gzip stream. Only regular files are opened.
+pub fn looks_gzipped(path: &Path) -> Result<bool, SourceError> {
+    let (file, _) = input::open_regular(path)?;
     let mut magic = [0u8; 2];
-    let n = File::open(path)?.read(&mut magic)?;
+    let n = file
+        .take(2)
+        .read(&mut magic)
+        .map_err(|source| SourceError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
     Ok(n == 2 && magic == GZIP_MAGIC)
 }
 
-/// Reads a bundle, gzip-compressed or plain JSON.
+/// Reads a bundle, gzip-compressed or plain JSON, streaming and within the size limits.
 pub fn read(path: &Path) -> Result<ClusterState, SourceError> {
-    let io = |source| SourceError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    let gz = looks_gzipped(path).map_err(io)?;
+    let gz = looks_gzipped(path)?;
     let parsed: Result<EnvelopeIn, serde_json::Error> = parse(path, gz)?;
     match parsed {
         Ok(env) if env.kind == KIND && env.schema_version <= BUNDLE_SCHEMA_VERSION => {
@@ -91,6 +100,7 @@ pub fn read(path: &Path) -> Result<ClusterState, SourceError> {
         Ok(_) => Err(SourceError::Unrecognised {
             path: path.to_path_buf(),
         }),
+        Err(e) if e.is_io() => Err(failed(path, gz, e)),
         Err(e) => {
             // A body this build cannot parse may come from a newer schema: say so if the header does.
             if let Ok(Ok(h)) = parse::<Header>(path, gz)
@@ -99,7 +109,7 @@ pub fn read(path: &Path) -> Result<ClusterState, SourceError> {
             {
                 return Err(newer(path, h.schema_version.unwrap_or_default()));
             }
-            Err(corrupt(path, e))
+            Err(failed(path, gz, e))
         }
     }
 }
@@ -107,19 +117,35 @@ pub fn read(path: &Path) -> Result<ClusterState, SourceError> {
 /// Buffer for streaming a bundle: large reads keep the parser out of per-byte I/O calls.
 const READ_BUFFER: usize = 256 * 1024;
 
-/// Parses the file as `T`, through concrete reader types (no dynamic dispatch per byte).
+/// Parses the file as `T`, through concrete reader types (no dynamic dispatch per byte). The
+/// file's size is checked before reading, and every layer is capped while reading, so neither a
+/// growing file nor a gzip bomb can take more than the limits.
 fn parse<T: serde::de::DeserializeOwned>(
     path: &Path,
     gz: bool,
 ) -> Result<Result<T, serde_json::Error>, SourceError> {
-    let file = File::open(path).map_err(|source| SourceError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let (file, meta) = input::open_regular(path)?;
+    let (on_disk, what) = if gz {
+        (MAX_COMPRESSED_BYTES, "compressed bundle")
+    } else {
+        (MAX_JSON_BYTES, "bundle JSON")
+    };
+    let disk_limit = input::LimitExceeded {
+        what,
+        limit: on_disk,
+    };
+    if meta.len() > on_disk {
+        return Err(input::too_large(path, &disk_limit));
+    }
+    let file = Capped::new(file, on_disk, what);
     Ok(if gz {
         serde_json::from_reader(BufReader::with_capacity(
             READ_BUFFER,
-            GzDecoder::new(BufReader::with_capacity(READ_BUFFER, file)),
+            Capped::new(
+                GzDecoder::new(BufReader::with_capacity(READ_BUFFER, file)),
+                MAX_JSON_BYTES,
+                "JSON once decompressed",
+            ),
         ))
     } else {
         serde_json::from_reader(BufReader::with_capacity(READ_BUFFER, file))
@@ -134,13 +160,24 @@ fn newer(path: &Path, found: u32) -> SourceError {
     }
 }
 
-fn corrupt(path: &Path, e: serde_json::Error) -> SourceError {
+/// Why a bundle could not be parsed: over a limit, truncated, damaged, or not valid JSON.
+fn failed(path: &Path, gz: bool, e: serde_json::Error) -> SourceError {
     let why = if e.is_io() {
-        match e.io_error_kind() {
-            Some(std::io::ErrorKind::UnexpectedEof) => {
+        let io = std::io::Error::from(e);
+        if let Some(l) = input::limit_of(&io) {
+            return input::too_large(path, l);
+        }
+        match (io.kind(), gz) {
+            (std::io::ErrorKind::UnexpectedEof, true) => {
                 "the compressed stream ends early (truncated file)".to_string()
             }
-            _ => format!("the compressed stream is damaged ({e})"),
+            (_, true) => format!("the compressed stream is damaged ({io})"),
+            (_, false) => {
+                return SourceError::Io {
+                    path: path.to_path_buf(),
+                    source: io,
+                };
+            }
         }
     } else if e.is_eof() {
         "the JSON ends early (truncated file)".to_string()

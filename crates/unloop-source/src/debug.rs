@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec};
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, Preconditions};
 use unloop_core::workload::WorkloadKind;
 
 use crate::live::Live;
@@ -73,14 +74,29 @@ pub async fn create_pod(live: &Live, ns: &str, pod: &Pod) -> Result<Pod, DebugOp
     })
 }
 
-pub async fn delete_pod(live: &Live, ns: &str, name: &str) -> Result<(), DebugOpError> {
-    match Api::<Pod>::namespaced(live.client(), ns)
-        .delete(name, &DeleteParams::default())
+/// Deletes a debug copy: only the very pod given (by uid), and only if it is labelled as a copy.
+/// A copy already gone is not an error; a pod made since under the same name is left alone.
+pub async fn delete_copy(live: &Live, copy: &Pod) -> Result<(), DebugOpError> {
+    let pre = unloop_core::debug::copy_delete_precondition(copy)?;
+    let ns = copy.metadata.namespace.clone().unwrap_or_default();
+    let name = copy.metadata.name.clone().unwrap_or_default();
+    let dp = DeleteParams {
+        preconditions: Some(Preconditions {
+            uid: pre.uid,
+            resource_version: pre.resource_version,
+        }),
+        ..DeleteParams::default()
+    };
+    match Api::<Pod>::namespaced(live.client(), &ns)
+        .delete(&name, &dp)
         .await
     {
         Ok(_) => Ok(()),
         Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
-        Err(e) => Err(api_error(e, "delete", "pods", ns, name)),
+        Err(kube::Error::Api(s)) if s.code == 409 => Err(DebugOpError::Conflict(format!(
+            "pod {name} in {ns} is no longer the debug copy unloop made (another pod took its name); left alone"
+        ))),
+        Err(e) => Err(api_error(e, "delete", "pods", &ns, &name)),
     }
 }
 
@@ -201,12 +217,14 @@ pub async fn list_copies(live: &Live, ns: Option<&str>) -> Result<Vec<Pod>, Debu
         .map_err(|e| api_error(e, "list", "pods", ns.unwrap_or("(all)"), "pods"))
 }
 
-/// A workload whose pod template can be overridden in place.
+/// A workload whose pod template can be overridden in place, as read: its metadata (uid and
+/// resource version) limits every patch to this very version of it.
 pub struct Workload {
     pub kind: WorkloadKind,
     pub name: String,
     pub template: PodTemplateSpec,
     pub annotations: Option<std::collections::BTreeMap<String, String>>,
+    pub meta: ObjectMeta,
 }
 
 pub async fn get_workload(
@@ -217,27 +235,27 @@ pub async fn get_workload(
 ) -> Result<Workload, DebugOpError> {
     let what = format!("{}/{name}", kind.short());
     let c = live.client();
-    let (template, annotations) = match kind {
+    let (template, meta) = match kind {
         WorkloadKind::Deployment => {
             let d = Api::<Deployment>::namespaced(c, ns)
                 .get(name)
                 .await
                 .map_err(|e| api_error(e, "get", "deployments", ns, &what))?;
-            (d.spec.template, d.metadata.annotations)
+            (d.spec.template, d.metadata)
         }
         WorkloadKind::StatefulSet => {
             let d = Api::<StatefulSet>::namespaced(c, ns)
                 .get(name)
                 .await
                 .map_err(|e| api_error(e, "get", "statefulsets", ns, &what))?;
-            (d.spec.template, d.metadata.annotations)
+            (d.spec.template, d.metadata)
         }
         WorkloadKind::DaemonSet => {
             let d = Api::<DaemonSet>::namespaced(c, ns)
                 .get(name)
                 .await
                 .map_err(|e| api_error(e, "get", "daemonsets", ns, &what))?;
-            (d.spec.template, d.metadata.annotations)
+            (d.spec.template, d.metadata)
         }
         _ => {
             return Err(DebugOpError::Conflict(format!(
@@ -249,52 +267,67 @@ pub async fn get_workload(
         kind,
         name: name.into(),
         template,
-        annotations,
+        annotations: meta.annotations.clone(),
+        meta,
     })
 }
 
-/// Applies a strategic-merge patch to a workload and returns its template afterwards.
+/// Applies a strategic-merge patch to the workload as it was read (`w`): the patch carries its
+/// uid and resource version, so it fails with a conflict rather than change a workload someone
+/// changed or made again since. Returns the workload as it is afterwards.
 pub async fn patch_workload(
     live: &Live,
     ns: &str,
-    kind: WorkloadKind,
-    name: &str,
+    w: &Workload,
     patch: &serde_json::Value,
-) -> Result<PodTemplateSpec, DebugOpError> {
+) -> Result<Workload, DebugOpError> {
+    let what = format!("{}/{}", w.kind.short(), w.name);
+    let guarded = unloop_core::debug::guarded_patch(&what, &w.meta, patch.clone())?;
     let pp = PatchParams::default();
-    let p = Patch::Strategic(patch);
-    let what = format!("{}/{name}", kind.short());
+    let p = Patch::Strategic(&guarded);
     let c = live.client();
-    Ok(match kind {
+    let conflict = |e: kube::Error, resource: &'static str| match api_error(
+        e, "patch", resource, ns, &what,
+    ) {
+        DebugOpError::Conflict(_) => DebugOpError::Conflict(format!(
+            "{what} in {ns} changed since unloop read it; nothing was changed: run the command again"
+        )),
+        other => other,
+    };
+    let (template, meta) = match w.kind {
         WorkloadKind::Deployment => {
-            Api::<Deployment>::namespaced(c, ns)
-                .patch(name, &pp, &p)
+            let d = Api::<Deployment>::namespaced(c, ns)
+                .patch(&w.name, &pp, &p)
                 .await
-                .map_err(|e| api_error(e, "patch", "deployments", ns, &what))?
-                .spec
-                .template
+                .map_err(|e| conflict(e, "deployments"))?;
+            (d.spec.template, d.metadata)
         }
         WorkloadKind::StatefulSet => {
-            Api::<StatefulSet>::namespaced(c, ns)
-                .patch(name, &pp, &p)
+            let d = Api::<StatefulSet>::namespaced(c, ns)
+                .patch(&w.name, &pp, &p)
                 .await
-                .map_err(|e| api_error(e, "patch", "statefulsets", ns, &what))?
-                .spec
-                .template
+                .map_err(|e| conflict(e, "statefulsets"))?;
+            (d.spec.template, d.metadata)
         }
         WorkloadKind::DaemonSet => {
-            Api::<DaemonSet>::namespaced(c, ns)
-                .patch(name, &pp, &p)
+            let d = Api::<DaemonSet>::namespaced(c, ns)
+                .patch(&w.name, &pp, &p)
                 .await
-                .map_err(|e| api_error(e, "patch", "daemonsets", ns, &what))?
-                .spec
-                .template
+                .map_err(|e| conflict(e, "daemonsets"))?;
+            (d.spec.template, d.metadata)
         }
         _ => {
             return Err(DebugOpError::Conflict(format!(
                 "{what}: --in-place works on deploy/, sts/ and ds/ only"
             )));
         }
+    };
+    Ok(Workload {
+        kind: w.kind,
+        name: w.name.clone(),
+        template,
+        annotations: meta.annotations.clone(),
+        meta,
     })
 }
 

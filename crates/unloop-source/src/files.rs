@@ -1,46 +1,89 @@
 //! State from files: an unloop bundle, `kubectl get ... -o json` output, or a
 //! `kubectl cluster-info dump --output-directory` tree.
 
+use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
-use unloop_core::state::ClusterState;
+use unloop_core::state::{ClusterState, Gap};
 
+use crate::input::{self, Capped, LimitExceeded};
 use crate::{SourceError, bundle, ingest};
 
-/// Loads any supported input. Bundles are recognised by content, not by name.
-pub fn load(path: &Path) -> Result<ClusterState, SourceError> {
-    let meta = std::fs::metadata(path).map_err(|source| SourceError::Io {
+/// The most a `kubectl get -o json` file may hold.
+pub const MAX_JSON_BYTES: u64 = 1 << 30;
+/// The most one JSON file of a cluster-info dump may hold.
+pub const MAX_DUMP_FILE_BYTES: u64 = 1 << 30;
+/// The most JSON a whole cluster-info dump may hold.
+pub const MAX_DUMP_BYTES: u64 = 2 << 30;
+/// How deep a dump directory is walked (a dump is `NS/POD/CONTAINER/logs.txt`: four levels).
+pub const MAX_DUMP_DEPTH: usize = 8;
+/// How many directory entries a dump may hold.
+pub const MAX_DUMP_ENTRIES: usize = 200_000;
+
+const READ_BUFFER: usize = 256 * 1024;
+
+fn io_error(path: &Path) -> impl Fn(std::io::Error) -> SourceError + '_ {
+    move |source| SourceError::Io {
         path: path.to_path_buf(),
         source,
-    })?;
+    }
+}
+
+/// Loads any supported input. Bundles are recognised by content, not by name. Only a regular
+/// file or a directory is read: a FIFO or a device is refused before it is opened.
+pub fn load(path: &Path) -> Result<ClusterState, SourceError> {
+    let meta = std::fs::metadata(path).map_err(io_error(path))?;
     if meta.is_dir() {
         return load_dir(path);
     }
-    if bundle::looks_gzipped(path).map_err(|source| SourceError::Io {
-        path: path.to_path_buf(),
-        source,
-    })? {
+    if !meta.is_file() {
+        return Err(SourceError::NotRegular {
+            path: path.to_path_buf(),
+            kind: input::kind_of(&meta),
+        });
+    }
+    if bundle::looks_gzipped(path)? {
         return bundle::read(path);
     }
-    let text = std::fs::read(path).map_err(|source| SourceError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let value: Value = serde_json::from_slice(&text).map_err(|e| {
-        if text.iter().take(64).any(|b| !b.is_ascii()) || !text.trim_ascii_start().starts_with(b"{")
-        {
+    let (mut file, meta) = input::open_regular(path)?;
+    let limit = LimitExceeded {
+        what: "JSON",
+        limit: MAX_JSON_BYTES,
+    };
+    if meta.len() > MAX_JSON_BYTES {
+        return Err(input::too_large(path, &limit));
+    }
+    // The first bytes decide between "not a format unloop reads" and "damaged JSON".
+    let mut head = Vec::with_capacity(64);
+    (&mut file)
+        .take(64)
+        .read_to_end(&mut head)
+        .map_err(io_error(path))?;
+    let looks_json = head.iter().all(u8::is_ascii) && head.trim_ascii_start().starts_with(b"{");
+    let rest = MAX_JSON_BYTES.saturating_sub(head.len() as u64);
+    let reader = BufReader::with_capacity(
+        READ_BUFFER,
+        (&head[..]).chain(Capped::new(file, rest, "JSON")),
+    );
+    let value: Value = serde_json::from_reader(reader).map_err(|e| {
+        if e.is_io() {
+            let io = std::io::Error::from(e);
+            match input::limit_of(&io) {
+                Some(_) => input::too_large(path, &limit),
+                None => SourceError::Io {
+                    path: path.to_path_buf(),
+                    source: io,
+                },
+            }
+        } else if !looks_json {
             SourceError::Unrecognised {
                 path: path.to_path_buf(),
             }
         } else {
             SourceError::Corrupt {
                 path: path.to_path_buf(),
-                why: format!(
-                    "invalid JSON at line {}, column {}: {e}",
-                    e.line(),
-                    e.column()
-                ),
+                why: json_why(&e),
             }
         }
     })?;
@@ -61,41 +104,88 @@ pub fn load(path: &Path) -> Result<ClusterState, SourceError> {
     Ok(state)
 }
 
+fn json_why(e: &serde_json::Error) -> String {
+    if e.is_eof() {
+        "the JSON ends early (truncated file)".to_string()
+    } else {
+        format!("invalid JSON: {e}")
+    }
+}
+
 fn modified(meta: &std::fs::Metadata) -> Option<jiff::Timestamp> {
     meta.modified()
         .ok()
         .and_then(|t| jiff::Timestamp::try_from(t).ok())
 }
 
+/// What a walk of a dump directory found: the files to read, and entries it skipped.
+#[derive(Default)]
+struct Walk {
+    files: Vec<PathBuf>,
+    skipped: Vec<Gap>,
+    entries: usize,
+}
+
 /// A cluster-info dump: `nodes.json` at the top, `NS/{pods,events,...}.json` below, and
 /// `NS/POD/logs.txt` (or `NS/POD/CONTAINER/logs.txt`) for current container logs.
 fn load_dir(root: &Path) -> Result<ClusterState, SourceError> {
     let mut state = ClusterState::default();
-    let mut files = Vec::new();
-    walk(root, &mut files).map_err(|source| SourceError::Io {
-        path: root.to_path_buf(),
-        source,
-    })?;
+    let mut walk = Walk::default();
+    walk_dir(root, root, 0, &mut walk)?;
     let mut objects = 0;
     let mut newest = None;
-    for f in &files {
-        let meta = std::fs::metadata(f).ok();
-        newest = newest.max(meta.as_ref().and_then(modified));
-        if f.extension().is_some_and(|e| e == "json") {
-            let text = std::fs::read(f).map_err(|source| SourceError::Io {
-                path: f.clone(),
-                source,
-            })?;
+    let mut json_left = MAX_DUMP_BYTES;
+    for f in &walk.files {
+        let wanted_json = f.extension().is_some_and(|e| e == "json");
+        let wanted_log = f.file_name().is_some_and(|n| n == "logs.txt");
+        if !wanted_json && !wanted_log {
+            continue;
+        }
+        let (file, meta) = match input::open_regular(f) {
+            Ok(opened) => opened,
+            // Swapped for something else since the walk looked at it.
+            Err(SourceError::NotRegular { kind, .. }) => {
+                walk.skipped.push(skipped(root, f, kind));
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        newest = newest.max(modified(&meta));
+        if wanted_json {
+            let cap = MAX_DUMP_FILE_BYTES.min(json_left);
+            let (what, limit) = if cap < MAX_DUMP_FILE_BYTES {
+                ("JSON in a whole dump directory", MAX_DUMP_BYTES)
+            } else {
+                ("JSON per file of a dump directory", MAX_DUMP_FILE_BYTES)
+            };
+            if meta.len() > cap {
+                return Err(input::too_large(f, &LimitExceeded { what, limit }));
+            }
+            json_left -= meta.len();
+            let reader = BufReader::with_capacity(READ_BUFFER, Capped::new(file, cap, what));
             // The dump concatenates several JSON documents in some files.
-            for v in serde_json::Deserializer::from_slice(&text).into_iter::<Value>() {
-                let v = v.map_err(|e| SourceError::Corrupt {
-                    path: f.clone(),
-                    why: format!("invalid JSON at line {}: {e}", e.line()),
+            for v in serde_json::Deserializer::from_reader(reader).into_iter::<Value>() {
+                let v = v.map_err(|e| {
+                    if e.is_io() {
+                        let io = std::io::Error::from(e);
+                        match input::limit_of(&io) {
+                            Some(_) => input::too_large(f, &LimitExceeded { what, limit }),
+                            None => SourceError::Io {
+                                path: f.clone(),
+                                source: io,
+                            },
+                        }
+                    } else {
+                        SourceError::Corrupt {
+                            path: f.clone(),
+                            why: json_why(&e),
+                        }
+                    }
                 })?;
                 objects += add_objects(&mut state, v, None);
             }
-        } else if f.file_name().is_some_and(|n| n == "logs.txt") {
-            add_dump_log(&mut state, root, f)?;
+        } else {
+            add_dump_log(&mut state, root, f, file, meta.len())?;
         }
     }
     if objects == 0 {
@@ -104,25 +194,91 @@ fn load_dir(root: &Path) -> Result<ClusterState, SourceError> {
         });
     }
     state.captured_at = newest;
+    state.gaps.extend(walk.skipped);
     ingest::scrub(&mut state);
     Ok(state)
 }
 
-fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
-    let mut entries: Vec<_> = std::fs::read_dir(dir)?.collect::<Result<_, _>>()?;
-    entries.sort_by_key(|e| e.path());
-    for e in entries {
-        let p = e.path();
-        if e.file_type()?.is_dir() {
-            walk(&p, out)?;
+fn skipped(root: &Path, p: &Path, why: &str) -> Gap {
+    Gap {
+        what: format!("file {}", input::shown(root, p).display()),
+        why: format!("{why}; skipped"),
+    }
+}
+
+/// Walks a dump directory in name order without following links to directories (no loops), at
+/// most `MAX_DUMP_DEPTH` deep and `MAX_DUMP_ENTRIES` entries in all. Entries that are not regular
+/// files (FIFOs, sockets, devices, dangling links) are never opened: they become notes.
+fn walk_dir(root: &Path, dir: &Path, depth: usize, w: &mut Walk) -> Result<(), SourceError> {
+    if depth >= MAX_DUMP_DEPTH {
+        w.skipped.push(Gap {
+            what: format!("directory {}", input::shown(root, dir).display()),
+            why: format!("deeper than {MAX_DUMP_DEPTH} levels; not read"),
+        });
+        return Ok(());
+    }
+    let mut entries = Vec::new();
+    for e in std::fs::read_dir(dir).map_err(io_error(dir))? {
+        let e = e.map_err(io_error(dir))?;
+        w.entries += 1;
+        if w.entries > MAX_DUMP_ENTRIES {
+            return Err(SourceError::TooLarge {
+                path: root.to_path_buf(),
+                limit: format!("{MAX_DUMP_ENTRIES} entries in a dump directory"),
+            });
+        }
+        let t = e.file_type().map_err(io_error(&e.path()))?;
+        entries.push((e.path(), t));
+    }
+    entries.sort_by(|a, b| a.0.cmp(&b.0));
+    for (p, t) in entries {
+        if t.is_dir() {
+            walk_dir(root, &p, depth + 1, w)?;
+        } else if t.is_file() {
+            w.files.push(p);
+        } else if t.is_symlink() {
+            // A link to a regular file is read like one; a link to a directory is not followed.
+            match std::fs::metadata(&p) {
+                Ok(m) if m.is_file() => w.files.push(p),
+                Ok(m) if m.is_dir() => w.skipped.push(skipped(
+                    root,
+                    &p,
+                    "a symbolic link to a directory, not followed",
+                )),
+                Ok(m) => w.skipped.push(skipped(
+                    root,
+                    &p,
+                    &format!(
+                        "a symbolic link to {}, not a regular file",
+                        input::kind_of(&m)
+                    ),
+                )),
+                Err(e) => w.skipped.push(skipped(
+                    root,
+                    &p,
+                    &format!("a symbolic link that leads nowhere ({e})"),
+                )),
+            }
         } else {
-            out.push(p);
+            let kind = std::fs::symlink_metadata(&p)
+                .map(|m| input::kind_of(&m))
+                .unwrap_or("not a regular file");
+            w.skipped
+                .push(skipped(root, &p, &format!("{kind}, not a regular file")));
         }
     }
     Ok(())
 }
 
-fn add_dump_log(state: &mut ClusterState, root: &Path, f: &Path) -> Result<(), SourceError> {
+/// A container log of a dump: only its tail is read (by seeking), so memory stays flat however
+/// large the file is.
+fn add_dump_log(
+    state: &mut ClusterState,
+    root: &Path,
+    f: &Path,
+    mut file: std::fs::File,
+    len: u64,
+) -> Result<(), SourceError> {
     let rel: Vec<String> = f
         .strip_prefix(root)
         .unwrap_or(f)
@@ -144,10 +300,7 @@ fn add_dump_log(state: &mut ClusterState, root: &Path, f: &Path) -> Result<(), S
             })
             .and_then(|p| p.spec.as_ref()?.containers.first().map(|c| c.name.clone()))
     });
-    let bytes = std::fs::read(f).map_err(|source| SourceError::Io {
-        path: f.to_path_buf(),
-        source,
-    })?;
+    let bytes = input::read_tail(f, &mut file, len, ingest::MAX_LOG_BYTES as u64)?;
     state.logs.push(ingest::log(
         &ns,
         &pod,

@@ -6,6 +6,7 @@ pub mod bundle;
 pub mod debug;
 pub mod files;
 pub mod ingest;
+mod input;
 pub mod live;
 
 use std::path::PathBuf;
@@ -28,6 +29,11 @@ pub enum SourceError {
         found: u32,
         supported: u32,
     },
+    #[error("{path} is {kind}, not a regular file")]
+    NotRegular { path: PathBuf, kind: &'static str },
+    /// `limit` says how much of what, e.g. `1 GiB of JSON once decompressed`.
+    #[error("{path} is too large: unloop reads at most {limit}")]
+    TooLarge { path: PathBuf, limit: String },
     #[error(
         "{path} is not an unloop bundle, a kubectl JSON output, or a cluster-info dump directory"
     )]
@@ -57,6 +63,8 @@ impl SourceError {
                 | SourceError::Corrupt { .. }
                 | SourceError::NewerSchema { .. }
                 | SourceError::Unrecognised { .. }
+                | SourceError::NotRegular { .. }
+                | SourceError::TooLarge { .. }
         )
     }
 }

@@ -143,7 +143,7 @@ async fn copy(
     }
     let copy_name = copy.metadata.name.clone().unwrap_or_default();
     out.progress(&format!("creating {copy_name}"));
-    ops::create_pod(live, ns, &copy).await?;
+    let mut created = ops::create_pod(live, ns, &copy).await?;
     let mut keep = first;
     let mut started = ops::wait_started(live, ns, &copy_name, &container, START_TIMEOUT).await?;
     if let (
@@ -159,11 +159,11 @@ async fn copy(
             "the image cannot run a shell ({why}); retrying with a helper busybox from {}",
             args.helper_image
         ));
-        ops::delete_pod(live, ns, &copy_name).await?;
+        ops::delete_copy(live, &created).await?;
         wait_gone(live, ns, &copy_name).await;
         keep = helper;
         let copy = plan::debug_copy(&pod, &container, &keep, args.same_node, expires);
-        ops::create_pod(live, ns, &copy).await?;
+        created = ops::create_pod(live, ns, &copy).await?;
         started = ops::wait_started(live, ns, &copy_name, &container, START_TIMEOUT).await?;
     }
     out.progress_done();
@@ -171,7 +171,7 @@ async fn copy(
         Started::Running(p) => p,
         Started::Failed { why, .. } => {
             // Nothing left half-made.
-            ops::delete_pod(live, ns, &copy_name).await?;
+            ops::delete_copy(live, &created).await?;
             wait_gone(live, ns, &copy_name).await;
             return Err(DebugOpError::DidNotStart(format!("{why}; the copy was deleted")).into());
         }
@@ -328,8 +328,8 @@ async fn in_place(
             "Override the command of container {container} in {shown} (namespace {ns}) with a keep-alive and remove its probes? Its pods will be replaced."
         ))?;
     }
-    let template = ops::patch_workload(live, ns, kind, &name, &patch).await?;
-    ops::patch_workload(live, ns, kind, &name, &plan::fingerprint_patch(&template)).await?;
+    let after = ops::patch_workload(live, ns, &w, &patch).await?;
+    ops::patch_workload(live, ns, &after, &plan::fingerprint_patch(&after.template)).await?;
     let original_line = plan::original_command_line(&k8s_openapi::api::core::v1::Container {
         command: original.command.clone(),
         args: original.args.clone(),
@@ -388,7 +388,7 @@ async fn restore(
         out.result(&serde_yaml::to_string(&patch).map_err(|e| CliError::internal(e.to_string()))?);
         return Ok(ExitCode::SUCCESS);
     }
-    ops::patch_workload(live, ns, kind, &name, &patch).await?;
+    ops::patch_workload(live, ns, &w, &patch).await?;
     out.result(&format!(
         "restored {shown} in {ns}: the command, args and probes of container {} are as before\n",
         original.container
@@ -458,7 +458,7 @@ async fn cleanup(
         let pns = p.metadata.namespace.clone().unwrap_or_default();
         let name = p.metadata.name.clone().unwrap_or_default();
         if !dry_run {
-            ops::delete_pod(live, &pns, &name).await?;
+            ops::delete_copy(live, p).await?;
             wait_gone(live, &pns, &name).await;
         }
         text.push_str(&format!(
