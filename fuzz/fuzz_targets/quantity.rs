@@ -4,20 +4,20 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use unloop_audit::quantity::{cpu_cores, cpu_round_up, cpu_text};
-use unloop_core::resources::{HEAP_SHARE, bytes, jvm_heap, jvm_size, quantity, round_up_tidy};
+use unloop_core::quantity::{bytes, bytes_text, cores, cpu_round_up, cpu_text, round_up_tidy};
+use unloop_core::resources::{HEAP_SHARE, jvm_heap, jvm_size};
 
 fuzz_target!(|text: &str| {
-    if let Some(b) = bytes(text) {
-        let _ = quantity(b);
+    if let Ok(b) = bytes(text) {
+        let _ = bytes_text(b);
         let _ = round_up_tidy(b);
     }
-    if let Some(c) = cpu_cores(text) {
+    if let Ok(c) = cores(text) {
         let _ = cpu_text(c);
         let _ = cpu_text(cpu_round_up(c));
     }
     if let Some(b) = jvm_size(text) {
-        let _ = quantity(b);
+        let _ = bytes_text(b);
         let _ = round_up_tidy((b as f64 / HEAP_SHARE) as u64);
     }
     let c: k8s_openapi::api::core::v1::Container = serde_json::from_value(serde_json::json!({
