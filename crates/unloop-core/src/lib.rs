@@ -8,6 +8,7 @@ pub mod causes;
 pub mod debug;
 pub mod diagnose;
 pub mod exit;
+pub mod kb;
 pub mod logscan;
 pub mod redact;
 pub mod refs;

@@ -1,8 +1,14 @@
-//! Reads a crashed container's log for the lines that explain the crash.
+//! Reads a crashed container's log for the lines that explain the crash. Each line is classified
+//! by the knowledge base of error signatures ([`crate::kb`]); the findings are sorted into the kinds
+//! the cause rules read (a missing variable, a missing file, a refused connection, ...), and every
+//! classified line is kept with its signature.
 
 use std::sync::LazyLock;
 
 use regex::Regex;
+
+use crate::kb;
+use crate::verdict::CauseId;
 
 /// What a log says about why the program stopped. Each finding keeps its line verbatim.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -16,6 +22,10 @@ pub struct LogScan {
     pub exec_format: Vec<Hit<()>>,
     pub segfault: Vec<Hit<()>>,
     pub out_of_memory: Vec<Hit<()>>,
+    /// Every line a signature of the knowledge base classifies, with the first signature that
+    /// matched it (the most specific one): also the causes no rule above reads yet (a read-only
+    /// file system, a missing module, a port not permitted, a rejected password, ...).
+    pub signatures: Vec<Hit<Signal>>,
     /// Lines that look like errors, for the excerpt when nothing more specific matched.
     pub errors: Vec<Hit<()>>,
     /// The last lines of the log.
@@ -36,40 +46,35 @@ pub struct Endpoint {
     pub port: Option<u16>,
 }
 
+/// A line classified by a signature of the knowledge base.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Signal {
+    /// The signature's id, e.g. `nginx-open-enoent`.
+    pub signature: &'static str,
+    /// The knowledge-base file it comes from, e.g. `nginx`.
+    pub runtime: &'static str,
+    pub cause: CauseId,
+    /// The signature is a phrasing many programs share, not one runtime's own format.
+    pub generic: bool,
+    pub fields: kb::Fields,
+}
+
 /// Longest line kept verbatim; longer lines are cut so one runaway line cannot flood a report.
 const MAX_LINE: usize = 400;
 const TAIL_LINES: usize = 5;
 /// Findings of one kind beyond this are dropped: a log that repeats an error 10,000 times says it once.
 const MAX_HITS: usize = 5;
 
-macro_rules! re {
-    ($($name:ident = $pat:expr;)*) => {
-        $(static $name: LazyLock<Regex> = LazyLock::new(|| Regex::new($pat).expect("pattern compiles"));)*
-    };
-}
-
-re! {
-    ENV_A = r#"(?i)(?:environment variable|env var(?:iable)?|\benv\b)\s*[:=]?\s*["'`$]?\{?([A-Za-z_][A-Za-z0-9_]*)\}?["'`]?\s+(?:is\s+)?(?:not set|not defined|undefined|missing|required|unset|must be set|is empty|empty)"#;
-    ENV_B = r#"(?i)(?:missing|required|undefined|unset)\s+(?:required\s+)?(?:environment variable|env var(?:iable)?|env)s?\s*:?\s*["'`]?([A-Za-z_][A-Za-z0-9_]*)"#;
-    ENV_C = r#"KeyError: ['"]([A-Z_][A-Z0-9_]*)['"]"#;
-    ENV_D = r#"\b([A-Z][A-Z0-9]*_[A-Z0-9_]+)\b\s+(?:is\s+)?(?:not set|must be set|is required|is undefined|not defined)"#;
-    FILE_A = r#"open (/[^\s:]+): no such file or directory"#;
-    FILE_B = r#"(?i)no such file or directory[:,]?\s*(?:open\s+)?['"]?(/[^'"\s]+)"#;
-    FILE_C = r#"(?:FileNotFoundException|NoSuchFileException):?\s*(/\S+)"#;
-    FILE_D = r#"(?i)(?:can't|cannot|could not|unable to) (?:open|read|load|find)[^/]*['"]?(/[^'"\s:]+)['"]?"#;
-    REFUSED = r#"(?i)connection refused|ECONNREFUSED|actively refused"#;
-    HOST_PORT = r#"(?:dial tcp |ECONNREFUSED |connect to |connecting to |host[= ]["']?|//)\[?([A-Za-z0-9_.\-]+)\]?(?:["']?\s*(?:\(\S+\))?\s*(?:and accepting TCP/IP connections on port |, port |:)(\d{1,5}))?"#;
-    DNS_A = r#"lookup ([A-Za-z0-9_.\-]+)(?: on [0-9.:\[\]a-f]+)?: (?:no such host|server misbehaving)"#;
-    DNS_B = r#"getaddrinfo (?:ENOTFOUND|EAI_AGAIN) ([A-Za-z0-9_.\-]+)"#;
-    DNS_C = r#"(?i)(?:could not resolve(?: host(?:name)?)?|unknown host|UnknownHostException|bad address|nodename nor servname)[:\s]+['"]?([A-Za-z0-9_.\-]+)"#;
-    DNS_D = r#"(?i)(?:name or service not known|temporary failure in name resolution|no such host|NXDOMAIN)"#;
-    CMD_NOT_FOUND = r#"(?:^|\s|:)(?:line \d+: )?([^\s:]+): (?:command )?not found"#;
-    PERMISSION = r#"(?i)permission denied"#;
-    EXEC_FORMAT = r#"(?i)exec format error"#;
-    SEGFAULT = r#"(?i)segmentation fault|SIGSEGV|signal 11\b"#;
-    OOM = r#"(?i)OutOfMemoryError|out of memory|cannot allocate memory|std::bad_alloc"#;
-    ERRORS = r#"(?i)\b(?:fatal|panic|error|exception|traceback|failed|failure|crash|abort)"#;
-}
+/// A line that looks like an error when no signature knows it.
+static ERRORS: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)\b(?:fatal|panic|error|exception|traceback|failed|failure|crash|abort)")
+        .expect("pattern compiles")
+});
+/// Where a refused connection went, when its signature does not capture it.
+static HOST_PORT: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r#"(?:dial tcp |ECONNREFUSED |connect to |connecting to |host[= ]["']?|//)\[?([A-Za-z0-9_.\-]+)\]?(?:["']?\s*(?:\(\S+\))?\s*(?:and accepting TCP/IP connections on port |, port |:)(\d{1,5}))?"#)
+        .expect("pattern compiles")
+});
 
 /// Scans a log tail. Pure: the same text always gives the same scan.
 pub fn scan(text: &str) -> LogScan {
@@ -81,59 +86,79 @@ pub fn scan(text: &str) -> LogScan {
             continue;
         }
         let no = i + 1;
-        let mut specific = false;
-        for re in [&*ENV_A, &*ENV_B, &*ENV_C, &*ENV_D] {
-            if let Some(c) = re.captures(&line) {
-                let name = c[1].to_string();
-                if looks_like_env_name(&name) {
-                    push(&mut out.missing_env, no, &line, name);
-                    specific = true;
-                    break;
-                }
-            }
+        let matches = kb::matches(&line);
+        let of = |causes: &'static [CauseId]| {
+            matches
+                .iter()
+                .filter(move |m| causes.contains(&m.signature.cause))
+        };
+        if let Some(name) = of(&[CauseId::MissingEnvVar])
+            .filter_map(|m| m.fields.variable.clone())
+            .find(|v| looks_like_env_name(v))
+        {
+            push(&mut out.missing_env, no, &line, name);
         }
-        for re in [&*FILE_A, &*FILE_B, &*FILE_C, &*FILE_D] {
-            if let Some(c) = re.captures(&line) {
-                push(
-                    &mut out.missing_file,
-                    no,
-                    &line,
-                    c[1].trim_end_matches(['\'', '"', ',', '.']).to_string(),
-                );
-                specific = true;
-                break;
-            }
+        if let Some(file) = of(&[CauseId::MissingConfigFile]).find_map(|m| m.fields.file.clone()) {
+            push(&mut out.missing_file, no, &line, file);
         }
-        if REFUSED.is_match(&line) {
-            push(&mut out.refused, no, &line, endpoint(&line));
-            specific = true;
+        // A signature that names the host is preferred over a generic one that does not.
+        let refused = of(&[CauseId::DependencyUnreachable]);
+        if let Some(first) = refused.clone().next() {
+            let e = refused
+                .clone()
+                .find(|m| m.fields.host.is_some())
+                .unwrap_or(first);
+            let endpoint = match &e.fields.host {
+                Some(host) => Endpoint {
+                    host: Some(host.clone()),
+                    port: e.fields.port,
+                },
+                None => endpoint(&line),
+            };
+            push(&mut out.refused, no, &line, endpoint);
         }
-        let dns_host = [&*DNS_A, &*DNS_B, &*DNS_C]
-            .iter()
-            .find_map(|re| re.captures(&line).map(|c| c[1].to_string()));
-        if let Some(host) = dns_host {
-            push(&mut out.dns, no, &line, host);
-            specific = true;
-        } else if DNS_D.is_match(&line) {
-            push(&mut out.dns, no, &line, String::new());
-            specific = true;
+        let dns = of(&[CauseId::DependencyDns]);
+        if dns.clone().next().is_some() {
+            let host = dns.clone().find_map(|m| m.fields.host.clone());
+            push(&mut out.dns, no, &line, host.unwrap_or_default());
         }
-        if let Some(c) = CMD_NOT_FOUND.captures(&line) {
-            push(&mut out.not_found_command, no, &line, c[1].to_string());
-            specific = true;
+        if let Some(cmd) = of(&[CauseId::CommandNotFound]).find_map(|m| m.fields.command.clone()) {
+            push(&mut out.not_found_command, no, &line, cmd);
         }
-        for (re, hits) in [
-            (&*PERMISSION, &mut out.permission_denied),
-            (&*EXEC_FORMAT, &mut out.exec_format),
-            (&*SEGFAULT, &mut out.segfault),
-            (&*OOM, &mut out.out_of_memory),
+        for (causes, hits) in [
+            (
+                &[
+                    CauseId::NotExecutable,
+                    CauseId::FilePermissionDenied,
+                    CauseId::PortNotPermitted,
+                ][..],
+                &mut out.permission_denied,
+            ),
+            (&[CauseId::ExecFormat][..], &mut out.exec_format),
+            (&[CauseId::Segfault][..], &mut out.segfault),
+            (
+                &[
+                    CauseId::OomLimitTooLow,
+                    CauseId::OomJvmHeapOverLimit,
+                    CauseId::HeapExhausted,
+                ][..],
+                &mut out.out_of_memory,
+            ),
         ] {
-            if re.is_match(&line) {
+            if of(causes).next().is_some() {
                 push(hits, no, &line, ());
-                specific = true;
             }
         }
-        if !specific && ERRORS.is_match(&line) {
+        if let Some(m) = matches.first() {
+            let signal = Signal {
+                signature: &m.signature.id,
+                runtime: m.signature.runtime,
+                cause: m.signature.cause,
+                generic: m.signature.generic,
+                fields: m.fields.clone(),
+            };
+            push(&mut out.signatures, no, &line, signal);
+        } else if ERRORS.is_match(&line) {
             push(&mut out.errors, no, &line, ());
         }
     }
@@ -172,6 +197,9 @@ impl LogScan {
             add(h.line_no, &h.line);
         }
         for h in &self.not_found_command {
+            add(h.line_no, &h.line);
+        }
+        for h in &self.signatures {
             add(h.line_no, &h.line);
         }
         for list in [

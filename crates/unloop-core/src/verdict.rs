@@ -27,12 +27,19 @@ pub enum CauseId {
     Segfault,
     ExecFormat,
     ImagePull,
+    MissingModule,
+    ReadOnlyFilesystem,
+    FilePermissionDenied,
+    PortNotPermitted,
+    PortInUse,
+    DependencyAuth,
+    HeapExhausted,
     AppError,
     Unknown,
 }
 
 impl CauseId {
-    pub const ALL: [CauseId; 20] = [
+    pub const ALL: [CauseId; 27] = [
         CauseId::BadRollout,
         CauseId::MissingEnvVar,
         CauseId::MissingConfigmap,
@@ -51,6 +58,13 @@ impl CauseId {
         CauseId::Segfault,
         CauseId::ExecFormat,
         CauseId::ImagePull,
+        CauseId::MissingModule,
+        CauseId::ReadOnlyFilesystem,
+        CauseId::FilePermissionDenied,
+        CauseId::PortNotPermitted,
+        CauseId::PortInUse,
+        CauseId::DependencyAuth,
+        CauseId::HeapExhausted,
         CauseId::AppError,
         CauseId::Unknown,
     ];
@@ -75,6 +89,13 @@ impl CauseId {
             CauseId::Segfault => "segfault",
             CauseId::ExecFormat => "exec-format",
             CauseId::ImagePull => "image-pull",
+            CauseId::MissingModule => "missing-module",
+            CauseId::ReadOnlyFilesystem => "read-only-filesystem",
+            CauseId::FilePermissionDenied => "file-permission-denied",
+            CauseId::PortNotPermitted => "port-not-permitted",
+            CauseId::PortInUse => "port-in-use",
+            CauseId::DependencyAuth => "dependency-auth",
+            CauseId::HeapExhausted => "heap-exhausted",
             CauseId::AppError => "app-error",
             CauseId::Unknown => "unknown",
         }
@@ -93,12 +114,19 @@ impl CauseId {
             | CauseId::NotExecutable
             | CauseId::ExecFormat
             | CauseId::ImagePull
-            | CauseId::LivenessProbeKill => Bucket::Configuration,
-            CauseId::OomLimitTooLow | CauseId::OomJvmHeapOverLimit | CauseId::NodePressure => {
-                Bucket::Resources
-            }
+            | CauseId::LivenessProbeKill
+            | CauseId::MissingModule
+            | CauseId::ReadOnlyFilesystem
+            | CauseId::FilePermissionDenied
+            | CauseId::PortNotPermitted
+            | CauseId::PortInUse => Bucket::Configuration,
+            CauseId::OomLimitTooLow
+            | CauseId::OomJvmHeapOverLimit
+            | CauseId::NodePressure
+            | CauseId::HeapExhausted => Bucket::Resources,
             CauseId::DependencyUnreachable
             | CauseId::DependencyDns
+            | CauseId::DependencyAuth
             | CauseId::Segfault
             | CauseId::AppError
             | CauseId::BadRollout

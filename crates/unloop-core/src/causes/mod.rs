@@ -10,12 +10,13 @@ pub mod node;
 pub mod oom;
 pub mod probe;
 pub mod rollout;
+pub mod runtime;
 
 use crate::subject::{Finding, Subject};
 
 /// Every rule's findings for one container, unranked.
 pub fn detect(s: &Subject) -> Vec<Finding> {
-    let rules: [fn(&Subject) -> Vec<Finding>; 9] = [
+    let rules: [fn(&Subject) -> Vec<Finding>; 10] = [
         image::detect,
         config::detect,
         entrypoint::detect,
@@ -24,6 +25,7 @@ pub fn detect(s: &Subject) -> Vec<Finding> {
         probe::detect,
         dependency::detect,
         rollout::detect,
+        runtime::detect,
         app::detect,
     ];
     rules.iter().flat_map(|rule| rule(s)).collect()
