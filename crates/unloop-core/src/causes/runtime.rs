@@ -66,7 +66,7 @@ pub fn detect(s: &Subject) -> Vec<Finding> {
     ) {
         cause.evidence.extend(run_as_user(s));
     }
-    let remedies = vec![Remedy::new(Some(id), remedy(hit), None)];
+    let remedies = vec![Remedy::fix(id, remedy(hit), None)];
     vec![Finding { cause, remedies }]
 }
 
