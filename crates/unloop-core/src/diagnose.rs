@@ -14,7 +14,7 @@ use crate::logscan;
 use crate::selector::Selector;
 use crate::state::{ClusterState, Gap, Scope};
 use crate::status::{self, Role};
-use crate::subject::{Finding, Subject, event_time};
+use crate::subject::{About, Finding, Subject, event_time};
 use crate::verdict::{Cause, CauseId, Confidence, Evidence, EvidenceKind, Remedy, RemedyKind};
 use crate::workload::{self, Workload, WorkloadKind};
 
@@ -557,12 +557,10 @@ fn ranking(a: &Finding, b: &Finding) -> std::cmp::Ordering {
 /// "retry now" last.
 fn rank(s: &Subject, mut findings: Vec<Finding>) -> (Vec<Cause>, Vec<Remedy>) {
     findings.sort_by(ranking);
-    let mut seen = Vec::new();
-    findings.retain(|f| {
-        let keep = !seen.contains(&f.cause.id);
-        seen.push(f.cause.id);
-        keep
-    });
+    // One finding per cause and thing it is about (the best ranked); the same cause about two
+    // things (two variables, a ConfigMap and a Secret) is reported twice.
+    let mut seen = std::collections::HashSet::new();
+    findings.retain(|f| seen.insert((f.cause.id, f.about.clone())));
     if findings
         .iter()
         .any(|f| f.cause.id != CauseId::AppError && f.cause.confidence >= Confidence::Medium)
@@ -638,6 +636,7 @@ fn unknown(s: &Subject) -> Finding {
         ));
     }
     Finding {
+        about: About::Container,
         cause,
         remedies: vec![Remedy::inspect(
             CauseId::Unknown,
@@ -686,6 +685,7 @@ mod tests {
 
     fn finding(id: CauseId, confidence: Confidence) -> Finding {
         Finding {
+            about: About::Container,
             cause: Cause::new(id, confidence, id.as_str()),
             remedies: Vec::new(),
         }

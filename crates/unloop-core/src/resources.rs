@@ -64,6 +64,24 @@ pub fn memory_request(c: &Container) -> Option<String> {
     resource(c, "requests", "memory")
 }
 
+/// Where a JVM heap flag is set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HeapSource {
+    /// In the value of this environment variable (one of [`JVM_ENV`]).
+    Env(String),
+    /// In the command line (command then args), at this word, counting from 1.
+    CommandLine { word: usize },
+}
+
+impl std::fmt::Display for HeapSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HeapSource::Env(var) => write!(f, "env {var}"),
+            HeapSource::CommandLine { word } => write!(f, "command line (word {word})"),
+        }
+    }
+}
+
 /// A JVM heap setting found in a container's command line or environment.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Heap {
@@ -71,13 +89,13 @@ pub enum Heap {
     Max {
         flag: String,
         bytes: u64,
-        source: String,
+        source: HeapSource,
     },
     /// `-XX:MaxRAMPercentage`.
     Percentage {
         flag: String,
         percent: f64,
-        source: String,
+        source: HeapSource,
     },
 }
 
@@ -88,7 +106,7 @@ impl Heap {
         }
     }
 
-    pub fn source(&self) -> &str {
+    pub fn source(&self) -> &HeapSource {
         match self {
             Heap::Max { source, .. } | Heap::Percentage { source, .. } => source,
         }
@@ -120,7 +138,7 @@ pub fn jvm_heap(c: &Container) -> Option<Heap> {
             && let Some(v) = env.value.as_deref()
         {
             for tok in v.split_whitespace() {
-                found = parse_heap_flag(tok, &format!("env {}", env.name)).or(found);
+                found = parse_heap_flag(tok, HeapSource::Env(env.name.clone())).or(found);
             }
         }
     }
@@ -132,19 +150,19 @@ pub fn jvm_heap(c: &Container) -> Option<Heap> {
         .enumerate()
     {
         for word in tok.split_whitespace() {
-            found = parse_heap_flag(word, &format!("command line (word {})", i + 1)).or(found);
+            found = parse_heap_flag(word, HeapSource::CommandLine { word: i + 1 }).or(found);
         }
     }
     found
 }
 
-fn parse_heap_flag(tok: &str, source: &str) -> Option<Heap> {
+fn parse_heap_flag(tok: &str, source: HeapSource) -> Option<Heap> {
     if let Some(v) = tok.strip_prefix("-Xmx") {
         let b = jvm_size(v)?;
         return Some(Heap::Max {
             flag: tok.to_string(),
             bytes: b,
-            source: source.into(),
+            source,
         });
     }
     if let Some(v) = tok.strip_prefix("-XX:MaxRAMPercentage=") {
@@ -152,7 +170,7 @@ fn parse_heap_flag(tok: &str, source: &str) -> Option<Heap> {
         return Some(Heap::Percentage {
             flag: tok.to_string(),
             percent: p,
-            source: source.into(),
+            source,
         });
     }
     None

@@ -6,6 +6,7 @@ use k8s_openapi::api::core::v1::{
 };
 
 use crate::logscan::LogScan;
+use crate::refs::RefKind;
 use crate::shell::{Arg, Cmd};
 use crate::state::{ClusterState, ContainerLog};
 use crate::status::Role;
@@ -41,6 +42,19 @@ pub struct Subject<'a> {
 pub struct Finding {
     pub cause: crate::verdict::Cause,
     pub remedies: Vec<Remedy>,
+    /// What the cause is about: findings of one cause about different things are all reported.
+    pub about: About,
+}
+
+/// The dedup key of a finding beside its cause id: a typed name, never its summary text.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum About {
+    /// The container as a whole: one finding per cause.
+    Container,
+    /// One environment variable the app misses.
+    EnvVar(String),
+    /// One ConfigMap or Secret (or a key of it).
+    Object(RefKind, String),
 }
 
 impl<'a> Subject<'a> {
@@ -166,17 +180,17 @@ impl<'a> Subject<'a> {
     }
 
     /// The object a `kubectl set ...` command should change: the workload when one owns the pod.
-    pub fn settable(&self) -> Option<String> {
+    pub fn settable(&self) -> Option<&Workload> {
         use crate::workload::WorkloadKind::*;
         matches!(
             self.workload.kind,
             Deployment | StatefulSet | DaemonSet | ReplicaSet
         )
-        .then(|| self.workload.to_string())
+        .then_some(&self.workload)
     }
 
     /// `kubectl WORDS OBJECT -n NS`, to which flags and operands are added.
-    pub fn kubectl(&self, words: &[&str], object: &str) -> Cmd {
+    pub fn kubectl(&self, words: &[&str], object: impl Into<Arg>) -> Cmd {
         Cmd::kubectl(words)
             .operand(object)
             .flag_value("-n", self.namespace)
@@ -189,7 +203,7 @@ impl<'a> Subject<'a> {
                 cause,
                 format!("set {var} on {w}"),
                 Some(
-                    self.kubectl(&["set", "env"], &w)
+                    self.kubectl(&["set", "env"], w)
                         .flag_value("-c", self.container())
                         .operand(Arg::lit(format!("{var}=")).then_placeholder("value"))
                         .into(),

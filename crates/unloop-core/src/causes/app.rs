@@ -1,7 +1,7 @@
 //! The application failed on its own: a non-zero exit that no specific rule explains.
 
 use crate::causes::config::retry_now;
-use crate::subject::{Finding, Subject};
+use crate::subject::{About, Finding, Subject};
 use crate::verdict::{Cause, CauseId, Confidence, Remedy};
 
 /// Log lines quoted as evidence at most.
@@ -49,5 +49,5 @@ pub fn detect(s: &Subject) -> Vec<Finding> {
         ),
         retry_now(s, CauseId::AppError),
     ];
-    vec![Finding { cause, remedies }]
+    vec![Finding { cause, remedies, about: About::Container }]
 }

@@ -4,9 +4,11 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
-use crate::refs::{self, RefKind, Unresolved};
+use std::collections::HashSet;
+
+use crate::refs::{self, Lookup, RefKind, Unresolved};
 use crate::shell::{self, Arg, Argv, Cmd, Pipeline, Script};
-use crate::subject::{Finding, Subject};
+use crate::subject::{About, Finding, Subject};
 use crate::verdict::{Cause, CauseId, Confidence, Evidence, EvidenceKind, Remedy, RemedyKind};
 
 static NOT_FOUND: LazyLock<Regex> = LazyLock::new(|| {
@@ -52,16 +54,17 @@ fn missing_objects(s: &Subject) -> Vec<Finding> {
     let all_refs = spec
         .map(|p| refs::of_container(p, s.spec))
         .unwrap_or_default();
+    // One finding per object, the kubelet's word first: a kind and a name, never a summary's text.
+    let mut seen: HashSet<(RefKind, String)> = HashSet::new();
     for (ev, k, name, key) in said {
-        if out
-            .iter()
-            .any(|f| f.cause.summary.contains(&format!("\"{name}\"")))
-        {
+        if !seen.insert((k, name.clone())) {
             continue;
         }
         let looked_up = refs::lookup(s.state, k, s.namespace, &name);
-        let readable = looked_up.is_some();
-        let exists_now = looked_up.flatten();
+        let exists_now = match looked_up {
+            Lookup::Found(set) => Some(set),
+            Lookup::Absent | Lookup::Unreadable => None,
+        };
         let via: Vec<String> = all_refs
             .iter()
             .filter(|r| r.kind == k && r.name == name && (key.is_none() || r.key == key))
@@ -79,8 +82,8 @@ fn missing_objects(s: &Subject) -> Vec<Finding> {
             ),
         };
         f.cause.evidence.insert(0, ev);
-        match (exists_now, readable) {
-            (Some(set), true) if key.as_ref().is_none_or(|k| set.keys.contains(k)) => {
+        match looked_up {
+            Lookup::Found(set) if key.as_ref().is_none_or(|k| set.keys.contains(k)) => {
                 let when = set
                     .created_at
                     .map(|t| format!(" (created {t})"))
@@ -95,7 +98,7 @@ fn missing_objects(s: &Subject) -> Vec<Finding> {
                 ));
                 f.remedies = vec![retry_now(s, f.cause.id)];
             }
-            (None, true) => f.cause.evidence.push(Evidence::new(
+            Lookup::Absent => f.cause.evidence.push(Evidence::new(
                 EvidenceKind::Lookup,
                 format!("{} {}/{name}", k.noun(), s.namespace),
                 "does not exist",
@@ -107,13 +110,14 @@ fn missing_objects(s: &Subject) -> Vec<Finding> {
     // References the kubelet has not complained about yet (the pod may be failing for another
     // reason first, or the state came from manifests).
     for r in &all_refs {
-        if out
-            .iter()
-            .any(|f| f.cause.summary.contains(&format!("\"{}\"", r.name)))
-        {
+        if seen.contains(&(r.kind, r.name.clone())) {
             continue;
         }
-        match refs::resolve(s.state, s.namespace, r) {
+        let unresolved = refs::resolve(s.state, s.namespace, r);
+        if unresolved.is_some() {
+            seen.insert((r.kind, r.name.clone()));
+        }
+        match unresolved {
             Some(Unresolved::Missing) => {
                 let mut f = object_finding(
                     s,
@@ -206,6 +210,7 @@ fn object_finding(
         cmd = cmd.flag(l);
     }
     Finding {
+        about: About::Object(k, name.to_string()),
         cause,
         remedies: vec![
             Remedy::fix(
@@ -260,6 +265,7 @@ fn key_finding(
         .flag_value("--type", "merge")
         .flag_value("-p", patch);
     Finding {
+        about: About::Object(k, name.to_string()),
         cause,
         remedies: vec![
             Remedy::fix(
@@ -345,12 +351,11 @@ fn missing_env(s: &Subject) -> Vec<Finding> {
         .flatten()
         .map(|e| e.name.as_str())
         .collect();
+    // One finding per variable, by its name: DB_HOST is not DB_HOST_URL.
+    let mut seen: HashSet<&str> = HashSet::new();
     for hit in &s.scan.missing_env {
         let var = &hit.value;
-        if out
-            .iter()
-            .any(|f: &Finding| f.cause.summary.contains(var.as_str()))
-        {
+        if !seen.insert(var.as_str()) {
             continue;
         }
         if let Some(f) = env_from_reference(s, var, &hit.line) {
@@ -399,6 +404,7 @@ fn missing_env(s: &Subject) -> Vec<Finding> {
             ),
         ));
         out.push(Finding {
+            about: About::EnvVar(var.clone()),
             cause,
             remedies: vec![
                 s.set_env_remedy(CauseId::MissingEnvVar, var),
@@ -421,7 +427,7 @@ fn env_from_reference(s: &Subject, var: &str, line: &str) -> Option<Finding> {
     } else {
         return None;
     };
-    let found = refs::lookup(s.state, k, s.namespace, &name)?;
+    let found = refs::lookup(s.state, k, s.namespace, &name);
     let via = vec![format!("env {var}")];
     let log = s.log_evidence(line);
     let lookup = |text: String| {
@@ -432,7 +438,8 @@ fn env_from_reference(s: &Subject, var: &str, line: &str) -> Option<Finding> {
         )
     };
     let mut f = match found {
-        None => {
+        Lookup::Unreadable => return None,
+        Lookup::Absent => {
             let mut f = object_finding(s, k, &name, &via, Confidence::High);
             f.cause.summary = format!(
                 "{var} comes from the {} \"{name}\" (optional), which does not exist, so the variable is unset",
@@ -441,10 +448,10 @@ fn env_from_reference(s: &Subject, var: &str, line: &str) -> Option<Finding> {
             f.cause.evidence.push(lookup("does not exist".into()));
             f
         }
-        Some(set) if !set.keys.contains(&key) => {
+        Lookup::Found(set) if !set.keys.contains(&key) => {
             key_finding(s, k, &name, &key, &via, set.keys.clone())
         }
-        Some(set) => {
+        Lookup::Found(set) => {
             // It exists with the key: was it created after the crashed instance started?
             let started = s
                 .last_run()
@@ -470,6 +477,7 @@ fn env_from_reference(s: &Subject, var: &str, line: &str) -> Option<Finding> {
             )
             .with(lookup(format!("exists now, created {created}, after the crashed instance started at {started}")));
             Finding {
+                about: About::Object(k, name.clone()),
                 cause,
                 remedies: vec![retry_now(s, id)],
             }
@@ -625,6 +633,6 @@ fn missing_file(s: &Subject) -> Vec<Finding> {
         }
     }
     remedies.push(retry_now(s, CauseId::MissingConfigFile));
-    out.push(Finding { cause, remedies });
+    out.push(Finding { cause, remedies, about: About::Container });
     out
 }

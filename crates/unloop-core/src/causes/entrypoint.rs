@@ -3,7 +3,7 @@
 
 use crate::causes::config::retry_now;
 use crate::shell::{Arg, Cmd, Script};
-use crate::subject::{Finding, Subject};
+use crate::subject::{About, Finding, Subject};
 use crate::verdict::{Cause, CauseId, Confidence, Evidence, EvidenceKind, Remedy, RemedyKind};
 
 pub fn detect(s: &Subject) -> Vec<Finding> {
@@ -263,6 +263,7 @@ fn finding(
         .collect();
     remedies.push(retry_now(s, id));
     Finding {
+        about: About::Container,
         cause: Cause::new(id, Confidence::High, summary).with(ev),
         remedies,
     }

@@ -1,7 +1,7 @@
 //! Images that cannot be pulled or are not present.
 
 use crate::shell::Arg;
-use crate::subject::{Finding, Subject, container_patch};
+use crate::subject::{About, Finding, Subject, container_patch};
 use crate::verdict::{Cause, CauseId, Confidence, Remedy};
 
 const PULL_REASONS: [&str; 5] = [
@@ -51,7 +51,7 @@ pub fn detect(s: &Subject) -> Vec<Finding> {
             "let the kubelet pull it (imagePullPolicy IfNotPresent), or load the image onto the node first",
             s.settable().map(|w| {
                 let patch = container_patch(s.container(), "imagePullPolicy", &"IfNotPresent");
-                s.kubectl(&["patch"], &w)
+                s.kubectl(&["patch"], w)
                     .flag_value("--type", "strategic")
                     .flag_value("-p", patch)
                     .into()
@@ -62,7 +62,7 @@ pub fn detect(s: &Subject) -> Vec<Finding> {
             id,
             format!("check the image name and tag, and that the registry is reachable from the node (policy {policy}); then set the right image"),
             s.settable().map(|w| {
-                s.kubectl(&["set", "image"], &w)
+                s.kubectl(&["set", "image"], w)
                     .operand(Arg::lit(format!("{}=", s.container())).then_placeholder("image:tag"))
                     .into()
             }),
@@ -86,5 +86,5 @@ pub fn detect(s: &Subject) -> Vec<Finding> {
             ));
         }
     }
-    vec![Finding { cause, remedies }]
+    vec![Finding { cause, remedies, about: About::Container }]
 }

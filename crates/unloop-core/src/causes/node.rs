@@ -2,7 +2,7 @@
 
 use crate::causes::oom::node_oom_near;
 use crate::shell::{Cmd, Script};
-use crate::subject::{Finding, Subject};
+use crate::subject::{About, Finding, Subject};
 use crate::verdict::{Cause, CauseId, Confidence, Evidence, EvidenceKind, Remedy};
 
 pub fn detect(s: &Subject) -> Vec<Finding> {
@@ -50,6 +50,7 @@ pub fn detect(s: &Subject) -> Vec<Finding> {
             cause.evidence.push(node_evidence(p.clone()));
         }
         out.push(Finding {
+            about: About::Container,
             cause,
             remedies: vec![
                 Remedy::inspect(
@@ -80,6 +81,7 @@ pub fn detect(s: &Subject) -> Vec<Finding> {
             cause.evidence.push(node_evidence(p.clone()));
         }
         out.push(Finding {
+            about: About::Container,
             cause,
             remedies: vec![Remedy::inspect(
                 CauseId::NodePressure,
@@ -98,6 +100,7 @@ pub fn detect(s: &Subject) -> Vec<Finding> {
             cause.evidence.push(node_evidence(p.clone()));
         }
         out.push(Finding {
+            about: About::Container,
             cause,
             remedies: vec![],
         });

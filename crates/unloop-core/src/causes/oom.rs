@@ -1,9 +1,9 @@
 //! Resources and OOM: a memory limit too low, or a JVM heap larger than the limit.
 
 use crate::causes::config::retry_now;
-use crate::resources::{self, HEAP_SHARE, Heap};
+use crate::resources::{self, HEAP_SHARE, Heap, HeapSource};
 use crate::shell::Script;
-use crate::subject::{Finding, Subject, event_time};
+use crate::subject::{About, Finding, Subject, event_time};
 use crate::verdict::{Cause, CauseId, Confidence, Evidence, EvidenceKind, Remedy};
 
 pub fn detect(s: &Subject) -> Vec<Finding> {
@@ -37,6 +37,7 @@ pub fn detect(s: &Subject) -> Vec<Finding> {
         );
         cause.evidence = base;
         return vec![Finding {
+            about: About::Container,
             cause,
             remedies: vec![set_memory(s, None, CauseId::NodePressure)],
         }];
@@ -91,7 +92,7 @@ pub fn detect(s: &Subject) -> Vec<Finding> {
         set_memory(s, Some(limit), CauseId::OomLimitTooLow),
         retry_now(s, CauseId::OomLimitTooLow),
     ];
-    out.push(Finding { cause, remedies });
+    out.push(Finding { cause, remedies, about: About::Container });
     out
 }
 
@@ -120,15 +121,21 @@ fn jvm_finding(
     let fit = (limit as f64 * HEAP_SHARE) as u64 / (1024 * 1024);
     let new_limit = resources::round_up_tidy((heap_bytes as f64 / HEAP_SHARE) as u64);
     let mut remedies = Vec::new();
-    if let (Heap::Max { flag, source, .. }, Some(w)) = (heap, s.settable())
-        && let Some(var) = source.strip_prefix("env ")
+    if let (
+        Heap::Max {
+            flag,
+            source: HeapSource::Env(var),
+            ..
+        },
+        Some(w),
+    ) = (heap, s.settable())
     {
         let value = s
             .spec
             .env
             .iter()
             .flatten()
-            .find(|e| e.name == var)
+            .find(|e| &e.name == var)
             .and_then(|e| e.value.clone())
             .unwrap_or_default();
         let fixed = value.replace(flag.as_str(), &format!("-Xmx{fit}m"));
@@ -136,7 +143,7 @@ fn jvm_finding(
             id,
             format!("lower the heap to 75% of the limit ({fit}Mi)"),
             Some(
-                s.kubectl(&["set", "env"], &w)
+                s.kubectl(&["set", "env"], w)
                     .flag_value("-c", s.container())
                     .operand(format!("{var}={fixed}"))
                     .into(),
@@ -152,7 +159,7 @@ fn jvm_finding(
         set_resources(s, &resources::quantity(new_limit)),
     ));
     remedies.push(retry_now(s, id));
-    Finding { cause, remedies }
+    Finding { cause, remedies, about: About::Container }
 }
 
 /// A concrete new limit: without usage metrics, twice the limit that was exceeded, rounded to 64Mi.
@@ -174,7 +181,7 @@ fn set_memory(s: &Subject, limit: Option<u64>, id: CauseId) -> Remedy {
 /// `kubectl set resources` with memory limit and request `q`, on the owner when there is one.
 fn set_resources(s: &Subject, q: &str) -> Option<Script> {
     s.settable().map(|w| {
-        s.kubectl(&["set", "resources"], &w)
+        s.kubectl(&["set", "resources"], w)
             .flag_value("-c", s.container())
             .flag(format!("--limits=memory={q}"))
             .flag(format!("--requests=memory={q}"))

@@ -2,7 +2,7 @@
 
 use k8s_openapi::api::core::v1::Probe;
 
-use crate::subject::{Finding, Subject, container_patch, human_secs};
+use crate::subject::{About, Finding, Subject, container_patch, human_secs};
 use crate::verdict::{Cause, CauseId, Confidence, Remedy};
 use crate::workload::WorkloadKind;
 
@@ -61,6 +61,7 @@ pub fn detect(s: &Subject) -> Vec<Finding> {
     }
     cause.evidence.extend(s.termination_evidence());
     vec![Finding {
+        about: About::Container,
         cause,
         remedies: remedies(s, liveness, startup, ran, by_startup),
     }]
@@ -142,7 +143,7 @@ fn remedies(
     );
     let cmd = s.settable().filter(|_| patchable).map(|w| {
         let patch = container_patch(s.container(), "startupProbe", &probe);
-        s.kubectl(&["patch"], &w)
+        s.kubectl(&["patch"], w)
             .flag_value("--type", "strategic")
             .flag_value("-p", patch)
             .into()

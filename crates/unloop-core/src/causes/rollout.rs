@@ -1,7 +1,7 @@
 //! Bad image rollout: crashes began with revision N while revision N-1 was healthy.
 
 use crate::shell::{Argv, Pipeline, Script};
-use crate::subject::{Finding, Subject};
+use crate::subject::{About, Finding, Subject};
 use crate::verdict::{Cause, CauseId, Confidence, Evidence, EvidenceKind, Remedy};
 use crate::workload::{self, WorkloadKind};
 
@@ -132,5 +132,5 @@ pub fn detect(s: &Subject) -> Vec<Finding> {
             Some(Script::new(old_h).and_then(new_h).and_then(diff)),
         ),
     ];
-    vec![Finding { cause, remedies }]
+    vec![Finding { cause, remedies, about: About::Container }]
 }

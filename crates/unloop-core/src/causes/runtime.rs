@@ -3,7 +3,7 @@
 //! port already taken, a dependency that rejected its credentials, a heap the runtime exhausted.
 
 use crate::logscan::{Hit, Signal};
-use crate::subject::{Finding, Subject};
+use crate::subject::{About, Finding, Subject};
 use crate::verdict::{Cause, CauseId, Confidence, Evidence, EvidenceKind, Remedy};
 
 /// The causes this rule names; the others have rules of their own.
@@ -67,7 +67,7 @@ pub fn detect(s: &Subject) -> Vec<Finding> {
         cause.evidence.extend(run_as_user(s));
     }
     let remedies = vec![Remedy::fix(id, remedy(hit), None)];
-    vec![Finding { cause, remedies }]
+    vec![Finding { cause, remedies, about: About::Container }]
 }
 
 fn summary(s: &Subject, hit: &Hit<Signal>) -> String {
