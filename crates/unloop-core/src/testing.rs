@@ -58,10 +58,18 @@ pub fn status(state: &mut ClusterState) -> &mut ContainerStatus {
         .unwrap()[0]
 }
 
-/// The crashed run of the first container (its last terminated state).
+/// The crashed run of the first container, as `Subject::last_run` reads it: the current state if
+/// it is terminated, else the last one.
 pub fn last_run(state: &mut ClusterState) -> &mut ContainerStateTerminated {
-    status(state)
-        .last_state
+    let cs = status(state);
+    if cs.state.as_ref().is_some_and(|s| s.terminated.is_some()) {
+        return cs
+            .state
+            .as_mut()
+            .and_then(|s| s.terminated.as_mut())
+            .unwrap();
+    }
+    cs.last_state
         .as_mut()
         .and_then(|s| s.terminated.as_mut())
         .expect("the captured container has crashed")

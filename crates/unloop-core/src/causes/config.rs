@@ -636,3 +636,138 @@ fn missing_file(s: &Subject) -> Vec<Finding> {
     out.push(Finding { cause, remedies, about: About::Container });
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{self, cites, finding, ids, scenario};
+
+    #[test]
+    fn a_variable_the_log_misses_and_the_spec_lacks() {
+        let state = scenario("missing-env-var");
+        let f = finding(&state, detect, CauseId::MissingEnvVar);
+        assert_eq!(f.cause.confidence, Confidence::High);
+        assert!(cites(&f, "DATABASE_URL is not set"));
+        assert!(cites(&f, "has no DATABASE_URL"));
+        assert_eq!(f.about, About::EnvVar("DATABASE_URL".into()));
+    }
+
+    #[test]
+    fn a_variable_the_spec_sets_is_only_a_medium_finding() {
+        let mut state = scenario("missing-env-var");
+        let env = testing::container(&mut state).env.as_mut().unwrap();
+        let mut set = env[0].clone();
+        set.name = "DATABASE_URL".into();
+        env.push(set);
+        let f = finding(&state, detect, CauseId::MissingEnvVar);
+        assert_eq!(f.cause.confidence, Confidence::Medium);
+        assert!(f.cause.summary.contains("though the spec sets it"));
+    }
+
+    /// Old behaviour: DATABASE_URL was dropped because the summary about DATABASE_URL_RO contains it.
+    #[test]
+    fn a_variable_is_not_hidden_by_a_longer_one() {
+        let mut state = scenario("missing-env-var");
+        let log = testing::log(&mut state);
+        let line = log
+            .text
+            .lines()
+            .find(|l| l.contains("DATABASE_URL"))
+            .unwrap()
+            .to_string();
+        log.text = log.text.replace(
+            &line,
+            &format!("{}\n{line}", line.replace("DATABASE_URL", "DATABASE_URL_RO")),
+        );
+        let abouts: Vec<About> = testing::run(&state, detect)
+            .into_iter()
+            .map(|f| f.about)
+            .collect();
+        assert_eq!(
+            abouts,
+            [
+                About::EnvVar("DATABASE_URL_RO".into()),
+                About::EnvVar("DATABASE_URL".into())
+            ]
+        );
+        let report = crate::diagnose(&state, &Default::default(), testing::now(&state));
+        let causes = &report.diagnoses[0].causes;
+        assert_eq!(causes.len(), 2, "{causes:#?}");
+        assert!(causes.iter().all(|c| c.id == CauseId::MissingEnvVar));
+    }
+
+    #[test]
+    fn a_missing_configmap_in_the_kubelets_words_confirmed_by_a_lookup() {
+        let state = scenario("missing-configmap");
+        let f = finding(&state, detect, CauseId::MissingConfigmap);
+        assert_eq!(f.cause.confidence, Confidence::High);
+        assert!(cites(&f, r#"configmap "api-config" not found"#));
+        assert!(cites(&f, "does not exist"));
+        assert!(f.remedies.iter().any(|r| r.kind == RemedyKind::Fix));
+    }
+
+    #[test]
+    fn a_configmap_created_since_only_needs_a_retry() {
+        let mut state = scenario("missing-configmap");
+        let mut created = state.config_maps[0].clone();
+        created.name = "api-config".into();
+        state.config_maps.push(created);
+        let f = finding(&state, detect, CauseId::MissingConfigmap);
+        assert!(f.cause.summary.contains("it exists now"));
+        assert_eq!(f.remedies.len(), 1);
+        assert_eq!(f.remedies[0].kind, RemedyKind::Retry);
+    }
+
+    #[test]
+    fn unreadable_configmaps_prove_nothing() {
+        let mut state = scenario("missing-configmap");
+        state.gaps.push(crate::state::Gap {
+            what: "configmaps in namespace missing-configmap".into(),
+            why: "forbidden".into(),
+        });
+        let f = finding(&state, detect, CauseId::MissingConfigmap);
+        assert!(!cites(&f, "does not exist"));
+    }
+
+    /// Old behaviour: the ConfigMap was dropped because the Secret's summary names "db-credentials".
+    #[test]
+    fn a_configmap_and_a_secret_of_one_name_are_both_reported() {
+        let mut state = scenario("missing-secret");
+        let c = testing::container(&mut state);
+        c.env_from = Some(vec![k8s_openapi::api::core::v1::EnvFromSource {
+            config_map_ref: Some(k8s_openapi::api::core::v1::ConfigMapEnvSource {
+                name: "db-credentials".into(),
+                optional: None,
+            }),
+            ..Default::default()
+        }]);
+        let found = ids(&state, detect);
+        assert!(found.contains(&(CauseId::MissingSecret, Confidence::High)));
+        assert!(found.contains(&(CauseId::MissingConfigmap, Confidence::Medium)));
+        let report = crate::diagnose(&state, &Default::default(), testing::now(&state));
+        let causes: Vec<CauseId> = report.diagnoses[0].causes.iter().map(|c| c.id).collect();
+        assert_eq!(causes, [CauseId::MissingSecret, CauseId::MissingConfigmap]);
+    }
+
+    #[test]
+    fn a_secret_without_the_key() {
+        let state = scenario("missing-secret-key");
+        let f = finding(&state, detect, CauseId::MissingConfigKey);
+        assert_eq!(f.cause.confidence, Confidence::High);
+        assert!(cites(&f, "couldn't find key password"));
+        assert!(cites(&f, "has keys: "));
+    }
+
+    #[test]
+    fn a_missing_file_names_its_mount() {
+        let state = scenario("missing-config-file");
+        let f = finding(&state, detect, CauseId::MissingConfigFile);
+        assert_eq!(f.cause.confidence, Confidence::High);
+        assert!(f.cause.summary.contains("/etc/app/config.yaml"));
+    }
+
+    #[test]
+    fn a_healthy_pod_misses_nothing() {
+        assert!(testing::run(&testing::healthy(), detect).is_empty());
+    }
+}

@@ -236,3 +236,72 @@ pub fn node_oom_near(s: &Subject) -> Vec<Evidence> {
         .map(|e| s.event_evidence(e))
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{self, cites, finding, ids, scenario};
+
+    #[test]
+    fn killed_under_its_own_limit() {
+        let state = scenario("oom-limit");
+        let f = finding(&state, detect, CauseId::OomLimitTooLow);
+        assert_eq!(f.cause.confidence, Confidence::High);
+        assert!(cites(&f, "exit code 137 (OOMKilled)"));
+        assert!(cites(&f, "limits.memory 128Mi"));
+        assert!(f.remedies[0].command().unwrap().contains("--limits=memory=256Mi"));
+    }
+
+    #[test]
+    fn without_a_limit_the_node_ran_out() {
+        let mut state = scenario("oom-limit");
+        let r = testing::container(&mut state).resources.as_mut().unwrap();
+        r.limits = None;
+        assert_eq!(
+            ids(&state, detect),
+            [(CauseId::NodePressure, Confidence::Medium)]
+        );
+    }
+
+    #[test]
+    fn another_termination_is_no_oom() {
+        let mut state = scenario("oom-limit");
+        testing::last_run(&mut state).reason = Some("Error".into());
+        assert!(ids(&state, detect).is_empty());
+    }
+
+    #[test]
+    fn a_jvm_heap_over_the_limit_is_fixed_in_its_variable() {
+        let state = scenario("jvm-heap");
+        let f = finding(&state, detect, CauseId::OomJvmHeapOverLimit);
+        assert_eq!(f.cause.confidence, Confidence::High);
+        assert!(cites(&f, "in env JAVA_OPTS"));
+        let fix = f.remedies[0].command().unwrap();
+        assert!(fix.contains("set env deploy/orders"), "{fix}");
+        assert!(fix.contains("JAVA_OPTS="), "{fix}");
+        let limit = finding(&state, detect, CauseId::OomLimitTooLow);
+        assert_eq!(limit.cause.confidence, Confidence::Medium);
+    }
+
+    /// The heap's source is typed: a flag on the command line has no variable to edit.
+    #[test]
+    fn a_jvm_heap_on_the_command_line_is_not_edited_as_a_variable() {
+        let mut state = scenario("jvm-heap");
+        let c = testing::container(&mut state);
+        let opts = c.env.take().unwrap()[0].value.clone().unwrap();
+        c.args = Some(opts.split_whitespace().map(str::to_string).collect());
+        let f = finding(&state, detect, CauseId::OomJvmHeapOverLimit);
+        assert!(cites(&f, "in command line (word"));
+        assert!(
+            f.remedies
+                .iter()
+                .filter_map(|r| r.command())
+                .all(|c| !c.contains("set env"))
+        );
+    }
+
+    #[test]
+    fn a_healthy_pod_is_not_oom_killed() {
+        assert!(testing::run(&testing::healthy(), detect).is_empty());
+    }
+}
