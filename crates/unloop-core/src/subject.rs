@@ -363,3 +363,57 @@ pub fn human_secs(secs: f64) -> String {
         format!("{}h{:02}m", s / 3600, (s % 3600) / 60)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::diagnose::subject_of;
+    use crate::testing::{self, scenario};
+    use crate::verdict::CauseId;
+
+    #[test]
+    fn the_crashed_run_and_how_long_it_lasted() {
+        let state = scenario("oom-limit");
+        let s = subject_of(&state, &state.pods[0], "worker", testing::now(&state)).unwrap();
+        assert_eq!(s.exit_code(), Some(137));
+        assert!(s.ran_for_secs().is_some_and(|r| r >= 0.0));
+        assert!(
+            s.termination_evidence()
+                .unwrap()
+                .text
+                .starts_with("exit code 137 (OOMKilled)")
+        );
+        assert!(s.long_running());
+        assert_eq!(
+            s.status_path(),
+            format!("pod/{} status.containerStatuses[worker]", s.pod_name)
+        );
+    }
+
+    #[test]
+    fn a_command_changes_the_owner_or_says_to_edit_the_manifest() {
+        let mut state = scenario("missing-env-var");
+        {
+            let s = subject_of(&state, &state.pods[0], "api", testing::now(&state)).unwrap();
+            assert_eq!(
+                s.settable().map(|w| w.to_string()).as_deref(),
+                Some("deploy/api")
+            );
+            let r = s.set_env_remedy(CauseId::MissingEnvVar, "DATABASE_URL");
+            assert!(r.command().unwrap().contains("set env deploy/api"));
+        }
+        testing::pod(&mut state).metadata.owner_references = None;
+        let s = subject_of(&state, &state.pods[0], "api", testing::now(&state)).unwrap();
+        assert!(s.settable().is_none());
+        let r = s.set_env_remedy(CauseId::MissingEnvVar, "DATABASE_URL");
+        assert!(r.script.is_none());
+        assert!(r.title.contains("in the manifest"));
+    }
+
+    #[test]
+    fn a_running_container_has_no_crashed_run() {
+        let state = testing::healthy();
+        let s = subject_of(&state, &state.pods[0], "web", testing::now(&state)).unwrap();
+        assert!(s.last_run().is_none());
+        assert!(s.termination_evidence().is_none());
+    }
+}

@@ -2,7 +2,9 @@
 //! (`testbed/scenarios/NAME/bundle.json.gz`), read as `unloop-source` reads them. A test copies a
 //! captured object and changes the one field it is about; nothing here is typed by hand.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Mutex;
 
 use flate2::read::GzDecoder;
 use jiff::Timestamp;
@@ -14,8 +16,16 @@ use crate::state::{ClusterState, ContainerLog};
 use crate::subject::{Finding, Subject};
 use crate::verdict::{CauseId, Confidence};
 
-/// The state captured for a testbed scenario.
+/// The state captured for a testbed scenario (each bundle is read once per test run).
 pub fn scenario(name: &str) -> ClusterState {
+    static READ: Mutex<BTreeMap<String, ClusterState>> = Mutex::new(BTreeMap::new());
+    let mut read = READ.lock().unwrap_or_else(|e| e.into_inner());
+    read.entry(name.to_string())
+        .or_insert_with(|| read_bundle(name))
+        .clone()
+}
+
+fn read_bundle(name: &str) -> ClusterState {
     #[derive(Deserialize)]
     struct Bundle {
         state: ClusterState,
@@ -75,14 +85,14 @@ pub fn last_run(state: &mut ClusterState) -> &mut ContainerStateTerminated {
         .expect("the captured container has crashed")
 }
 
-/// The log of the first container of the scenario's first pod (the crashed instance's).
+/// The log of the first pod the rules read: the crashed instance's when captured, else the
+/// current one.
 pub fn log(state: &mut ClusterState) -> &mut ContainerLog {
     let pod = state.pods[0].metadata.name.clone().unwrap_or_default();
-    state
-        .logs
-        .iter_mut()
-        .find(|l| l.pod == pod && l.previous)
-        .expect("the captured pod has a previous log")
+    let i = (state.logs.iter().position(|l| l.pod == pod && l.previous))
+        .or_else(|| state.logs.iter().position(|l| l.pod == pod))
+        .expect("the captured pod has a log");
+    &mut state.logs[i]
 }
 
 /// What `rule` finds in every container of the first pod, troubled or not.
@@ -122,4 +132,12 @@ pub fn cites(f: &Finding, text: &str) -> bool {
 /// The captured healthy Deployment (running, never restarted): no rule has anything to say.
 pub fn healthy() -> ClusterState {
     scenario("healthy")
+}
+
+/// True when some container of the pod has restarted.
+pub fn troubled(pod: &Pod) -> bool {
+    pod.status
+        .iter()
+        .flat_map(|s| s.container_statuses.iter().flatten())
+        .any(|c| c.restart_count > 0)
 }

@@ -299,3 +299,32 @@ fn edit_distance(a: &str, b: &str) -> usize {
     }
     prev[b.len()]
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{self, cites, finding, ids, scenario};
+
+    #[test]
+    fn a_refused_connection_names_the_service_behind_the_host() {
+        let state = scenario("dependency-refused");
+        let f = finding(&state, detect, CauseId::DependencyUnreachable);
+        assert!(cites(&f, "connection refused"));
+        assert!(cites(&f, "0 ready of 0 endpoints"));
+    }
+
+    #[test]
+    fn a_name_that_does_not_resolve() {
+        let state = scenario("dependency-dns");
+        let f = finding(&state, detect, CauseId::DependencyDns);
+        assert!(cites(&f, "does not exist"), "{:#?}", f.cause.evidence);
+    }
+
+    #[test]
+    fn no_connection_error_no_dependency_finding() {
+        let mut state = scenario("dependency-refused");
+        testing::log(&mut state).text.clear();
+        assert!(ids(&state, detect).is_empty());
+        assert!(ids(&testing::healthy(), detect).is_empty());
+    }
+}

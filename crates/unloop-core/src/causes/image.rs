@@ -88,3 +88,41 @@ pub fn detect(s: &Subject) -> Vec<Finding> {
     }
     vec![Finding { cause, remedies, about: About::Container }]
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{self, cites, finding, scenario};
+
+    #[test]
+    fn an_image_that_cannot_be_pulled() {
+        let state = scenario("image-pull-error");
+        let f = finding(&state, detect, CauseId::ImagePull);
+        assert_eq!(f.cause.confidence, Confidence::High);
+        assert!(f.cause.summary.contains("cannot be pulled"));
+        assert!(cites(&f, "10.231.0.1:5999/payments/api:1.4.2"));
+        assert!(f.remedies[0].command().unwrap().contains("set image"));
+    }
+
+    #[test]
+    fn never_pull_offers_the_pull_policy() {
+        let mut state = scenario("image-never-pull");
+        let f = finding(&state, detect, CauseId::ImagePull);
+        assert!(f.cause.summary.contains("imagePullPolicy is Never"));
+        assert!(f.remedies[0].command().unwrap().contains("IfNotPresent"));
+        testing::status(&mut state)
+            .state
+            .as_mut()
+            .unwrap()
+            .waiting
+            .as_mut()
+            .unwrap()
+            .reason = Some("CrashLoopBackOff".into());
+        assert!(testing::run(&state, detect).is_empty());
+    }
+
+    #[test]
+    fn a_running_pod_has_its_image() {
+        assert!(testing::run(&testing::healthy(), detect).is_empty());
+    }
+}

@@ -134,3 +134,47 @@ pub fn detect(s: &Subject) -> Vec<Finding> {
     ];
     vec![Finding { cause, remedies, about: About::Container }]
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{self, finding, ids, scenario};
+
+    #[test]
+    fn crashes_that_began_with_a_revision() {
+        let state = scenario("bad-rollout");
+        let f = finding(&state, detect, CauseId::BadRollout);
+        assert!(
+            f.cause
+                .evidence
+                .iter()
+                .any(|e| e.kind == EvidenceKind::Rollout),
+            "{:#?}",
+            f.cause.evidence
+        );
+        assert!(
+            f.remedies
+                .iter()
+                .filter_map(|r| r.command())
+                .any(|c| c.contains("rollout undo"))
+        );
+    }
+
+    #[test]
+    fn a_single_revision_is_no_bad_rollout() {
+        let mut state = scenario("bad-rollout");
+        let newest = state
+            .pods
+            .iter()
+            .find(|p| testing::troubled(p))
+            .and_then(|p| p.metadata.owner_references.clone())
+            .unwrap()[0]
+            .name
+            .clone();
+        state
+            .replica_sets
+            .retain(|rs| rs.metadata.name.as_deref() == Some(newest.as_str()));
+        assert!(ids(&state, detect).is_empty());
+        assert!(ids(&testing::healthy(), detect).is_empty());
+    }
+}

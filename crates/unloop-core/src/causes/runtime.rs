@@ -158,3 +158,30 @@ fn run_as_user(s: &Subject) -> Option<Evidence> {
         format!("runAsUser: {uid}"),
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{self, cites, finding, ids, scenario};
+
+    #[test]
+    fn a_missing_python_module_from_the_knowledge_base() {
+        let state = scenario("python-missing-module");
+        let f = finding(&state, detect, CauseId::MissingModule);
+        assert!(cites(&f, "ModuleNotFoundError"), "{:#?}", f.cause.evidence);
+    }
+
+    #[test]
+    fn a_read_only_root_is_cited_from_the_spec() {
+        let mut state = scenario("python-readonly-rootfs");
+        let f = finding(&state, detect, CauseId::ReadOnlyFilesystem);
+        assert!(cites(&f, "readOnlyRootFilesystem: true"));
+        testing::log(&mut state).text.clear();
+        assert!(ids(&state, detect).is_empty());
+    }
+
+    #[test]
+    fn a_healthy_log_has_no_signature() {
+        assert!(ids(&testing::healthy(), detect).is_empty());
+    }
+}
