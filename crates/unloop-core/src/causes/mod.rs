@@ -1,5 +1,7 @@
 //! The cause rules. Each module looks at one troubled container (a `Subject`) and returns the
-//! causes it recognises, each with its evidence and remedies. Adding a cause touches one module.
+//! causes it recognises, each with its evidence and remedies, and carries its own unit tests on
+//! captured pods. A new cause id is one line of `verdict::causes!` and a row of docs/causes.md; a
+//! new module is one more name in `rules!` below.
 
 /// Declares every rule module once: the module and its place in the rules `detect` runs. The
 /// order does not rank anything (see `diagnose::ranking`); it is only the order findings arrive in.
