@@ -14,7 +14,7 @@ use crate::logscan;
 use crate::selector::Selector;
 use crate::state::{ClusterState, ContainerLog, Gap, Scope};
 use crate::status::{self, Role};
-use crate::subject::{Finding, Subject, event_time};
+use crate::subject::{About, Finding, Subject, event_time};
 use crate::verdict::{Cause, CauseId, Confidence, Evidence, EvidenceKind, Remedy, RemedyKind};
 use crate::workload::{self, Workload, WorkloadKind};
 
@@ -291,35 +291,19 @@ fn diagnose_pod(
         // An evicted pod: attribute it to the container its message names, or the first one.
         troubled.push((Role::Main, None));
     }
-    let ns = pod.metadata.namespace.as_deref().unwrap_or_default();
-    let pod_name = pod.metadata.name.as_deref().unwrap_or_default();
     let uid = pod.metadata.uid.as_deref().unwrap_or_default();
-    let events: Vec<&Event> = events_by_uid.get(uid).cloned().unwrap_or_default();
     let node_name = spec.node_name.as_deref();
-    let node = node_name.and_then(|n| state.node(n));
-    let w = workload::of_pod(state, pod);
-    let revisions = if w.kind == WorkloadKind::Deployment {
-        workload::revisions(state, ns, &w.name)
-    } else {
-        Vec::new()
-    };
-    let revision = workload::revision_of_pod(&revisions, pod);
-    // Specs by name, once per pod: looking each troubled container up in the list is quadratic.
-    let main_specs: HashMap<&str, &Container> = spec
-        .containers
-        .iter()
-        .rev()
-        .map(|c| (c.name.as_str(), c))
-        .collect();
-    let init_specs: HashMap<&str, &Container> = spec
-        .init_containers
-        .iter()
-        .flatten()
-        .rev()
-        .map(|c| (c.name.as_str(), c))
-        .collect();
-    // The pod's STATUS reads every container: once per pod, not once per troubled container.
-    let pod_status = status::pod_status(pod);
+    let ctx = PodContext::new(
+        state,
+        pod,
+        now,
+        events_by_uid.get(uid).cloned().unwrap_or_default(),
+        node_name
+            .and_then(|n| node_events.get(n))
+            .cloned()
+            .unwrap_or_default(),
+        logs,
+    );
     let mut out = Vec::new();
     for (role, cs) in troubled {
         let name = match cs {
@@ -333,42 +317,163 @@ fn diagnose_pod(
                         .unwrap_or_default()
                 }),
         };
-        let container_spec = match role {
-            Role::Main => main_specs.get(name.as_str()).copied(),
-            Role::Init | Role::Sidecar => init_specs.get(name.as_str()).copied(),
+        if let Some(subject) = ctx.subject(role, cs, &name) {
+            out.push(assemble(&subject, node_name, &ctx.pod_status));
+        }
+    }
+    out
+}
+
+/// What the containers of one pod share: its events, node, owner and revisions.
+struct PodContext<'a, 'l> {
+    state: &'a ClusterState,
+    now: Timestamp,
+    pod: &'a Pod,
+    events: Vec<&'a Event>,
+    node: Option<&'a k8s_openapi::api::core::v1::Node>,
+    node_events: Vec<&'a Event>,
+    workload: Workload,
+    revisions: Vec<workload::Revision<'a>>,
+    revision: Option<u64>,
+    // Specs by name and the logs by container, once per pod: looking each troubled container up
+    // in the lists is quadratic in the containers of a pod.
+    main_specs: HashMap<&'a str, &'a Container>,
+    init_specs: HashMap<&'a str, &'a Container>,
+    logs: &'l LogIndex<'a>,
+    /// The pod's STATUS reads every container: once per pod, not once per troubled container.
+    pod_status: String,
+}
+
+impl<'a, 'l> PodContext<'a, 'l> {
+    fn new(
+        state: &'a ClusterState,
+        pod: &'a Pod,
+        now: Timestamp,
+        events: Vec<&'a Event>,
+        node_events: Vec<&'a Event>,
+        logs: &'l LogIndex<'a>,
+    ) -> Self {
+        let ns = pod.metadata.namespace.as_deref().unwrap_or_default();
+        let node = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.node_name.as_deref())
+            .and_then(|n| state.node(n));
+        let w = workload::of_pod(state, pod);
+        let revisions = if w.kind == WorkloadKind::Deployment {
+            workload::revisions(state, ns, &w.name)
+        } else {
+            Vec::new()
         };
-        let Some(container_spec) = container_spec else {
-            continue;
-        };
-        let log = logs
-            .get(&(ns, pod_name, name.as_str(), true))
-            .or_else(|| logs.get(&(ns, pod_name, name.as_str(), false)))
-            .copied();
-        let scan = log.map(|l| logscan::scan(&l.text)).unwrap_or_default();
-        let subject = Subject {
+        let revision = workload::revision_of_pod(&revisions, pod);
+        let spec = pod.spec.as_ref();
+        let main_specs = spec
+            .into_iter()
+            .flat_map(|s| s.containers.iter().rev())
+            .map(|c| (c.name.as_str(), c))
+            .collect();
+        let init_specs = spec
+            .into_iter()
+            .flat_map(|s| s.init_containers.iter().flatten().rev())
+            .map(|c| (c.name.as_str(), c))
+            .collect();
+        PodContext {
             state,
             now,
             pod,
+            events,
+            node,
+            node_events,
+            workload: w,
+            revisions,
+            revision,
+            main_specs,
+            init_specs,
+            logs,
+            pod_status: status::pod_status(pod),
+        }
+    }
+
+    /// The subject of the rules for container `name` in `role`, None when the spec lacks it.
+    fn subject(
+        &self,
+        role: Role,
+        status: Option<&'a k8s_openapi::api::core::v1::ContainerStatus>,
+        name: &str,
+    ) -> Option<Subject<'a>> {
+        let container_spec = match role {
+            Role::Main => self.main_specs.get(name).copied(),
+            Role::Init | Role::Sidecar => self.init_specs.get(name).copied(),
+        }?;
+        let ns = self.pod.metadata.namespace.as_deref().unwrap_or_default();
+        let pod_name = self.pod.metadata.name.as_deref().unwrap_or_default();
+        let log = self
+            .logs
+            .get(&(ns, pod_name, name, true))
+            .or_else(|| self.logs.get(&(ns, pod_name, name, false)))
+            .copied();
+        Some(Subject {
+            state: self.state,
+            now: self.now,
+            pod: self.pod,
             namespace: ns,
             pod_name,
             spec: container_spec,
-            status: cs,
+            status,
             role,
-            workload: w.clone(),
-            events: events.clone(),
-            node,
-            node_events: node_name
-                .and_then(|n| node_events.get(n))
-                .cloned()
-                .unwrap_or_default(),
+            workload: self.workload.clone(),
+            events: self.events.clone(),
+            node: self.node,
+            node_events: self.node_events.clone(),
             log,
-            scan,
-            revisions: revisions.clone(),
-            revision,
-        };
-        out.push(assemble(&subject, node_name, &pod_status));
+            scan: log.map(|l| logscan::scan(&l.text)).unwrap_or_default(),
+            revisions: self.revisions.clone(),
+            revision: self.revision,
+        })
     }
-    out
+}
+
+/// The subject of the rules for any container of `pod`, troubled or not: unit tests run one rule
+/// on a captured pod through it.
+#[cfg(test)]
+pub(crate) fn subject_of<'a>(
+    state: &'a ClusterState,
+    pod: &'a Pod,
+    container: &str,
+    now: Timestamp,
+) -> Option<Subject<'a>> {
+    let spec = pod.spec.as_ref()?;
+    let status = pod.status.as_ref();
+    let (role, statuses) = if spec.containers.iter().any(|c| c.name == container) {
+        (
+            Role::Main,
+            status.and_then(|s| s.container_statuses.as_ref()),
+        )
+    } else {
+        let c = spec
+            .init_containers
+            .iter()
+            .flatten()
+            .find(|c| c.name == container)?;
+        let role = if c.restart_policy.as_deref() == Some("Always") {
+            Role::Sidecar
+        } else {
+            Role::Init
+        };
+        (
+            role,
+            status.and_then(|s| s.init_container_statuses.as_ref()),
+        )
+    };
+    let cs = statuses.into_iter().flatten().find(|c| c.name == container);
+    let uid = pod.metadata.uid.as_deref().unwrap_or_default();
+    let node_name = spec.node_name.as_deref().unwrap_or_default();
+    let events = index_events(&state.events).remove(uid).unwrap_or_default();
+    let node_events = index_node_events(&state.events)
+        .remove(node_name)
+        .unwrap_or_default();
+    let logs = index_logs(&state.logs);
+    PodContext::new(state, pod, now, events, node_events, &logs).subject(role, cs, container)
 }
 
 /// The container an eviction message names ("... Container cache was using 67880Ki, ...").
@@ -484,22 +589,24 @@ fn assemble(s: &Subject, node_name: Option<&str>, pod_status: &str) -> Diagnosis
     }
 }
 
-/// Orders causes (confidence, then the fixed priority of `CauseId`), drops the generic app-error
+/// The order of causes in a diagnosis: higher confidence first, then the declared priority of the
+/// cause ([`CauseId::priority`], the order of docs/causes.md).
+fn ranking(a: &Finding, b: &Finding) -> std::cmp::Ordering {
+    b.cause
+        .confidence
+        .cmp(&a.cause.confidence)
+        .then(a.cause.id.priority().cmp(&b.cause.id.priority()))
+}
+
+/// Orders causes (see [`ranking`]), drops the generic app-error
 /// when something specific was found, and gathers remedies in cause order without repeats, with
 /// "retry now" last.
 fn rank(s: &Subject, mut findings: Vec<Finding>) -> (Vec<Cause>, Vec<Remedy>) {
-    findings.sort_by(|a, b| {
-        b.cause
-            .confidence
-            .cmp(&a.cause.confidence)
-            .then(a.cause.id.cmp(&b.cause.id))
-    });
-    let mut seen = Vec::new();
-    findings.retain(|f| {
-        let keep = !seen.contains(&f.cause.id);
-        seen.push(f.cause.id);
-        keep
-    });
+    findings.sort_by(ranking);
+    // One finding per cause and thing it is about (the best ranked); the same cause about two
+    // things (two variables, a ConfigMap and a Secret) is reported twice.
+    let mut seen = std::collections::HashSet::new();
+    findings.retain(|f| seen.insert((f.cause.id, f.about.clone())));
     if findings
         .iter()
         .any(|f| f.cause.id != CauseId::AppError && f.cause.confidence >= Confidence::Medium)
@@ -575,6 +682,7 @@ fn unknown(s: &Subject) -> Finding {
         ));
     }
     Finding {
+        about: About::Container,
         cause,
         remedies: vec![Remedy::inspect(
             CauseId::Unknown,
@@ -614,4 +722,93 @@ fn roll_up(mut group: Vec<Diagnosis>) -> Diagnosis {
     }
     top.pods = pods;
     top
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing;
+
+    fn finding(id: CauseId, confidence: Confidence) -> Finding {
+        Finding {
+            about: About::Container,
+            cause: Cause::new(id, confidence, id.as_str()),
+            remedies: Vec::new(),
+        }
+    }
+
+    fn ranked(findings: Vec<Finding>) -> Vec<(CauseId, Confidence)> {
+        let state = testing::scenario("missing-env-var");
+        let pod = &state.pods[0];
+        let s = subject_of(&state, pod, "api", testing::now(&state)).unwrap();
+        rank(&s, findings)
+            .0
+            .iter()
+            .map(|c| (c.id, c.confidence))
+            .collect()
+    }
+
+    #[test]
+    fn equal_confidence_ranks_by_declared_priority() {
+        use CauseId::*;
+        use Confidence::*;
+        assert_eq!(
+            ranked(vec![
+                finding(DependencyDns, High),
+                finding(MissingEnvVar, High)
+            ]),
+            [(MissingEnvVar, High), (DependencyDns, High)]
+        );
+        assert_eq!(
+            ranked(vec![
+                finding(MissingEnvVar, Medium),
+                finding(DependencyDns, High)
+            ]),
+            [(DependencyDns, High), (MissingEnvVar, Medium)]
+        );
+    }
+
+    #[test]
+    fn app_error_gives_way_to_a_specific_cause_and_nothing_is_unknown() {
+        use CauseId::*;
+        use Confidence::*;
+        assert_eq!(
+            ranked(vec![finding(AppError, Medium), finding(Segfault, Medium)]),
+            [(Segfault, Medium)]
+        );
+        assert_eq!(
+            ranked(vec![finding(AppError, Medium), finding(Segfault, Low)]),
+            [(AppError, Medium), (Segfault, Low)]
+        );
+        assert_eq!(ranked(vec![]), [(Unknown, Low)]);
+    }
+
+    #[test]
+    fn a_captured_crash_is_diagnosed_and_a_healthy_pod_is_not() {
+        let state = testing::scenario("missing-env-var");
+        let report = diagnose(&state, &Query::default(), testing::now(&state));
+        assert_eq!(report.diagnoses.len(), 1);
+        let d = &report.diagnoses[0];
+        assert_eq!(d.workload, "deploy/api");
+        assert_eq!(d.top().id, CauseId::MissingEnvVar);
+        assert_eq!(d.top().confidence, Confidence::High);
+        let healthy = testing::healthy();
+        let report = diagnose(&healthy, &Query::default(), testing::now(&healthy));
+        assert!(report.diagnoses.is_empty());
+        assert_eq!(report.pods_scanned, 2);
+    }
+
+    #[test]
+    fn a_target_selects_its_workload_only() {
+        let state = testing::scenario("missing-env-var");
+        let now = testing::now(&state);
+        let query = |target| Query {
+            target: Some(target),
+            ..Query::default()
+        };
+        let api = Target::Workload(WorkloadKind::Deployment, "api".into());
+        assert_eq!(diagnose(&state, &query(api), now).diagnoses.len(), 1);
+        let other = Target::Workload(WorkloadKind::Deployment, "web".into());
+        assert_eq!(diagnose(&state, &query(other), now).pods_scanned, 0);
+    }
 }

@@ -164,7 +164,8 @@ fn parse(file: &'static str, text: &str) -> Result<Vec<Signature>, KbError> {
             message,
         };
         let cause = CauseId::ALL
-            .into_iter()
+            .iter()
+            .copied()
             .find(|c| c.as_str() == s.cause)
             .ok_or_else(|| bad(format!("unknown cause id {:?}", s.cause)))?;
         let regex = Regex::new(&s.regex).map_err(|e| bad(e.to_string()))?;

@@ -21,6 +21,8 @@ pub mod slim;
 pub mod state;
 pub mod status;
 pub mod subject;
+#[cfg(test)]
+pub(crate) mod testing;
 pub mod text;
 pub mod verdict;
 pub mod workload;

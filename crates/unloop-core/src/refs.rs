@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use crate::state::{ClusterState, KeySet};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 pub enum RefKind {
     ConfigMap,
     Secret,
@@ -197,19 +197,32 @@ pub enum Unresolved {
     MissingKey { keys: Vec<String> },
 }
 
-/// The ConfigMap or Secret of that name as the state knows it: `None` when that kind was not
-/// readable (absence then proves nothing), `Some(None)` when it does not exist.
+/// What the state knows of a ConfigMap or Secret of some name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lookup<'a> {
+    /// That kind was not readable: absence proves nothing.
+    Unreadable,
+    /// Readable, and it does not exist.
+    Absent,
+    /// It exists, with these keys.
+    Found(&'a KeySet),
+}
+
+/// The ConfigMap or Secret of that name as the state knows it.
 pub fn lookup<'a>(
     state: &'a ClusterState,
     kind: RefKind,
     namespace: &str,
     name: &str,
-) -> Option<Option<&'a KeySet>> {
-    match kind {
-        RefKind::ConfigMap => state
-            .read_config_maps()
-            .then(|| state.config_map(namespace, name)),
-        RefKind::Secret => state.read_secrets().then(|| state.secret(namespace, name)),
+) -> Lookup<'a> {
+    let (readable, found) = match kind {
+        RefKind::ConfigMap => (state.read_config_maps(), state.config_map(namespace, name)),
+        RefKind::Secret => (state.read_secrets(), state.secret(namespace, name)),
+    };
+    match (readable, found) {
+        (false, _) => Lookup::Unreadable,
+        (true, None) => Lookup::Absent,
+        (true, Some(set)) => Lookup::Found(set),
     }
 }
 
@@ -219,10 +232,9 @@ pub fn resolve(state: &ClusterState, namespace: &str, r: &Ref) -> Option<Unresol
     if r.optional || !state.covers(namespace) {
         return None;
     }
-    let found = lookup(state, r.kind, namespace, &r.name)?;
-    match (found, r.key.as_ref()) {
-        (None, _) => Some(Unresolved::Missing),
-        (Some(set), Some(k)) if !set.keys.contains(k) => Some(Unresolved::MissingKey {
+    match (lookup(state, r.kind, namespace, &r.name), r.key.as_ref()) {
+        (Lookup::Absent, _) => Some(Unresolved::Missing),
+        (Lookup::Found(set), Some(k)) if !set.keys.contains(k) => Some(Unresolved::MissingKey {
             keys: set.keys.clone(),
         }),
         _ => None,

@@ -24,6 +24,24 @@ pub fn memory_request(c: &Container) -> Option<String> {
     resource(c, "requests", "memory")
 }
 
+/// Where a JVM heap flag is set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HeapSource {
+    /// In the value of this environment variable (one of [`JVM_ENV`]).
+    Env(String),
+    /// In the command line (command then args), at this word, counting from 1.
+    CommandLine { word: usize },
+}
+
+impl std::fmt::Display for HeapSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HeapSource::Env(var) => write!(f, "env {var}"),
+            HeapSource::CommandLine { word } => write!(f, "command line (word {word})"),
+        }
+    }
+}
+
 /// A JVM heap setting found in a container's command line or environment.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Heap {
@@ -31,13 +49,13 @@ pub enum Heap {
     Max {
         flag: String,
         bytes: u64,
-        source: String,
+        source: HeapSource,
     },
     /// `-XX:MaxRAMPercentage`, of `-XX:MaxRAM` when set (else of the limit).
     Percentage {
         flag: String,
         percent: f64,
-        source: String,
+        source: HeapSource,
         max_ram: Option<u64>,
     },
 }
@@ -49,7 +67,7 @@ impl Heap {
         }
     }
 
-    pub fn source(&self) -> &str {
+    pub fn source(&self) -> &HeapSource {
         match self {
             Heap::Max { source, .. } | Heap::Percentage { source, .. } => source,
         }
@@ -84,7 +102,7 @@ pub fn jvm_heap(c: &Container) -> Option<Heap> {
         if JVM_ENV.contains(&env.name.as_str())
             && let Some(v) = env.value.as_deref()
         {
-            let source = format!("env {}", env.name);
+            let source = HeapSource::Env(env.name.clone());
             for tok in v.split_whitespace() {
                 flags.read(tok, &source);
             }
@@ -98,7 +116,7 @@ pub fn jvm_heap(c: &Container) -> Option<Heap> {
         .enumerate()
     {
         for word in tok.split_whitespace() {
-            flags.read(word, &format!("command line (word {})", i + 1));
+            flags.read(word, &HeapSource::CommandLine { word: i + 1 });
         }
     }
     flags.heap()
@@ -109,17 +127,17 @@ pub fn jvm_heap(c: &Container) -> Option<Heap> {
 struct JvmFlags {
     max: Option<Heap>,
     initial: Option<Heap>,
-    percentage: Option<(String, f64, String)>,
+    percentage: Option<(String, f64, HeapSource)>,
     max_ram: Option<u64>,
 }
 
 impl JvmFlags {
-    fn read(&mut self, tok: &str, source: &str) {
+    fn read(&mut self, tok: &str, source: &HeapSource) {
         let sized = |v: &str| {
             jvm_size(v).map(|bytes| Heap::Max {
                 flag: tok.to_string(),
                 bytes,
-                source: source.into(),
+                source: source.clone(),
             })
         };
         if let Some(v) = tok
@@ -137,7 +155,7 @@ impl JvmFlags {
                 && p.is_finite()
                 && (0.0..=100.0).contains(&p)
             {
-                self.percentage = Some((tok.to_string(), p, source.into()));
+                self.percentage = Some((tok.to_string(), p, source.clone()));
             }
         } else if let Some(v) = tok.strip_prefix("-XX:MaxRAM=") {
             self.max_ram = jvm_size(v).or(self.max_ram);

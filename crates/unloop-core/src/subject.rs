@@ -6,6 +6,7 @@ use k8s_openapi::api::core::v1::{
 };
 
 use crate::logscan::LogScan;
+use crate::refs::RefKind;
 use crate::shell::{Arg, Cmd};
 use crate::state::{ClusterState, ContainerLog};
 use crate::status::Role;
@@ -41,6 +42,19 @@ pub struct Subject<'a> {
 pub struct Finding {
     pub cause: crate::verdict::Cause,
     pub remedies: Vec<Remedy>,
+    /// What the cause is about: findings of one cause about different things are all reported.
+    pub about: About,
+}
+
+/// The dedup key of a finding beside its cause id: a typed name, never its summary text.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum About {
+    /// The container as a whole: one finding per cause.
+    Container,
+    /// One environment variable the app misses.
+    EnvVar(String),
+    /// One ConfigMap or Secret (or a key of it).
+    Object(RefKind, String),
 }
 
 impl<'a> Subject<'a> {
@@ -166,17 +180,17 @@ impl<'a> Subject<'a> {
     }
 
     /// The object a `kubectl set ...` command should change: the workload when one owns the pod.
-    pub fn settable(&self) -> Option<String> {
+    pub fn settable(&self) -> Option<&Workload> {
         use crate::workload::WorkloadKind::*;
         matches!(
             self.workload.kind,
             Deployment | StatefulSet | DaemonSet | ReplicaSet
         )
-        .then(|| self.workload.to_string())
+        .then_some(&self.workload)
     }
 
     /// `kubectl WORDS OBJECT -n NS`, to which flags and operands are added.
-    pub fn kubectl(&self, words: &[&str], object: &str) -> Cmd {
+    pub fn kubectl(&self, words: &[&str], object: impl Into<Arg>) -> Cmd {
         Cmd::kubectl(words)
             .operand(object)
             .flag_value("-n", self.namespace)
@@ -189,7 +203,7 @@ impl<'a> Subject<'a> {
                 cause,
                 format!("set {var} on {w}"),
                 Some(
-                    self.kubectl(&["set", "env"], &w)
+                    self.kubectl(&["set", "env"], w)
                         .flag_value("-c", self.container())
                         .operand(Arg::lit(format!("{var}=")).then_placeholder("value"))
                         .into(),
@@ -336,3 +350,57 @@ pub fn event_time(e: &Event) -> Option<Timestamp> {
 }
 
 pub use crate::duration::human as human_secs;
+
+#[cfg(test)]
+mod tests {
+    use crate::diagnose::subject_of;
+    use crate::testing::{self, scenario};
+    use crate::verdict::CauseId;
+
+    #[test]
+    fn the_crashed_run_and_how_long_it_lasted() {
+        let state = scenario("oom-limit");
+        let s = subject_of(&state, &state.pods[0], "worker", testing::now(&state)).unwrap();
+        assert_eq!(s.exit_code(), Some(137));
+        assert!(s.ran_for_secs().is_some_and(|r| r >= 0.0));
+        assert!(
+            s.termination_evidence()
+                .unwrap()
+                .text
+                .starts_with("exit code 137 (OOMKilled)")
+        );
+        assert!(s.long_running());
+        assert_eq!(
+            s.status_path(),
+            format!("pod/{} status.containerStatuses[worker]", s.pod_name)
+        );
+    }
+
+    #[test]
+    fn a_command_changes_the_owner_or_says_to_edit_the_manifest() {
+        let mut state = scenario("missing-env-var");
+        {
+            let s = subject_of(&state, &state.pods[0], "api", testing::now(&state)).unwrap();
+            assert_eq!(
+                s.settable().map(|w| w.to_string()).as_deref(),
+                Some("deploy/api")
+            );
+            let r = s.set_env_remedy(CauseId::MissingEnvVar, "DATABASE_URL");
+            assert!(r.command().unwrap().contains("set env deploy/api"));
+        }
+        testing::pod(&mut state).metadata.owner_references = None;
+        let s = subject_of(&state, &state.pods[0], "api", testing::now(&state)).unwrap();
+        assert!(s.settable().is_none());
+        let r = s.set_env_remedy(CauseId::MissingEnvVar, "DATABASE_URL");
+        assert!(r.script.is_none());
+        assert!(r.title.contains("in the manifest"));
+    }
+
+    #[test]
+    fn a_running_container_has_no_crashed_run() {
+        let state = testing::healthy();
+        let s = subject_of(&state, &state.pods[0], "web", testing::now(&state)).unwrap();
+        assert!(s.last_run().is_none());
+        assert!(s.termination_evidence().is_none());
+    }
+}

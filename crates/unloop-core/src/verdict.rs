@@ -4,134 +4,78 @@ use serde::{Deserialize, Serialize};
 
 use crate::shell::{self, Script};
 
-/// Stable identifiers of the causes unloop can name. Their kebab-case spelling is part of the
-/// JSON output contract; docs/causes.md documents each one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum CauseId {
-    BadRollout,
-    MissingEnvVar,
-    MissingConfigmap,
-    MissingSecret,
-    MissingConfigKey,
-    MissingConfigFile,
-    OomLimitTooLow,
-    OomJvmHeapOverLimit,
-    NodePressure,
-    DependencyUnreachable,
-    DependencyDns,
-    LivenessProbeKill,
-    EntrypointExited,
-    CommandNotFound,
-    NotExecutable,
-    Segfault,
-    ExecFormat,
-    ImagePull,
-    MissingModule,
-    ReadOnlyFilesystem,
-    FilePermissionDenied,
-    PortNotPermitted,
-    PortInUse,
-    DependencyAuth,
-    HeapExhausted,
-    AppError,
-    Unknown,
+/// Declares every cause once: its variant, its kebab-case id (part of the JSON output contract,
+/// never renamed) and its bucket. The order of the declaration is the ranking priority: among causes
+/// of equal confidence, the one declared first is ranked first (see [`CauseId::priority`]).
+/// docs/causes.md lists the ids in the same order; a test keeps the two in step.
+macro_rules! causes {
+    ($($(#[$doc:meta])* $variant:ident = $id:literal, $bucket:ident;)+) => {
+        /// Stable identifiers of the causes unloop can name. Their kebab-case spelling is part of
+        /// the JSON output contract; docs/causes.md documents each one.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        pub enum CauseId {
+            $($(#[$doc])* #[serde(rename = $id)] $variant,)+
+        }
+
+        impl CauseId {
+            /// Every cause, in order of priority.
+            pub const ALL: &'static [CauseId] = &[$(CauseId::$variant,)+];
+
+            /// The stable kebab-case id.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(CauseId::$variant => $id,)+
+                }
+            }
+
+            /// The guide's bucket for this cause.
+            pub fn bucket(self) -> Bucket {
+                match self {
+                    $(CauseId::$variant => Bucket::$bucket,)+
+                }
+            }
+        }
+    };
+}
+
+causes! {
+    BadRollout = "bad-rollout", Application;
+    MissingEnvVar = "missing-env-var", Configuration;
+    MissingConfigmap = "missing-configmap", Configuration;
+    MissingSecret = "missing-secret", Configuration;
+    MissingConfigKey = "missing-config-key", Configuration;
+    MissingConfigFile = "missing-config-file", Configuration;
+    OomLimitTooLow = "oom-limit-too-low", Resources;
+    OomJvmHeapOverLimit = "oom-jvm-heap-over-limit", Resources;
+    NodePressure = "node-pressure", Resources;
+    DependencyUnreachable = "dependency-unreachable", Application;
+    DependencyDns = "dependency-dns", Application;
+    LivenessProbeKill = "liveness-probe-kill", Configuration;
+    EntrypointExited = "entrypoint-exited", Configuration;
+    CommandNotFound = "command-not-found", Configuration;
+    NotExecutable = "not-executable", Configuration;
+    Segfault = "segfault", Application;
+    ExecFormat = "exec-format", Configuration;
+    ImagePull = "image-pull", Configuration;
+    MissingModule = "missing-module", Configuration;
+    ReadOnlyFilesystem = "read-only-filesystem", Configuration;
+    FilePermissionDenied = "file-permission-denied", Configuration;
+    PortNotPermitted = "port-not-permitted", Configuration;
+    PortInUse = "port-in-use", Configuration;
+    DependencyAuth = "dependency-auth", Application;
+    HeapExhausted = "heap-exhausted", Resources;
+    AppError = "app-error", Application;
+    Unknown = "unknown", Application;
 }
 
 impl CauseId {
-    pub const ALL: [CauseId; 27] = [
-        CauseId::BadRollout,
-        CauseId::MissingEnvVar,
-        CauseId::MissingConfigmap,
-        CauseId::MissingSecret,
-        CauseId::MissingConfigKey,
-        CauseId::MissingConfigFile,
-        CauseId::OomLimitTooLow,
-        CauseId::OomJvmHeapOverLimit,
-        CauseId::NodePressure,
-        CauseId::DependencyUnreachable,
-        CauseId::DependencyDns,
-        CauseId::LivenessProbeKill,
-        CauseId::EntrypointExited,
-        CauseId::CommandNotFound,
-        CauseId::NotExecutable,
-        CauseId::Segfault,
-        CauseId::ExecFormat,
-        CauseId::ImagePull,
-        CauseId::MissingModule,
-        CauseId::ReadOnlyFilesystem,
-        CauseId::FilePermissionDenied,
-        CauseId::PortNotPermitted,
-        CauseId::PortInUse,
-        CauseId::DependencyAuth,
-        CauseId::HeapExhausted,
-        CauseId::AppError,
-        CauseId::Unknown,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CauseId::BadRollout => "bad-rollout",
-            CauseId::MissingEnvVar => "missing-env-var",
-            CauseId::MissingConfigmap => "missing-configmap",
-            CauseId::MissingSecret => "missing-secret",
-            CauseId::MissingConfigKey => "missing-config-key",
-            CauseId::MissingConfigFile => "missing-config-file",
-            CauseId::OomLimitTooLow => "oom-limit-too-low",
-            CauseId::OomJvmHeapOverLimit => "oom-jvm-heap-over-limit",
-            CauseId::NodePressure => "node-pressure",
-            CauseId::DependencyUnreachable => "dependency-unreachable",
-            CauseId::DependencyDns => "dependency-dns",
-            CauseId::LivenessProbeKill => "liveness-probe-kill",
-            CauseId::EntrypointExited => "entrypoint-exited",
-            CauseId::CommandNotFound => "command-not-found",
-            CauseId::NotExecutable => "not-executable",
-            CauseId::Segfault => "segfault",
-            CauseId::ExecFormat => "exec-format",
-            CauseId::ImagePull => "image-pull",
-            CauseId::MissingModule => "missing-module",
-            CauseId::ReadOnlyFilesystem => "read-only-filesystem",
-            CauseId::FilePermissionDenied => "file-permission-denied",
-            CauseId::PortNotPermitted => "port-not-permitted",
-            CauseId::PortInUse => "port-in-use",
-            CauseId::DependencyAuth => "dependency-auth",
-            CauseId::HeapExhausted => "heap-exhausted",
-            CauseId::AppError => "app-error",
-            CauseId::Unknown => "unknown",
-        }
-    }
-
-    /// The guide's bucket for this cause.
-    pub fn bucket(self) -> Bucket {
-        match self {
-            CauseId::MissingEnvVar
-            | CauseId::MissingConfigmap
-            | CauseId::MissingSecret
-            | CauseId::MissingConfigKey
-            | CauseId::MissingConfigFile
-            | CauseId::EntrypointExited
-            | CauseId::CommandNotFound
-            | CauseId::NotExecutable
-            | CauseId::ExecFormat
-            | CauseId::ImagePull
-            | CauseId::LivenessProbeKill
-            | CauseId::MissingModule
-            | CauseId::ReadOnlyFilesystem
-            | CauseId::FilePermissionDenied
-            | CauseId::PortNotPermitted
-            | CauseId::PortInUse => Bucket::Configuration,
-            CauseId::OomLimitTooLow
-            | CauseId::OomJvmHeapOverLimit
-            | CauseId::NodePressure
-            | CauseId::HeapExhausted => Bucket::Resources,
-            CauseId::DependencyUnreachable
-            | CauseId::DependencyDns
-            | CauseId::DependencyAuth
-            | CauseId::Segfault
-            | CauseId::AppError
-            | CauseId::BadRollout
-            | CauseId::Unknown => Bucket::Application,
-        }
+    /// The tie-break between causes of equal confidence: lower ranks first. It is the position in
+    /// the `causes!` declaration (and the row of docs/causes.md), nothing else.
+    pub fn priority(self) -> usize {
+        CauseId::ALL
+            .iter()
+            .position(|c| *c == self)
+            .unwrap_or(CauseId::ALL.len())
     }
 }
 
@@ -312,5 +256,66 @@ impl Serialize for Remedy {
             m.serialize_entry("steps", &script.steps)?;
         }
         m.end()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CAUSES_MD: &str = include_str!("../../../docs/causes.md");
+
+    /// The ids of the cause table of docs/causes.md, in the order of its rows.
+    fn documented() -> Vec<&'static str> {
+        CAUSES_MD
+            .lines()
+            .filter_map(|l| l.strip_prefix("| `"))
+            .filter_map(|l| l.split_once('`'))
+            .map(|(id, _)| id)
+            .collect()
+    }
+
+    #[test]
+    fn every_cause_is_documented_in_the_order_it_ranks() {
+        let ids: Vec<&str> = CauseId::ALL.iter().map(|c| c.as_str()).collect();
+        assert_eq!(documented(), ids);
+    }
+
+    #[test]
+    fn every_documented_row_names_the_bucket_of_its_cause() {
+        for c in CauseId::ALL {
+            let row = CAUSES_MD
+                .lines()
+                .find(|l| l.starts_with(&format!("| `{c}` |")))
+                .unwrap();
+            let bucket = serde_json::to_value(c.bucket()).unwrap();
+            assert!(
+                row.contains(&format!("| {} |", bucket.as_str().unwrap())),
+                "{row}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_json_id_is_the_declared_kebab_id() {
+        for c in CauseId::ALL {
+            let json = serde_json::to_value(c).unwrap();
+            assert_eq!(json, serde_json::Value::from(c.as_str()));
+            assert_eq!(serde_json::from_value::<CauseId>(json).unwrap(), *c);
+        }
+        assert_eq!(CauseId::MissingConfigmap.as_str(), "missing-configmap");
+        assert_eq!(
+            CauseId::OomJvmHeapOverLimit.as_str(),
+            "oom-jvm-heap-over-limit"
+        );
+    }
+
+    #[test]
+    fn priority_is_the_declared_order() {
+        for (i, c) in CauseId::ALL.iter().enumerate() {
+            assert_eq!(c.priority(), i);
+        }
+        assert!(CauseId::BadRollout.priority() < CauseId::MissingEnvVar.priority());
+        assert!(CauseId::AppError.priority() < CauseId::Unknown.priority());
     }
 }

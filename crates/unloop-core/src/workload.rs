@@ -73,6 +73,13 @@ impl std::fmt::Display for Workload {
     }
 }
 
+/// A workload as one argument of a command: `deploy/api`, rendered by `Display`.
+impl From<&Workload> for crate::shell::Arg {
+    fn from(w: &Workload) -> Self {
+        w.to_string().into()
+    }
+}
+
 fn controller_of(
     meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
 ) -> Option<(&str, &str)> {

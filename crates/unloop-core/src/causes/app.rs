@@ -1,7 +1,7 @@
 //! The application failed on its own: a non-zero exit that no specific rule explains.
 
 use crate::causes::config::retry_now;
-use crate::subject::{Finding, Subject};
+use crate::subject::{About, Finding, Subject};
 use crate::verdict::{Cause, CauseId, Confidence, Remedy};
 
 /// Log lines quoted as evidence at most.
@@ -49,5 +49,36 @@ pub fn detect(s: &Subject) -> Vec<Finding> {
         ),
         retry_now(s, CauseId::AppError),
     ];
-    vec![Finding { cause, remedies }]
+    vec![Finding { cause, remedies, about: About::Container }]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{self, cites, finding, ids, scenario};
+
+    #[test]
+    fn a_failed_exit_quotes_the_log() {
+        let state = scenario("dependency-refused");
+        let f = finding(&state, detect, CauseId::AppError);
+        assert_eq!(f.cause.confidence, Confidence::Medium);
+        assert!(cites(&f, "exit code 1"));
+        assert!(f.remedies[0].command().unwrap().contains("--previous"));
+    }
+
+    #[test]
+    fn an_exit_0_or_an_oom_kill_is_not_an_app_error() {
+        let mut state = scenario("dependency-refused");
+        testing::last_run(&mut state).exit_code = 0;
+        assert!(ids(&state, detect).is_empty());
+        assert!(ids(&scenario("oom-limit"), detect).is_empty());
+        assert!(ids(&testing::healthy(), detect).is_empty());
+    }
+
+    #[test]
+    fn a_silent_log_is_low_confidence() {
+        let mut state = scenario("dependency-refused");
+        testing::log(&mut state).text.clear();
+        assert_eq!(ids(&state, detect), [(CauseId::AppError, Confidence::Low)]);
+    }
 }

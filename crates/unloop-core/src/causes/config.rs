@@ -4,9 +4,11 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
-use crate::refs::{self, RefKind, Unresolved};
+use std::collections::HashSet;
+
+use crate::refs::{self, Lookup, RefKind, Unresolved};
 use crate::shell::{self, Arg, Argv, Cmd, Pipeline, Script};
-use crate::subject::{Finding, Subject};
+use crate::subject::{About, Finding, Subject};
 use crate::verdict::{Cause, CauseId, Confidence, Evidence, EvidenceKind, Remedy, RemedyKind};
 
 static NOT_FOUND: LazyLock<Regex> = LazyLock::new(|| {
@@ -52,16 +54,17 @@ fn missing_objects(s: &Subject) -> Vec<Finding> {
     let all_refs = spec
         .map(|p| refs::of_container(p, s.spec))
         .unwrap_or_default();
+    // One finding per object, the kubelet's word first: a kind and a name, never a summary's text.
+    let mut seen: HashSet<(RefKind, String)> = HashSet::new();
     for (ev, k, name, key) in said {
-        if out
-            .iter()
-            .any(|f| f.cause.summary.contains(&format!("\"{name}\"")))
-        {
+        if !seen.insert((k, name.clone())) {
             continue;
         }
         let looked_up = refs::lookup(s.state, k, s.namespace, &name);
-        let readable = looked_up.is_some();
-        let exists_now = looked_up.flatten();
+        let exists_now = match looked_up {
+            Lookup::Found(set) => Some(set),
+            Lookup::Absent | Lookup::Unreadable => None,
+        };
         let via: Vec<String> = all_refs
             .iter()
             .filter(|r| r.kind == k && r.name == name && (key.is_none() || r.key == key))
@@ -79,8 +82,8 @@ fn missing_objects(s: &Subject) -> Vec<Finding> {
             ),
         };
         f.cause.evidence.insert(0, ev);
-        match (exists_now, readable) {
-            (Some(set), true) if key.as_ref().is_none_or(|k| set.keys.contains(k)) => {
+        match looked_up {
+            Lookup::Found(set) if key.as_ref().is_none_or(|k| set.keys.contains(k)) => {
                 let when = set
                     .created_at
                     .map(|t| format!(" (created {t})"))
@@ -95,7 +98,7 @@ fn missing_objects(s: &Subject) -> Vec<Finding> {
                 ));
                 f.remedies = vec![retry_now(s, f.cause.id)];
             }
-            (None, true) => f.cause.evidence.push(Evidence::new(
+            Lookup::Absent => f.cause.evidence.push(Evidence::new(
                 EvidenceKind::Lookup,
                 format!("{} {}/{name}", k.noun(), s.namespace),
                 "does not exist",
@@ -107,13 +110,14 @@ fn missing_objects(s: &Subject) -> Vec<Finding> {
     // References the kubelet has not complained about yet (the pod may be failing for another
     // reason first, or the state came from manifests).
     for r in &all_refs {
-        if out
-            .iter()
-            .any(|f| f.cause.summary.contains(&format!("\"{}\"", r.name)))
-        {
+        if seen.contains(&(r.kind, r.name.clone())) {
             continue;
         }
-        match refs::resolve(s.state, s.namespace, r) {
+        let unresolved = refs::resolve(s.state, s.namespace, r);
+        if unresolved.is_some() {
+            seen.insert((r.kind, r.name.clone()));
+        }
+        match unresolved {
             Some(Unresolved::Missing) => {
                 let mut f = object_finding(
                     s,
@@ -206,6 +210,7 @@ fn object_finding(
         cmd = cmd.flag(l);
     }
     Finding {
+        about: About::Object(k, name.to_string()),
         cause,
         remedies: vec![
             Remedy::fix(
@@ -260,6 +265,7 @@ fn key_finding(
         .flag_value("--type", "merge")
         .flag_value("-p", patch);
     Finding {
+        about: About::Object(k, name.to_string()),
         cause,
         remedies: vec![
             Remedy::fix(
@@ -345,12 +351,11 @@ fn missing_env(s: &Subject) -> Vec<Finding> {
         .flatten()
         .map(|e| e.name.as_str())
         .collect();
+    // One finding per variable, by its name: DB_HOST is not DB_HOST_URL.
+    let mut seen: HashSet<&str> = HashSet::new();
     for hit in &s.scan.missing_env {
         let var = &hit.value;
-        if out
-            .iter()
-            .any(|f: &Finding| f.cause.summary.contains(var.as_str()))
-        {
+        if !seen.insert(var.as_str()) {
             continue;
         }
         if let Some(f) = env_from_reference(s, var, &hit.line) {
@@ -399,6 +404,7 @@ fn missing_env(s: &Subject) -> Vec<Finding> {
             ),
         ));
         out.push(Finding {
+            about: About::EnvVar(var.clone()),
             cause,
             remedies: vec![
                 s.set_env_remedy(CauseId::MissingEnvVar, var),
@@ -421,7 +427,7 @@ fn env_from_reference(s: &Subject, var: &str, line: &str) -> Option<Finding> {
     } else {
         return None;
     };
-    let found = refs::lookup(s.state, k, s.namespace, &name)?;
+    let found = refs::lookup(s.state, k, s.namespace, &name);
     let via = vec![format!("env {var}")];
     let log = s.log_evidence(line);
     let lookup = |text: String| {
@@ -432,7 +438,8 @@ fn env_from_reference(s: &Subject, var: &str, line: &str) -> Option<Finding> {
         )
     };
     let mut f = match found {
-        None => {
+        Lookup::Unreadable => return None,
+        Lookup::Absent => {
             let mut f = object_finding(s, k, &name, &via, Confidence::High);
             f.cause.summary = format!(
                 "{var} comes from the {} \"{name}\" (optional), which does not exist, so the variable is unset",
@@ -441,10 +448,10 @@ fn env_from_reference(s: &Subject, var: &str, line: &str) -> Option<Finding> {
             f.cause.evidence.push(lookup("does not exist".into()));
             f
         }
-        Some(set) if !set.keys.contains(&key) => {
+        Lookup::Found(set) if !set.keys.contains(&key) => {
             key_finding(s, k, &name, &key, &via, set.keys.clone())
         }
-        Some(set) => {
+        Lookup::Found(set) => {
             // It exists with the key: was it created after the crashed instance started?
             let started = s
                 .last_run()
@@ -470,6 +477,7 @@ fn env_from_reference(s: &Subject, var: &str, line: &str) -> Option<Finding> {
             )
             .with(lookup(format!("exists now, created {created}, after the crashed instance started at {started}")));
             Finding {
+                about: About::Object(k, name.clone()),
                 cause,
                 remedies: vec![retry_now(s, id)],
             }
@@ -625,6 +633,141 @@ fn missing_file(s: &Subject) -> Vec<Finding> {
         }
     }
     remedies.push(retry_now(s, CauseId::MissingConfigFile));
-    out.push(Finding { cause, remedies });
+    out.push(Finding { cause, remedies, about: About::Container });
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{self, cites, finding, ids, scenario};
+
+    #[test]
+    fn a_variable_the_log_misses_and_the_spec_lacks() {
+        let state = scenario("missing-env-var");
+        let f = finding(&state, detect, CauseId::MissingEnvVar);
+        assert_eq!(f.cause.confidence, Confidence::High);
+        assert!(cites(&f, "DATABASE_URL is not set"));
+        assert!(cites(&f, "has no DATABASE_URL"));
+        assert_eq!(f.about, About::EnvVar("DATABASE_URL".into()));
+    }
+
+    #[test]
+    fn a_variable_the_spec_sets_is_only_a_medium_finding() {
+        let mut state = scenario("missing-env-var");
+        let env = testing::container(&mut state).env.as_mut().unwrap();
+        let mut set = env[0].clone();
+        set.name = "DATABASE_URL".into();
+        env.push(set);
+        let f = finding(&state, detect, CauseId::MissingEnvVar);
+        assert_eq!(f.cause.confidence, Confidence::Medium);
+        assert!(f.cause.summary.contains("though the spec sets it"));
+    }
+
+    /// Old behaviour: DATABASE_URL was dropped because the summary about DATABASE_URL_RO contains it.
+    #[test]
+    fn a_variable_is_not_hidden_by_a_longer_one() {
+        let mut state = scenario("missing-env-var");
+        let log = testing::log(&mut state);
+        let line = log
+            .text
+            .lines()
+            .find(|l| l.contains("DATABASE_URL"))
+            .unwrap()
+            .to_string();
+        log.text = log.text.replace(
+            &line,
+            &format!("{}\n{line}", line.replace("DATABASE_URL", "DATABASE_URL_RO")),
+        );
+        let abouts: Vec<About> = testing::run(&state, detect)
+            .into_iter()
+            .map(|f| f.about)
+            .collect();
+        assert_eq!(
+            abouts,
+            [
+                About::EnvVar("DATABASE_URL_RO".into()),
+                About::EnvVar("DATABASE_URL".into())
+            ]
+        );
+        let report = crate::diagnose(&state, &Default::default(), testing::now(&state));
+        let causes = &report.diagnoses[0].causes;
+        assert_eq!(causes.len(), 2, "{causes:#?}");
+        assert!(causes.iter().all(|c| c.id == CauseId::MissingEnvVar));
+    }
+
+    #[test]
+    fn a_missing_configmap_in_the_kubelets_words_confirmed_by_a_lookup() {
+        let state = scenario("missing-configmap");
+        let f = finding(&state, detect, CauseId::MissingConfigmap);
+        assert_eq!(f.cause.confidence, Confidence::High);
+        assert!(cites(&f, r#"configmap "api-config" not found"#));
+        assert!(cites(&f, "does not exist"));
+        assert!(f.remedies.iter().any(|r| r.kind == RemedyKind::Fix));
+    }
+
+    #[test]
+    fn a_configmap_created_since_only_needs_a_retry() {
+        let mut state = scenario("missing-configmap");
+        let mut created = state.config_maps[0].clone();
+        created.name = "api-config".into();
+        state.config_maps.push(created);
+        let f = finding(&state, detect, CauseId::MissingConfigmap);
+        assert!(f.cause.summary.contains("it exists now"));
+        assert_eq!(f.remedies.len(), 1);
+        assert_eq!(f.remedies[0].kind, RemedyKind::Retry);
+    }
+
+    #[test]
+    fn unreadable_configmaps_prove_nothing() {
+        let mut state = scenario("missing-configmap");
+        state.gaps.push(crate::state::Gap {
+            what: "configmaps in namespace missing-configmap".into(),
+            why: "forbidden".into(),
+        });
+        let f = finding(&state, detect, CauseId::MissingConfigmap);
+        assert!(!cites(&f, "does not exist"));
+    }
+
+    /// Old behaviour: the ConfigMap was dropped because the Secret's summary names "db-credentials".
+    #[test]
+    fn a_configmap_and_a_secret_of_one_name_are_both_reported() {
+        let mut state = scenario("missing-secret");
+        let c = testing::container(&mut state);
+        c.env_from = Some(vec![k8s_openapi::api::core::v1::EnvFromSource {
+            config_map_ref: Some(k8s_openapi::api::core::v1::ConfigMapEnvSource {
+                name: "db-credentials".into(),
+                optional: None,
+            }),
+            ..Default::default()
+        }]);
+        let found = ids(&state, detect);
+        assert!(found.contains(&(CauseId::MissingSecret, Confidence::High)));
+        assert!(found.contains(&(CauseId::MissingConfigmap, Confidence::Medium)));
+        let report = crate::diagnose(&state, &Default::default(), testing::now(&state));
+        let causes: Vec<CauseId> = report.diagnoses[0].causes.iter().map(|c| c.id).collect();
+        assert_eq!(causes, [CauseId::MissingSecret, CauseId::MissingConfigmap]);
+    }
+
+    #[test]
+    fn a_secret_without_the_key() {
+        let state = scenario("missing-secret-key");
+        let f = finding(&state, detect, CauseId::MissingConfigKey);
+        assert_eq!(f.cause.confidence, Confidence::High);
+        assert!(cites(&f, "couldn't find key password"));
+        assert!(cites(&f, "has keys: "));
+    }
+
+    #[test]
+    fn a_missing_file_names_its_mount() {
+        let state = scenario("missing-config-file");
+        let f = finding(&state, detect, CauseId::MissingConfigFile);
+        assert_eq!(f.cause.confidence, Confidence::High);
+        assert!(f.cause.summary.contains("/etc/app/config.yaml"));
+    }
+
+    #[test]
+    fn a_healthy_pod_misses_nothing() {
+        assert!(testing::run(&testing::healthy(), detect).is_empty());
+    }
 }

@@ -4,7 +4,7 @@ use k8s_openapi::api::core::v1::Service;
 
 use crate::causes::config::retry_now;
 use crate::shell::Cmd;
-use crate::subject::{Finding, Subject};
+use crate::subject::{About, Finding, Subject};
 use crate::verdict::{Cause, CauseId, Confidence, Evidence, EvidenceKind, Remedy};
 
 pub fn detect(s: &Subject) -> Vec<Finding> {
@@ -184,7 +184,7 @@ fn refused(s: &Subject, host: Option<&str>, port: Option<u16>, line: &str) -> Fi
         None,
     ));
     remedies.push(retry_now(s, id));
-    Finding { cause, remedies }
+    Finding { cause, remedies, about: About::Container }
 }
 
 fn dns(s: &Subject, host: &str, line: &str) -> Finding {
@@ -239,7 +239,7 @@ fn dns(s: &Subject, host: &str, line: &str) -> Finding {
                                 id,
                                 format!("did you mean Service {close}? point {var} at it"),
                                 Some(
-                                    s.kubectl(&["set", "env"], &w)
+                                    s.kubectl(&["set", "env"], w)
                                         .flag_value("-c", s.container())
                                         .operand(format!("{var}={close}"))
                                         .into(),
@@ -275,7 +275,7 @@ fn dns(s: &Subject, host: &str, line: &str) -> Finding {
         }
     }
     remedies.push(retry_now(s, id));
-    Finding { cause, remedies }
+    Finding { cause, remedies, about: About::Container }
 }
 
 /// Names one typo apart, or one a prefix of the other (`payments-db` vs `payments`).
@@ -298,4 +298,33 @@ fn edit_distance(a: &str, b: &str) -> usize {
         prev = cur;
     }
     prev[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{self, cites, finding, ids, scenario};
+
+    #[test]
+    fn a_refused_connection_names_the_service_behind_the_host() {
+        let state = scenario("dependency-refused");
+        let f = finding(&state, detect, CauseId::DependencyUnreachable);
+        assert!(cites(&f, "connection refused"));
+        assert!(cites(&f, "0 ready of 0 endpoints"));
+    }
+
+    #[test]
+    fn a_name_that_does_not_resolve() {
+        let state = scenario("dependency-dns");
+        let f = finding(&state, detect, CauseId::DependencyDns);
+        assert!(cites(&f, "does not exist"), "{:#?}", f.cause.evidence);
+    }
+
+    #[test]
+    fn no_connection_error_no_dependency_finding() {
+        let mut state = scenario("dependency-refused");
+        testing::log(&mut state).text.clear();
+        assert!(ids(&state, detect).is_empty());
+        assert!(ids(&testing::healthy(), detect).is_empty());
+    }
 }

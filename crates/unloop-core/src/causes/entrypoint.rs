@@ -3,7 +3,7 @@
 
 use crate::causes::config::retry_now;
 use crate::shell::{Arg, Cmd, Script};
-use crate::subject::{Finding, Subject};
+use crate::subject::{About, Finding, Subject};
 use crate::verdict::{Cause, CauseId, Confidence, Evidence, EvidenceKind, Remedy, RemedyKind};
 
 pub fn detect(s: &Subject) -> Vec<Finding> {
@@ -263,7 +263,50 @@ fn finding(
         .collect();
     remedies.push(retry_now(s, id));
     Finding {
+        about: About::Container,
         cause: Cause::new(id, Confidence::High, summary).with(ev),
         remedies,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{self, cites, finding, ids, scenario};
+
+    #[test]
+    fn an_entrypoint_that_exits_0_under_restart_always() {
+        let state = scenario("entrypoint-exits-0");
+        let f = finding(&state, detect, CauseId::EntrypointExited);
+        assert_eq!(f.cause.confidence, Confidence::High);
+        assert!(cites(&f, "exit code 0"));
+    }
+
+    #[test]
+    fn exit_127_is_a_command_not_found_and_126_not_executable() {
+        let mut state = scenario("command-not-found");
+        let f = finding(&state, detect, CauseId::CommandNotFound);
+        assert_eq!(f.cause.confidence, Confidence::High);
+        assert!(cites(&f, "migrate-db"));
+        testing::last_run(&mut state).exit_code = 126;
+        assert!(
+            ids(&state, detect)
+                .iter()
+                .any(|(id, _)| *id == CauseId::NotExecutable)
+        );
+    }
+
+    #[test]
+    fn exit_139_is_a_segfault() {
+        let mut state = scenario("segfault");
+        let f = finding(&state, detect, CauseId::Segfault);
+        assert!(cites(&f, "exit code 139"));
+        testing::last_run(&mut state).exit_code = 1;
+        assert!(ids(&state, detect).is_empty());
+    }
+
+    #[test]
+    fn a_running_entrypoint_is_fine() {
+        assert!(ids(&testing::healthy(), detect).is_empty());
     }
 }

@@ -1,7 +1,7 @@
 //! Images that cannot be pulled or are not present.
 
 use crate::shell::Arg;
-use crate::subject::{Finding, Subject, container_patch};
+use crate::subject::{About, Finding, Subject, container_patch};
 use crate::verdict::{Cause, CauseId, Confidence, Remedy};
 
 const PULL_REASONS: [&str; 5] = [
@@ -51,7 +51,7 @@ pub fn detect(s: &Subject) -> Vec<Finding> {
             "let the kubelet pull it (imagePullPolicy IfNotPresent), or load the image onto the node first",
             s.settable().map(|w| {
                 let patch = container_patch(s.container(), "imagePullPolicy", &"IfNotPresent");
-                s.kubectl(&["patch"], &w)
+                s.kubectl(&["patch"], w)
                     .flag_value("--type", "strategic")
                     .flag_value("-p", patch)
                     .into()
@@ -62,7 +62,7 @@ pub fn detect(s: &Subject) -> Vec<Finding> {
             id,
             format!("check the image name and tag, and that the registry is reachable from the node (policy {policy}); then set the right image"),
             s.settable().map(|w| {
-                s.kubectl(&["set", "image"], &w)
+                s.kubectl(&["set", "image"], w)
                     .operand(Arg::lit(format!("{}=", s.container())).then_placeholder("image:tag"))
                     .into()
             }),
@@ -86,5 +86,43 @@ pub fn detect(s: &Subject) -> Vec<Finding> {
             ));
         }
     }
-    vec![Finding { cause, remedies }]
+    vec![Finding { cause, remedies, about: About::Container }]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{self, cites, finding, scenario};
+
+    #[test]
+    fn an_image_that_cannot_be_pulled() {
+        let state = scenario("image-pull-error");
+        let f = finding(&state, detect, CauseId::ImagePull);
+        assert_eq!(f.cause.confidence, Confidence::High);
+        assert!(f.cause.summary.contains("cannot be pulled"));
+        assert!(cites(&f, "10.231.0.1:5999/payments/api:1.4.2"));
+        assert!(f.remedies[0].command().unwrap().contains("set image"));
+    }
+
+    #[test]
+    fn never_pull_offers_the_pull_policy() {
+        let mut state = scenario("image-never-pull");
+        let f = finding(&state, detect, CauseId::ImagePull);
+        assert!(f.cause.summary.contains("imagePullPolicy is Never"));
+        assert!(f.remedies[0].command().unwrap().contains("IfNotPresent"));
+        testing::status(&mut state)
+            .state
+            .as_mut()
+            .unwrap()
+            .waiting
+            .as_mut()
+            .unwrap()
+            .reason = Some("CrashLoopBackOff".into());
+        assert!(testing::run(&state, detect).is_empty());
+    }
+
+    #[test]
+    fn a_running_pod_has_its_image() {
+        assert!(testing::run(&testing::healthy(), detect).is_empty());
+    }
 }

@@ -2,7 +2,7 @@
 
 use crate::causes::oom::node_oom_near;
 use crate::shell::{Cmd, Script};
-use crate::subject::{Finding, Subject};
+use crate::subject::{About, Finding, Subject};
 use crate::verdict::{Cause, CauseId, Confidence, Evidence, EvidenceKind, Remedy};
 
 pub fn detect(s: &Subject) -> Vec<Finding> {
@@ -50,6 +50,7 @@ pub fn detect(s: &Subject) -> Vec<Finding> {
             cause.evidence.push(node_evidence(p.clone()));
         }
         out.push(Finding {
+            about: About::Container,
             cause,
             remedies: vec![
                 Remedy::inspect(
@@ -80,6 +81,7 @@ pub fn detect(s: &Subject) -> Vec<Finding> {
             cause.evidence.push(node_evidence(p.clone()));
         }
         out.push(Finding {
+            about: About::Container,
             cause,
             remedies: vec![Remedy::inspect(
                 CauseId::NodePressure,
@@ -98,6 +100,7 @@ pub fn detect(s: &Subject) -> Vec<Finding> {
             cause.evidence.push(node_evidence(p.clone()));
         }
         out.push(Finding {
+            about: About::Container,
             cause,
             remedies: vec![],
         });
@@ -111,4 +114,51 @@ fn describe_node(name: &str) -> Script {
 
 fn first_sentence(s: &str) -> &str {
     s.split(". ").next().unwrap_or(s).trim_end_matches('.')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{self, cites, finding, ids, scenario};
+
+    #[test]
+    fn a_kill_on_a_node_under_memory_pressure() {
+        let mut state = scenario("oom-limit");
+        assert!(ids(&state, detect).is_empty());
+        let conditions = state.nodes[0]
+            .status
+            .as_mut()
+            .unwrap()
+            .conditions
+            .as_mut()
+            .unwrap();
+        let c = conditions
+            .iter_mut()
+            .find(|c| c.type_ == "MemoryPressure")
+            .unwrap();
+        c.status = "True".into();
+        let f = finding(&state, detect, CauseId::NodePressure);
+        assert_eq!(f.cause.confidence, Confidence::Medium);
+        assert!(cites(&f, "MemoryPressure=True"));
+    }
+
+    #[test]
+    fn an_evicted_pod() {
+        let mut state = scenario("oom-limit");
+        let status = testing::pod(&mut state).status.as_mut().unwrap();
+        status.phase = Some("Failed".into());
+        status.reason = Some("Evicted".into());
+        status.message = Some("The node was low on resource: memory. Container worker was using 67880Ki, request is 64Mi.".into());
+        let f = finding(&state, detect, CauseId::NodePressure);
+        assert_eq!(f.cause.confidence, Confidence::High);
+        assert_eq!(
+            f.cause.summary,
+            "the kubelet evicted the pod: The node was low on resource: memory"
+        );
+    }
+
+    #[test]
+    fn a_healthy_node_puts_no_pressure() {
+        assert!(testing::run(&testing::healthy(), detect).is_empty());
+    }
 }

@@ -1,9 +1,9 @@
 //! Resources and OOM: a memory limit too low, or a JVM heap larger than the limit.
 
 use crate::causes::config::retry_now;
-use crate::resources::{self, HEAP_SHARE, Heap};
+use crate::resources::{self, HEAP_SHARE, Heap, HeapSource};
 use crate::shell::Script;
-use crate::subject::{Finding, Subject, event_time};
+use crate::subject::{About, Finding, Subject, event_time};
 use crate::verdict::{Cause, CauseId, Confidence, Evidence, EvidenceKind, Remedy};
 
 pub fn detect(s: &Subject) -> Vec<Finding> {
@@ -39,6 +39,7 @@ pub fn detect(s: &Subject) -> Vec<Finding> {
         );
         cause.evidence = base;
         return vec![Finding {
+            about: About::Container,
             cause,
             remedies: vec![set_memory(s, None, CauseId::NodePressure)],
         }];
@@ -93,7 +94,7 @@ pub fn detect(s: &Subject) -> Vec<Finding> {
         set_memory(s, Some(limit), CauseId::OomLimitTooLow),
         retry_now(s, CauseId::OomLimitTooLow),
     ];
-    out.push(Finding { cause, remedies });
+    out.push(Finding { cause, remedies, about: About::Container });
     out
 }
 
@@ -122,15 +123,21 @@ fn jvm_finding(
     let fit = (limit as f64 * HEAP_SHARE) as u64 / (1024 * 1024);
     let new_limit = resources::round_up_tidy((heap_bytes as f64 / HEAP_SHARE) as u64);
     let mut remedies = Vec::new();
-    if let (Heap::Max { flag, source, .. }, Some(w)) = (heap, s.settable())
-        && let Some(var) = source.strip_prefix("env ")
+    if let (
+        Heap::Max {
+            flag,
+            source: HeapSource::Env(var),
+            ..
+        },
+        Some(w),
+    ) = (heap, s.settable())
     {
         let value = s
             .spec
             .env
             .iter()
             .flatten()
-            .find(|e| e.name == var)
+            .find(|e| &e.name == var)
             .and_then(|e| e.value.clone())
             .unwrap_or_default();
         let fixed = value.replace(flag.as_str(), &format!("-Xmx{fit}m"));
@@ -138,7 +145,7 @@ fn jvm_finding(
             id,
             format!("lower the heap to 75% of the limit ({fit}Mi)"),
             Some(
-                s.kubectl(&["set", "env"], &w)
+                s.kubectl(&["set", "env"], w)
                     .flag_value("-c", s.container())
                     .operand(format!("{var}={fixed}"))
                     .into(),
@@ -154,7 +161,7 @@ fn jvm_finding(
         set_resources(s, &resources::quantity(new_limit)),
     ));
     remedies.push(retry_now(s, id));
-    Finding { cause, remedies }
+    Finding { cause, remedies, about: About::Container }
 }
 
 /// A concrete new limit: without usage metrics, twice the limit that was exceeded, rounded to 64Mi.
@@ -180,7 +187,7 @@ fn set_memory(s: &Subject, limit: Option<u64>, id: CauseId) -> Remedy {
 /// `kubectl set resources` with memory limit and request `q`, on the owner when there is one.
 fn set_resources(s: &Subject, q: &str) -> Option<Script> {
     s.settable().map(|w| {
-        s.kubectl(&["set", "resources"], &w)
+        s.kubectl(&["set", "resources"], w)
             .flag_value("-c", s.container())
             .flag(format!("--limits=memory={q}"))
             .flag(format!("--requests=memory={q}"))
@@ -234,4 +241,73 @@ pub fn node_oom_near(s: &Subject) -> Vec<Evidence> {
         })
         .map(|e| s.event_evidence(e))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{self, cites, finding, ids, scenario};
+
+    #[test]
+    fn killed_under_its_own_limit() {
+        let state = scenario("oom-limit");
+        let f = finding(&state, detect, CauseId::OomLimitTooLow);
+        assert_eq!(f.cause.confidence, Confidence::High);
+        assert!(cites(&f, "exit code 137 (OOMKilled)"));
+        assert!(cites(&f, "limits.memory 128Mi"));
+        assert!(f.remedies[0].command().unwrap().contains("--limits=memory=256Mi"));
+    }
+
+    #[test]
+    fn without_a_limit_the_node_ran_out() {
+        let mut state = scenario("oom-limit");
+        let r = testing::container(&mut state).resources.as_mut().unwrap();
+        r.limits = None;
+        assert_eq!(
+            ids(&state, detect),
+            [(CauseId::NodePressure, Confidence::Medium)]
+        );
+    }
+
+    #[test]
+    fn another_termination_is_no_oom() {
+        let mut state = scenario("oom-limit");
+        testing::last_run(&mut state).reason = Some("Error".into());
+        assert!(ids(&state, detect).is_empty());
+    }
+
+    #[test]
+    fn a_jvm_heap_over_the_limit_is_fixed_in_its_variable() {
+        let state = scenario("jvm-heap");
+        let f = finding(&state, detect, CauseId::OomJvmHeapOverLimit);
+        assert_eq!(f.cause.confidence, Confidence::High);
+        assert!(cites(&f, "in env JAVA_OPTS"));
+        let fix = f.remedies[0].command().unwrap();
+        assert!(fix.contains("set env deploy/orders"), "{fix}");
+        assert!(fix.contains("JAVA_OPTS="), "{fix}");
+        let limit = finding(&state, detect, CauseId::OomLimitTooLow);
+        assert_eq!(limit.cause.confidence, Confidence::Medium);
+    }
+
+    /// The heap's source is typed: a flag on the command line has no variable to edit.
+    #[test]
+    fn a_jvm_heap_on_the_command_line_is_not_edited_as_a_variable() {
+        let mut state = scenario("jvm-heap");
+        let c = testing::container(&mut state);
+        let opts = c.env.take().unwrap()[0].value.clone().unwrap();
+        c.args = Some(opts.split_whitespace().map(str::to_string).collect());
+        let f = finding(&state, detect, CauseId::OomJvmHeapOverLimit);
+        assert!(cites(&f, "in command line (word"));
+        assert!(
+            f.remedies
+                .iter()
+                .filter_map(|r| r.command())
+                .all(|c| !c.contains("set env"))
+        );
+    }
+
+    #[test]
+    fn a_healthy_pod_is_not_oom_killed() {
+        assert!(testing::run(&testing::healthy(), detect).is_empty());
+    }
 }

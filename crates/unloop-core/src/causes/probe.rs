@@ -2,7 +2,7 @@
 
 use k8s_openapi::api::core::v1::Probe;
 
-use crate::subject::{Finding, Subject, container_patch, human_secs};
+use crate::subject::{About, Finding, Subject, container_patch, human_secs};
 use crate::verdict::{Cause, CauseId, Confidence, Remedy};
 use crate::workload::WorkloadKind;
 
@@ -61,6 +61,7 @@ pub fn detect(s: &Subject) -> Vec<Finding> {
     }
     cause.evidence.extend(s.termination_evidence());
     vec![Finding {
+        about: About::Container,
         cause,
         remedies: remedies(s, liveness, startup, ran, by_startup),
     }]
@@ -142,11 +143,55 @@ fn remedies(
     );
     let cmd = s.settable().filter(|_| patchable).map(|w| {
         let patch = container_patch(s.container(), "startupProbe", &probe);
-        s.kubectl(&["patch"], &w)
+        s.kubectl(&["patch"], w)
             .flag_value("--type", "strategic")
             .flag_value("-p", patch)
             .into()
     });
     out.push(Remedy::fix(id, title, cmd));
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{self, cites, finding, scenario};
+
+    #[test]
+    fn a_liveness_probe_on_the_wrong_port_kills_the_container() {
+        let state = scenario("liveness-wrong-port");
+        let f = finding(&state, detect, CauseId::LivenessProbeKill);
+        assert_eq!(f.cause.confidence, Confidence::High);
+        assert!(cites(&f, "httpGet /:80,"));
+        assert!(f.cause.summary.contains("there is no startupProbe"));
+        let fix = f.remedies[0].command().unwrap();
+        assert!(fix.contains("startupProbe"), "{fix}");
+    }
+
+    #[test]
+    fn the_probe_cited_is_the_one_in_the_spec() {
+        let mut state = scenario("liveness-wrong-port");
+        let probe = testing::container(&mut state).liveness_probe.as_mut().unwrap();
+        probe.http_get.as_mut().unwrap().port =
+            k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(8080);
+        let f = finding(&state, detect, CauseId::LivenessProbeKill);
+        assert!(cites(&f, "httpGet /:8080,"));
+    }
+
+    #[test]
+    fn no_kill_by_a_probe_no_finding() {
+        let mut state = scenario("liveness-wrong-port");
+        state
+            .events
+            .retain(|e| e.reason.as_deref() != Some("Killing"));
+        assert!(testing::run(&state, detect).is_empty());
+        assert!(testing::run(&testing::healthy(), detect).is_empty());
+    }
+
+    #[test]
+    fn budget_is_delay_plus_period_times_threshold() {
+        let mut state = scenario("liveness-wrong-port");
+        let probe = testing::container(&mut state).liveness_probe.clone().unwrap();
+        assert_eq!(budget_secs(&probe), 3 + 3 * 2);
+    }
 }

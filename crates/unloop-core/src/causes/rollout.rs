@@ -1,7 +1,7 @@
 //! Bad image rollout: crashes began with revision N while revision N-1 was healthy.
 
 use crate::shell::{Argv, Pipeline, Script};
-use crate::subject::{Finding, Subject};
+use crate::subject::{About, Finding, Subject};
 use crate::verdict::{Cause, CauseId, Confidence, Evidence, EvidenceKind, Remedy};
 use crate::workload::{self, WorkloadKind};
 
@@ -132,5 +132,49 @@ pub fn detect(s: &Subject) -> Vec<Finding> {
             Some(Script::new(old_h).and_then(new_h).and_then(diff)),
         ),
     ];
-    vec![Finding { cause, remedies }]
+    vec![Finding { cause, remedies, about: About::Container }]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{self, finding, ids, scenario};
+
+    #[test]
+    fn crashes_that_began_with_a_revision() {
+        let state = scenario("bad-rollout");
+        let f = finding(&state, detect, CauseId::BadRollout);
+        assert!(
+            f.cause
+                .evidence
+                .iter()
+                .any(|e| e.kind == EvidenceKind::Rollout),
+            "{:#?}",
+            f.cause.evidence
+        );
+        assert!(
+            f.remedies
+                .iter()
+                .filter_map(|r| r.command())
+                .any(|c| c.contains("rollout undo"))
+        );
+    }
+
+    #[test]
+    fn a_single_revision_is_no_bad_rollout() {
+        let mut state = scenario("bad-rollout");
+        let newest = state
+            .pods
+            .iter()
+            .find(|p| testing::troubled(p))
+            .and_then(|p| p.metadata.owner_references.clone())
+            .unwrap()[0]
+            .name
+            .clone();
+        state
+            .replica_sets
+            .retain(|rs| rs.metadata.name.as_deref() == Some(newest.as_str()));
+        assert!(ids(&state, detect).is_empty());
+        assert!(ids(&testing::healthy(), detect).is_empty());
+    }
 }

@@ -3,7 +3,7 @@
 //! port already taken, a dependency that rejected its credentials, a heap the runtime exhausted.
 
 use crate::logscan::{Hit, Signal};
-use crate::subject::{Finding, Subject};
+use crate::subject::{About, Finding, Subject};
 use crate::verdict::{Cause, CauseId, Confidence, Evidence, EvidenceKind, Remedy};
 
 /// The causes this rule names; the others have rules of their own.
@@ -67,7 +67,7 @@ pub fn detect(s: &Subject) -> Vec<Finding> {
         cause.evidence.extend(run_as_user(s));
     }
     let remedies = vec![Remedy::fix(id, remedy(hit), None)];
-    vec![Finding { cause, remedies }]
+    vec![Finding { cause, remedies, about: About::Container }]
 }
 
 fn summary(s: &Subject, hit: &Hit<Signal>) -> String {
@@ -157,4 +157,31 @@ fn run_as_user(s: &Subject) -> Option<Evidence> {
         format!("pod/{} spec.securityContext.runAsUser", s.pod_name),
         format!("runAsUser: {uid}"),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{self, cites, finding, ids, scenario};
+
+    #[test]
+    fn a_missing_python_module_from_the_knowledge_base() {
+        let state = scenario("python-missing-module");
+        let f = finding(&state, detect, CauseId::MissingModule);
+        assert!(cites(&f, "ModuleNotFoundError"), "{:#?}", f.cause.evidence);
+    }
+
+    #[test]
+    fn a_read_only_root_is_cited_from_the_spec() {
+        let mut state = scenario("python-readonly-rootfs");
+        let f = finding(&state, detect, CauseId::ReadOnlyFilesystem);
+        assert!(cites(&f, "readOnlyRootFilesystem: true"));
+        testing::log(&mut state).text.clear();
+        assert!(ids(&state, detect).is_empty());
+    }
+
+    #[test]
+    fn a_healthy_log_has_no_signature() {
+        assert!(ids(&testing::healthy(), detect).is_empty());
+    }
 }
