@@ -421,7 +421,7 @@ static COOKIE_HEADER: LazyLock<Regex> = LazyLock::new(|| {
 /// `key=value`, `key: value`, `"key": "value"`, `key => value`, `key := value`.
 static KEY_VALUE: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r#"(?P<key>[A-Za-z_][A-Za-z0-9_.\-]*)(?P<cq>\\?["'])?(?P<sep>\s*(?:=>|:=|=|:)\s*)(?P<val>\\"(?:[^"\\]|\\[^"])*\\"|"(?:[^"\\]|\\.)*"|'[^'\n]*'|[^\s;&,"']+)"#,
+        r#"(?P<key>[A-Za-z_][A-Za-z0-9_.\-]*)(?P<cq>\\?["'])?(?P<sep>\s*(?:=>|:=|=|:)[ \t]*)(?P<val>\\"(?:[^"\\]|\\[^"])*\\"|"(?:[^"\\]|\\.)*"|'[^'\n]*'|[^\s;&,"']+)"#,
     )
 });
 
@@ -559,13 +559,18 @@ fn key_values(s: &str) -> Cow<'_, str> {
             continue;
         }
         let (start, end) = value_span(val.as_str(), val.start());
-        if start >= end {
+        // A value that began inside a span already masked (see below) is masked already.
+        if start >= end || start < last {
             continue;
         }
         out.push_str(&s[last..start]);
         out.push_str(REDACTED);
         last = end;
-        pos = end.max(whole.start() + 1);
+        // Resume at the value itself, not after it: what looked like this key's value may be the
+        // next key (`token: PWD = x`), or hold the next key's opening quote (`a=' pwd='x'`, where
+        // the quote that seemed to close the value opens the next one). Scanning it again as text
+        // finds that key and masks its value too; when in doubt, more is masked, never less.
+        pos = start.max(whole.start() + 1);
     }
     if last == 0 {
         return Cow::Borrowed(s);

@@ -1,13 +1,11 @@
 //! Leaks the `redact` fuzz target found (fuzz/fuzz_targets/redact.rs): a planted secret that
-//! survives `redact::text`. Ignored while redaction is being rebuilt (issue 10, item 2: the redact
-//! branch owns `redact.rs`); remove the `ignore` when it lands.
+//! survives `redact::text`.
 
 use unloop_core::redact;
 
 /// A value that opens a quote and does not close it (a cut line, an apostrophe) pairs with the
 /// opening quote of the next assignment's value, so that value's secret is left outside.
 #[test]
-#[ignore = "open: redact.rs quoted values pair across assignments (issue 10, item 2)"]
 fn an_unclosed_quote_does_not_uncover_the_next_secret() {
     for line in [
         "secret=' pwd='hunter2'",
@@ -22,7 +20,6 @@ fn an_unclosed_quote_does_not_uncover_the_next_secret() {
 /// A key with an empty value takes the next key as its value, so the next key's secret is left:
 /// a config dump in a log with an empty `token:` above `password: ...`.
 #[test]
-#[ignore = "open: redact.rs an empty value swallows the next key (issue 10, item 2)"]
 fn an_empty_value_does_not_uncover_the_next_secret() {
     for line in [
         "auth:\n  token:\n  password: hunter2\n",

@@ -27,8 +27,8 @@ pub struct Ran {
 }
 
 const PRELUDE: &str = r#"
-__rec() { builtin printf '%s\0' "$#" "$@" >> "$__CALLS"; }
-command_not_found_handle() { builtin printf '%s\0' "$#" "$@" >> "$__OTHER"; return 127; }
+__rec() { builtin printf '%s\0' "$#" "$@" >> "$__CALLS.$BASHPID"; }
+command_not_found_handle() { builtin printf '%s\0' "$#" "$@" >> "$__OTHER.$BASHPID"; return 127; }
 kubectl() { __rec kubectl "$@"; }
 jq() { __rec jq "$@"; }
 diff() { __rec diff "$@"; }
@@ -87,7 +87,25 @@ fn bash() -> std::path::PathBuf {
         .expect("bash on PATH")
 }
 
+/// The records of every process: each writes its own file (`PATH.PID`), since the commands of a
+/// pipeline run at once and one process's long record may be written in several pieces.
 fn records(path: &Path) -> Vec<Vec<String>> {
+    let dir = path.parent().expect("records live in a directory");
+    let prefix = format!(
+        "{}.",
+        path.file_name().expect("a file name").to_string_lossy()
+    );
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .expect("read records dir")
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+        .map(|e| e.path())
+        .collect();
+    files.sort();
+    files.iter().flat_map(|f| records_of(f)).collect()
+}
+
+fn records_of(path: &Path) -> Vec<Vec<String>> {
     let Ok(bytes) = std::fs::read(path) else {
         return Vec::new();
     };
