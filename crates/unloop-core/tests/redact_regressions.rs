@@ -11,6 +11,8 @@ fn an_unclosed_quote_does_not_uncover_the_next_secret() {
         "secret=' pwd='hunter2'",
         "token: '\nlevel=info password='hunter2'",
         "token=\"abc password=\"hunter2\"",
+        // The value of `cred` runs on into the next key: `-D...Password=` up to its quote.
+        "cred= -Djavax.net.ssl.keyStorePassword='hunter2'&===",
     ] {
         let out = redact::text(line);
         assert!(!out.contains("hunter2"), "{line:?} -> {out:?}");
