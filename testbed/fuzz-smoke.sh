@@ -8,7 +8,7 @@
 # one; otherwise the stable toolchain with RUSTC_BOOTSTRAP=1 (the targets are built without a
 # sanitizer either way: the code forbids `unsafe`, so ASan would find nothing the panics do not).
 #
-# Env: FUZZ_SMOKE_SECS (per target), FUZZ_SMOKE_TARGETS (space-separated subset),
+# Env: FUZZ_SMOKE_SECS (per target), FUZZ_SMOKE_SEED (libFuzzer's -seed, default 1), FUZZ_SMOKE_TARGETS (space-separated subset),
 #      FUZZ_SMOKE_PARALLEL (targets run at once; default: the number of cores),
 #      FUZZ_TARGET_DIR (cargo target dir for the fuzz build; default fuzz/target).
 set -euo pipefail
@@ -48,7 +48,9 @@ mkdir -p artifacts
 run_one() {
   local t=$1
   mkdir -p "artifacts/$t"
-  if nice -n 10 "$bindir/$t" "corpus/$t" -max_total_time="$secs" -rss_limit_mb=2048 -timeout=10 \
+  # A fixed seed: the smoke run repeats the same search from the same seeded corpus, so it guards
+  # against regressions reproducibly; finding new inputs is the long runs' job (fuzz/README.md).
+  if nice -n 10 "$bindir/$t" "corpus/$t" -seed="${FUZZ_SMOKE_SEED:-1}" -max_total_time="$secs" -rss_limit_mb=2048 -timeout=10 \
        -artifact_prefix="artifacts/$t/" -print_final_stats=1 >"$logs/$t.log" 2>&1; then
     say "$t: ok ($(grep -o 'stat::number_of_executed_units: *[0-9]*' "$logs/$t.log" | grep -o '[0-9]*$') runs)"
   else

@@ -411,11 +411,19 @@ static AUTH_HEADER: LazyLock<Regex> = LazyLock::new(|| {
 
 /// `Bearer x` / `Basic x` anywhere.
 static AUTH_SCHEME: LazyLock<Regex> =
-    LazyLock::new(|| re(r"(?i)\b((?:bearer|basic)\s+)([A-Za-z0-9._~+/\-]+=*)"));
+    // `=` may come inside the credential too: `Bearer KEY=value` is masked whole, never leaving the
+    // value of an assignment with its key masked away in front of it.
+    LazyLock::new(|| {
+        re(r"(?i)\b((?:bearer|basic)\s+)([A-Za-z0-9._~+/\-]+(?:=+[A-Za-z0-9._~+/\-]*)*)")
+    });
 
 /// `Cookie: a=b; c=d` and `Set-Cookie: ...`: the whole value.
 static COOKIE_HEADER: LazyLock<Regex> = LazyLock::new(|| {
-    re(r#"(?i)\b((?:set-)?cookie\\?["']?:\s*\\?["']?)([^"'\r\n\\]*=[^"'\r\n\\]*)"#)
+    // Quoted parts are part of the value (`a="x"; b=y`): the whole value is masked, so no quoted
+    // value is left behind with its name masked away in front of it.
+    re(
+        r#"(?i)\b((?:set-)?cookie\\?["']?:\s*\\?["']?)((?:[^"'\r\n\\]|"[^"\r\n]*"|'[^'\r\n]*')*=(?:[^"'\r\n\\]|"[^"\r\n]*"|'[^'\r\n]*')*)"#,
+    )
 });
 
 /// `key=value`, `key: value`, `"key": "value"`, `key => value`, `key := value`.
@@ -488,8 +496,18 @@ fn redact_text(input: &str) -> Cow<'_, str> {
                 format!("{}{REDACTED}", &c[1])
             }
         }));
-        s = own(AUTH_SCHEME.replace_all(&s, |c: &Captures| {
-            if looks_like_credential(&c[2]) {
+        let text = s.clone();
+        s = own(AUTH_SCHEME.replace_all(&text, |c: &Captures| {
+            let whole = c.get(0).expect("group 0");
+            // `bearer KEY = value`: the word is the key of an assignment, not a credential. Masking
+            // it would leave the value with nothing to name it; the keyed stage masks the value.
+            let names_a_value = text[whole.end()..]
+                .trim_start_matches([' ', '\t'])
+                .starts_with(['=', ':'])
+                || c[2]
+                    .split_once('=')
+                    .is_some_and(|(key, _)| is_secret_name(key));
+            if looks_like_credential(&c[2]) && !names_a_value {
                 format!("{}{REDACTED}", &c[1])
             } else {
                 c[0].to_string()

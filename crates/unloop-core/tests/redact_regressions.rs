@@ -32,3 +32,21 @@ fn an_empty_value_does_not_uncover_the_next_secret() {
         assert!(!out.contains("hunter2"), "{line:?} -> {out:?}");
     }
 }
+
+/// A credential scheme followed by an assignment: `Bearer` took the assignment as its credential
+/// and masked the key, which left the value after it with nothing to name it.
+#[test]
+fn a_scheme_does_not_swallow_the_key_of_the_next_secret() {
+    for line in [
+        "  code:bearer  ACCESS_KEY=hunter2 OTseENddddddddddddddddd",
+        "Authorization: Basic PASSWORD=hunter2",
+        "  code:bearer  keyStorePassword = hunter2 OTseENddddddddddd%dddddd",
+        "bearer token: hunter2",
+        "de:bearer PGPASSWORD=\"hunter2\" .0 (ion 1.0",
+        "bearer DB_TOKEN='hunter2'",
+        "cookie:cach]d 0 stertico;e:bearer se_r1.0. access_key=\"hunter2\"\nrer",
+    ] {
+        let out = redact::text(line);
+        assert!(!out.contains("hunter2"), "{line:?} -> {out:?}");
+    }
+}
