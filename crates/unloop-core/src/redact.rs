@@ -15,6 +15,7 @@
 //! reference) are not.
 
 use std::borrow::Cow;
+use std::ops::Range;
 use std::sync::LazyLock;
 
 use k8s_openapi::api::core::v1::{Container, Pod};
@@ -455,83 +456,109 @@ pub fn text(input: &str) -> String {
     redact_text(input).into_owned()
 }
 
+/// Every stage reads the original text and proposes byte spans to mask; the union of the spans is
+/// masked once, at the end. No stage sees another's output, so the order of the stages cannot
+/// matter: one stage masking the key of an assignment (`authorization= PWD = x`) never hides that
+/// key from the stage that masks its value. Adding a stage can only mask more.
 fn redact_text(input: &str) -> Cow<'_, str> {
-    let hits = TRIGGERS.matches(input);
+    let mut spans = Vec::new();
+    text_spans(input, &mut spans);
+    mask(input, spans)
+}
+
+/// The spans of `s` that free-text redaction masks.
+fn text_spans(s: &str, spans: &mut Vec<Range<usize>>) {
+    let hits = TRIGGERS.matches(s);
     if !hits.matched_any() {
-        return Cow::Borrowed(input);
+        return;
     }
-    let mut s = Cow::Borrowed(input);
     if hits.matched(0) {
-        s = own(PEM.replace_all(&s, |c: &Captures| format!("{}{REDACTED}{}", &c[1], &c[2])));
+        for c in PEM.captures_iter(s) {
+            spans.push(group(&c, 1).end()..group(&c, 2).start());
+        }
     }
     if hits.matched(1) {
-        s = own(SHAPES.replace_all(&s, REDACTED));
+        spans.extend(SHAPES.find_iter(s).map(|m| m.range()));
     }
     if hits.matched(2) {
-        s = own(AWS_SECRET.replace_all(&s, |c: &Captures| {
+        for c in AWS_SECRET.captures_iter(s) {
             if looks_random(&c[2]) {
-                format!("{}{REDACTED}{}", &c[1], &c[3])
-            } else {
-                c[0].to_string()
+                spans.push(group(&c, 2).range());
             }
-        }));
+        }
     }
     if hits.matched(3) {
-        s = own(SLACK_WEBHOOK.replace_all(&s, format!("${{1}}{REDACTED}")));
+        for c in SLACK_WEBHOOK.captures_iter(s) {
+            spans.push(group(&c, 1).end()..group(&c, 0).end());
+        }
     }
     if hits.matched(4) {
-        s = own(URL_USERINFO.replace_all(&s, |c: &Captures| {
-            if is_placeholder(&c[2]) {
-                c[0].to_string()
-            } else {
-                format!("{}{REDACTED}@", &c[1])
+        for c in URL_USERINFO.captures_iter(s) {
+            if !is_placeholder(&c[2]) {
+                spans.push(group(&c, 2).range());
             }
-        }));
+        }
     }
     if hits.matched(5) {
-        s = own(AUTH_HEADER.replace_all(&s, |c: &Captures| {
-            if is_placeholder(&c[2]) {
-                c[0].to_string()
-            } else {
-                format!("{}{REDACTED}", &c[1])
+        for c in AUTH_HEADER.captures_iter(s) {
+            if !is_placeholder(&c[2]) {
+                spans.push(group(&c, 2).range());
             }
-        }));
-        let text = s.clone();
-        s = own(AUTH_SCHEME.replace_all(&text, |c: &Captures| {
-            let whole = c.get(0).expect("group 0");
-            // `bearer KEY = value`: the word is the key of an assignment, not a credential. Masking
-            // it would leave the value with nothing to name it; the keyed stage masks the value.
-            let names_a_value = text[whole.end()..]
+        }
+        for c in AUTH_SCHEME.captures_iter(s) {
+            let whole = group(&c, 0);
+            // `bearer KEY = value`: the word is the key of an assignment, not a credential (the
+            // keyed stage masks the value).
+            let names_a_value = s[whole.end()..]
                 .trim_start_matches([' ', '\t'])
                 .starts_with(['=', ':'])
                 || c[2]
                     .split_once('=')
                     .is_some_and(|(key, _)| is_secret_name(key));
             if looks_like_credential(&c[2]) && !names_a_value {
-                format!("{}{REDACTED}", &c[1])
-            } else {
-                c[0].to_string()
+                spans.push(group(&c, 2).range());
             }
-        }));
-        s = own(COOKIE_HEADER.replace_all(&s, |c: &Captures| {
-            if c[2].trim().starts_with(REDACTED) {
-                c[0].to_string()
-            } else {
-                format!("{}{REDACTED}", &c[1])
-            }
-        }));
+        }
+        for c in COOKIE_HEADER.captures_iter(s) {
+            spans.push(group(&c, 2).range());
+        }
     }
     if hits.matched(6) {
-        s = own(key_values(&s));
+        key_values(s, spans);
     }
     if hits.matched(7) || hits.matched(6) {
-        s = own(command_lines(&s));
+        command_lines(s, spans);
     }
-    s
 }
 
-fn own<'a>(c: Cow<'_, str>) -> Cow<'a, str> {
-    Cow::Owned(c.into_owned())
+fn group<'h>(c: &Captures<'h>, i: usize) -> regex::Match<'h> {
+    c.get(i).expect("the group takes part in every match")
+}
+
+/// Replaces the union of `spans` with one marker per run of overlapping or touching spans.
+/// An empty span (a PEM block with nothing between its lines) still gets its marker.
+fn mask(s: &str, mut spans: Vec<Range<usize>>) -> Cow<'_, str> {
+    if spans.is_empty() {
+        return Cow::Borrowed(s);
+    }
+    spans.sort_unstable_by_key(|r| (r.start, r.end));
+    let mut out = String::with_capacity(s.len());
+    let mut last = 0;
+    let mut i = 0;
+    while i < spans.len() {
+        let start = spans[i].start.max(last);
+        let mut end = spans[i].end.max(start);
+        i += 1;
+        while i < spans.len() && spans[i].start <= end {
+            end = end.max(spans[i].end);
+            i += 1;
+        }
+        out.push_str(&s[last..start]);
+        out.push_str(REDACTED);
+        last = end;
+    }
+    out.push_str(&s[last..]);
+    Cow::Owned(out)
 }
 
 /// Mixed upper, lower and digits, and not a path of words: the look of a generated key.
@@ -554,47 +581,37 @@ fn looks_like_credential(s: &str) -> bool {
             || s.chars().skip(1).any(|c| c.is_ascii_uppercase()))
 }
 
-/// `key=value` forms: masks the value when the key is secret-looking.
-fn key_values(s: &str) -> Cow<'_, str> {
-    let mut out = String::new();
-    let mut last = 0;
+/// `key=value` forms: the value's span when the key is secret-looking.
+fn key_values(s: &str, spans: &mut Vec<Range<usize>>) {
     let mut pos = 0;
     while let Some(c) = KEY_VALUE.captures_at(s, pos) {
-        let whole = c.get(0).expect("group 0");
+        let whole = group(&c, 0);
         let key = c.name("key").expect("key");
-        let sep = c.name("sep").expect("sep").as_str();
+        let sep = c.name("sep").expect("sep");
         let val = c.name("val").expect("val");
         // Resume right after the separator, so `--from-literal=password=x` still sees `password=x`.
-        pos = c.name("sep").expect("sep").end();
+        pos = sep.end();
         if !secret_assignment(
             s,
             key.start(),
             key.as_str(),
             c.name("cq").is_some(),
-            sep,
+            sep.as_str(),
             val,
         ) {
             continue;
         }
         let (start, end) = value_span(val.as_str(), val.start());
-        // A value that began inside a span already masked (see below) is masked already.
-        if start >= end || start < last {
+        if start >= end {
             continue;
         }
-        out.push_str(&s[last..start]);
-        out.push_str(REDACTED);
-        last = end;
+        spans.push(start..end);
         // Resume at the value itself, not after it: what looked like this key's value may be the
         // next key (`token: PWD = x`), or hold the next key's opening quote (`a=' pwd='x'`, where
         // the quote that seemed to close the value opens the next one). Scanning it again as text
         // finds that key and masks its value too; when in doubt, more is masked, never less.
         pos = start.max(whole.start() + 1);
     }
-    if last == 0 {
-        return Cow::Borrowed(s);
-    }
-    out.push_str(&s[last..]);
-    Cow::Owned(out)
 }
 
 fn secret_assignment(
@@ -744,8 +761,7 @@ fn argv_spans(words: &[&str]) -> Vec<(usize, usize, usize)> {
 }
 
 /// Applies the command-line rules to each line of free text, word by word.
-fn command_lines(s: &str) -> Cow<'_, str> {
-    let mut masks: Vec<(usize, usize)> = Vec::new();
+fn command_lines(s: &str, spans: &mut Vec<Range<usize>>) {
     let mut line_start = 0;
     for line in s.split_inclusive('\n') {
         let words: Vec<(usize, &str)> = line
@@ -766,27 +782,12 @@ fn command_lines(s: &str) -> Cow<'_, str> {
             }
             let start = line_start + off + from;
             let (start, end) = strip_quotes(s, start, end);
-            if start < end && !s[start..end].starts_with(REDACTED) {
-                masks.push((start, end));
+            if start < end {
+                spans.push(start..end);
             }
         }
         line_start += line.len();
     }
-    if masks.is_empty() {
-        return Cow::Borrowed(s);
-    }
-    let mut out = String::with_capacity(s.len());
-    let mut last = 0;
-    for (a, b) in masks {
-        if a < last {
-            continue;
-        }
-        out.push_str(&s[last..a]);
-        out.push_str(REDACTED);
-        last = b;
-    }
-    out.push_str(&s[last..]);
-    Cow::Owned(out)
 }
 
 fn strip_quotes(s: &str, mut a: usize, mut b: usize) -> (usize, usize) {
@@ -804,19 +805,16 @@ fn strip_quotes(s: &str, mut a: usize, mut b: usize) -> (usize, usize) {
 /// Redacts one command line given as words (a container's `command` and `args`): a secret flag's
 /// value in the next word, `-u user:pw`, `mysql -ppw`, then each word as free text.
 pub fn argv(words: &mut [String]) {
-    let spans = {
+    let mut per_word: Vec<Vec<Range<usize>>> = vec![Vec::new(); words.len()];
+    {
         let plain: Vec<&str> = words.iter().map(String::as_str).collect();
-        argv_spans(&plain)
-    };
-    for (wi, from, to) in spans {
-        let w = &words[wi];
-        if w[from..to].starts_with(REDACTED) {
-            continue;
+        for (wi, from, to) in argv_spans(&plain) {
+            per_word[wi].push(from..to);
         }
-        words[wi] = format!("{}{REDACTED}{}", &w[..from], &w[to..]);
     }
-    for w in words.iter_mut() {
-        if let Cow::Owned(o) = redact_text(w) {
+    for (w, mut spans) in words.iter_mut().zip(per_word) {
+        text_spans(w, &mut spans);
+        if let Cow::Owned(o) = mask(w, spans) {
             *w = o;
         }
     }

@@ -50,3 +50,36 @@ fn a_scheme_does_not_swallow_the_key_of_the_next_secret() {
         assert!(!out.contains("hunter2"), "{line:?} -> {out:?}");
     }
 }
+
+/// One stage masking the key of an assignment hid it from the stage that masks the value: the
+/// header stage took `keyStorePassword` for the credential after `authorization=` (found by the
+/// fuzz smoke run in CI). The class is closed by computing every stage's spans on the original
+/// text and masking their union once; these lines cross each pair of stages that can overlap.
+#[test]
+fn no_stage_hides_a_key_from_another() {
+    for line in [
+        "authorization= keyStorePassword = \"hunter2\"\ns:  ",
+        "authorization: DB_PASSWORD=hunter2",
+        "Proxy-Authorization=token PGPASSWORD='hunter2'",
+        "Cookie: session=abc; password=hunter2",
+        "set-cookie: token=\"x\" secret=hunter2",
+        "bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.sig password=hunter2",
+        "postgres://u:pw@h/db?password=hunter2",
+        "mysql -uroot -phunter2 --password hunter2",
+        "curl -u admin:hunter2 -H 'Authorization: Bearer hunter2'",
+        "Authorization: Bearer --password hunter2",
+    ] {
+        let out = redact::text(line);
+        assert!(!out.contains("hunter2"), "{line:?} -> {out:?}");
+    }
+}
+
+/// Masking the union once keeps redaction idempotent: redacted text redacts to itself.
+#[test]
+fn redacting_twice_changes_nothing() {
+    let corpus = include_str!("redaction/secrets.txt");
+    for line in corpus.lines() {
+        let once = redact::text(line);
+        assert_eq!(redact::text(&once), once, "{line:?}");
+    }
+}
