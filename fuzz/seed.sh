@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 repo=..
-corpus=corpus
+corpus=${FUZZ_CORPUS:-corpus}  # FUZZ_CORPUS: another folder (the smoke run seeds a fresh one)
 mkdir -p "$corpus"/{bundle,kubectl_json,dump_dir,audit_load,audit_shell,logscan,quantity,duration,selector,redact,diagnose,metrics}
 
 bundles=("$repo"/testbed/scenarios/*/bundle.json.gz "$repo"/testbed/node-pressure/bundle.json.gz)

@@ -20,7 +20,7 @@ cargo clippy --workspace --all-targets --features unloop/e2e --locked -- -D warn
 step "unit, snapshot and bundle tests"
 cargo test --workspace --locked
 
-step "fuzz smoke: every fuzz target for 60 s"
+step "fuzz smoke: every fuzz target, a fixed search of about 60 s each"
 testbed/fuzz-smoke.sh
 
 step "testbed: build, start, apply the scenarios"

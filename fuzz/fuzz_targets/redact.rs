@@ -3,7 +3,8 @@
 //!
 //! The line is `PREFIX SEP FORM END SUFFIX`: PREFIX and SUFFIX are fuzzed text, SEP is whitespace
 //! so the form starts a word, FORM is one of the secret forms below with the fuzzer's choice of
-//! key, case, separator, quoting and user name, and END is a character that ends a value.
+//! key, case, separator, quoting and user name, or a line of the redaction corpus, and END is a
+//! character that ends a value.
 //!
 //! `UNLOOP_FUZZ_REDACT_FORMS=base` restricts the forms to those redact.rs handled before issue 10
 //! (assignments to a bare key, URL userinfo with a user, bearer and basic headers), to fuzz the
@@ -76,7 +77,31 @@ enum Form {
     UrlEmptyUser { scheme: u8 },
     /// `Authorization: Bearer SECRET`.
     Header { header: u8 },
+    /// One of the 140-odd forms of the redaction corpus (crates/unloop-core/tests/redaction/
+    /// secrets.txt), with its own secrets: every one must be gone.
+    Corpus { line: u16 },
 }
+
+/// The corpus's lines, each with its secrets (marked `⟪...⟫` in the file) unmarked.
+static CORPUS: LazyLock<Vec<(String, Vec<String>)>> = LazyLock::new(|| {
+    include_str!("../../crates/unloop-core/tests/redaction/secrets.txt")
+        .lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(|line| {
+            let (mut text, mut secrets, mut rest) = (String::new(), Vec::new(), line);
+            while let Some(open) = rest.find('⟪') {
+                text.push_str(&rest[..open]);
+                let after = &rest[open + '⟪'.len_utf8()..];
+                let close = after.find('⟫').expect("every ⟪ has its ⟫");
+                text.push_str(&after[..close]);
+                secrets.push(after[..close].to_string());
+                rest = &after[close + '⟫'.len_utf8()..];
+            }
+            text.push_str(rest);
+            (text, secrets)
+        })
+        .collect()
+});
 
 #[derive(Debug, Arbitrary)]
 struct Input {
@@ -93,8 +118,15 @@ fn pick<'a>(list: &[&'a str], i: u8) -> &'a str {
     list[i as usize % list.len()]
 }
 
-fn form_text(form: &Form) -> Option<String> {
-    Some(match form {
+/// The form's text and the secrets planted in it.
+fn form_text(form: &Form) -> Option<(String, Vec<String>)> {
+    if let Form::Corpus { line } = form {
+        if *BASE_ONLY {
+            return None;
+        }
+        return Some(CORPUS[*line as usize % CORPUS.len()].clone());
+    }
+    let text = match form {
         Form::Assignment {
             key,
             assign,
@@ -127,7 +159,8 @@ fn form_text(form: &Form) -> Option<String> {
                 .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
                 .take(16)
                 .collect();
-            if user.is_empty() {
+            // The user name is not a secret: it may not hold the planted one.
+            if user.is_empty() || user.contains(SECRET) {
                 return None;
             }
             format!(
@@ -142,27 +175,35 @@ fn form_text(form: &Form) -> Option<String> {
             format!("{}://:{SECRET}@cache.example:6379", pick(&SCHEMES, *scheme))
         }
         Form::Header { header } => format!("{}{SECRET}", pick(&HEADERS, *header)),
-    })
+        Form::Corpus { .. } => unreachable!("returned above"),
+    };
+    Some((text, vec![SECRET.to_string()]))
 }
 
 fuzz_target!(|input: Input| {
     // Never panics, whatever the text.
     let _ = unloop_core::redact::text(&input.prefix);
-    if input.prefix.contains(SECRET) || input.suffix.contains(SECRET) {
-        return;
-    }
-    let Some(form) = form_text(&input.form) else {
+    let Some((form, secrets)) = form_text(&input.form) else {
         return;
     };
-    let line = format!(
-        "{} {form}{}{}",
-        input.prefix,
-        pick(&ENDS, input.end),
-        input.suffix
-    );
+    if secrets
+        .iter()
+        .any(|s| input.prefix.contains(s.as_str()) || input.suffix.contains(s.as_str()))
+    {
+        return;
+    }
+    // A corpus form is a whole line (some of them are secrets only where the line ends: `password:
+    // word` is prose when more words follow), so a line break follows it.
+    let end = match input.form {
+        Form::Corpus { .. } => "\n",
+        _ => pick(&ENDS, input.end),
+    };
+    let line = format!("{} {form}{end}{}", input.prefix, input.suffix);
     let out = unloop_core::redact::text(&line);
-    assert!(
-        !out.contains(SECRET),
-        "the planted secret survived redaction\n  line: {line:?}\n  out:  {out:?}"
-    );
+    for secret in &secrets {
+        assert!(
+            !out.contains(secret.as_str()),
+            "the planted secret survived redaction\n  line: {line:?}\n  out:  {out:?}"
+        );
+    }
 });

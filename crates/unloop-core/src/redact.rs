@@ -721,7 +721,9 @@ fn argv_spans(words: &[&str]) -> Vec<(usize, usize, usize)> {
             && !is_stopword(n)
         {
             spans.push((i + 1, 0, n.len()));
-            i += 2;
+            // The value is read again as a word of its own: it may really be the program or a
+            // flag (`-token redis-cli -a pw`), and when in doubt more is masked, never less.
+            i += 1;
             continue;
         }
         if matches!(w, "-u" | "--user" | "--proxy-user")
@@ -732,7 +734,7 @@ fn argv_spans(words: &[&str]) -> Vec<(usize, usize, usize)> {
             && !(user.chars().all(|c| c.is_ascii_digit()) && pw.chars().all(|c| c.is_ascii_digit()))
         {
             spans.push((i + 1, user.len() + 1, n.len()));
-            i += 2;
+            i += 1;
             continue;
         }
         if let Some(p) = program {
@@ -751,7 +753,7 @@ fn argv_spans(words: &[&str]) -> Vec<(usize, usize, usize)> {
                 && takes_next(n)
             {
                 spans.push((i + 1, 0, n.len()));
-                i += 2;
+                i += 1;
                 continue;
             }
         }

@@ -83,3 +83,19 @@ fn redacting_twice_changes_nothing() {
         assert_eq!(redact::text(&once), once, "{line:?}");
     }
 }
+
+/// A word taken as a flag's value is still read as a word: it may be the program whose own
+/// password flag follows (`-token redis-cli -a pw`: the value swallowed `redis-cli`, so `-a` was
+/// never seen as redis-cli's password flag).
+#[test]
+fn a_value_word_is_still_read_as_a_program() {
+    for line in [
+        "rrno: -5\0:\0token\0 redis-cli -h redis -a hunter2 ping",
+        "--secret mysql -phunter2",
+        "--api-token mongosh -p hunter2",
+        "-u a:b sshpass -p hunter2 ssh host",
+    ] {
+        let out = redact::text(line);
+        assert!(!out.contains("hunter2"), "{line:?} -> {out:?}");
+    }
+}
