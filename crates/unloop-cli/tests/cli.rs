@@ -403,19 +403,34 @@ fn many_gaps_of_one_kind_are_one_line_in_every_format() {
         String::from_utf8(unloop(&all).stdout).unwrap()
     };
     for out in [text(&[]), text(&["-o", "markdown"])] {
-        let kubelet: Vec<&str> = out.lines().filter(|l| l.contains("kubelet config")).collect();
+        let kubelet: Vec<&str> = out
+            .lines()
+            .filter(|l| l.contains("kubelet config"))
+            .collect();
         assert_eq!(kubelet.len(), 1, "{out}");
-        assert!(kubelet[0].contains("kubelet config of 126 nodes (scale-node-000"), "{out}");
+        assert!(
+            kubelet[0].contains("kubelet config of 126 nodes (scale-node-000"),
+            "{out}"
+        );
         assert!(kubelet[0].contains("126 not found"), "{out}");
-        assert!(kubelet[0].contains("backoff timing assumes the kubelet's defaults"), "{out}");
-        assert!(out.contains("secrets in namespace jvm-heap: secrets is forbidden"), "{out}");
+        assert!(
+            kubelet[0].contains("backoff timing assumes the kubelet's defaults"),
+            "{out}"
+        );
+        assert!(
+            out.contains("secrets in namespace jvm-heap: secrets is forbidden"),
+            "{out}"
+        );
     }
     let json: serde_json::Value = serde_json::from_str(&text(&["-o", "json"])).unwrap();
     assert_eq!(json["gaps"].as_array().unwrap().len(), 127);
     assert_eq!(json["gaps"][0]["kind"], "kubelet-config");
     assert_eq!(json["gaps"][0]["node"], "scale-node-000");
     assert_eq!(json["gaps"][0]["reason"], "not-found");
-    assert_eq!(json["gaps"][0]["what"], "kubelet config of node scale-node-000");
+    assert_eq!(
+        json["gaps"][0]["what"],
+        "kubelet config of node scale-node-000"
+    );
     assert_eq!(json["gaps"][126]["kind"], "list");
     assert_eq!(json["gaps"][126]["resource"], "secrets");
     assert_eq!(json["gapSummary"].as_array().unwrap().len(), 2);

@@ -27,7 +27,11 @@ pub struct Gap {
 
 /// What a gap is about. The JSON `kind` names the variant.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "kebab-case", rename_all_fields = "camelCase")]
+#[serde(
+    tag = "kind",
+    rename_all = "kebab-case",
+    rename_all_fields = "camelCase"
+)]
 pub enum GapAbout {
     /// A list of one kind of object, in one namespace or (`namespace` absent) all of them.
     List {
@@ -477,10 +481,7 @@ pub fn summarise(gaps: &[Gap]) -> Vec<GapSummary> {
         }
         by_key.entry(k).or_default().push(g);
     }
-    order
-        .into_iter()
-        .map(|k| summary(k, &by_key[&k]))
-        .collect()
+    order.into_iter().map(|k| summary(k, &by_key[&k])).collect()
 }
 
 fn summary((kind, resource): (&'static str, Option<ListOf>), gaps: &[&Gap]) -> GapSummary {
@@ -498,7 +499,9 @@ fn summary((kind, resource): (&'static str, Option<ListOf>), gaps: &[&Gap]) -> G
         GapAbout::List { resource, .. } => resource.cost(),
         GapAbout::Log { .. } => "their log lines are not evidence",
         GapAbout::KubeletConfig { .. } => "backoff timing assumes the kubelet's defaults",
-        GapAbout::File { .. } | GapAbout::Directory { .. } => "the objects in them are not evidence",
+        GapAbout::File { .. } | GapAbout::Directory { .. } => {
+            "the objects in them are not evidence"
+        }
         GapAbout::Other { .. } => "",
     }
     .to_string();
@@ -627,10 +630,7 @@ mod tests {
         assert_eq!(gaps[0].status, Some(403));
         assert_eq!(gaps[1].about, GapAbout::list(ListOf::Secrets, None));
         assert_eq!(gaps[1].reason, GapReason::NotRequested);
-        assert_eq!(
-            gaps[2].about,
-            GapAbout::KubeletConfig { node: "n1".into() }
-        );
+        assert_eq!(gaps[2].about, GapAbout::KubeletConfig { node: "n1".into() });
         assert_eq!(gaps[3].what(), "something else");
     }
 }

@@ -363,16 +363,22 @@ fn node_like(state: &ClusterState, name: &str, kwok: bool) -> k8s_openapi::api::
 async fn configz_is_not_asked_of_simulated_nodes_and_one_failure_does_not_stand_for_a_group() {
     let mut state = captured(SCENARIO);
     let real = state.nodes[0].metadata.name.clone().expect("a node name");
-    state.pods.retain(|p| p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(&real));
+    state
+        .pods
+        .retain(|p| p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(&real));
     for i in 0..4 {
         let kwok = format!("kwok-{i}");
         state.nodes.push(node_like(&state, &kwok, true));
-        state.pods.push(pod_on(&state, &format!("on-{kwok}"), &kwok));
+        state
+            .pods
+            .push(pod_on(&state, &format!("on-{kwok}"), &kwok));
     }
     for i in 0..4 {
         let alike = format!("alike-{i}");
         state.nodes.push(node_like(&state, &alike, false));
-        state.pods.push(pod_on(&state, &format!("on-{alike}"), &alike));
+        state
+            .pods
+            .push(pod_on(&state, &format!("on-{alike}"), &alike));
     }
     let run = read_state(state, Vec::new(), TIMEOUT).await;
     let configz: Vec<&str> = run
@@ -409,7 +415,11 @@ async fn configz_is_not_asked_of_simulated_nodes_and_one_failure_does_not_stand_
         .filter(|l| l.starts_with("kubelet config"))
         .collect();
     assert_eq!(lines.len(), 1, "{lines:#?}");
-    assert!(lines[0].starts_with("kubelet config of 9 nodes"), "{}", lines[0]);
+    assert!(
+        lines[0].starts_with("kubelet config of 9 nodes"),
+        "{}",
+        lines[0]
+    );
 }
 
 /// Old behaviour: when the current instance's log was refused (400), the previous one was asked
@@ -419,7 +429,13 @@ async fn no_previous_log_is_asked_of_a_container_that_never_ran_before() {
     let mut state = captured(SCENARIO);
     let node = state.nodes[0].metadata.name.clone().expect("a node name");
     let mut first = pod_on(&state, "first-run", &node);
-    let cs = &mut first.status.as_mut().expect("a status").container_statuses.as_mut().expect("statuses")[0];
+    let cs = &mut first
+        .status
+        .as_mut()
+        .expect("a status")
+        .container_statuses
+        .as_mut()
+        .expect("statuses")[0];
     cs.restart_count = 0;
     cs.state = cs.last_state.take();
     state.pods.push(first);
@@ -438,8 +454,11 @@ async fn no_previous_log_is_asked_of_a_container_that_never_ran_before() {
     assert_eq!(asked.len(), 1, "{asked:#?}");
     assert!(!asked[0].contains("previous=true"), "{asked:#?}");
     assert!(
-        run.state().gaps.iter().any(|g| g.reason == GapReason::Refused
-            && matches!(&g.about, GapAbout::Log { pod, .. } if pod == "first-run")),
+        run.state()
+            .gaps
+            .iter()
+            .any(|g| g.reason == GapReason::Refused
+                && matches!(&g.about, GapAbout::Log { pod, .. } if pod == "first-run")),
         "{:#?}",
         run.state().gaps
     );

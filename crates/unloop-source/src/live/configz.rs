@@ -118,7 +118,10 @@ impl GroupRead {
                 out.push(Gap::new(
                     GapAbout::KubeletConfig { node: n.clone() },
                     GapReason::NotTried,
-                    format!("not asked: the alike nodes {} did not answer", tried.join(", ")),
+                    format!(
+                        "not asked: the alike nodes {} did not answer",
+                        tried.join(", ")
+                    ),
                 ));
             }
         }

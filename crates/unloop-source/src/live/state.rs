@@ -221,7 +221,11 @@ impl Live {
         };
         state.pods = pods;
         state.events = keep(events, GapAbout::list(ListOf::Events, ns), &mut gaps);
-        let node_events = keep(node_events, GapAbout::list(ListOf::NodeEvents, Some("default")), &mut gaps);
+        let node_events = keep(
+            node_events,
+            GapAbout::list(ListOf::NodeEvents, Some("default")),
+            &mut gaps,
+        );
         state.events.extend(node_events);
         state.nodes = keep(nodes, GapAbout::list(ListOf::Nodes, None), &mut gaps);
         state.replica_sets = keep(rs, GapAbout::list(ListOf::ReplicaSets, ns), &mut gaps);
@@ -235,7 +239,11 @@ impl Live {
             &mut gaps,
         );
         state.services = keep(svcs, GapAbout::list(ListOf::Services, ns), &mut gaps);
-        state.endpoint_slices = keep(slices, GapAbout::list(ListOf::EndpointSlices, ns), &mut gaps);
+        state.endpoint_slices = keep(
+            slices,
+            GapAbout::list(ListOf::EndpointSlices, ns),
+            &mut gaps,
+        );
         if opts.read_config {
             state.config_maps = keep(cms, GapAbout::list(ListOf::ConfigMaps, ns), &mut gaps)
                 .into_iter()
