@@ -172,7 +172,7 @@ impl ListOf {
         }
     }
 
-    const ALL: [ListOf; 16] = [
+    const ALL: &[ListOf] = &[
         ListOf::Pods,
         ListOf::Events,
         ListOf::NodeEvents,
@@ -290,7 +290,7 @@ impl GapAbout {
                 container: c.into(),
             };
         }
-        for l in ListOf::ALL {
+        for &l in ListOf::ALL {
             let Some(rest) = what.strip_prefix(l.as_str()) else {
                 continue;
             };
