@@ -214,6 +214,7 @@ impl Resolver {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use unloop_core::state::{GapAbout, ListOf};
 
     fn cm(ns: &str, name: &str, keys: &[&str]) -> KeySet {
         KeySet {
@@ -274,10 +275,11 @@ mod tests {
 
     #[test]
     fn unreadable_secrets_are_unknown_not_missing() {
-        let gap = Gap {
-            what: "secrets in namespace shop".into(),
-            why: "forbidden".into(),
-        };
+        let gap = Gap::status(
+            GapAbout::list(ListOf::Secrets, Some("shop")),
+            403,
+            "forbidden (403)",
+        );
         let live = Resolver::new(vec![Known::live(
             vec!["shop".into()],
             vec![],

@@ -375,3 +375,67 @@ fn kubectl_json_lists_are_diagnosed_too() {
         stderr(&o)
     );
 }
+
+/// The scale fixture's ending, as an older unloop wrote it into a bundle: 126 nodes whose kubelet
+/// config read failed (kwok serves no /configz), and one forbidden list. Old behaviour: one line
+/// per node. Now one line per kind of gap in human and markdown, and typed gaps in JSON and YAML.
+#[test]
+fn many_gaps_of_one_kind_are_one_line_in_every_format() {
+    let dir = tempfile::tempdir().unwrap();
+    let variant = jvm_heap_variant(&dir, |state| {
+        let mut gaps: Vec<serde_json::Value> = (0..126)
+            .map(|i| {
+                serde_json::json!({
+                    "what": format!("kubelet config of node scale-node-{i:03}"),
+                    "why": "the server could not find the requested resource (404)",
+                })
+            })
+            .collect();
+        gaps.push(serde_json::json!({
+            "what": "secrets in namespace jvm-heap",
+            "why": "secrets is forbidden: User \"dev\" cannot list resource \"secrets\" (403)",
+        }));
+        state["gaps"] = serde_json::Value::Array(gaps);
+    });
+    let text = |args: &[&str]| {
+        let mut all = vec!["diagnose", "--from", variant.as_str()];
+        all.extend(args);
+        String::from_utf8(unloop(&all).stdout).unwrap()
+    };
+    for out in [text(&[]), text(&["-o", "markdown"])] {
+        let kubelet: Vec<&str> = out
+            .lines()
+            .filter(|l| l.contains("kubelet config"))
+            .collect();
+        assert_eq!(kubelet.len(), 1, "{out}");
+        assert!(
+            kubelet[0].contains("kubelet config of 126 nodes (scale-node-000"),
+            "{out}"
+        );
+        assert!(kubelet[0].contains("126 not found"), "{out}");
+        assert!(
+            kubelet[0].contains("backoff timing assumes the kubelet's defaults"),
+            "{out}"
+        );
+        assert!(
+            out.contains("secrets in namespace jvm-heap: secrets is forbidden"),
+            "{out}"
+        );
+    }
+    let json: serde_json::Value = serde_json::from_str(&text(&["-o", "json"])).unwrap();
+    assert_eq!(json["gaps"].as_array().unwrap().len(), 127);
+    assert_eq!(json["gaps"][0]["kind"], "kubelet-config");
+    assert_eq!(json["gaps"][0]["node"], "scale-node-000");
+    assert_eq!(json["gaps"][0]["reason"], "not-found");
+    assert_eq!(
+        json["gaps"][0]["what"],
+        "kubelet config of node scale-node-000"
+    );
+    assert_eq!(json["gaps"][126]["kind"], "list");
+    assert_eq!(json["gaps"][126]["resource"], "secrets");
+    assert_eq!(json["gapSummary"].as_array().unwrap().len(), 2);
+    assert_eq!(json["gapSummary"][0]["count"], 126);
+    let yaml = text(&["-o", "yaml"]);
+    assert!(yaml.contains("kind: kubelet-config"), "{yaml}");
+    assert!(yaml.contains("gapSummary:"), "{yaml}");
+}

@@ -10,6 +10,7 @@ use serde::Serialize;
 use crate::backoff::{self, Backoff};
 use crate::causes;
 use crate::exit;
+use crate::gap::GapSummary;
 use crate::logscan;
 use crate::selector::Selector;
 use crate::state::{ClusterState, ContainerLog, Gap, Scope};
@@ -45,8 +46,11 @@ pub struct Report {
     /// Pods looked at (after namespace, selector and target filters).
     pub pods_scanned: usize,
     pub diagnoses: Vec<Diagnosis>,
-    /// Evidence that could not be read, and why.
+    /// Evidence that could not be read, and why: each gap.
     pub gaps: Vec<Gap>,
+    /// The gaps, one entry per kind: what the human and markdown reports print.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub gap_summary: Vec<GapSummary>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -189,6 +193,7 @@ pub fn diagnose(state: &ClusterState, query: &Query, now: Timestamp) -> Report {
         pods_scanned: pods.len(),
         diagnoses,
         gaps: state.gaps.clone(),
+        gap_summary: crate::gap::summarise(&state.gaps),
     }
 }
 

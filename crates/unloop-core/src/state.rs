@@ -14,6 +14,8 @@ use k8s_openapi::api::core::v1::{Event, Node, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use serde::{Deserialize, Serialize};
 
+pub use crate::gap::{Gap, GapAbout, GapReason, ListOf};
+
 /// The schema version this build writes and the newest it reads.
 pub const BUNDLE_SCHEMA_VERSION: u32 = 1;
 
@@ -95,16 +97,6 @@ pub struct KubeletConfig {
     pub read_from: Option<String>,
 }
 
-/// A piece of evidence unloop tried to read and could not.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Gap {
-    /// What was missing, e.g. `secrets in namespace shop` or `logs of shop/api-1[app]`.
-    pub what: String,
-    /// Why, e.g. `forbidden: User "dev" cannot list resource "secrets"`.
-    pub why: String,
-}
-
 impl ClusterState {
     pub fn log(
         &self,
@@ -142,15 +134,15 @@ impl ClusterState {
     /// True when the state holds ConfigMaps for `namespace`, i.e. "absent" means "does not exist"
     /// rather than "was not read".
     pub fn read_config_maps(&self) -> bool {
-        !self.gaps.iter().any(|g| g.what.starts_with("configmaps"))
+        !self.gaps.iter().any(|g| g.is_list_of(ListOf::ConfigMaps))
     }
 
     pub fn read_secrets(&self) -> bool {
-        !self.gaps.iter().any(|g| g.what.starts_with("secrets"))
+        !self.gaps.iter().any(|g| g.is_list_of(ListOf::Secrets))
     }
 
     pub fn read_services(&self) -> bool {
-        !self.gaps.iter().any(|g| g.what.starts_with("services"))
+        !self.gaps.iter().any(|g| g.is_list_of(ListOf::Services))
     }
 
     /// Does the state cover this namespace at all?

@@ -135,8 +135,13 @@ pub fn each_report_string(r: &mut Report, f: &mut dyn FnMut(&mut String, Layout)
     opt(&mut r.scope.server, f);
     r.scope.namespaces.iter_mut().for_each(|s| f(s, Line));
     for g in &mut r.gaps {
-        f(&mut g.what, Line);
+        g.about.strings_mut().into_iter().for_each(|s| f(s, Line));
         f(&mut g.why, Line);
+    }
+    for g in &mut r.gap_summary {
+        g.examples.iter_mut().for_each(|s| f(s, Line));
+        f(&mut g.why, Line);
+        f(&mut g.line, Line);
     }
     for d in &mut r.diagnoses {
         for s in [

@@ -91,14 +91,14 @@ pub fn human(report: &Report, color: bool) -> String {
             .style(p.title)
         );
     }
-    if !report.gaps.is_empty() {
+    if !report.gap_summary.is_empty() {
         let _ = writeln!(
             out,
             "{}",
             "Not readable, so not used as evidence:".style(p.dim)
         );
-        for g in &report.gaps {
-            let _ = writeln!(out, "{}", format!("  {}: {}", g.what, g.why).style(p.dim));
+        for g in &report.gap_summary {
+            let _ = writeln!(out, "{}", format!("  {}", g.line).style(p.dim));
         }
     }
     out

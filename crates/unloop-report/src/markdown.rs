@@ -139,10 +139,10 @@ pub fn markdown(report: &Report) -> String {
         }
         out.push('\n');
     }
-    if !report.gaps.is_empty() {
+    if !report.gap_summary.is_empty() {
         let _ = writeln!(out, "## Not readable\n");
-        for g in &report.gaps {
-            let _ = writeln!(out, "- {}: {}", g.what, g.why);
+        for g in &report.gap_summary {
+            let _ = writeln!(out, "- {}", g.line);
         }
     }
     out

@@ -5,7 +5,7 @@ use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
-use unloop_core::state::{ClusterState, Gap};
+use unloop_core::state::{ClusterState, Gap, GapAbout, GapReason};
 
 use crate::input::{self, Capped, LimitExceeded};
 use crate::{SourceError, bundle, ingest};
@@ -200,10 +200,13 @@ fn load_dir(root: &Path) -> Result<ClusterState, SourceError> {
 }
 
 fn skipped(root: &Path, p: &Path, why: &str) -> Gap {
-    Gap {
-        what: format!("file {}", input::shown(root, p).display()),
-        why: format!("{why}; skipped"),
-    }
+    Gap::new(
+        GapAbout::File {
+            path: input::shown(root, p).display().to_string(),
+        },
+        GapReason::Skipped,
+        format!("{why}; skipped"),
+    )
 }
 
 /// Walks a dump directory in name order without following links to directories (no loops), at
@@ -211,10 +214,13 @@ fn skipped(root: &Path, p: &Path, why: &str) -> Gap {
 /// files (FIFOs, sockets, devices, dangling links) are never opened: they become notes.
 fn walk_dir(root: &Path, dir: &Path, depth: usize, w: &mut Walk) -> Result<(), SourceError> {
     if depth >= MAX_DUMP_DEPTH {
-        w.skipped.push(Gap {
-            what: format!("directory {}", input::shown(root, dir).display()),
-            why: format!("deeper than {MAX_DUMP_DEPTH} levels; not read"),
-        });
+        w.skipped.push(Gap::new(
+            GapAbout::Directory {
+                path: input::shown(root, dir).display().to_string(),
+            },
+            GapReason::Skipped,
+            format!("deeper than {MAX_DUMP_DEPTH} levels; not read"),
+        ));
         return Ok(());
     }
     let mut entries = Vec::new();

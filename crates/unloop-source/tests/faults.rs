@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use unloop_core::state::ClusterState;
+use unloop_core::state::{ClusterState, GapAbout, GapReason};
 use unloop_faults::{FakeApi, Fault, Proxy, Rule, Seen, Upstream};
 use unloop_source::SourceError;
 use unloop_source::live::{self, LiveOptions};
@@ -58,8 +58,8 @@ impl Run {
         self.state()
             .gaps
             .iter()
-            .filter(|g| !g.what.starts_with("kubelet config"))
-            .map(|g| format!("{}: {}", g.what, g.why))
+            .filter(|g| !matches!(g.about, GapAbout::KubeletConfig { .. }))
+            .map(|g| format!("{}: {}", g.what(), g.why))
             .collect()
     }
 
@@ -71,7 +71,11 @@ impl Run {
 
 /// Reads the scenario's namespace through the proxy with `rules`, under `timeout`.
 async fn read_through(rules: Vec<Rule>, timeout: Duration) -> Run {
-    let state = captured(SCENARIO);
+    read_state(captured(SCENARIO), rules, timeout).await
+}
+
+/// Reads `state`, served by the fake, through the proxy with `rules`, under `timeout`.
+async fn read_state(state: ClusterState, rules: Vec<Rule>, timeout: Duration) -> Run {
     let now = state.captured_at.expect("a bundle records its time");
     let fake = Arc::new(FakeApi::from_state(&state, PAGE));
     let proxy = Proxy::start(Upstream::Fake(fake), rules)
@@ -327,5 +331,135 @@ async fn when_nothing_answers_the_deadline_ends_the_read_with_one_error() {
         run.elapsed < timeout + Duration::from_secs(1),
         "{:?}",
         run.elapsed
+    );
+}
+
+/// The scenario's troubled pod copied onto `node` as `name` (a new uid).
+fn pod_on(state: &ClusterState, name: &str, node: &str) -> k8s_openapi::api::core::v1::Pod {
+    let mut p = state.pods[0].clone();
+    p.metadata.name = Some(name.into());
+    p.metadata.uid = Some(format!("uid-{name}"));
+    p.spec.as_mut().expect("a spec").node_name = Some(node.into());
+    p
+}
+
+/// The scenario's node copied as `name`; `kwok` marks it as kwok marks the nodes it simulates.
+fn node_like(state: &ClusterState, name: &str, kwok: bool) -> k8s_openapi::api::core::v1::Node {
+    let mut n = state.nodes[0].clone();
+    n.metadata.name = Some(name.into());
+    if kwok {
+        n.metadata
+            .annotations
+            .get_or_insert_with(Default::default)
+            .insert("kwok.x-k8s.io/node".into(), "fake".into());
+    }
+    n
+}
+
+/// Old behaviour: configz was asked of every group's first node, a kwok node included, and its
+/// failure stood for every node of the group. Now simulated nodes are not asked, a failed member
+/// makes the next one be tried (up to three), and every gap is one summary line.
+#[tokio::test]
+async fn configz_is_not_asked_of_simulated_nodes_and_one_failure_does_not_stand_for_a_group() {
+    let mut state = captured(SCENARIO);
+    let real = state.nodes[0].metadata.name.clone().expect("a node name");
+    state
+        .pods
+        .retain(|p| p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(&real));
+    for i in 0..4 {
+        let kwok = format!("kwok-{i}");
+        state.nodes.push(node_like(&state, &kwok, true));
+        state
+            .pods
+            .push(pod_on(&state, &format!("on-{kwok}"), &kwok));
+    }
+    for i in 0..4 {
+        let alike = format!("alike-{i}");
+        state.nodes.push(node_like(&state, &alike, false));
+        state
+            .pods
+            .push(pod_on(&state, &format!("on-{alike}"), &alike));
+    }
+    let run = read_state(state, Vec::new(), TIMEOUT).await;
+    let configz: Vec<&str> = run
+        .seen
+        .iter()
+        .filter(|r| r.path.contains("/configz"))
+        .map(|r| r.path.as_str())
+        .collect();
+    assert!(
+        configz.iter().all(|p| !p.contains("/nodes/kwok-")),
+        "{configz:#?}"
+    );
+    // The fake serves no configz (404): three members of the real group are tried, not one.
+    assert_eq!(configz.len(), 3, "{configz:#?}");
+    let reasons = |r: GapReason| {
+        run.state()
+            .gaps
+            .iter()
+            .filter(|g| matches!(g.about, GapAbout::KubeletConfig { .. }) && g.reason == r)
+            .count()
+    };
+    assert_eq!(reasons(GapReason::NoKubelet), 4);
+    assert_eq!(reasons(GapReason::NotFound), 3);
+    assert_eq!(reasons(GapReason::NotTried), 2);
+    let report = unloop_core::diagnose(
+        run.state(),
+        &unloop_core::diagnose::Query::default(),
+        run.now,
+    );
+    let lines: Vec<&str> = report
+        .gap_summary
+        .iter()
+        .map(|s| s.line.as_str())
+        .filter(|l| l.starts_with("kubelet config"))
+        .collect();
+    assert_eq!(lines.len(), 1, "{lines:#?}");
+    assert!(
+        lines[0].starts_with("kubelet config of 9 nodes"),
+        "{}",
+        lines[0]
+    );
+}
+
+/// Old behaviour: when the current instance's log was refused (400), the previous one was asked
+/// for even of a container that never ran before, which can only give another 400.
+#[tokio::test]
+async fn no_previous_log_is_asked_of_a_container_that_never_ran_before() {
+    let mut state = captured(SCENARIO);
+    let node = state.nodes[0].metadata.name.clone().expect("a node name");
+    let mut first = pod_on(&state, "first-run", &node);
+    let cs = &mut first
+        .status
+        .as_mut()
+        .expect("a status")
+        .container_statuses
+        .as_mut()
+        .expect("statuses")[0];
+    cs.restart_count = 0;
+    cs.state = cs.last_state.take();
+    state.pods.push(first);
+    let run = read_state(
+        state,
+        vec![Rule::new(Fault::Status(400)).on("/pods/first-run/log")],
+        TIMEOUT,
+    )
+    .await;
+    let asked: Vec<&str> = run
+        .seen
+        .iter()
+        .filter(|r| r.path.contains("/pods/first-run/log"))
+        .map(|r| r.path.as_str())
+        .collect();
+    assert_eq!(asked.len(), 1, "{asked:#?}");
+    assert!(!asked[0].contains("previous=true"), "{asked:#?}");
+    assert!(
+        run.state()
+            .gaps
+            .iter()
+            .any(|g| g.reason == GapReason::Refused
+                && matches!(&g.about, GapAbout::Log { pod, .. } if pod == "first-run")),
+        "{:#?}",
+        run.state().gaps
     );
 }

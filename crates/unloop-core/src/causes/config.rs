@@ -641,6 +641,7 @@ fn missing_file(s: &Subject) -> Vec<Finding> {
 mod tests {
     use super::*;
     use crate::testing::{self, cites, finding, ids, scenario};
+    use crate::state::{GapAbout, ListOf};
 
     #[test]
     fn a_variable_the_log_misses_and_the_spec_lacks() {
@@ -721,10 +722,11 @@ mod tests {
     #[test]
     fn unreadable_configmaps_prove_nothing() {
         let mut state = scenario("missing-configmap");
-        state.gaps.push(crate::state::Gap {
-            what: "configmaps in namespace missing-configmap".into(),
-            why: "forbidden".into(),
-        });
+        state.gaps.push(crate::state::Gap::status(
+            GapAbout::list(ListOf::ConfigMaps, Some("missing-configmap")),
+            403,
+            "forbidden (403)",
+        ));
         let f = finding(&state, detect, CauseId::MissingConfigmap);
         assert!(!cites(&f, "does not exist"));
     }

@@ -10,7 +10,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Node, Secret, ServiceAccount};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Resource;
 use kube::api::ListParams;
-use unloop_core::state::{Gap, KeySet};
+use unloop_core::state::{Gap, GapAbout, KeySet, ListOf};
 
 use super::Live;
 use super::client::ReadError;
@@ -86,10 +86,10 @@ impl Live {
     ) -> Result<ConfigKeys, SourceError> {
         let mut out = ConfigKeys::default();
         let (cms, secrets, accounts) = futures::join!(
-            self.keys_in::<ConfigMap>(namespaces, "configmaps", |raw| {
+            self.keys_in::<ConfigMap>(namespaces, ListOf::ConfigMaps, |raw| {
                 parse_whole::<ConfigMap>(raw).map(ingest::config_map)
             }),
-            self.keys_in::<Secret>(namespaces, "secrets", |raw| {
+            self.keys_in::<Secret>(namespaces, ListOf::Secrets, |raw| {
                 parse_whole::<Secret>(raw).map(ingest::secret)
             }),
             self.accounts_in(namespaces),
@@ -117,7 +117,7 @@ impl Live {
     async fn keys_in<K>(
         &self,
         namespaces: &BTreeSet<String>,
-        resource: &str,
+        resource: ListOf,
         parse: impl Fn(&serde_json::value::RawValue) -> Result<KeySet, serde_json::Error>,
     ) -> Result<(Vec<KeySet>, Vec<Gap>), ReadError>
     where
@@ -156,10 +156,7 @@ impl Live {
             {
                 Ok(s) => sets.extend(s),
                 Err(ReadError::Unreachable(why)) => return Err(ReadError::Unreachable(why)),
-                Err(e) => gaps.push(Gap {
-                    what: format!("{resource} in namespace {ns}"),
-                    why: e.why(),
-                }),
+                Err(e) => gaps.push(e.gap(GapAbout::list(resource, Some(ns)))),
             }
         }
         Ok((sets, gaps))

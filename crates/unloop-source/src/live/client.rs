@@ -11,6 +11,7 @@ use kube::client::Body;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 use tokio::time::Instant;
+use unloop_core::state::{Gap, GapAbout, GapReason};
 
 use crate::SourceError;
 
@@ -89,17 +90,10 @@ impl ReadError {
     /// What kind of failure this is, for summaries and metrics.
     pub fn kind(&self) -> ReadErrorKind {
         match self {
-            ReadError::Status { code: 401, .. } => ReadErrorKind::Unauthorized,
-            ReadError::Status { code: 403, .. } => ReadErrorKind::Forbidden,
-            ReadError::Status {
-                code: 404 | 405, ..
-            } => ReadErrorKind::NotFound,
-            ReadError::Status { code: 429, .. } => ReadErrorKind::Throttled,
-            ReadError::Status { code, .. } if *code >= 500 => ReadErrorKind::ServerError,
-            ReadError::Status { .. } => ReadErrorKind::Refused,
-            ReadError::TimedOut(_) => ReadErrorKind::TimedOut,
-            ReadError::Unreachable(_) => ReadErrorKind::Unreachable,
-            ReadError::Broken(_) => ReadErrorKind::Broken,
+            ReadError::Status { code, .. } => GapReason::of_status(*code),
+            ReadError::TimedOut(_) => GapReason::TimedOut,
+            ReadError::Unreachable(_) => GapReason::Unreachable,
+            ReadError::Broken(_) => GapReason::Broken,
         }
     }
 
@@ -109,22 +103,20 @@ impl ReadError {
             _ => None,
         }
     }
+
+    /// The gap this failure leaves: `about` was not read, for this reason.
+    pub fn gap(&self, about: GapAbout) -> Gap {
+        Gap {
+            about,
+            reason: self.kind(),
+            status: self.code(),
+            why: self.why(),
+        }
+    }
 }
 
-/// The kinds of [`ReadError`], one per kind of gap a report can summarise.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum ReadErrorKind {
-    Unauthorized,
-    Forbidden,
-    NotFound,
-    Throttled,
-    ServerError,
-    /// Another 4xx answer.
-    Refused,
-    TimedOut,
-    Unreachable,
-    Broken,
-}
+/// The kinds of [`ReadError`]: the reasons of the gaps a report summarises.
+pub type ReadErrorKind = GapReason;
 
 /// One attempt's outcome when it failed: give up, or try again (after `Retry-After` if given).
 enum Failed {

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Node;
-use unloop_core::state::{Gap, KubeletConfig};
+use unloop_core::state::{Gap, GapAbout, GapReason, KubeletConfig};
 
 use super::client::{ReadError, Reader};
 
@@ -15,7 +15,12 @@ use super::client::{ReadError, Reader};
 /// big cluster, and retrying it only waits longer.
 const CONFIGZ_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Reads the kubelet config of `involved` nodes, one read per group of alike nodes.
+/// Members of a group tried, in turn, before the rest of it is left unread.
+const TRIES_PER_GROUP: usize = 3;
+
+/// Reads the kubelet config of `involved` nodes, one read per group of alike nodes. Nodes that
+/// have no kubelet to ask are not asked; a member that fails does not stand for the others: the
+/// next member is tried.
 pub(crate) async fn read_configs(
     reader: &Reader,
     nodes: &[Node],
@@ -23,63 +28,149 @@ pub(crate) async fn read_configs(
     concurrency: usize,
     gaps: &mut Vec<Gap>,
 ) -> BTreeMap<String, KubeletConfig> {
+    let by_name: HashMap<&str, &Node> = nodes
+        .iter()
+        .filter_map(|n| Some((n.metadata.name.as_deref()?, n)))
+        .collect();
+    let (askable, simulated): (BTreeSet<String>, BTreeSet<String>) = involved
+        .iter()
+        .cloned()
+        .partition(|name| by_name.get(name.as_str()).is_none_or(|n| has_kubelet(n)));
+    for node in simulated {
+        gaps.push(Gap::new(
+            GapAbout::KubeletConfig { node },
+            GapReason::NoKubelet,
+            "not asked: the Node is simulated (kwok or virtual-kubelet) and has no kubelet",
+        ));
+    }
     // One configz read per group of alike nodes: on a big pool, hundreds of reads through the
     // apiserver's node proxy would cost more than everything else together.
-    let groups = kubelet_groups(nodes, involved);
-    let configs: Vec<(Vec<String>, Result<KubeletConfig, String>)> = futures::stream::iter(groups)
+    let groups = kubelet_groups(nodes, &askable);
+    let outcomes: Vec<(Vec<String>, GroupRead)> = futures::stream::iter(groups)
         .map(|group| async move {
-            let r = kubelet_config(reader, &group[0]).await;
-            (group, r)
+            let read = read_group(&group, |node| kubelet_config(reader, node)).await;
+            (group, read)
         })
         .buffer_unordered(concurrency.max(1))
         .collect()
         .await;
     let mut out = BTreeMap::new();
-    for (group, r) in configs {
-        match r {
-            Ok(cfg) => {
-                for node in &group {
-                    let mut cfg = cfg.clone();
-                    if node != &group[0] {
-                        cfg.read_from = Some(group[0].clone());
-                    }
-                    out.insert(node.clone(), cfg);
-                }
-            }
-            Err(why) => {
-                for node in &group {
-                    let why = if node == &group[0] {
-                        why.clone()
-                    } else {
-                        format!("read from the alike node {} instead: {why}", group[0])
-                    };
-                    gaps.push(Gap {
-                        what: format!("kubelet config of node {node}"),
-                        why,
-                    });
-                }
-            }
-        }
+    for (group, read) in outcomes {
+        out.extend(read.configs(&group));
+        gaps.extend(read.gaps(&group));
     }
     out
 }
 
-async fn kubelet_config(reader: &Reader, node: &str) -> Result<KubeletConfig, String> {
+/// What reading one group came to: the failures of the members tried, in order, and the config
+/// of the first member that answered, if one did.
+#[derive(Debug)]
+struct GroupRead {
+    failed: Vec<(String, Gap)>,
+    read: Option<(String, KubeletConfig)>,
+}
+
+async fn read_group<F, Fut>(group: &[String], read: F) -> GroupRead
+where
+    F: Fn(String) -> Fut,
+    Fut: std::future::Future<Output = Result<KubeletConfig, Gap>>,
+{
+    let mut failed = Vec::new();
+    for node in group.iter().take(TRIES_PER_GROUP) {
+        match read(node.clone()).await {
+            Ok(cfg) => {
+                return GroupRead {
+                    failed,
+                    read: Some((node.clone(), cfg)),
+                };
+            }
+            Err(gap) => failed.push((node.clone(), gap)),
+        }
+    }
+    GroupRead { failed, read: None }
+}
+
+impl GroupRead {
+    /// The config of every member, when one was read: its own, or the alike node's.
+    fn configs(&self, group: &[String]) -> Vec<(String, KubeletConfig)> {
+        let Some((from, cfg)) = &self.read else {
+            return Vec::new();
+        };
+        group
+            .iter()
+            .filter(|n| !self.failed.iter().any(|(f, _)| f == *n))
+            .map(|n| {
+                let mut cfg = cfg.clone();
+                if n != from {
+                    cfg.read_from = Some(from.clone());
+                }
+                (n.clone(), cfg)
+            })
+            .collect()
+    }
+
+    /// A gap for each member that failed, and, when none answered, for each left untried.
+    fn gaps(&self, group: &[String]) -> Vec<Gap> {
+        let mut out: Vec<Gap> = self.failed.iter().map(|(_, g)| g.clone()).collect();
+        if self.read.is_none() {
+            let tried: Vec<&str> = self.failed.iter().map(|(n, _)| n.as_str()).collect();
+            for n in group.iter().skip(tried.len()) {
+                out.push(Gap::new(
+                    GapAbout::KubeletConfig { node: n.clone() },
+                    GapReason::NotTried,
+                    format!(
+                        "not asked: the alike nodes {} did not answer",
+                        tried.join(", ")
+                    ),
+                ));
+            }
+        }
+        out
+    }
+}
+
+/// Whether a Node has a kubelet that could serve `/configz`: kwok's nodes (annotated
+/// `kwok.x-k8s.io/node`) and virtual-kubelet's (labelled `type=virtual-kubelet`) have none.
+fn has_kubelet(n: &Node) -> bool {
+    let annotated = n
+        .metadata
+        .annotations
+        .as_ref()
+        .is_some_and(|a| a.contains_key("kwok.x-k8s.io/node"));
+    let virtual_kubelet = n
+        .metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get("type"))
+        .is_some_and(|t| t == "virtual-kubelet");
+    !annotated && !virtual_kubelet
+}
+
+async fn kubelet_config(reader: &Reader, node: String) -> Result<KubeletConfig, Gap> {
+    let about = || GapAbout::KubeletConfig { node: node.clone() };
     let req = http::Request::get(format!("/api/v1/nodes/{node}/proxy/configz"))
         .body(Vec::new())
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| Gap::new(about(), GapReason::Broken, e.to_string()))?;
     let body = reader
         .get_once(req, CONFIGZ_TIMEOUT)
         .await
         .map_err(|e| match e {
-            ReadError::TimedOut(_) => format!("no answer in {} s", CONFIGZ_TIMEOUT.as_secs()),
-            other => other.why(),
+            ReadError::TimedOut(_) => Gap::new(
+                about(),
+                GapReason::TimedOut,
+                format!("no answer in {} s", CONFIGZ_TIMEOUT.as_secs()),
+            ),
+            other => other.gap(about()),
         })?;
     parse_configz(&String::from_utf8_lossy(&body))
+        .map_err(|why| Gap::new(about(), GapReason::Broken, why))
 }
 
 /// The nodes of `involved`, grouped so that each group shares a kubelet configuration as far as
-/// the API shows: same kubelet version, container runtime, OS image, instance type and node pool.
+/// the API shows. What the kubelet reports of itself, which nothing else writes: its version,
+/// the container runtime, OS image, kernel and architecture (`status.nodeInfo`) and the port it
+/// serves on (`status.daemonEndpoints`, from its own configuration); and the node pool and
+/// instance type labels, set when the node joined its pool.
 /// The first node of each group is the one to read. Nodes missing from `nodes` are groups alone.
 fn kubelet_groups(nodes: &[Node], involved: &BTreeSet<String>) -> Vec<Vec<String>> {
     const POOL_LABELS: &[&str] = &[
@@ -100,11 +191,22 @@ fn kubelet_groups(nodes: &[Node], involved: &BTreeSet<String>) -> Vec<Vec<String
             Some(n) => {
                 let info = n.status.as_ref().and_then(|s| s.node_info.as_ref());
                 let labels = n.metadata.labels.as_ref();
+                let port = n
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.daemon_endpoints.as_ref())
+                    .and_then(|d| d.kubelet_endpoint.as_ref())
+                    .map(|e| e.port.to_string())
+                    .unwrap_or_default();
                 let mut key = vec![
                     info.map(|i| i.kubelet_version.clone()).unwrap_or_default(),
                     info.map(|i| i.container_runtime_version.clone())
                         .unwrap_or_default(),
                     info.map(|i| i.os_image.clone()).unwrap_or_default(),
+                    info.map(|i| i.kernel_version.clone()).unwrap_or_default(),
+                    info.map(|i| format!("{}/{}", i.operating_system, i.architecture))
+                        .unwrap_or_default(),
+                    port,
                 ];
                 key.extend(POOL_LABELS.iter().map(|l| {
                     labels
@@ -204,5 +306,72 @@ mod tests {
                 vec!["gone".to_string()],
             ]
         );
+    }
+
+    fn captured_node() -> Node {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../testbed/scenarios/healthy/bundle.json.gz");
+        crate::bundle::read(&path).unwrap().nodes[0].clone()
+    }
+
+    /// Old behaviour: the scale fixture's kwok nodes, which copy the real node's versions, were
+    /// one group with it, and its config was read from a kwok node. The kubelet's own port sets
+    /// them apart even without kwok's annotation.
+    #[test]
+    fn a_node_served_on_another_kubelet_port_is_not_alike() {
+        let real = captured_node();
+        let mut fake = real.clone();
+        fake.metadata.name = Some("scale-node-000".into());
+        fake.status
+            .as_mut()
+            .and_then(|s| s.daemon_endpoints.as_mut())
+            .and_then(|d| d.kubelet_endpoint.as_mut())
+            .unwrap()
+            .port = 10247;
+        let involved: BTreeSet<String> = ["unloop-node", "scale-node-000"]
+            .into_iter()
+            .map(String::from)
+            .collect();
+        assert_eq!(kubelet_groups(&[real, fake], &involved).len(), 2);
+    }
+
+    #[test]
+    fn kwok_nodes_have_no_kubelet_to_ask() {
+        let mut n = captured_node();
+        assert!(has_kubelet(&n));
+        n.metadata
+            .annotations
+            .get_or_insert_with(Default::default)
+            .insert("kwok.x-k8s.io/node".into(), "fake".into());
+        assert!(!has_kubelet(&n));
+    }
+
+    /// A failed member does not stand for the others: the next one is read and stands for the
+    /// rest; the one that failed keeps its own gap.
+    #[tokio::test]
+    async fn a_failed_member_makes_the_next_one_be_read() {
+        let group: Vec<String> = ["a", "b", "c", "d"].into_iter().map(String::from).collect();
+        let read = read_group(&group, |node| async move {
+            if node == "a" {
+                Err(Gap::status(
+                    GapAbout::KubeletConfig { node },
+                    404,
+                    "not found (404)",
+                ))
+            } else {
+                Ok(KubeletConfig {
+                    max_container_restart_period_secs: Some(60),
+                    ..Default::default()
+                })
+            }
+        })
+        .await;
+        let configs: BTreeMap<String, KubeletConfig> = read.configs(&group).into_iter().collect();
+        assert_eq!(configs.keys().collect::<Vec<_>>(), ["b", "c", "d"]);
+        assert_eq!(configs["b"].read_from, None);
+        assert_eq!(configs["d"].read_from.as_deref(), Some("b"));
+        let gaps = read.gaps(&group);
+        assert_eq!(gaps.len(), 1);
+        assert_eq!(gaps[0].about, GapAbout::KubeletConfig { node: "a".into() });
     }
 }

@@ -4,7 +4,7 @@
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::LogParams;
-use unloop_core::state::{ContainerLog, Gap};
+use unloop_core::state::{ContainerLog, Gap, GapAbout, GapReason};
 use unloop_core::status;
 
 use super::client::{ReadError, Reader};
@@ -20,6 +20,9 @@ pub(crate) struct LogWant {
     pub pod: String,
     pub container: String,
     pub previous: bool,
+    /// Whether the other instance exists to read when this one is gone: a container that never
+    /// ran before (restart count 0, no last state) has no previous log, and asking gives a 400.
+    pub other_instance: bool,
 }
 
 /// The logs diagnosis needs: the crashed instance of each troubled container that has run.
@@ -39,10 +42,10 @@ pub(crate) fn logs_needed(pods: &[Pod], now: jiff::Timestamp) -> Vec<LogWant> {
                 .as_ref()
                 .and_then(|s| s.terminated.as_ref())
                 .is_some();
-            let previous = if terminated_now {
-                false
+            let (previous, other_instance) = if terminated_now {
+                (false, crashed_before || cs.restart_count > 0)
             } else if crashed_before {
-                true
+                (true, true)
             } else {
                 continue;
             };
@@ -51,6 +54,7 @@ pub(crate) fn logs_needed(pods: &[Pod], now: jiff::Timestamp) -> Vec<LogWant> {
                 pod: name.clone(),
                 container: cs.name.clone(),
                 previous,
+                other_instance,
             });
         }
     }
@@ -84,21 +88,14 @@ pub(crate) async fn read_logs(
             let mut r = read_log(reader, &w, tail).await;
             // The container restarted between the list and this read: the instance asked for is
             // gone (the kubelet keeps one dead container), so read the other one.
-            let other_instance = match &r {
+            let gone = match &r {
                 Err(ReadError::Status { code, .. }) => *code != 404,
                 Ok(b) => b.starts_with(GONE_LOG),
                 Err(_) => false,
             };
-            if other_instance {
+            if gone && w.other_instance {
                 w.previous = !w.previous;
                 r = read_log(reader, &w, tail).await;
-            }
-            if let Ok(b) = &r
-                && b.starts_with(GONE_LOG)
-            {
-                r = Err(ReadError::Broken(
-                    String::from_utf8_lossy(b).trim().to_string(),
-                ));
             }
             (w, r)
         })
@@ -107,7 +104,18 @@ pub(crate) async fn read_logs(
         .await;
     let mut logs: Vec<ContainerLog> = Vec::new();
     for (w, r) in results {
+        let about = || GapAbout::Log {
+            namespace: w.namespace.clone(),
+            pod: w.pod.clone(),
+            container: w.container.clone(),
+        };
         match r {
+            // The kubelet has removed the instance (and there was no other to read).
+            Ok(b) if b.starts_with(GONE_LOG) => gaps.push(Gap::new(
+                about(),
+                GapReason::Gone,
+                String::from_utf8_lossy(&b).trim(),
+            )),
             Ok(bytes) => logs.push(ingest::log(
                 &w.namespace,
                 &w.pod,
@@ -116,18 +124,12 @@ pub(crate) async fn read_logs(
                 &bytes,
                 false,
             )),
-            Err(e) => {
-                let why = match &e {
-                    ReadError::Status { code: 404, .. } => {
-                        "the pod was deleted during the run".to_string()
-                    }
-                    other => other.why(),
-                };
-                gaps.push(Gap {
-                    what: format!("logs of {}/{}[{}]", w.namespace, w.pod, w.container),
-                    why,
-                });
-            }
+            Err(ReadError::Status { code: 404, .. }) => gaps.push(Gap::new(
+                about(),
+                GapReason::Gone,
+                "the pod was deleted during the run",
+            )),
+            Err(e) => gaps.push(e.gap(about())),
         }
     }
     logs.sort_by(|a, b| {

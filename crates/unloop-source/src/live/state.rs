@@ -15,7 +15,7 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::Resource;
 use kube::api::ListParams;
 use serde_json::value::RawValue;
-use unloop_core::state::{ClusterState, Gap, Scope};
+use unloop_core::state::{ClusterState, Gap, GapAbout, GapReason, ListOf, Scope};
 use unloop_core::status;
 
 use super::client::ReadError;
@@ -48,12 +48,9 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 /// A list's outcome: its objects, or a gap (the read goes on without them).
-fn keep<T>(r: Result<Vec<T>, ReadError>, what: &str, gaps: &mut Vec<Gap>) -> Vec<T> {
+fn keep<T>(r: Result<Vec<T>, ReadError>, what: GapAbout, gaps: &mut Vec<Gap>) -> Vec<T> {
     r.unwrap_or_else(|e| {
-        gaps.push(Gap {
-            what: what.to_string(),
-            why: e.why(),
-        });
+        gaps.push(e.gap(what));
         Vec::new()
     })
 }
@@ -223,40 +220,47 @@ impl Live {
             namespaces: ns.map(|n| vec![n.to_string()]).unwrap_or_default(),
         };
         state.pods = pods;
-        state.events = keep(events, &format!("events {scope_text}"), &mut gaps);
-        let node_events = keep(node_events, "node events in namespace default", &mut gaps);
-        state.events.extend(node_events);
-        state.nodes = keep(nodes, "nodes", &mut gaps);
-        state.replica_sets = keep(rs, &format!("replicasets {scope_text}"), &mut gaps);
-        state.deployments = keep(deploys, &format!("deployments {scope_text}"), &mut gaps);
-        state.stateful_sets = keep(sts, &format!("statefulsets {scope_text}"), &mut gaps);
-        state.daemon_sets = keep(ds, &format!("daemonsets {scope_text}"), &mut gaps);
-        state.jobs = keep(jobs, &format!("jobs {scope_text}"), &mut gaps);
-        state.controller_revisions = keep(
-            revs,
-            &format!("controllerrevisions {scope_text}"),
+        state.events = keep(events, GapAbout::list(ListOf::Events, ns), &mut gaps);
+        let node_events = keep(
+            node_events,
+            GapAbout::list(ListOf::NodeEvents, Some("default")),
             &mut gaps,
         );
-        state.services = keep(svcs, &format!("services {scope_text}"), &mut gaps);
-        state.endpoint_slices = keep(slices, &format!("endpointslices {scope_text}"), &mut gaps);
+        state.events.extend(node_events);
+        state.nodes = keep(nodes, GapAbout::list(ListOf::Nodes, None), &mut gaps);
+        state.replica_sets = keep(rs, GapAbout::list(ListOf::ReplicaSets, ns), &mut gaps);
+        state.deployments = keep(deploys, GapAbout::list(ListOf::Deployments, ns), &mut gaps);
+        state.stateful_sets = keep(sts, GapAbout::list(ListOf::StatefulSets, ns), &mut gaps);
+        state.daemon_sets = keep(ds, GapAbout::list(ListOf::DaemonSets, ns), &mut gaps);
+        state.jobs = keep(jobs, GapAbout::list(ListOf::Jobs, ns), &mut gaps);
+        state.controller_revisions = keep(
+            revs,
+            GapAbout::list(ListOf::ControllerRevisions, ns),
+            &mut gaps,
+        );
+        state.services = keep(svcs, GapAbout::list(ListOf::Services, ns), &mut gaps);
+        state.endpoint_slices = keep(
+            slices,
+            GapAbout::list(ListOf::EndpointSlices, ns),
+            &mut gaps,
+        );
         if opts.read_config {
-            state.config_maps = keep(cms, &format!("configmaps {scope_text}"), &mut gaps)
+            state.config_maps = keep(cms, GapAbout::list(ListOf::ConfigMaps, ns), &mut gaps)
                 .into_iter()
                 .map(ingest::config_map)
                 .collect();
-            state.secrets = keep(secrets, &format!("secrets {scope_text}"), &mut gaps)
+            state.secrets = keep(secrets, GapAbout::list(ListOf::Secrets, ns), &mut gaps)
                 .into_iter()
                 .map(ingest::secret)
                 .collect();
         } else {
-            gaps.push(Gap {
-                what: format!("configmaps {scope_text}"),
-                why: "not read (--no-config)".into(),
-            });
-            gaps.push(Gap {
-                what: format!("secrets {scope_text}"),
-                why: "not read (--no-config)".into(),
-            });
+            for l in [ListOf::ConfigMaps, ListOf::Secrets] {
+                gaps.push(Gap::new(
+                    GapAbout::list(l, ns),
+                    GapReason::NotRequested,
+                    "not read (--no-config)",
+                ));
+            }
         }
 
         let wanted = logs::logs_needed(&state.pods, now);
