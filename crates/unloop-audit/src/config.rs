@@ -94,9 +94,13 @@ impl AuditConfig {
         if text.trim().is_empty() {
             return Ok(AuditConfig::default());
         }
-        // serde_yaml's message ends with the line and column.
-        let config: AuditConfig =
-            serde_yaml::from_str(text).map_err(|e| ConfigError(e.to_string()))?;
+        let config: AuditConfig = crate::load::yaml(text).map_err(|e| {
+            let at = e
+                .location()
+                .map(|l| format!(" at line {} column {}", l.line(), l.column()))
+                .unwrap_or_default();
+            ConfigError(format!("{}{at}", crate::load::yaml_message(&e)))
+        })?;
         for (i, ex) in config.exemptions.iter().enumerate() {
             for c in &ex.checks {
                 if c != "all" && CheckId::parse(c).is_none() {

@@ -33,7 +33,7 @@ fn name(dir: &Path) -> String {
 /// The scenario's expect.yaml: its cause and its target (`deploy/api`).
 fn expect(dir: &Path) -> (String, String) {
     let text = std::fs::read_to_string(dir.join("expect.yaml")).unwrap_or_default();
-    let v: serde_yaml::Value = serde_yaml::from_str(&text).unwrap_or_default();
+    let v: serde_json::Value = serde_saphyr::from_str(&text).unwrap_or_default();
     let s = |k: &str| {
         v.get(k)
             .and_then(|x| x.as_str())

@@ -7,7 +7,8 @@ use unloop_core::resources::{JVM_ENV, jvm_heap, memory_limit, quantity, round_up
 
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
-use super::{Context, Subject, to_yaml_value};
+use super::{Context, Subject};
+use crate::yaml::Yaml;
 use crate::check::{CheckId, Finding, Fix};
 
 const MI: u64 = 1024 * 1024;
@@ -117,7 +118,7 @@ pub(crate) fn check(s: &Subject, ctx: &Context, out: &mut Vec<Finding>) {
         message,
         Fix::with_yaml(
             text,
-            s.patch(vec![("resources", to_yaml_value(&resources))]),
+            s.patch(vec![("resources", Yaml::of(&resources))]),
         ),
     ));
 }

@@ -10,7 +10,8 @@ use unloop_core::resources::{memory_limit, quantity, round_up_tidy};
 use unloop_core::shell::{self, Cmd};
 use unloop_core::subject::human_secs;
 
-use super::{Observed, Subject, object_finding, to_yaml_value};
+use super::{Observed, Subject, object_finding};
+use crate::yaml::Yaml;
 use crate::check::{CheckId, Finding, Fix, ObjectRef};
 use crate::config::AuditConfig;
 use crate::inventory::Inventory;
@@ -132,7 +133,7 @@ pub(crate) fn container(s: &Subject, obs: &Observed, config: &AuditConfig, out: 
                         "give it at least twice the limit it died at ({}), then right-size from measured use: unloop audit --live --rightsize -n {ns}",
                         quantity(new_limit)
                     ),
-                    s.patch(vec![("resources", to_yaml_value(&res))]),
+                    s.patch(vec![("resources", Yaml::of(&res))]),
                 )
             }
             None => Fix::text(format!(
