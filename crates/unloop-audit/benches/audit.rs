@@ -154,12 +154,7 @@ fn snippets(c: &mut Criterion) {
     let mut group = c.benchmark_group("fix snippets");
     group.throughput(Throughput::Elements(fixes.len() as u64));
     group.bench_function("own writer", |b| {
-        b.iter(|| {
-            fixes
-                .iter()
-                .map(|y| y.text().len())
-                .sum::<usize>()
-        })
+        b.iter(|| fixes.iter().map(|y| y.text().len()).sum::<usize>())
     });
     group.bench_function("serde-saphyr", |b| {
         b.iter(|| {

@@ -210,7 +210,11 @@ mod tests {
     fn typos_are_errors_with_a_line() {
         let e =
             AuditConfig::parse("severities:\n  image-tag-lates: off\n").expect_err("unknown check");
-        assert!(e.0.contains("at line 2"), "{e}");
+        assert!(e.0.contains("at line 2 column 3"), "{e}");
+        assert!(!e.0.contains('\n'), "one line: {e}");
+        let e = AuditConfig::parse("severities: [\n").expect_err("not YAML");
+        assert!(e.0.contains("at line "), "{e}");
+        assert!(!e.0.contains('\n'), "one line: {e}");
         let e = AuditConfig::parse("thresholds:\n  floor: 3\n").expect_err("unknown field");
         assert!(e.0.contains("unknown field"), "{e}");
         let e = AuditConfig::parse("exemptions:\n  - checks: [nope]\n").expect_err("unknown id");

@@ -36,7 +36,9 @@ impl Yaml {
     /// A value's serde form (k8s-openapi objects write their fields in alphabetical order, as
     /// `kubectl get -o yaml` does); anything that does not serialize is null.
     pub fn of<T: Serialize>(v: &T) -> Yaml {
-        serde_json::to_value(v).map(Yaml::from).unwrap_or(Yaml::Null)
+        serde_json::to_value(v)
+            .map(Yaml::from)
+            .unwrap_or(Yaml::Null)
     }
 }
 

@@ -262,7 +262,10 @@ fn anchors_and_aliases_are_read() {
     let images: Vec<Option<&str>> = spec.containers.iter().map(|c| c.image.as_deref()).collect();
     assert_eq!(
         images,
-        vec![Some("registry.example/api:3.3"), Some("registry.example/api:3.3")]
+        vec![
+            Some("registry.example/api:3.3"),
+            Some("registry.example/api:3.3")
+        ]
     );
 }
 
@@ -270,7 +273,8 @@ fn anchors_and_aliases_are_read() {
 fn an_alias_bomb_fails_at_once_naming_its_line() {
     // A "billion laughs": nine levels of nine aliases each would expand the container's args to
     // 387,420,489 strings. The check manifest, with the bomb under a key Kubernetes ignores.
-    let mut bomb = String::from("x-laughs:\n  a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n");
+    let mut bomb =
+        String::from("x-laughs:\n  a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n");
     let names = ["a", "b", "c", "d", "e", "f", "g", "h", "i"];
     for w in names.windows(2) {
         let (prev, next) = (w[0], w[1]);

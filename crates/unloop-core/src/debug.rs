@@ -559,9 +559,14 @@ mod tests {
     fn in_place_round_trip_restores_exactly() {
         let template: PodTemplateSpec =
             serde_json::from_value(serde_json::json!({"spec": pod().spec})).unwrap();
-        let (patch, original) =
-            in_place_patch("deploy/search", &template, None, "search", Timestamp::UNIX_EPOCH)
-                .unwrap();
+        let (patch, original) = in_place_patch(
+            "deploy/search",
+            &template,
+            None,
+            "search",
+            Timestamp::UNIX_EPOCH,
+        )
+        .unwrap();
         assert_eq!(
             patch["spec"]["template"]["spec"]["containers"][0]["livenessProbe"],
             serde_json::Value::Null

@@ -401,7 +401,8 @@ mod tests {
         let of_kind = |kind: &str| docs.iter().find(|d| d["kind"] == kind).unwrap().clone();
         let mut secret = of_kind("Secret");
         secret["data"] = serde_json::json!({"username": "c2VjcmV0LXZhbHVl"});
-        let list = serde_json::json!({"kind": "List", "items": [pod, secret, of_kind("Namespace")]});
+        let list =
+            serde_json::json!({"kind": "List", "items": [pod, secret, of_kind("Namespace")]});
         let tmp = tempfile::tempdir().unwrap();
         let p = tmp.path().join("x.json");
         std::fs::write(&p, list.to_string()).unwrap();

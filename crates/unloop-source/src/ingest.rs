@@ -127,7 +127,12 @@ mod tests {
         let k = secret(s);
         assert_eq!(k.keys, vec!["host", "password", "username"]);
         let json = serde_json::to_string(&k).unwrap();
-        for value in ["aHVudGVyMi1mb3ItdGhlLXRlc3Q", "hunter2", "orders", "postgres."] {
+        for value in [
+            "aHVudGVyMi1mb3ItdGhlLXRlc3Q",
+            "hunter2",
+            "orders",
+            "postgres.",
+        ] {
             assert!(!json.contains(value), "{value} in {json}");
         }
     }

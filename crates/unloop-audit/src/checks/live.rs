@@ -11,10 +11,10 @@ use unloop_core::shell::{self, Cmd};
 use unloop_core::subject::human_secs;
 
 use super::{Observed, Subject, object_finding};
-use crate::yaml::Yaml;
 use crate::check::{CheckId, Finding, Fix, ObjectRef};
 use crate::config::AuditConfig;
 use crate::inventory::Inventory;
+use crate::yaml::Yaml;
 
 fn statuses<'a>(pod: &'a Pod, container: &str) -> Option<&'a ContainerStatus> {
     let st = pod.status.as_ref()?;

@@ -101,8 +101,8 @@ impl Subject<'_> {
         } else {
             "initContainers"
         };
-        let container = std::iter::once(("name", Yaml::from(self.container.name.clone())))
-            .chain(fields);
+        let container =
+            std::iter::once(("name", Yaml::from(self.container.name.clone()))).chain(fields);
         Yaml::map([(list, Yaml::Seq(vec![Yaml::map(container)]))])
     }
 

@@ -7,8 +7,8 @@ use unloop_core::causes::probe::{budget_secs, describe};
 use unloop_core::status::Role;
 
 use super::{Context, Subject, jvm, live, round_up};
-use crate::yaml::Yaml;
 use crate::check::{CheckId, Finding, Fix};
+use crate::yaml::Yaml;
 
 /// The period the recommended startup probes use.
 const PERIOD: i64 = 10;

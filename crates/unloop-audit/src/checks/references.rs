@@ -218,17 +218,13 @@ fn create_fix(ns: &str, r: &Ref, siblings: &[Ref]) -> Fix {
             Fix::text(format!("create it before the workload: {}", command(cmd)))
         }
         RefKind::ConfigMap => {
-            let data: Vec<(&str, Yaml)> =
-                keys.iter().map(|k| (*k, "<value>".into())).collect();
+            let data: Vec<(&str, Yaml)> = keys.iter().map(|k| (*k, "<value>".into())).collect();
             let yaml = Yaml::map([
                 ("apiVersion", "v1".into()),
                 ("kind", "ConfigMap".into()),
                 (
                     "metadata",
-                    Yaml::map([
-                        ("name", r.name.clone().into()),
-                        ("namespace", ns.into()),
-                    ]),
+                    Yaml::map([("name", r.name.clone().into()), ("namespace", ns.into())]),
                 ),
                 ("data", Yaml::map(data)),
             ]);

@@ -7,9 +7,9 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use unloop_core::quantity::{bytes, bytes_text as quantity, cores, cpu_text, round_up_tidy};
 
 use super::{Context, Subject};
-use crate::yaml::Yaml;
 use crate::check::{CheckId, Finding, Fix};
 use crate::config::CpuLimitPolicy;
+use crate::yaml::Yaml;
 
 const MI: u64 = 1024 * 1024;
 /// The guide's example sizes, used when nothing better is known: `unloop audit --live
