@@ -487,6 +487,7 @@ pub fn guarded_patch(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use k8s_openapi::api::core::v1::ContainerStatus;
 
     /// The liveness-slow-start scenario's captured pod (a Deployment's, with a liveness probe,
     /// env and arguments), its container given an explicit command: what the copy must record.
@@ -617,6 +618,17 @@ mod tests {
             ..containers[0].clone()
         };
         containers.push(sidecar);
+        // The sidecar crash-loops too: nothing tells which one is meant.
+        let statuses = p
+            .status
+            .as_mut()
+            .and_then(|s| s.container_statuses.as_mut())
+            .unwrap();
+        let status = ContainerStatus {
+            name: "sidecar".into(),
+            ..statuses[0].clone()
+        };
+        statuses.push(status);
         let err = choose_container(&p, None, Timestamp::UNIX_EPOCH).unwrap_err();
         assert_eq!(
             err.to_string(),
