@@ -1,55 +1,20 @@
 //! `cargo bench -p unloop-audit`: auditing 10,000 manifests, from YAML text to findings, and the
-//! checks alone on already parsed manifests; and loading plus checking N documents (1k, 10k,
-//! 100k) as YAML and as one JSON object per line, which must grow linearly in N (JSON lines were
-//! once quadratic: 8 MB took over 20 s).
+//! checks alone on already parsed manifests; loading plus checking N documents (1k, 10k, 100k)
+//! as YAML and as one JSON object per line, which must grow linearly in N (JSON lines were once
+//! quadratic: 8 MB took over 20 s); and writing fix snippets. The manifests are the check
+//! manifests (tests/manifests: each check's mistakes and their fixes), renamed to be unique.
 
-use std::fmt::Write;
 use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use unloop_audit::load::{LoadOptions, load_str};
-use unloop_audit::{AuditConfig, Context, Inventory, Known, Resolver};
+use unloop_audit::{AuditConfig, Context, Inventory, Known, Resolver, Snippet, Yaml};
 
-/// 10,000 documents in the mix a real repository has: Deployments (some with the scenarios'
-/// mistakes), StatefulSets, CronJobs, ConfigMaps and Secrets, across 50 namespaces.
-fn manifests() -> String {
-    let mut out = String::with_capacity(16 << 20);
-    for i in 0..10_000 {
-        let ns = format!("team-{}", i % 50);
-        let _ = match i % 10 {
-            0..=5 => write!(
-                out,
-                "---\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: api-{i}\n  namespace: {ns}\n  labels: {{app: api-{i}}}\nspec:\n  replicas: 2\n  selector:\n    matchLabels: {{app: api-{i}}}\n  template:\n    metadata:\n      labels: {{app: api-{i}}}\n    spec:\n      containers:\n      - name: api\n        image: registry.example/api:{tag}\n        args: [serve, --config, /etc/app/config.yaml]\n        env:\n        - {{name: JAVA_OPTS, value: \"-Xmx{heap}m\"}}\n        - name: DATABASE_PASSWORD\n          valueFrom: {{secretKeyRef: {{name: db-{s}, key: password}}}}\n        envFrom: [{{configMapRef: {{name: env-{c}}}}}]\n        ports: [{{name: http, containerPort: 8080}}]\n        livenessProbe: {{httpGet: {{path: /healthz, port: http}}, initialDelaySeconds: 5, periodSeconds: 5}}\n        readinessProbe: {{httpGet: {{path: /readyz, port: http}}}}\n        volumeMounts: [{{name: config, mountPath: /etc/app}}]\n        resources: {{requests: {{cpu: 100m, memory: 256Mi}}, limits: {{memory: 512Mi}}}}\n      volumes: [{{name: config, configMap: {{name: env-{c}}}}}]\n",
-                tag = if i % 7 == 0 {
-                    "latest".to_string()
-                } else {
-                    format!("1.{}", i % 13)
-                },
-                heap = 256 + (i % 5) * 128,
-                s = i % 40,
-                c = i % 60,
-            ),
-            6 => write!(
-                out,
-                "---\napiVersion: apps/v1\nkind: StatefulSet\nmetadata: {{name: db-{i}, namespace: {ns}}}\nspec:\n  serviceName: db\n  selector: {{matchLabels: {{app: db}}}}\n  template:\n    metadata: {{labels: {{app: db}}}}\n    spec:\n      containers:\n      - name: db\n        image: postgres:16.2\n        command: [sh, -c, 'docker-entrypoint.sh postgres &']\n        startupProbe: {{tcpSocket: {{port: 5432}}, failureThreshold: 30}}\n        livenessProbe: {{tcpSocket: {{port: 5432}}}}\n"
-            ),
-            7 => write!(
-                out,
-                "---\napiVersion: batch/v1\nkind: CronJob\nmetadata: {{name: report-{i}, namespace: {ns}}}\nspec:\n  schedule: '0 3 * * *'\n  jobTemplate:\n    spec:\n      template:\n        spec:\n          restartPolicy: OnFailure\n          serviceAccountName: reporter\n          containers:\n          - {{name: report, image: 'registry.example/report:5', command: [echo, done]}}\n"
-            ),
-            8 => write!(
-                out,
-                "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: env-{}, namespace: {ns}}}\ndata:\n  LOG_LEVEL: info\n  settings.yaml: |\n    port: 8080\n",
-                i % 60
-            ),
-            _ => write!(
-                out,
-                "---\napiVersion: v1\nkind: Secret\nmetadata: {{name: db-{}, namespace: {ns}}}\ntype: Opaque\ndata: {{password: aHVudGVyMg==, user: YXBw}}\n",
-                i % 40
-            ),
-        };
-    }
-    out
+/// `docs` as one YAML stream, one document each.
+fn yaml_stream(docs: &[serde_json::Value]) -> String {
+    docs.iter()
+        .map(|v| format!("---\n{}", serde_saphyr::to_string(v).expect("yaml")))
+        .collect()
 }
 
 fn audit(inv: &Inventory, config: &AuditConfig) -> usize {
@@ -63,7 +28,7 @@ fn audit(inv: &Inventory, config: &AuditConfig) -> usize {
 }
 
 fn bench(c: &mut Criterion) {
-    let text = manifests();
+    let text = yaml_stream(&corpus(&check_manifests(), 10_000));
     let config = AuditConfig::default();
     let mut inv = Inventory::default();
     load_str(&text, "bench.yaml", &LoadOptions::default(), &mut inv).expect("bench manifests load");
@@ -103,8 +68,7 @@ fn check_manifests() -> Vec<serde_json::Value> {
     let mut docs = Vec::new();
     for f in files {
         let text = std::fs::read_to_string(&f).expect("read");
-        for doc in serde_yaml::Deserializer::from_str(&text) {
-            let v: serde_json::Value = serde::Deserialize::deserialize(doc).expect("yaml");
+        for v in serde_saphyr::from_multiple::<serde_json::Value>(&text).expect("yaml") {
             if v.get("kind").is_some() {
                 docs.push(v);
             }
@@ -141,10 +105,7 @@ fn linear(c: &mut Criterion) {
             .iter()
             .map(|v| serde_json::to_string(v).expect("json") + "\n")
             .collect();
-        let yaml: String = objects
-            .iter()
-            .map(|v| format!("---\n{}", serde_yaml::to_string(v).expect("yaml")))
-            .collect();
+        let yaml = yaml_stream(&objects);
         drop(objects);
         group.throughput(Throughput::Elements(n as u64));
         for (format, text, file) in [
@@ -164,5 +125,47 @@ fn linear(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench, linear);
+/// Writing fix snippets: every fix of the check manifests' failing files, with the crate's own
+/// writer and with serde-saphyr's emitter; why the snippets have a writer of their own.
+fn snippets(c: &mut Criterion) {
+    let docs = check_manifests();
+    let text: String = docs
+        .iter()
+        .map(|v| serde_json::to_string(v).expect("json") + "\n")
+        .collect();
+    let mut inv = Inventory::default();
+    load_str(&text, "bench.yaml", &LoadOptions::default(), &mut inv).expect("loads");
+    let resolver = Resolver::new(vec![Known::manifests(&inv.config)]);
+    let config = AuditConfig::default();
+    let ctx = Context {
+        config: &config,
+        resolver: &resolver,
+        observed: None,
+    };
+    let fixes: Vec<Yaml> = unloop_audit::audit(&inv, &ctx)
+        .findings
+        .into_iter()
+        .filter_map(|f| match f.fix.yaml {
+            Some(Snippet::Data(y)) => Some(y),
+            _ => None,
+        })
+        .collect();
+    assert!(fixes.len() > 10, "{} snippets", fixes.len());
+    let mut group = c.benchmark_group("fix snippets");
+    group.throughput(Throughput::Elements(fixes.len() as u64));
+    group.bench_function("own writer", |b| {
+        b.iter(|| fixes.iter().map(|y| y.text().len()).sum::<usize>())
+    });
+    group.bench_function("serde-saphyr", |b| {
+        b.iter(|| {
+            fixes
+                .iter()
+                .map(|y| serde_saphyr::to_string(y).expect("yaml").len())
+                .sum::<usize>()
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench, linear, snippets);
 criterion_main!(benches);

@@ -3,6 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::yaml::{Snippet, Yaml};
+
 /// How much a finding matters. Ordered: `Info < Warning < Error`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -280,11 +282,12 @@ pub struct Location {
 }
 
 /// How to fix a finding: a sentence, and a YAML snippet with concrete numbers where one helps.
+/// The snippet stays data until a renderer prints it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Fix {
     pub text: String,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub yaml: Option<String>,
+    pub yaml: Option<Snippet>,
 }
 
 impl Fix {
@@ -295,10 +298,10 @@ impl Fix {
         }
     }
 
-    pub fn with_yaml(text: impl Into<String>, yaml: String) -> Self {
+    pub fn with_yaml(text: impl Into<String>, yaml: Yaml) -> Self {
         Fix {
             text: text.into(),
-            yaml: Some(yaml),
+            yaml: Some(Snippet::from(yaml)),
         }
     }
 }

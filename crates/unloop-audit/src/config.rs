@@ -94,9 +94,13 @@ impl AuditConfig {
         if text.trim().is_empty() {
             return Ok(AuditConfig::default());
         }
-        // serde_yaml's message ends with the line and column.
-        let config: AuditConfig =
-            serde_yaml::from_str(text).map_err(|e| ConfigError(e.to_string()))?;
+        let config: AuditConfig = crate::load::yaml(text).map_err(|e| {
+            let at = e
+                .location()
+                .map(|l| format!(" at line {} column {}", l.line(), l.column()))
+                .unwrap_or_default();
+            ConfigError(format!("{}{at}", crate::load::yaml_message(&e)))
+        })?;
         for (i, ex) in config.exemptions.iter().enumerate() {
             for c in &ex.checks {
                 if c != "all" && CheckId::parse(c).is_none() {
@@ -206,7 +210,11 @@ mod tests {
     fn typos_are_errors_with_a_line() {
         let e =
             AuditConfig::parse("severities:\n  image-tag-lates: off\n").expect_err("unknown check");
-        assert!(e.0.contains("at line 2"), "{e}");
+        assert!(e.0.contains("at line 2 column 3"), "{e}");
+        assert!(!e.0.contains('\n'), "one line: {e}");
+        let e = AuditConfig::parse("severities: [\n").expect_err("not YAML");
+        assert!(e.0.contains("at line "), "{e}");
+        assert!(!e.0.contains('\n'), "one line: {e}");
         let e = AuditConfig::parse("thresholds:\n  floor: 3\n").expect_err("unknown field");
         assert!(e.0.contains("unknown field"), "{e}");
         let e = AuditConfig::parse("exemptions:\n  - checks: [nope]\n").expect_err("unknown id");

@@ -31,6 +31,7 @@ pub use checks::{Context, Observed};
 pub use config::AuditConfig;
 pub use inventory::Inventory;
 pub use resolve::{Known, Resolver};
+pub use yaml::{Snippet, Yaml};
 
 use crate::config::{IGNORE_ANNOTATION, parse_ignore};
 

@@ -555,7 +555,7 @@ fn flush(
             "Job" => typed::<Job>(doc, source.clone(), opts, inv, Inventory::add_job),
             "CronJob" => typed::<CronJob>(doc, source.clone(), opts, inv, Inventory::add_cron_job),
             "Pod" => typed::<Pod>(doc, source.clone(), opts, inv, Inventory::add_pod),
-            "ConfigMap" | "Secret" => match serde_yaml::from_str::<KeysOnly>(doc) {
+            "ConfigMap" | "Secret" => match yaml::<KeysOnly>(doc) {
                 Ok(k) => {
                     let set = k.into_key_set(&opts.default_namespace);
                     if kind == "ConfigMap" {
@@ -575,21 +575,53 @@ fn flush(
     if typed {
         return Ok(());
     }
-    let value: Value = serde_yaml::from_str(doc).map_err(|e| {
-        let at = e
-            .location()
-            .map(|l| doc_start + l.line() - 1)
-            .unwrap_or(line);
-        let why = e.to_string();
-        let why = why.split(" at line ").next().unwrap_or(&why).to_string();
+    let value: Value = yaml(doc).map_err(|e| {
+        let at = e.location().map(|l| doc_start + l.line() as usize - 1);
         LoadError::Syntax {
             path: display.into(),
-            line: at,
-            why: format!("invalid YAML: {why}"),
+            line: at.unwrap_or(line),
+            why: format!("invalid YAML: {}", yaml_message(&e)),
             hint: doc.contains("{{").then_some(HELM_HINT),
         }
     })?;
     add_value(value, &source, opts, inv)
+}
+
+/// Parses one YAML document. Aliases may replay at most 16 events a byte of the document, so an
+/// alias bomb (a "billion laughs": each anchor nine aliases of the one before) fails in
+/// microseconds instead of growing without end, while anchors shared by a few containers parse;
+/// events and nodes are bounded by the document's size, which the input cap bounds. Of a key
+/// given twice in one mapping the last value counts, as it did with serde_yaml and as it does in
+/// the API server's JSON decoding.
+pub(crate) fn yaml<T: DeserializeOwned>(doc: &str) -> Result<T, serde_saphyr::Error> {
+    // Outside aliases a document holds at most about one event a byte.
+    let events = doc.len().saturating_mul(2).saturating_add(1024);
+    let mut budget = serde_saphyr::Budget::default();
+    budget.max_events = events;
+    budget.max_nodes = events;
+    budget.max_reader_input_bytes = None;
+    budget.max_depth = 128;
+    let mut options = serde_saphyr::Options::default();
+    options.budget = Some(budget);
+    options.alias_limits.max_total_replayed_events =
+        doc.len().saturating_mul(16).saturating_add(10_000);
+    // Entries go to the visitor as they come, as serde_yaml gave them: k8s-openapi's and
+    // serde_json's keep the last (and LastWins, which buffers every struct, is slower).
+    options.duplicate_keys = serde_saphyr::DuplicateKeyPolicy::PassThrough;
+    options.with_snippet = false;
+    serde_saphyr::from_str_with_options(doc, options)
+}
+
+/// A YAML error's message in one line, without its position (the caller names the line).
+pub(crate) fn yaml_message(e: &serde_saphyr::Error) -> String {
+    let text = e.without_snippet().to_string();
+    let first = text.lines().next().unwrap_or_default();
+    first
+        .split(" at line ")
+        .next()
+        .unwrap_or(first)
+        .trim()
+        .to_string()
 }
 
 fn typed<T: DeserializeOwned>(
@@ -599,7 +631,7 @@ fn typed<T: DeserializeOwned>(
     inv: &mut Inventory,
     add: fn(&mut Inventory, T, Option<Source>, &str),
 ) -> bool {
-    match serde_yaml::from_str::<T>(doc) {
+    match yaml::<T>(doc) {
         Ok(obj) => {
             source.container_lines = container_lines(doc, source.line - first_line_offset(doc));
             inv.objects_read += 1;

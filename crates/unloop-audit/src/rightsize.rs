@@ -488,17 +488,12 @@ fn one(
             .get_or_insert_with(BTreeMap::new)
             .insert("cpu".into(), Quantity(cpu_text(l)));
     }
-    let mut container = serde_yaml::Mapping::new();
-    container.insert("name".into(), c.name.clone().into());
-    container.insert(
-        "resources".into(),
-        serde_yaml::to_value(&res).unwrap_or(serde_yaml::Value::Null),
-    );
-    let mut root = serde_yaml::Mapping::new();
-    root.insert(
-        "containers".into(),
-        serde_yaml::Value::Sequence(vec![serde_yaml::Value::Mapping(container)]),
-    );
+    use crate::yaml::Yaml;
+    let container = Yaml::map([
+        ("name", Yaml::from(c.name.clone())),
+        ("resources", Yaml::of(&res)),
+    ]);
+    let root = Yaml::map([("containers", Yaml::Seq(vec![container]))]);
     Recommendation {
         object: w.object(),
         container: c.name.clone(),
@@ -514,7 +509,7 @@ fn one(
         pods: pods.len(),
         span_secs: span,
         low_confidence: span < CONFIDENT_SPAN_SECS || distinct_times.len() < 2,
-        snippet: crate::yaml::to_string(&serde_yaml::Value::Mapping(root)),
+        snippet: crate::yaml::to_string(&root),
     }
 }
 
@@ -603,36 +598,39 @@ mod tests {
         assert_eq!(percentile(&[], 95.0), None);
     }
 
+    fn scenario_file(name: &str, file: &str) -> std::path::PathBuf {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../testbed/scenarios")
+            .join(name)
+            .join(file)
+    }
+
     #[test]
     fn metrics_api_answers() {
-        // The shape metrics-server serves at /apis/metrics.k8s.io/v1beta1/namespaces/NS/pods.
-        let json = r#"{"kind":"PodMetricsList","apiVersion":"metrics.k8s.io/v1beta1","metadata":{},"items":[
-          {"metadata":{"name":"web-7d9f8-x2x9z","namespace":"healthy","creationTimestamp":"2026-01-10T10:00:05Z"},
-           "timestamp":"2026-01-10T10:00:00Z","window":"15.016s",
-           "containers":[{"name":"web","usage":{"cpu":"1234567n","memory":"21504Ki"}}]}]}"#;
-        let s = parse_pod_metrics(json).expect("parses");
-        assert_eq!(s.len(), 1);
-        assert_eq!(s[0].pod, "web-7d9f8-x2x9z");
-        assert_eq!(s[0].memory_bytes, Some(21504.0 * 1024.0));
-        assert!((s[0].cpu_cores.unwrap_or_default() - 0.001234567).abs() < 1e-12);
+        // What metrics-server answered on the testbed (testbed/capture.sh), first sample.
+        let text = std::fs::read_to_string(scenario_file("healthy", "pod-metrics.json"))
+            .expect("captured metrics");
+        let answers: Vec<serde_json::Value> = serde_json::from_str(&text).expect("json");
+        let s = parse_pod_metrics(&answers[0].to_string()).expect("parses");
+        assert_eq!(s.len(), 2);
+        assert_eq!(s[0].pod, "web-75fbc8685-cnd4r");
+        assert_eq!(s[0].container, "web");
+        assert_eq!(s[0].memory_bytes, Some(3248.0 * 1024.0));
+        assert!((s[0].cpu_cores.unwrap_or_default() - 0.000154413).abs() < 1e-12);
         assert!(parse_pod_metrics("<html>").is_err());
     }
 
     #[test]
     fn queries_select_the_workload_pods() {
-        let w = Workload {
-            kind: unloop_core::workload::WorkloadKind::Deployment,
-            namespace: "shop".into(),
-            name: "api".into(),
-            labels: Default::default(),
-            annotations: Default::default(),
-            template: Default::default(),
-            source: None,
-        };
-        let (m, c) = prometheus_queries(&w);
+        let state = unloop_source::bundle::read(&scenario_file("healthy", "bundle.json.gz"))
+            .expect("captured bundle");
+        let inv = crate::Inventory::from_state(&state, Vec::new());
+        let w = &inv.workloads[0];
+        assert_eq!((w.namespace.as_str(), w.name.as_str()), ("healthy", "web"));
+        let (m, c) = prometheus_queries(w);
         assert_eq!(
             m,
-            "max by (pod, container) (container_memory_working_set_bytes{namespace=\"shop\",pod=~\"api-[a-z0-9]+-[a-z0-9]+\",container!=\"\",container!=\"POD\"})"
+            "max by (pod, container) (container_memory_working_set_bytes{namespace=\"healthy\",pod=~\"web-[a-z0-9]+-[a-z0-9]+\",container!=\"\",container!=\"POD\"})"
         );
         assert!(
             c.starts_with("sum by (pod, container) (rate(container_cpu_usage_seconds_total{"),

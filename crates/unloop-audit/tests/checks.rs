@@ -112,20 +112,20 @@ fn messages_name_the_numbers() {
         &dir.join("entrypoint-backgrounds/fail.yaml"),
         &AuditConfig::default(),
     );
-    let fixes: Vec<Option<&str>> = r
+    let fixes: Vec<Option<String>> = r
         .findings
         .iter()
         .filter(|f| f.check == CheckId::EntrypointBackgrounds)
-        .map(|f| f.fix.yaml.as_deref())
+        .map(|f| f.fix.yaml.as_ref().map(|y| y.text().into_owned()))
         .collect();
     assert_eq!(
-        fixes[0],
+        fixes[0].as_deref(),
         Some(
             "containers:\n- name: api\n  command:\n  - sh\n  - -c\n  - /app/migrate && exec /app/server --port 8080\n"
         )
     );
     assert_eq!(
-        fixes[1],
+        fixes[1].as_deref(),
         Some(
             "containers:\n- name: worker\n  command:\n  - /bin/bash\n  - -ec\n  - |-\n    cd /app\n    exec ./worker\n  args: null\n"
         )

@@ -140,8 +140,7 @@ fn manifest(rel: &str) -> String {
 /// Every document of a YAML stream as one compact JSON line.
 fn json_lines(yaml: &str) -> String {
     let mut out = String::new();
-    for doc in serde_yaml::Deserializer::from_str(yaml) {
-        let v: serde_json::Value = serde::Deserialize::deserialize(doc).expect("yaml");
+    for v in serde_saphyr::from_multiple::<serde_json::Value>(yaml).expect("yaml") {
         out.push_str(&serde_json::to_string(&v).expect("json"));
         out.push('\n');
     }
@@ -247,4 +246,85 @@ fn inputs_over_the_cap_fail_naming_it() {
     // Under the cap, the same input loads.
     let fits = load_paths(&[PathBuf::from("-")], &opts, &mut yaml.as_bytes());
     assert!(fits.is_ok());
+}
+
+#[test]
+fn anchors_and_aliases_are_read() {
+    // The check manifest, its sidecar's image an alias of the first container's.
+    let yaml = manifest("probe-port-not-exposed/pass.yaml")
+        .replace(
+            "image: registry.example/api:3.3",
+            "image: &image registry.example/api:3.3",
+        )
+        .replace("image: registry.example/proxy:1.0", "image: *image");
+    let inv = load(&[PathBuf::from("-")], &yaml).expect("loads");
+    let spec = inv.workloads[0].spec().expect("pod template");
+    let images: Vec<Option<&str>> = spec.containers.iter().map(|c| c.image.as_deref()).collect();
+    assert_eq!(
+        images,
+        vec![
+            Some("registry.example/api:3.3"),
+            Some("registry.example/api:3.3")
+        ]
+    );
+}
+
+#[test]
+fn an_alias_bomb_fails_at_once_naming_its_line() {
+    // A "billion laughs": nine levels of nine aliases each would expand the container's args to
+    // 387,420,489 strings. The check manifest, with the bomb under a key Kubernetes ignores.
+    let mut bomb =
+        String::from("x-laughs:\n  a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n");
+    let names = ["a", "b", "c", "d", "e", "f", "g", "h", "i"];
+    for w in names.windows(2) {
+        let (prev, next) = (w[0], w[1]);
+        bomb.push_str(&format!(
+            "  {next}: &{next} [{}]\n",
+            vec![format!("*{prev}"); 9].join(", ")
+        ));
+    }
+    let yaml = manifest("probe-port-not-exposed/pass.yaml")
+        .replace("spec:\n", &format!("{bomb}spec:\n"))
+        .replacen(
+            "image: registry.example/api:3.3",
+            "image: registry.example/api:3.3\n        args: *i",
+            1,
+        );
+    let started = std::time::Instant::now();
+    let err = load(&[PathBuf::from("-")], &yaml).expect_err("an alias bomb");
+    let elapsed = started.elapsed();
+    let text = err.to_string();
+    assert!(text.starts_with("<stdin>:"), "{text}");
+    assert!(text.contains("invalid YAML"), "{text}");
+    assert!(!text.contains('\n'), "one line: {text}");
+    assert!(
+        elapsed < std::time::Duration::from_secs(2),
+        "took {elapsed:?}"
+    );
+}
+
+#[test]
+fn of_a_key_given_twice_the_last_value_counts() {
+    // As serde_yaml read it before, and as the API server decodes JSON.
+    let yaml = manifest("probe-port-not-exposed/pass.yaml").replace(
+        "        image: registry.example/proxy:1.0\n",
+        "        image: registry.example/proxy:1.0\n        image: registry.example/proxy:2.0\n",
+    );
+    let inv = load(&[PathBuf::from("-")], &yaml).expect("loads");
+    let spec = inv.workloads[0].spec().expect("pod template");
+    assert_eq!(
+        spec.containers[1].image.as_deref(),
+        Some("registry.example/proxy:2.0")
+    );
+    // In a document read untyped (a List) too.
+    let list = format!(
+        "apiVersion: v1\nkind: List\nitems:\n- {}",
+        yaml.trim_end().replace('\n', "\n  ")
+    );
+    let inv = load(&[PathBuf::from("-")], &list).expect("loads");
+    let spec = inv.workloads[0].spec().expect("pod template");
+    assert_eq!(
+        spec.containers[1].image.as_deref(),
+        Some("registry.example/proxy:2.0")
+    );
 }

@@ -33,7 +33,7 @@ fn name(dir: &Path) -> String {
 /// The scenario's expect.yaml: its cause and its target (`deploy/api`).
 fn expect(dir: &Path) -> (String, String) {
     let text = std::fs::read_to_string(dir.join("expect.yaml")).unwrap_or_default();
-    let v: serde_yaml::Value = serde_yaml::from_str(&text).unwrap_or_default();
+    let v: serde_json::Value = serde_saphyr::from_str(&text).unwrap_or_default();
     let s = |k: &str| {
         v.get(k)
             .and_then(|x| x.as_str())
@@ -311,8 +311,26 @@ fn captured_clusters_show_restarts_ooms_and_unresolved_references() {
                     report.findings
                 );
             }
-            // Never started, or a Job whose failed pods are not restarted (restartPolicy Never).
-            "image-never-pull" | "image-pull-error" | "job-fails" => {}
+            // Never started: no restart to report; what the manifest shows still shows.
+            "image-never-pull" => {
+                assert!(
+                    !has(CheckId::RecentRestarts),
+                    "{scenario}: {:#?}",
+                    report.findings
+                );
+                assert!(
+                    has(CheckId::PullNeverRegistryImage),
+                    "{scenario}: {:#?}",
+                    report.findings
+                );
+            }
+            // Never started, or a Job whose failed pods are not restarted (restartPolicy
+            // Never): failing, but no restart to report.
+            "image-pull-error" | "job-fails" => assert!(
+                !has(CheckId::RecentRestarts),
+                "{scenario}: {:#?}",
+                report.findings
+            ),
             _ => assert!(
                 has(CheckId::RecentRestarts),
                 "{scenario} ({cause}): crash-looped but no recent-restarts: {:#?}",

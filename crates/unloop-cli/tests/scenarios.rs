@@ -79,8 +79,8 @@ fn markdown_and_yaml_carry_the_same_verdict() {
         md.contains("```sh\n  kubectl set resources deploy/worker"),
         "{md}"
     );
-    let yaml: serde_yaml::Value =
-        serde_yaml::from_slice(&unloop(&["diagnose", "--from", b, "-o", "yaml"]).stdout).unwrap();
+    let yaml: serde_json::Value =
+        serde_saphyr::from_slice(&unloop(&["diagnose", "--from", b, "-o", "yaml"]).stdout).unwrap();
     assert_eq!(
         yaml["diagnoses"][0]["causes"][0]["id"].as_str(),
         Some("oom-limit-too-low")

@@ -487,24 +487,24 @@ pub fn guarded_patch(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use k8s_openapi::api::core::v1::ContainerStatus;
 
+    /// The liveness-slow-start scenario's captured pod (a Deployment's, with a liveness probe,
+    /// env and arguments), its container given an explicit command: what the copy must record.
     fn pod() -> Pod {
-        serde_json::from_value(serde_json::json!({
-            "metadata": {"name": "api-7d9f8-x2x9z", "namespace": "shop", "labels": {"app": "api"},
-                         "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "api-7d9f8", "uid": "u", "controller": true}]},
-            "spec": {"nodeName": "n1", "serviceAccountName": "api", "containers": [{
-                "name": "api", "image": "shop/api:2", "command": ["/app/server"], "args": ["--port", "8080"],
-                "livenessProbe": {"httpGet": {"path": "/healthz", "port": 8080}},
-                "env": [{"name": "A", "value": "1"}]}]}
-        }))
-        .unwrap()
+        let mut state = crate::testing::scenario("liveness-slow-start");
+        crate::testing::container(&mut state).command = Some(vec!["/app/server".into()]);
+        state.pods.swap_remove(0)
     }
 
     #[test]
     fn a_copy_is_alive_unreachable_and_unowned() {
         let expires: Timestamp = "2026-11-24T23:00:00Z".parse().unwrap();
-        let copy = debug_copy(&pod(), "api", &KeepAlive::Shell, false, expires);
-        assert_eq!(copy.metadata.name.as_deref(), Some("api-7d9f8-x2x9z-debug"));
+        let copy = debug_copy(&pod(), "search", &KeepAlive::Shell, false, expires);
+        assert_eq!(
+            copy.metadata.name.as_deref(),
+            Some("search-755645dddc-c86hn-debug")
+        );
         assert_eq!(
             copy.metadata.labels.as_ref().unwrap().len(),
             1,
@@ -512,23 +512,23 @@ mod tests {
         );
         assert!(copy.metadata.owner_references.is_none());
         let ann = copy.metadata.annotations.unwrap();
-        assert_eq!(ann[ANN_COMMAND], "/app/server --port 8080");
+        assert_eq!(ann[ANN_COMMAND], "/app/server serve");
         assert_eq!(ann[ANN_EXPIRES], "2026-11-24T23:00:00Z");
         let spec = copy.spec.unwrap();
         assert_eq!(spec.node_name, None);
-        assert_eq!(spec.service_account_name.as_deref(), Some("api"));
+        assert_eq!(spec.service_account_name.as_deref(), Some("default"));
         let c = &spec.containers[0];
         assert!(c.liveness_probe.is_none());
         assert_eq!(c.command.as_ref().unwrap()[0], "sh");
         assert_eq!(c.args, None);
-        assert_eq!(c.env.as_ref().unwrap()[0].name, "A");
+        assert_eq!(c.env.as_ref().unwrap()[0].name, "APP_NAME");
     }
 
     #[test]
     fn the_helper_fallback_needs_no_shell_in_the_image() {
         let copy = debug_copy(
             &pod(),
-            "api",
+            "search",
             &KeepAlive::Helper {
                 image: "busybox:1.37-musl".into(),
             },
@@ -536,7 +536,7 @@ mod tests {
             Timestamp::UNIX_EPOCH,
         );
         let spec = copy.spec.unwrap();
-        assert_eq!(spec.node_name.as_deref(), Some("n1"));
+        assert_eq!(spec.node_name.as_deref(), Some("unloop-node"));
         assert_eq!(
             spec.init_containers.as_ref().unwrap()[0]
                 .command
@@ -560,16 +560,19 @@ mod tests {
     fn in_place_round_trip_restores_exactly() {
         let template: PodTemplateSpec =
             serde_json::from_value(serde_json::json!({"spec": pod().spec})).unwrap();
-        let (patch, original) =
-            in_place_patch("deploy/api", &template, None, "api", Timestamp::UNIX_EPOCH).unwrap();
+        let (patch, original) = in_place_patch(
+            "deploy/search",
+            &template,
+            None,
+            "search",
+            Timestamp::UNIX_EPOCH,
+        )
+        .unwrap();
         assert_eq!(
             patch["spec"]["template"]["spec"]["containers"][0]["livenessProbe"],
             serde_json::Value::Null
         );
-        assert_eq!(
-            original.args,
-            Some(vec!["--port".to_string(), "8080".to_string()])
-        );
+        assert_eq!(original.args, Some(vec!["serve".to_string()]));
         let mut ann = BTreeMap::new();
         ann.insert(
             ANN_ORIGINAL.to_string(),
@@ -579,7 +582,7 @@ mod tests {
                 .to_string(),
         );
         ann.insert(ANN_FINGERPRINT.to_string(), fingerprint(&template));
-        let (restore, _) = restore_patch("deploy/api", &template, Some(&ann)).unwrap();
+        let (restore, _) = restore_patch("deploy/search", &template, Some(&ann)).unwrap();
         assert_eq!(
             restore["spec"]["template"]["spec"]["containers"][0]["command"],
             serde_json::json!(["/app/server"])
@@ -589,17 +592,17 @@ mod tests {
             serde_json::Value::Null
         );
         let mut changed = template.clone();
-        changed.spec.as_mut().unwrap().containers[0].image = Some("shop/api:3".into());
+        changed.spec.as_mut().unwrap().containers[0].image = Some("unloop/search:2".into());
         assert!(matches!(
-            restore_patch("deploy/api", &changed, Some(&ann)),
+            restore_patch("deploy/search", &changed, Some(&ann)),
             Err(DebugError::ChangedSince { .. })
         ));
         assert!(matches!(
             in_place_patch(
-                "deploy/api",
+                "deploy/search",
                 &template,
                 Some(&ann),
-                "api",
+                "search",
                 Timestamp::UNIX_EPOCH
             ),
             Err(DebugError::AlreadyOverridden(_))
@@ -609,18 +612,31 @@ mod tests {
     #[test]
     fn ambiguous_containers_are_refused_with_their_names() {
         let mut p = pod();
-        p.spec.as_mut().unwrap().containers.push(Container {
+        let containers = &mut p.spec.as_mut().unwrap().containers;
+        let sidecar = Container {
             name: "sidecar".into(),
-            ..Default::default()
-        });
+            ..containers[0].clone()
+        };
+        containers.push(sidecar);
+        // The sidecar crash-loops too: nothing tells which one is meant.
+        let statuses = p
+            .status
+            .as_mut()
+            .and_then(|s| s.container_statuses.as_mut())
+            .unwrap();
+        let status = ContainerStatus {
+            name: "sidecar".into(),
+            ..statuses[0].clone()
+        };
+        statuses.push(status);
         let err = choose_container(&p, None, Timestamp::UNIX_EPOCH).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "pod api-7d9f8-x2x9z has several containers (api, sidecar); choose one with -c"
+            "pod search-755645dddc-c86hn has several containers (search, sidecar); choose one with -c"
         );
         assert_eq!(
-            choose_container(&p, Some("api"), Timestamp::UNIX_EPOCH),
-            Ok("api".into())
+            choose_container(&p, Some("search"), Timestamp::UNIX_EPOCH),
+            Ok("search".into())
         );
     }
 

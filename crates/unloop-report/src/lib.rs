@@ -31,7 +31,7 @@ pub fn render(report: &Report, format: Format, color: bool) -> String {
             s
         }
         Format::Yaml => {
-            serde_yaml::to_string(&redacted(report)).unwrap_or_else(|e| format!("error: {e}\n"))
+            serde_saphyr::to_string(&redacted(report)).unwrap_or_else(|e| format!("error: {e}\n"))
         }
     }
 }

@@ -388,22 +388,35 @@ pub fn add_objects(state: &mut ClusterState, v: Value, kind_hint: Option<&str>) 
 mod tests {
     use super::*;
 
+    fn scenario(name: &str) -> std::path::PathBuf {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../testbed/scenarios")
+            .join(name)
+    }
+
     #[test]
     fn kubectl_lists_route_by_kind_and_drop_secret_values() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("x.json");
-        std::fs::write(
-            &p,
-            r#"{"kind":"List","items":[
-                {"kind":"Pod","apiVersion":"v1","metadata":{"name":"a","namespace":"n"}},
-                {"kind":"Secret","apiVersion":"v1","metadata":{"name":"s","namespace":"n"},"data":{"k":"c2VjcmV0"}},
-                {"kind":"Widget","metadata":{"name":"w"}}]}"#,
-        )
-        .unwrap();
+        // A `kubectl get -o json` List of captured objects: the missing-secret-key scenario's
+        // pod (its bundle), and its Namespace and Secret (its manifest), the Secret as the API
+        // server answers it (values base64 in `data`).
+        let dir = scenario("missing-secret-key");
+        let state = crate::bundle::read(&dir.join("bundle.json.gz")).unwrap();
+        let pod = serde_json::to_value(&state.pods[0]).unwrap();
+        let text = std::fs::read_to_string(dir.join("manifest.yaml")).unwrap();
+        let docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(&text).unwrap();
+        let of_kind = |kind: &str| docs.iter().find(|d| d["kind"] == kind).unwrap().clone();
+        let mut secret = of_kind("Secret");
+        secret["data"] = serde_json::json!({"username": "c2VjcmV0LXZhbHVl"});
+        let list =
+            serde_json::json!({"kind": "List", "items": [pod, secret, of_kind("Namespace")]});
+        let tmp = tempfile::tempdir().unwrap();
+        let p = tmp.path().join("x.json");
+        std::fs::write(&p, list.to_string()).unwrap();
         let s = load(&p).unwrap();
         assert_eq!(s.pods.len(), 1);
-        assert_eq!(s.secrets[0].keys, vec!["k"]);
-        assert!(!serde_json::to_string(&s).unwrap().contains("c2VjcmV0"));
+        assert_eq!(s.secrets[0].keys, vec!["host", "username"]);
+        let out = serde_json::to_string(&s).unwrap();
+        assert!(!out.contains("c2VjcmV0LXZhbHVl"), "a Secret value survived");
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! process and returns, or one that only prints and returns. Both end in exit 0 (Completed) and a
 //! crash loop under restartPolicy Always; diagnosis sees the same thing after the fact.
 
-use serde_yaml::Value;
+use crate::yaml::Yaml;
 use unloop_core::status::Role;
 
 use super::Subject;
@@ -148,14 +148,14 @@ pub(crate) fn check(s: &Subject, out: &mut Vec<Finding>) {
             };
             if let Some(reason) = reason {
                 let fixed = foreground(&script);
-                let mut new_argv: Vec<Value> = argv.iter().map(|a| Value::from(*a)).collect();
+                let mut new_argv: Vec<Yaml> = argv.iter().map(|a| Yaml::from(*a)).collect();
                 new_argv[index] = fixed.clone().into();
                 out.push(s.finding(
                     CheckId::EntrypointBackgrounds,
                     format!("`{}`: {reason}, so the {kind}'s container exits and is restarted forever", shown()),
                     Fix::with_yaml(
                         "keep the server in the foreground as the shell's last command, with exec (and daemon mode off)",
-                        s.patch(replace_argv(s, Value::Sequence(new_argv))),
+                        s.patch(replace_argv(s, Yaml::Seq(new_argv))),
                     ),
                 ));
             } else if ONE_SHOT.contains(&basename(first)) {
@@ -192,16 +192,16 @@ fn exits(s: &Subject, shown: &str, kind: &str, reason: &str) -> Finding {
         format!("`{shown}`: {reason}; a {kind} must keep running in the foreground, so it is restarted forever (exit 0, Completed, CrashLoopBackOff)"),
         Fix::with_yaml(
             "run the server itself as the command (the image's entrypoint, or its binary in the foreground); one-shot work belongs in a Job",
-            s.patch(replace_argv(s, Value::Sequence(vec!["/path/to/server".into()]))),
+            s.patch(replace_argv(s, Yaml::Seq(vec!["/path/to/server".into()]))),
         ),
     )
 }
 
 /// Fields that replace the whole command line; `args: null` removes args in a merge patch.
-fn replace_argv(s: &Subject, command: Value) -> Vec<(&'static str, Value)> {
+fn replace_argv(s: &Subject, command: Yaml) -> Vec<(&'static str, Yaml)> {
     let mut fields = vec![("command", command)];
     if s.container.args.is_some() {
-        fields.push(("args", Value::Null));
+        fields.push(("args", Yaml::Null));
     }
     fields
 }

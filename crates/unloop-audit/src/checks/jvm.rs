@@ -7,8 +7,9 @@ use unloop_core::resources::{JVM_ENV, jvm_heap, memory_limit, quantity, round_up
 
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
-use super::{Context, Subject, to_yaml_value};
+use super::{Context, Subject};
 use crate::check::{CheckId, Finding, Fix};
+use crate::yaml::Yaml;
 
 const MI: u64 = 1024 * 1024;
 
@@ -115,9 +116,6 @@ pub(crate) fn check(s: &Subject, ctx: &Context, out: &mut Vec<Finding>) {
     out.push(s.finding(
         CheckId::JvmHeapOverLimit,
         message,
-        Fix::with_yaml(
-            text,
-            s.patch(vec![("resources", to_yaml_value(&resources))]),
-        ),
+        Fix::with_yaml(text, s.patch(vec![("resources", Yaml::of(&resources))])),
     ));
 }

@@ -10,10 +10,11 @@ use unloop_core::resources::{memory_limit, quantity, round_up_tidy};
 use unloop_core::shell::{self, Cmd};
 use unloop_core::subject::human_secs;
 
-use super::{Observed, Subject, object_finding, to_yaml_value};
+use super::{Observed, Subject, object_finding};
 use crate::check::{CheckId, Finding, Fix, ObjectRef};
 use crate::config::AuditConfig;
 use crate::inventory::Inventory;
+use crate::yaml::Yaml;
 
 fn statuses<'a>(pod: &'a Pod, container: &str) -> Option<&'a ContainerStatus> {
     let st = pod.status.as_ref()?;
@@ -132,7 +133,7 @@ pub(crate) fn container(s: &Subject, obs: &Observed, config: &AuditConfig, out: 
                         "give it at least twice the limit it died at ({}), then right-size from measured use: unloop audit --live --rightsize -n {ns}",
                         quantity(new_limit)
                     ),
-                    s.patch(vec![("resources", to_yaml_value(&res))]),
+                    s.patch(vec![("resources", Yaml::of(&res))]),
                 )
             }
             None => Fix::text(format!(

@@ -13,7 +13,6 @@ mod resources;
 use std::collections::HashMap;
 
 use k8s_openapi::api::core::v1::{Container, Node, Pod, PodSpec};
-use serde_yaml::{Mapping, Value};
 use unloop_core::state::ClusterState;
 use unloop_core::status::Role;
 use unloop_core::workload::WorkloadKind;
@@ -22,6 +21,7 @@ use crate::check::{CheckId, Finding, Fix, ObjectRef};
 use crate::config::AuditConfig;
 use crate::inventory::{Inventory, Workload};
 use crate::resolve::Resolver;
+use crate::yaml::Yaml;
 
 /// What a live cluster shows about the audited workloads: their pods and the nodes.
 #[derive(Debug, Clone)]
@@ -95,20 +95,15 @@ impl Subject<'_> {
     }
 
     /// A strategic-merge-style snippet that sets `fields` on this container.
-    pub fn patch(&self, fields: Vec<(&str, Value)>) -> String {
+    pub fn patch(&self, fields: Vec<(&str, Yaml)>) -> Yaml {
         let list = if self.role == Role::Main {
             "containers"
         } else {
             "initContainers"
         };
-        let mut c = Mapping::new();
-        c.insert("name".into(), self.container.name.clone().into());
-        for (k, v) in fields {
-            c.insert(k.into(), v);
-        }
-        let mut root = Mapping::new();
-        root.insert(list.into(), Value::Sequence(vec![Value::Mapping(c)]));
-        yaml(&Value::Mapping(root))
+        let container =
+            std::iter::once(("name", Yaml::from(self.container.name.clone()))).chain(fields);
+        Yaml::map([(list, Yaml::Seq(vec![Yaml::map(container)]))])
     }
 
     /// `command` and `args` as one line, for messages; secret-looking values redacted.
@@ -123,22 +118,6 @@ impl Subject<'_> {
             .collect();
         (!parts.is_empty()).then(|| unloop_core::redact::text(&parts.join(" ")))
     }
-}
-
-pub(crate) fn yaml(v: &Value) -> String {
-    crate::yaml::to_string(v)
-}
-
-pub(crate) fn to_yaml_value<T: serde::Serialize>(v: &T) -> Value {
-    serde_yaml::to_value(v).unwrap_or(Value::Null)
-}
-
-pub(crate) fn map(pairs: Vec<(&str, Value)>) -> Value {
-    let mut m = Mapping::new();
-    for (k, v) in pairs {
-        m.insert(k.into(), v);
-    }
-    Value::Mapping(m)
 }
 
 /// A workload-level finding (no container).

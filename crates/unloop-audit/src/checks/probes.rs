@@ -6,8 +6,9 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use unloop_core::causes::probe::{budget_secs, describe};
 use unloop_core::status::Role;
 
-use super::{Context, Subject, jvm, live, round_up, to_yaml_value};
+use super::{Context, Subject, jvm, live, round_up};
 use crate::check::{CheckId, Finding, Fix};
+use crate::yaml::Yaml;
 
 /// The period the recommended startup probes use.
 const PERIOD: i64 = 10;
@@ -76,7 +77,7 @@ pub(crate) fn check(s: &Subject, ctx: &Context, out: &mut Vec<Finding>) {
                 Some(((want - delay).max(period) + period - 1).div_euclid(period) as i32);
             Fix::with_yaml(
                 format!("raise the startupProbe's failureThreshold so it allows {want}s"),
-                s.patch(vec![("startupProbe", to_yaml_value(&p))]),
+                s.patch(vec![("startupProbe", Yaml::of(&p))]),
             )
         } else {
             startup_fix(s, probe, want)
@@ -127,7 +128,7 @@ fn startup_fix(s: &Subject, liveness: &Probe, want: i64) -> Fix {
             "add a startupProbe with the same check that allows {want}s ({} x {PERIOD}s); liveness checks begin once it passes",
             want / PERIOD
         ),
-        s.patch(vec![("startupProbe", to_yaml_value(&probe))]),
+        s.patch(vec![("startupProbe", Yaml::of(&probe))]),
     )
 }
 
@@ -262,6 +263,6 @@ fn port_fix(s: &Subject, which: &str, probe: Option<&Probe>, ports: &[ContainerP
     }
     Fix::with_yaml(
         format!("probe the declared port {}", only.container_port),
-        s.patch(vec![(which, to_yaml_value(&p))]),
+        s.patch(vec![(which, Yaml::of(&p))]),
     )
 }

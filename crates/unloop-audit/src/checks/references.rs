@@ -8,10 +8,11 @@ use k8s_openapi::api::core::v1::{KeyToPath, PodSpec, Volume};
 use unloop_core::refs::{self, Ref, RefKind};
 use unloop_core::shell::{self, Arg, Cmd};
 
-use super::{Context, Subject, map, workload_finding, yaml};
+use super::{Context, Subject, workload_finding};
 use crate::check::{CheckId, Finding, Fix};
 use crate::inventory::Workload;
 use crate::resolve::Outcome;
+use crate::yaml::Yaml;
 
 /// A command inside a fix's text, quoted by the one renderer.
 fn command(cmd: Cmd) -> String {
@@ -52,17 +53,17 @@ pub(crate) fn pod_level(w: &Workload, spec: &PodSpec, ctx: &Context, out: &mut V
     if let Some(account) = account
         && let Some((false, searched)) = ctx.resolver.service_account(&w.namespace, account)
     {
-        let yaml = yaml(&map(vec![
+        let yaml = Yaml::map([
             ("apiVersion", "v1".into()),
             ("kind", "ServiceAccount".into()),
             (
                 "metadata",
-                map(vec![
+                Yaml::map([
                     ("name", account.into()),
                     ("namespace", w.namespace.clone().into()),
                 ]),
             ),
-        ]));
+        ]);
         out.push(workload_finding(
             w,
             CheckId::UnresolvedServiceAccount,
@@ -217,20 +218,16 @@ fn create_fix(ns: &str, r: &Ref, siblings: &[Ref]) -> Fix {
             Fix::text(format!("create it before the workload: {}", command(cmd)))
         }
         RefKind::ConfigMap => {
-            let data: Vec<(&str, serde_yaml::Value)> =
-                keys.iter().map(|k| (*k, "<value>".into())).collect();
-            let yaml = yaml(&map(vec![
+            let data: Vec<(&str, Yaml)> = keys.iter().map(|k| (*k, "<value>".into())).collect();
+            let yaml = Yaml::map([
                 ("apiVersion", "v1".into()),
                 ("kind", "ConfigMap".into()),
                 (
                     "metadata",
-                    map(vec![
-                        ("name", r.name.clone().into()),
-                        ("namespace", ns.into()),
-                    ]),
+                    Yaml::map([("name", r.name.clone().into()), ("namespace", ns.into())]),
                 ),
-                ("data", map(data)),
-            ]));
+                ("data", Yaml::map(data)),
+            ]);
             Fix::with_yaml(
                 format!(
                     "create ConfigMap {} in namespace {ns} with the keys the container reads, or mark the reference optional: true",

@@ -6,9 +6,10 @@ use k8s_openapi::api::core::v1::{Container, ResourceRequirements};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use unloop_core::quantity::{bytes, bytes_text as quantity, cores, cpu_text, round_up_tidy};
 
-use super::{Context, Subject, to_yaml_value};
+use super::{Context, Subject};
 use crate::check::{CheckId, Finding, Fix};
 use crate::config::CpuLimitPolicy;
+use crate::yaml::Yaml;
 
 const MI: u64 = 1024 * 1024;
 /// The guide's example sizes, used when nothing better is known: `unloop audit --live
@@ -49,7 +50,7 @@ fn resources_fix(
         limits: (!limits.is_empty()).then_some(limits),
         ..Default::default()
     };
-    Fix::with_yaml(text, s.patch(vec![("resources", to_yaml_value(&wanted))]))
+    Fix::with_yaml(text, s.patch(vec![("resources", Yaml::of(&wanted))]))
 }
 
 pub(crate) fn check(s: &Subject, ctx: &Context, out: &mut Vec<Finding>) {

@@ -56,7 +56,7 @@ pub(super) fn render(report: &AuditReport, opts: &RenderOptions) -> String {
     // Names, messages and snippets come from manifests and clusters: control characters in them
     // are spelled out before any of it reaches a terminal.
     let mut shown = report.clone();
-    super::each_string(&mut shown, &mut |s, layout| {
+    super::each_string(&mut shown, false, &mut |s, layout| {
         let v = match layout {
             Layout::Line => visible(s),
             Layout::Lines => visible_lines(s),
@@ -129,7 +129,7 @@ fn finding(out: &mut String, f: &Finding, p: &Palette) {
     );
     let _ = writeln!(out, "          fix: {}", f.fix.text);
     if let Some(y) = &f.fix.yaml {
-        for l in y.lines() {
+        for l in y.text().lines() {
             let _ = writeln!(out, "            {}", l.style(p.code));
         }
     }

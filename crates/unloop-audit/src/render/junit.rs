@@ -41,7 +41,7 @@ fn body(f: &Finding) -> String {
         f.fix.text
     );
     if let Some(y) = &f.fix.yaml {
-        b.push_str(y);
+        b.push_str(&y.text());
     }
     b
 }

@@ -42,14 +42,7 @@ impl Default for RenderOptions {
 /// pass (`unloop_core::redact::text` on every string), whatever the checks put in it; the human
 /// format also spells out control characters (`unloop_core::text::visible`).
 pub fn render(report: &AuditReport, format: Format, opts: &RenderOptions) -> String {
-    let mut redacted = report.clone();
-    each_string(&mut redacted, &mut |s, _| {
-        let r = unloop_core::redact::text(s);
-        if r != *s {
-            *s = r;
-        }
-    });
-    let report = &redacted;
+    let report = &redacted(report, format);
     match format {
         Format::Human => human::render(report, opts),
         Format::Json => json::render(report, opts),
@@ -58,9 +51,28 @@ pub fn render(report: &AuditReport, format: Format, opts: &RenderOptions) -> Str
     }
 }
 
+/// The report as `format` writes it: every string it prints redacted, fix snippets written only
+/// where it prints them (only JSON and SARIF print the fixes of suppressed findings).
+fn redacted(report: &AuditReport, format: Format) -> AuditReport {
+    let mut redacted = report.clone();
+    let suppressed_fixes = matches!(format, Format::Json | Format::Sarif);
+    each_string(&mut redacted, suppressed_fixes, &mut |s, _| {
+        let r = unloop_core::redact::text(s);
+        if r != *s {
+            *s = r;
+        }
+    });
+    redacted
+}
+
 /// Calls `f` on every string of an audit report that came from the input or was built from it:
-/// the one list both output passes (redaction, terminal escaping) walk.
-pub(crate) fn each_string(r: &mut AuditReport, f: &mut dyn FnMut(&mut String, Layout)) {
+/// the one list both output passes (redaction, terminal escaping) walk. Fix snippets are written
+/// here, when a format prints them (those of suppressed findings only with `suppressed_fixes`).
+pub(crate) fn each_string(
+    r: &mut AuditReport,
+    suppressed_fixes: bool,
+    f: &mut dyn FnMut(&mut String, Layout),
+) {
     fn object(o: &mut crate::ObjectRef, f: &mut dyn FnMut(&mut String, Layout)) {
         f(&mut o.kind, Layout::Line);
         f(&mut o.namespace, Layout::Line);
@@ -72,7 +84,7 @@ pub(crate) fn each_string(r: &mut AuditReport, f: &mut dyn FnMut(&mut String, La
             f(t, Layout::Line);
         }
     }
-    fn finding(x: &mut crate::Finding, f: &mut dyn FnMut(&mut String, Layout)) {
+    fn finding(x: &mut crate::Finding, fix: bool, f: &mut dyn FnMut(&mut String, Layout)) {
         object(&mut x.object, f);
         if let Some(c) = x.container.as_mut() {
             f(c, Layout::Line);
@@ -82,15 +94,15 @@ pub(crate) fn each_string(r: &mut AuditReport, f: &mut dyn FnMut(&mut String, La
         }
         f(&mut x.message, Layout::Line);
         f(&mut x.fix.text, Layout::Line);
-        if let Some(y) = x.fix.yaml.as_mut() {
-            f(y, Layout::Lines);
+        if let Some(y) = x.fix.yaml.as_mut().filter(|_| fix) {
+            f(y.text_mut(), Layout::Lines);
         }
     }
     for x in &mut r.findings {
-        finding(x, f);
+        finding(x, true, f);
     }
     for s in &mut r.suppressed {
-        finding(&mut s.finding, f);
+        finding(&mut s.finding, suppressed_fixes, f);
         f(&mut s.by, Layout::Line);
     }
     for (o, l) in &mut r.workloads {
@@ -137,5 +149,56 @@ pub(crate) fn plural(n: usize, word: &str) -> String {
         format!("{n} {word}")
     } else {
         format!("{n} {word}s")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::load::{LoadOptions, load_str};
+    use crate::{AuditConfig, Context, Inventory, Known, Resolver, Snippet};
+
+    /// The image-tag-latest check manifest, its workload exempted by annotation.
+    fn suppressed_report() -> AuditReport {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/manifests");
+        let text = std::fs::read_to_string(dir.join("image-tag-latest/fail.yaml")).unwrap();
+        let text = text.replacen(
+            "namespace: shop}",
+            "namespace: shop, annotations: {unloop.dev/ignore: all}}",
+            1,
+        );
+        let mut inv = Inventory::default();
+        load_str(&text, "m.yaml", &LoadOptions::default(), &mut inv).unwrap();
+        let resolver = Resolver::new(vec![Known::manifests(&inv.config)]);
+        let config = AuditConfig::default();
+        let ctx = Context {
+            config: &config,
+            resolver: &resolver,
+            observed: None,
+        };
+        crate::audit(&inv, &ctx)
+    }
+
+    fn written(r: &AuditReport) -> Vec<bool> {
+        r.suppressed
+            .iter()
+            .filter_map(|s| s.finding.fix.yaml.as_ref())
+            .map(|y| matches!(y, Snippet::Text(_)))
+            .collect()
+    }
+
+    #[test]
+    fn fix_snippets_are_written_only_where_printed() {
+        let report = suppressed_report();
+        assert!(report.findings.is_empty());
+        // The checks leave snippets as data.
+        let data = written(&report);
+        assert!(!data.is_empty() && data.iter().all(|w| !w), "{data:?}");
+        for format in [Format::Human, Format::Junit] {
+            assert!(written(&redacted(&report, format)).iter().all(|w| !w));
+        }
+        for format in [Format::Json, Format::Sarif] {
+            assert!(written(&redacted(&report, format)).iter().all(|w| *w));
+        }
     }
 }

@@ -81,11 +81,11 @@ fn result(f: &Finding) -> Value {
     }
     let mut markdown = format!("{}\n\n**Fix:** {}", f.message, f.fix.text);
     if let Some(y) = &f.fix.yaml {
-        markdown.push_str(&format!("\n\n```yaml\n{y}```"));
+        markdown.push_str(&format!("\n\n```yaml\n{}```", y.text()));
     }
     let mut fix = json!({ "text": f.fix.text });
     if let Some(y) = &f.fix.yaml {
-        fix["yaml"] = Value::String(y.clone());
+        fix["yaml"] = Value::String(y.text().into_owned());
     }
     json!({
         "ruleId": f.check.as_str(),

@@ -138,7 +138,7 @@ async fn copy(
     };
     let copy = plan::debug_copy(&pod, &container, &first, args.same_node, expires);
     if args.dry_run {
-        out.result(&serde_yaml::to_string(&copy).map_err(|e| CliError::internal(e.to_string()))?);
+        out.result(&serde_saphyr::to_string(&copy).map_err(|e| CliError::internal(e.to_string()))?);
         return Ok(ExitCode::SUCCESS);
     }
     let copy_name = copy.metadata.name.clone().unwrap_or_default();
@@ -320,7 +320,9 @@ async fn in_place(
     )
     .map_err(DebugOpError::from)?;
     if args.dry_run {
-        out.result(&serde_yaml::to_string(&patch).map_err(|e| CliError::internal(e.to_string()))?);
+        out.result(
+            &serde_saphyr::to_string(&patch).map_err(|e| CliError::internal(e.to_string()))?,
+        );
         return Ok(ExitCode::SUCCESS);
     }
     if !args.yes {
@@ -385,7 +387,9 @@ async fn restore(
     let (patch, original) = plan::restore_patch(&shown, &w.template, w.annotations.as_ref())
         .map_err(DebugOpError::from)?;
     if dry_run {
-        out.result(&serde_yaml::to_string(&patch).map_err(|e| CliError::internal(e.to_string()))?);
+        out.result(
+            &serde_saphyr::to_string(&patch).map_err(|e| CliError::internal(e.to_string()))?,
+        );
         return Ok(ExitCode::SUCCESS);
     }
     ops::patch_workload(live, ns, &w, &patch).await?;

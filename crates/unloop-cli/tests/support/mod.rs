@@ -43,7 +43,7 @@ pub fn load_scenario(dir: &Path) -> Scenario {
     let text = std::fs::read_to_string(dir.join("expect.yaml"))
         .unwrap_or_else(|e| panic!("{}/expect.yaml: {e}", dir.display()));
     let expect: Expect =
-        serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+        serde_saphyr::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
     Scenario {
         name: dir.file_name().unwrap().to_string_lossy().into_owned(),
         dir: dir.to_path_buf(),
