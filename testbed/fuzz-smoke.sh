@@ -14,14 +14,14 @@
 # one; otherwise the stable toolchain with RUSTC_BOOTSTRAP=1 (the targets are built without a
 # sanitizer either way: the code forbids `unsafe`, so ASan would find nothing the panics do not).
 #
-# Env: FUZZ_SMOKE_SECS (time cap per target, default 180), FUZZ_SMOKE_RUNS_SCALE (multiplies
+# Env: FUZZ_SMOKE_SECS (time cap per target, default 120), FUZZ_SMOKE_RUNS_SCALE (multiplies
 #      the runs below; 0 = time-bound only), FUZZ_SMOKE_SEED (libFuzzer's -seed, default 1), FUZZ_SMOKE_TARGETS (space-separated subset),
 #      FUZZ_SMOKE_PARALLEL (targets run at once; default: the number of cores),
 #      FUZZ_TARGET_DIR (cargo target dir for the fuzz build; default fuzz/target).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
-secs=${FUZZ_SMOKE_SECS:-180}
+secs=${FUZZ_SMOKE_SECS:-120}
 scale=${FUZZ_SMOKE_RUNS_SCALE:-1}
 parallel=${FUZZ_SMOKE_PARALLEL:-$(nproc)}
 export CARGO_TARGET_DIR=${FUZZ_TARGET_DIR:-$repo/fuzz/target}
@@ -54,9 +54,9 @@ FUZZ_CORPUS=$corpus ./seed.sh >/dev/null
 # Inputs per target: what each ran in about 60 s on this project's CI machine (2 cores, 2 targets
 # at once).
 declare -A runs=(
-  [audit_load]=250000 [audit_shell]=200000 [bundle]=25000 [diagnose]=14000 [dump_dir]=30000
+  [audit_load]=250000 [audit_shell]=150000 [bundle]=25000 [diagnose]=14000 [dump_dir]=30000
   [duration]=8000000 [kubectl_json]=50000 [logscan]=80000 [metrics]=8000000 [quantity]=4000000
-  [redact]=1000000 [selector]=1400000
+  [redact]=200000 [selector]=1400000
 )
 
 targets=${FUZZ_SMOKE_TARGETS:-$(cargo "${toolchain[@]}" fuzz list)}
