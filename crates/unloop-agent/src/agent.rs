@@ -120,7 +120,13 @@ fn watch<K>(
     mut keep: impl FnMut(&mut K) + Send + 'static,
 ) -> Store<K>
 where
-    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+    K: Resource<DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
 {
     let (reader, writer) = reflector::store::<K>();
     metrics.expect(kind);
@@ -164,7 +170,13 @@ where
 }
 
 impl Stores {
-    fn start(client: &Client, opts: &Options, metrics: &Metrics, wake: &Arc<Notify>, log: &LogSink) -> Stores {
+    fn start(
+        client: &Client,
+        opts: &Options,
+        metrics: &Metrics,
+        wake: &Arc<Notify>,
+        log: &LogSink,
+    ) -> Stores {
         // One namespace: namespaced watches (and RBAC); otherwise cluster-wide, filtered here.
         let ns = match opts.namespaces.as_slice() {
             [one] => Some(one.as_str()),
@@ -182,25 +194,57 @@ impl Stores {
                     e.message = None;
                 }
             }),
-            nodes: watch(Api::all(c.clone()), "nodes", metrics, wake, log, view::keep_node),
-            replica_sets: watch(api(c, ns), "replicasets", metrics, wake, log, |o: &mut ReplicaSet| {
-                view::slim_meta(&mut o.metadata)
-            }),
-            deployments: watch(api(c, ns), "deployments", metrics, wake, log, |o: &mut Deployment| {
-                view::slim_meta(&mut o.metadata)
-            }),
-            stateful_sets: watch(api(c, ns), "statefulsets", metrics, wake, log, |o: &mut StatefulSet| {
-                view::slim_meta(&mut o.metadata)
-            }),
-            daemon_sets: watch(api(c, ns), "daemonsets", metrics, wake, log, |o: &mut DaemonSet| {
-                view::slim_meta(&mut o.metadata)
-            }),
+            nodes: watch(
+                Api::all(c.clone()),
+                "nodes",
+                metrics,
+                wake,
+                log,
+                view::keep_node,
+            ),
+            replica_sets: watch(
+                api(c, ns),
+                "replicasets",
+                metrics,
+                wake,
+                log,
+                |o: &mut ReplicaSet| view::slim_meta(&mut o.metadata),
+            ),
+            deployments: watch(
+                api(c, ns),
+                "deployments",
+                metrics,
+                wake,
+                log,
+                |o: &mut Deployment| view::slim_meta(&mut o.metadata),
+            ),
+            stateful_sets: watch(
+                api(c, ns),
+                "statefulsets",
+                metrics,
+                wake,
+                log,
+                |o: &mut StatefulSet| view::slim_meta(&mut o.metadata),
+            ),
+            daemon_sets: watch(
+                api(c, ns),
+                "daemonsets",
+                metrics,
+                wake,
+                log,
+                |o: &mut DaemonSet| view::slim_meta(&mut o.metadata),
+            ),
             jobs: watch(api(c, ns), "jobs", metrics, wake, log, |o: &mut Job| {
                 view::slim_meta(&mut o.metadata)
             }),
-            diagnoses: watch(api(c, ns), "crashdiagnoses", metrics, wake, log, |o: &mut CrashDiagnosis| {
-                view::slim_meta(&mut o.metadata)
-            }),
+            diagnoses: watch(
+                api(c, ns),
+                "crashdiagnoses",
+                metrics,
+                wake,
+                log,
+                |o: &mut CrashDiagnosis| view::slim_meta(&mut o.metadata),
+            ),
         }
     }
 }
@@ -340,7 +384,11 @@ async fn hold_lease(
             }
             Err(e) => {
                 metrics.api_error("lease");
-                log("warn", "lease not renewed", serde_json::json!({"error": e.to_string()}));
+                log(
+                    "warn",
+                    "lease not renewed",
+                    serde_json::json!({"error": e.to_string()}),
+                );
                 // Step down before the lease can expire, so two never publish at once.
                 leading.load(Ordering::SeqCst) && last_held.elapsed() < l.duration * 2 / 3
             }
@@ -349,7 +397,11 @@ async fn hold_lease(
             metrics.set_leader(held);
             log(
                 "info",
-                if held { "leading: this replica publishes" } else { "following: another replica publishes" },
+                if held {
+                    "leading: this replica publishes"
+                } else {
+                    "following: another replica publishes"
+                },
                 serde_json::json!({"lease": l.name}),
             );
             wake.notify_one();
@@ -401,10 +453,16 @@ impl Agent {
                         let fp = tracker.evidence(&key);
                         let first = tracker.first_seen(&key).unwrap_or(now);
                         match self.diagnose(&key, fp, first).await {
-                            Ok(()) => tracker.published(&key, fp.map(|e| e.fingerprint).unwrap_or(0)),
+                            Ok(()) => {
+                                tracker.published(&key, fp.map(|e| e.fingerprint).unwrap_or(0))
+                            }
                             Err(why) => {
                                 self.metrics.api_error("publish");
-                                (self.log)("warn", "diagnosis not published; will retry", serde_json::json!({"workload": key.to_string(), "error": why}));
+                                (self.log)(
+                                    "warn",
+                                    "diagnosis not published; will retry",
+                                    serde_json::json!({"workload": key.to_string(), "error": why}),
+                                );
                                 tracker.failed(&key, Timestamp::now());
                             }
                         }
@@ -439,14 +497,23 @@ impl Agent {
                 .and_then(|p| p.status.as_ref())
                 .into_iter()
                 .flat_map(|s| {
-                    s.container_statuses.iter().flatten().chain(s.init_container_statuses.iter().flatten())
+                    s.container_statuses
+                        .iter()
+                        .flatten()
+                        .chain(s.init_container_statuses.iter().flatten())
                 })
                 .find(|c| c.name == w.container)
                 .map(|c| c.restart_count)
                 .unwrap_or(0)
         };
         let key = |w: &logs::LogWant| {
-            (w.namespace.clone(), w.pod.clone(), w.container.clone(), w.previous, restarts(w))
+            (
+                w.namespace.clone(),
+                w.pod.clone(),
+                w.container.clone(),
+                w.previous,
+                restarts(w),
+            )
         };
         let missing: Vec<logs::LogWant> = wanted
             .iter()
@@ -456,12 +523,22 @@ impl Agent {
         if !missing.is_empty() {
             let reader = Reader::new(self.client.clone(), Deadline::after(self.opts.read_timeout));
             let mut gaps = Vec::new();
-            let read = logs::read_logs(&reader, missing.clone(), self.opts.log_tail_lines, 4, &mut gaps).await;
+            let read = logs::read_logs(
+                &reader,
+                missing.clone(),
+                self.opts.log_tail_lines,
+                4,
+                &mut gaps,
+            )
+            .await;
             if !gaps.is_empty() {
                 self.metrics.api_error("logs");
             }
             for l in read {
-                if let Some(w) = missing.iter().find(|w| w.pod == l.pod && w.container == l.container) {
+                if let Some(w) = missing
+                    .iter()
+                    .find(|w| w.pod == l.pod && w.container == l.container)
+                {
                     self.logs.insert(key(w), l);
                 }
             }
@@ -474,17 +551,28 @@ impl Agent {
             .iter()
             .map(|p| (p.namespace().unwrap_or_default(), p.name_any()))
             .collect();
-        self.logs.retain(|k, _| present.contains(&(k.0.clone(), k.1.clone())));
-        wanted.iter().filter_map(|w| self.logs.get(&key(w)).cloned()).collect()
+        self.logs
+            .retain(|k, _| present.contains(&(k.0.clone(), k.1.clone())));
+        wanted
+            .iter()
+            .filter_map(|w| self.logs.get(&key(w)).cloned())
+            .collect()
     }
 
-    async fn diagnose(&mut self, key: &Key, ev: Option<track::Evidence>, first: Timestamp) -> Result<(), String> {
+    async fn diagnose(
+        &mut self,
+        key: &Key,
+        ev: Option<track::Evidence>,
+        first: Timestamp,
+    ) -> Result<(), String> {
         let now = Timestamp::now();
         let ns = key.namespace.as_str();
         let pods = self.stores.pods.state();
         let workload_pods: Vec<Pod> = pods
             .iter()
-            .filter(|p| p.metadata.namespace.as_deref() == Some(ns) && &key_of(&self.stores, p) == key)
+            .filter(|p| {
+                p.metadata.namespace.as_deref() == Some(ns) && &key_of(&self.stores, p) == key
+            })
             .map(|p| (**p).clone())
             .collect();
         let logs = self.logs_for(&workload_pods, now).await;
@@ -541,12 +629,36 @@ impl Agent {
             }))
         }
         match key.workload.kind {
-            WorkloadKind::Deployment => self.stores.deployments.get(&ObjectRef::new(name).within(ns)).and_then(|o| r(o.as_ref())),
-            WorkloadKind::StatefulSet => self.stores.stateful_sets.get(&ObjectRef::new(name).within(ns)).and_then(|o| r(o.as_ref())),
-            WorkloadKind::DaemonSet => self.stores.daemon_sets.get(&ObjectRef::new(name).within(ns)).and_then(|o| r(o.as_ref())),
-            WorkloadKind::Job => self.stores.jobs.get(&ObjectRef::new(name).within(ns)).and_then(|o| r(o.as_ref())),
-            WorkloadKind::ReplicaSet => self.stores.replica_sets.get(&ObjectRef::new(name).within(ns)).and_then(|o| r(o.as_ref())),
-            WorkloadKind::Pod => self.stores.pods.get(&ObjectRef::new(name).within(ns)).and_then(|o| r(o.as_ref())),
+            WorkloadKind::Deployment => self
+                .stores
+                .deployments
+                .get(&ObjectRef::new(name).within(ns))
+                .and_then(|o| r(o.as_ref())),
+            WorkloadKind::StatefulSet => self
+                .stores
+                .stateful_sets
+                .get(&ObjectRef::new(name).within(ns))
+                .and_then(|o| r(o.as_ref())),
+            WorkloadKind::DaemonSet => self
+                .stores
+                .daemon_sets
+                .get(&ObjectRef::new(name).within(ns))
+                .and_then(|o| r(o.as_ref())),
+            WorkloadKind::Job => self
+                .stores
+                .jobs
+                .get(&ObjectRef::new(name).within(ns))
+                .and_then(|o| r(o.as_ref())),
+            WorkloadKind::ReplicaSet => self
+                .stores
+                .replica_sets
+                .get(&ObjectRef::new(name).within(ns))
+                .and_then(|o| r(o.as_ref())),
+            WorkloadKind::Pod => self
+                .stores
+                .pods
+                .get(&ObjectRef::new(name).within(ns))
+                .and_then(|o| r(o.as_ref())),
             WorkloadKind::CronJob => None,
         }
     }
@@ -593,7 +705,10 @@ impl Agent {
         api.patch(&name, &pp, &Patch::Apply(&obj))
             .await
             .map_err(|e| format!("apply {ns}/{name}: {e}"))?;
-        let last = existing.as_ref().and_then(|c| c.status.as_ref()).and_then(|s| s.notified.clone());
+        let last = existing
+            .as_ref()
+            .and_then(|c| c.status.as_ref())
+            .and_then(|s| s.notified.clone());
         let notify = self.sender.is_some()
             && notify::should_notify(last.as_ref(), &spec.cause, now, self.opts.notify_window);
         let notified = if notify {
@@ -655,7 +770,11 @@ impl Agent {
         };
         if let Err(e) = self.recorder.publish(&ev, &reference).await {
             self.metrics.api_error("event");
-            (self.log)("warn", "event not published", serde_json::json!({"pod": pod, "error": e.to_string()}));
+            (self.log)(
+                "warn",
+                "event not published",
+                serde_json::json!({"pod": pod, "error": e.to_string()}),
+            );
         }
     }
 
@@ -667,7 +786,11 @@ impl Agent {
             sends.push(("slack", url.clone(), payload.slack()));
         }
         if let Some(url) = &self.opts.targets.json {
-            sends.push(("json", url.clone(), serde_json::to_value(&payload).unwrap_or_default()));
+            sends.push((
+                "json",
+                url.clone(),
+                serde_json::to_value(&payload).unwrap_or_default(),
+            ));
         }
         for (target, url, body) in sends {
             let (metrics, log, sender) = (self.metrics.clone(), self.log.clone(), sender.clone());
@@ -678,7 +801,11 @@ impl Agent {
                     Ok(()) => metrics.notification(target, "sent"),
                     Err(e) => {
                         metrics.notification(target, "failed");
-                        log("warn", "notification not delivered", serde_json::json!({"target": target, "resource": what, "error": e}));
+                        log(
+                            "warn",
+                            "notification not delivered",
+                            serde_json::json!({"target": target, "resource": what, "error": e}),
+                        );
                     }
                 }
             });
@@ -705,11 +832,22 @@ impl Agent {
         let status = serde_json::json!({
             "status": { "resolved": true, "resolvedAt": Timestamp::now().to_string() }
         });
-        match api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&status)).await {
-            Ok(_) => (self.log)("info", "resolved", serde_json::json!({"namespace": ns, "resource": name, "workload": c.spec.workload})),
+        match api
+            .patch_status(&name, &PatchParams::default(), &Patch::Merge(&status))
+            .await
+        {
+            Ok(_) => (self.log)(
+                "info",
+                "resolved",
+                serde_json::json!({"namespace": ns, "resource": name, "workload": c.spec.workload}),
+            ),
             Err(e) => {
                 self.metrics.api_error("resolve");
-                (self.log)("warn", "not marked resolved", serde_json::json!({"resource": name, "error": e.to_string()}));
+                (self.log)(
+                    "warn",
+                    "not marked resolved",
+                    serde_json::json!({"resource": name, "error": e.to_string()}),
+                );
             }
         }
     }

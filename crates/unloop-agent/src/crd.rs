@@ -22,6 +22,9 @@ pub const LABEL_MANAGED_BY: &str = "app.kubernetes.io/managed-by";
 pub const LABEL_CAUSE: &str = "unloop.dev/cause";
 
 /// What unloop found about one crash-looping container of one workload.
+// Each printer column repeats `name = ...` inside `printcolumn(...)`, which clippy reads as a
+// duplicated attribute.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[kube(
     group = "unloop.dev",
@@ -37,7 +40,11 @@ pub const LABEL_CAUSE: &str = "unloop.dev/cause";
     printcolumn(name = "Confidence", type_ = "string", json_path = ".spec.confidence"),
     printcolumn(name = "Restarts", type_ = "integer", json_path = ".spec.restarts"),
     printcolumn(name = "Resolved", type_ = "boolean", json_path = ".status.resolved"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    ),
     printcolumn(
         name = "Summary",
         type_ = "string",
@@ -214,7 +221,10 @@ mod tests {
     #[test]
     fn the_crd_has_the_columns_kubectl_prints_and_a_schema_from_the_types() {
         let crd = CrashDiagnosis::crd();
-        assert_eq!(crd.metadata.name.as_deref(), Some("crashdiagnoses.unloop.dev"));
+        assert_eq!(
+            crd.metadata.name.as_deref(),
+            Some("crashdiagnoses.unloop.dev")
+        );
         assert_eq!(crd.spec.scope, "Namespaced");
         let v = &crd.spec.versions[0];
         let cols: Vec<&str> = v
@@ -227,10 +237,21 @@ mod tests {
             assert!(cols.contains(&want), "{want} missing from {cols:?}");
         }
         let yaml = crd_yaml();
-        for field in ["otherCauses", "firstSeen", "remedies", "resolved", "notified"] {
+        for field in [
+            "otherCauses",
+            "firstSeen",
+            "remedies",
+            "resolved",
+            "notified",
+        ] {
             assert!(yaml.contains(field), "{field} not in the schema");
         }
-        assert!(v.subresources.as_ref().and_then(|s| s.status.as_ref()).is_some());
+        assert!(
+            v.subresources
+                .as_ref()
+                .and_then(|s| s.status.as_ref())
+                .is_some()
+        );
     }
 
     #[test]

@@ -57,7 +57,8 @@ pub fn next_spec(
         Decision::Acquire => {
             spec.holder_identity = Some(me.to_string());
             spec.acquire_time = Some(MicroTime(now));
-            spec.lease_transitions = Some(spec.lease_transitions.unwrap_or(0) + i32::from(old.is_some()));
+            spec.lease_transitions =
+                Some(spec.lease_transitions.unwrap_or(0) + i32::from(old.is_some()));
         }
         Decision::Renew => {}
     }
@@ -118,7 +119,14 @@ mod tests {
     }
 
     fn held_by(who: &str, renewed: i64) -> LeaseSpec {
-        next_spec(None, &Decision::Acquire, who, at(renewed), Duration::from_secs(15)).unwrap()
+        next_spec(
+            None,
+            &Decision::Acquire,
+            who,
+            at(renewed),
+            Duration::from_secs(15),
+        )
+        .unwrap()
     }
 
     #[test]
@@ -136,12 +144,35 @@ mod tests {
     #[test]
     fn taking_over_counts_a_transition_and_renewing_keeps_the_holder() {
         let lease = held_by("a", 0);
-        let renewed = next_spec(Some(&lease), &Decision::Renew, "a", at(5), Duration::from_secs(15)).unwrap();
+        let renewed = next_spec(
+            Some(&lease),
+            &Decision::Renew,
+            "a",
+            at(5),
+            Duration::from_secs(15),
+        )
+        .unwrap();
         assert_eq!(renewed.holder_identity.as_deref(), Some("a"));
         assert_eq!(renewed.acquire_time, lease.acquire_time);
-        let taken = next_spec(Some(&lease), &Decision::Acquire, "b", at(20), Duration::from_secs(15)).unwrap();
+        let taken = next_spec(
+            Some(&lease),
+            &Decision::Acquire,
+            "b",
+            at(20),
+            Duration::from_secs(15),
+        )
+        .unwrap();
         assert_eq!(taken.holder_identity.as_deref(), Some("b"));
         assert_eq!(taken.lease_transitions, Some(1));
-        assert!(next_spec(Some(&lease), &Decision::Follow { holder: "a".into() }, "b", at(1), Duration::from_secs(15)).is_none());
+        assert!(
+            next_spec(
+                Some(&lease),
+                &Decision::Follow { holder: "a".into() },
+                "b",
+                at(1),
+                Duration::from_secs(15)
+            )
+            .is_none()
+        );
     }
 }

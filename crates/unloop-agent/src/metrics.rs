@@ -279,7 +279,9 @@ mod tests {
         t.insert(("shop".to_string(), "oom-killed".to_string()), 2);
         m.set_troubled(t);
         let out = m.render();
-        assert!(out.contains("unloop_troubled_workloads{namespace=\"shop\",cause=\"oom-killed\"} 2"));
+        assert!(
+            out.contains("unloop_troubled_workloads{namespace=\"shop\",cause=\"oom-killed\"} 2")
+        );
         assert!(out.contains("unloop_diagnoses_total 2"));
         assert!(out.contains("unloop_diagnosis_latency_seconds_bucket{le=\"5\"} 1"));
         assert!(out.contains("unloop_diagnosis_latency_seconds_bucket{le=\"60\"} 2"));
@@ -294,11 +296,17 @@ mod tests {
     #[test]
     fn ready_only_once_every_watch_has_listed() {
         let m = Metrics::default();
-        assert_eq!(answer(b"GET /readyz HTTP/1.1\r\n\r\n", &m).0, "503 Service Unavailable");
+        assert_eq!(
+            answer(b"GET /readyz HTTP/1.1\r\n\r\n", &m).0,
+            "503 Service Unavailable"
+        );
         m.expect("pods");
         m.expect("nodes");
         m.listed("pods");
-        assert_eq!(answer(b"GET /readyz HTTP/1.1\r\n\r\n", &m).0, "503 Service Unavailable");
+        assert_eq!(
+            answer(b"GET /readyz HTTP/1.1\r\n\r\n", &m).0,
+            "503 Service Unavailable"
+        );
         m.listed("nodes");
         assert_eq!(answer(b"GET /readyz HTTP/1.1\r\n\r\n", &m).0, "200 OK");
         assert_eq!(answer(b"GET /healthz HTTP/1.1\r\n\r\n", &m).0, "200 OK");

@@ -191,10 +191,9 @@ impl Sender {
             .https_or_http()
             .enable_http1()
             .build();
-        let client = hyper_util::client::legacy::Client::builder(
-            hyper_util::rt::TokioExecutor::new(),
-        )
-        .build(https);
+        let client =
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .build(https);
         Ok(Sender { client })
     }
 
@@ -222,14 +221,21 @@ impl Sender {
             .body(Full::new(body))
             .map_err(|e| (Some(400), format!("bad webhook URL: {e}")))?;
         let sent = tokio::time::timeout(Duration::from_secs(10), async {
-            let res = self.client.request(req).await.map_err(|e| (None, e.to_string()))?;
+            let res = self
+                .client
+                .request(req)
+                .await
+                .map_err(|e| (None, e.to_string()))?;
             let status = res.status();
             // Read the answer so the connection can be reused.
             let _ = res.into_body().collect().await;
             if status.is_success() {
                 Ok(())
             } else {
-                Err((Some(status.as_u16()), format!("the webhook answered {status}")))
+                Err((
+                    Some(status.as_u16()),
+                    format!("the webhook answered {status}"),
+                ))
             }
         })
         .await;

@@ -3,6 +3,9 @@
 //! find the same workloads in trouble as `unloop diagnose`, with the same most likely cause
 //! wherever the cause does not rest on an object the agent does not watch (one scenario of 34).
 
+// The figures measured are printed for the run's log.
+#![allow(clippy::print_stderr)]
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
@@ -35,7 +38,11 @@ fn agent_view(state: &ClusterState) -> BTreeMap<(String, String, String), String
     for p in &mut pods {
         view::keep_pod(p, now);
     }
-    let events: Vec<_> = state.events.iter().filter(|e| view::keep_event(e)).collect();
+    let events: Vec<_> = state
+        .events
+        .iter()
+        .filter(|e| view::keep_event(e))
+        .collect();
     let objects = Objects {
         pods: pods.iter().collect(),
         events,
@@ -52,13 +59,24 @@ fn agent_view(state: &ClusterState) -> BTreeMap<(String, String, String), String
         if unloop_core::slim::needs_diagnosis(p, now) {
             let (rs, job) = match view::pod_controller(p) {
                 Some(("ReplicaSet", n)) => (
-                    state.replica_sets.iter().find(|r| r.metadata.name.as_deref() == Some(n)),
+                    state
+                        .replica_sets
+                        .iter()
+                        .find(|r| r.metadata.name.as_deref() == Some(n)),
                     None,
                 ),
-                Some((_, n)) => (None, state.jobs.iter().find(|j| j.metadata.name.as_deref() == Some(n))),
+                Some((_, n)) => (
+                    None,
+                    state
+                        .jobs
+                        .iter()
+                        .find(|j| j.metadata.name.as_deref() == Some(n)),
+                ),
                 None => (None, None),
             };
-            keys.entry(view::key_of(p, rs, job)).or_default().pod(p, &[], now);
+            keys.entry(view::key_of(p, rs, job))
+                .or_default()
+                .pod(p, &[], now);
         }
     }
     let mut out = BTreeMap::new();
@@ -129,12 +147,18 @@ fn the_agent_finds_what_diagnose_finds_on_every_captured_scenario() {
         .iter()
         .filter(|(name, _, _)| !NEEDS_UNWATCHED.contains(&name.as_str()))
         .collect();
-    assert!(unexplained.is_empty(), "the agent's verdict differs: {unexplained:#?}");
+    assert!(
+        unexplained.is_empty(),
+        "the agent's verdict differs: {unexplained:#?}"
+    );
     assert!(same >= 25, "only {same} verdicts matched");
 }
 
 #[test]
 fn the_healthy_control_has_nothing_for_the_agent() {
-    let (_, state) = scenarios().into_iter().find(|(n, _)| n == "healthy").unwrap();
+    let (_, state) = scenarios()
+        .into_iter()
+        .find(|(n, _)| n == "healthy")
+        .unwrap();
     assert!(agent_view(&state).is_empty());
 }

@@ -4,6 +4,9 @@
 //! a webhook receiver on 127.0.0.1 must get exactly one notification per workload, container and
 //! cause. Built only with `--features e2e`; `testbed/test-all.sh` runs it after the e2e suite.
 
+// The figures measured are printed for the run's log.
+#![allow(clippy::print_stderr)]
+
 mod support;
 
 use std::collections::BTreeMap;
@@ -22,10 +25,7 @@ fn kubeconfig() -> String {
 
 fn kubectl(args: &[&str]) -> std::process::Output {
     let bin = std::env::var("KUBECTL").unwrap_or_else(|_| "kubectl".into());
-    Command::new(bin)
-        .args(args)
-        .output()
-        .expect("kubectl runs")
+    Command::new(bin).args(args).output().expect("kubectl runs")
 }
 
 /// A webhook receiver on 127.0.0.1: keeps every JSON body it is sent, answers 200.
@@ -58,7 +58,8 @@ fn receiver() -> (String, Arc<Mutex<Vec<serde_json::Value>>>) {
                     break Some(buf[end + 4..end + 4 + len].to_vec());
                 }
             };
-            let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+            let _ =
+                s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
             if let Some(v) = body.and_then(|b| serde_json::from_slice(&b).ok()) {
                 keep.lock().unwrap().push(v);
             }
@@ -77,7 +78,11 @@ impl Drop for Agent {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// (namespace, cause) of every CrashDiagnosis, with its workload and container.
@@ -90,9 +95,18 @@ fn diagnoses() -> Vec<(String, String, String, String, bool)> {
         .flatten()
         .map(|i| {
             (
-                i["metadata"]["namespace"].as_str().unwrap_or_default().to_string(),
-                i["spec"]["workload"].as_str().unwrap_or_default().to_string(),
-                i["spec"]["container"].as_str().unwrap_or_default().to_string(),
+                i["metadata"]["namespace"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+                i["spec"]["workload"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+                i["spec"]["container"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
                 i["spec"]["cause"].as_str().unwrap_or_default().to_string(),
                 i["status"]["resolved"].as_bool().unwrap_or(false),
             )
@@ -105,8 +119,17 @@ fn the_agent_publishes_each_crash_loop_once_and_nothing_for_the_healthy_control(
     let kc = kubeconfig();
     let crd = repo_root().join("deploy/crd.yaml");
     let applied = kubectl(&["apply", "--server-side", "-f", crd.to_str().unwrap()]);
-    assert!(applied.status.success(), "{}", String::from_utf8_lossy(&applied.stderr));
-    let est = kubectl(&["wait", "--for=condition=Established", "crd/crashdiagnoses.unloop.dev", "--timeout=60s"]);
+    assert!(
+        applied.status.success(),
+        "{}",
+        String::from_utf8_lossy(&applied.stderr)
+    );
+    let est = kubectl(&[
+        "wait",
+        "--for=condition=Established",
+        "crd/crashdiagnoses.unloop.dev",
+        "--timeout=60s",
+    ]);
     assert!(est.status.success());
     // Start from nothing: earlier runs' resources would hide a missing publication.
     kubectl(&["delete", "crashdiagnoses", "--all", "-A", "--wait=true"]);
@@ -117,7 +140,15 @@ fn the_agent_publishes_each_crash_loop_once_and_nothing_for_the_healthy_control(
     let started = Instant::now();
     let _agent = Agent(
         Command::new(env!("CARGO_BIN_EXE_unloop"))
-            .args(["agent", "--kubeconfig", &kc, "--listen", &listen, "--webhook", &hook])
+            .args([
+                "agent",
+                "--kubeconfig",
+                &kc,
+                "--listen",
+                &listen,
+                "--webhook",
+                &hook,
+            ])
             .args(["--exclude-namespace", "kube-system", "--debounce", "2s"])
             .stdout(Stdio::null())
             .stderr(log)
@@ -139,7 +170,16 @@ fn the_agent_publishes_each_crash_loop_once_and_nothing_for_the_healthy_control(
         missing = want
             .iter()
             .filter(|(ns, cause)| !found.iter().any(|d| &&d.0 == ns && &&d.3 == cause))
-            .map(|(ns, cause)| format!("{ns}: {cause} (found: {:?})", found.iter().filter(|d| &d.0 == ns).map(|d| &d.3).collect::<Vec<_>>()))
+            .map(|(ns, cause)| {
+                format!(
+                    "{ns}: {cause} (found: {:?})",
+                    found
+                        .iter()
+                        .filter(|d| &d.0 == ns)
+                        .map(|d| &d.3)
+                        .collect::<Vec<_>>()
+                )
+            })
             .collect();
         if missing.is_empty() {
             break;
@@ -147,7 +187,10 @@ fn the_agent_publishes_each_crash_loop_once_and_nothing_for_the_healthy_control(
         std::thread::sleep(Duration::from_secs(2));
     }
     let took = started.elapsed();
-    assert!(missing.is_empty(), "no CrashDiagnosis with the right cause: {missing:#?}");
+    assert!(
+        missing.is_empty(),
+        "no CrashDiagnosis with the right cause: {missing:#?}"
+    );
     eprintln!("every expected CrashDiagnosis within {took:?} of the agent's start");
 
     let found = diagnoses();
@@ -163,7 +206,8 @@ fn the_agent_publishes_each_crash_loop_once_and_nothing_for_the_healthy_control(
     for b in &bodies {
         assert_eq!(b["schemaVersion"], 1);
         let k = |f: &str| b[f].as_str().unwrap_or_default().to_string();
-        *per.entry((k("namespace"), k("workload"), k("container"), k("cause"))).or_default() += 1;
+        *per.entry((k("namespace"), k("workload"), k("container"), k("cause")))
+            .or_default() += 1;
     }
     let dups: Vec<_> = per.iter().filter(|(_, n)| **n > 1).collect();
     assert!(dups.is_empty(), "duplicate notifications: {dups:?}");
@@ -174,12 +218,19 @@ fn the_agent_publishes_each_crash_loop_once_and_nothing_for_the_healthy_control(
         );
     }
     assert!(!per.keys().any(|k| k.0 == "healthy"));
-    let remedies = bodies.iter().filter(|b| b["remedies"].as_array().is_some_and(|r| !r.is_empty())).count();
-    assert!(remedies * 10 >= bodies.len() * 9, "remedies belong in the notification");
+    let remedies = bodies
+        .iter()
+        .filter(|b| b["remedies"].as_array().is_some_and(|r| !r.is_empty()))
+        .count();
+    assert!(
+        remedies * 10 >= bodies.len() * 9,
+        "remedies belong in the notification"
+    );
 
     // The metrics endpoint counts what was done.
     let mut s = std::net::TcpStream::connect(&listen).unwrap();
-    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
     let mut text = String::new();
     s.read_to_string(&mut text).unwrap();
     assert!(text.starts_with("HTTP/1.1 200"), "{text}");
@@ -189,7 +240,10 @@ fn the_agent_publishes_each_crash_loop_once_and_nothing_for_the_healthy_control(
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
     assert!(diagnosed as usize >= want.len(), "{text}");
-    assert!(text.contains("unloop_troubled_workloads{namespace=\"oom-limit\""), "{text}");
+    assert!(
+        text.contains("unloop_troubled_workloads{namespace=\"oom-limit\""),
+        "{text}"
+    );
 
     kubectl(&["delete", "crashdiagnoses", "--all", "-A", "--wait=false"]);
 }

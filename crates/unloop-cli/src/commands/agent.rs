@@ -39,7 +39,12 @@ fn duration(s: &str) -> Result<Duration, String> {
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// Namespaces to watch (repeat or comma-separate); default: all.
-    #[arg(long = "namespace", short = 'n', value_delimiter = ',', env = "UNLOOP_AGENT_NAMESPACES")]
+    #[arg(
+        long = "namespace",
+        short = 'n',
+        value_delimiter = ',',
+        env = "UNLOOP_AGENT_NAMESPACES"
+    )]
     pub namespaces: Vec<String>,
     /// Namespaces never diagnosed.
     #[arg(long, value_delimiter = ',', env = "UNLOOP_AGENT_EXCLUDE_NAMESPACES")]
@@ -99,7 +104,11 @@ pub fn run(args: AgentArgs, global: &Global, out: &Output) -> Result<ExitCode, C
         .transpose()?;
     let identity = a
         .identity
-        .or_else(|| std::fs::read_to_string("/etc/hostname").ok().map(|h| h.trim().to_string()))
+        .or_else(|| {
+            std::fs::read_to_string("/etc/hostname")
+                .ok()
+                .map(|h| h.trim().to_string())
+        })
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| format!("unloop-agent-{}", std::process::id()));
     let opts = Options {
@@ -126,25 +135,28 @@ pub fn run(args: AgentArgs, global: &Global, out: &Output) -> Result<ExitCode, C
         identity,
         ..Options::default()
     };
-    let log: unloop_agent::LogSink = Arc::new(|level: &str, msg: &str, fields: serde_json::Value| {
-        let mut line = serde_json::json!({
-            "ts": jiff::Timestamp::now().to_string(),
-            "level": level,
-            "msg": msg,
+    let log: unloop_agent::LogSink =
+        Arc::new(|level: &str, msg: &str, fields: serde_json::Value| {
+            let mut line = serde_json::json!({
+                "ts": jiff::Timestamp::now().to_string(),
+                "level": level,
+                "msg": msg,
+            });
+            if let (Some(l), serde_json::Value::Object(f)) = (line.as_object_mut(), fields) {
+                l.extend(f);
+            }
+            let _ =
+                std::io::Write::write_all(&mut std::io::stderr(), format!("{line}\n").as_bytes());
         });
-        if let (Some(l), serde_json::Value::Object(f)) = (line.as_object_mut(), fields) {
-            l.extend(f);
-        }
-        let _ = std::io::Write::write_all(&mut std::io::stderr(), format!("{line}\n").as_bytes());
-    });
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .map_err(|e| CliError::internal(format!("cannot start the async runtime: {e}")))?;
-    rt.block_on(unloop_agent::run(opts, log)).map_err(|e| match e {
-        unloop_agent::AgentError::Source(s) => CliError::from(s),
-        other => CliError::usage(other.to_string(), None),
-    })?;
+    rt.block_on(unloop_agent::run(opts, log))
+        .map_err(|e| match e {
+            unloop_agent::AgentError::Source(s) => CliError::from(s),
+            other => CliError::usage(other.to_string(), None),
+        })?;
     Ok(ExitCode::SUCCESS)
 }

@@ -372,7 +372,10 @@ pub async fn connect(target: &Target, timeout: Duration) -> Result<Connected, So
 /// A client for long-lived watches (`unloop agent`): the same kubeconfig, user agent and
 /// connection bound, but a socket may stay quiet for a whole watch (the server ends each one
 /// within 290 s), and without a kubeconfig inside a pod it uses the pod's service account.
-pub async fn connect_watching(target: &Target, timeout: Duration) -> Result<Connected, SourceError> {
+pub async fn connect_watching(
+    target: &Target,
+    timeout: Duration,
+) -> Result<Connected, SourceError> {
     let in_pod = target.kubeconfig.is_none()
         && std::env::var_os("KUBECONFIG").is_none()
         && std::env::var_os("KUBERNETES_SERVICE_HOST").is_some();
