@@ -114,9 +114,9 @@ fn diagnoses() -> Vec<(String, String, String, String, bool)> {
         .collect()
 }
 
-#[test]
-fn the_agent_publishes_each_crash_loop_once_and_nothing_for_the_healthy_control() {
-    let kc = kubeconfig();
+/// The CRD applied, and no CrashDiagnosis left from an earlier run (it would hide a missing
+/// publication).
+fn fresh_crd() {
     let crd = repo_root().join("deploy/crd.yaml");
     let applied = kubectl(&["apply", "--server-side", "-f", crd.to_str().unwrap()]);
     assert!(
@@ -133,6 +133,147 @@ fn the_agent_publishes_each_crash_loop_once_and_nothing_for_the_healthy_control(
     assert!(est.status.success());
     // Start from nothing: earlier runs' resources would hide a missing publication.
     kubectl(&["delete", "crashdiagnoses", "--all", "-A", "--wait=true"]);
+}
+
+/// The value of an unlabelled series on the agent's /metrics.
+fn metric(listen: &str, name: &str) -> Option<f64> {
+    let mut s = std::net::TcpStream::connect(listen).ok()?;
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        .ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+fn start_agent(kc: &str, hook: &str, extra: &[&str], log_name: &str) -> (Agent, String) {
+    let listen = format!("127.0.0.1:{}", free_port());
+    let log = std::fs::File::create(std::env::temp_dir().join(log_name)).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_unloop"))
+        .args([
+            "agent",
+            "--kubeconfig",
+            kc,
+            "--listen",
+            &listen,
+            "--webhook",
+            hook,
+        ])
+        .args(["--exclude-namespace", "kube-system", "--debounce", "2s"])
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("the agent starts");
+    (Agent(child), listen)
+}
+
+/// Notifications per (namespace, workload, container, cause).
+fn per_key(bodies: &[serde_json::Value]) -> BTreeMap<(String, String, String, String), usize> {
+    let mut per = BTreeMap::new();
+    for b in bodies {
+        let k = |f: &str| b[f].as_str().unwrap_or_default().to_string();
+        *per.entry((k("namespace"), k("workload"), k("container"), k("cause")))
+            .or_default() += 1;
+    }
+    per
+}
+
+fn wait_until(limit: Duration, mut ok: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + limit;
+    while Instant::now() < end {
+        if ok() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    ok()
+}
+
+#[test]
+fn after_the_leader_dies_the_other_replica_publishes_without_a_duplicate_notification() {
+    let kc = kubeconfig();
+    fresh_crd();
+    let ns = "unloop-e2e-agent";
+    kubectl(&["create", "namespace", ns]);
+    kubectl(&["delete", "lease", "-n", ns, "agent", "--ignore-not-found"]);
+    let lease = format!("{ns}/agent");
+    let (hook, got) = receiver();
+    let args = |id: &'static str| -> Vec<String> {
+        [
+            "--lease",
+            &lease,
+            "--lease-duration",
+            "6s",
+            "--identity",
+            id,
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    };
+    let a_args = args("replica-a");
+    let a_ref: Vec<&str> = a_args.iter().map(String::as_str).collect();
+    let (a, a_listen) = start_agent(&kc, &hook, &a_ref, "unloop-agent-e2e-a.log");
+    assert!(
+        wait_until(Duration::from_secs(60), || metric(
+            &a_listen,
+            "unloop_leader"
+        ) == Some(1.0)),
+        "the first replica never led"
+    );
+    let b_args = args("replica-b");
+    let b_ref: Vec<&str> = b_args.iter().map(String::as_str).collect();
+    let (_b, b_listen) = start_agent(&kc, &hook, &b_ref, "unloop-agent-e2e-b.log");
+    // The first replica notifies about every crash loop; the second follows and publishes nothing.
+    assert!(wait_until(Duration::from_secs(90), || got
+        .lock()
+        .unwrap()
+        .len()
+        >= 20));
+    std::thread::sleep(Duration::from_secs(5));
+    assert_eq!(metric(&b_listen, "unloop_leader"), Some(0.0));
+    assert_eq!(metric(&b_listen, "unloop_diagnoses_total"), Some(0.0));
+    let before = got.lock().unwrap().len();
+
+    drop(a);
+    let t = Instant::now();
+    assert!(
+        wait_until(Duration::from_secs(30), || metric(
+            &b_listen,
+            "unloop_leader"
+        ) == Some(1.0)),
+        "the second replica never took over"
+    );
+    eprintln!(
+        "failover: the second replica led {:?} after the first was killed",
+        t.elapsed()
+    );
+    // The new leader diagnoses everything again; its resources' status stops the notifications.
+    assert!(wait_until(Duration::from_secs(60), || {
+        metric(&b_listen, "unloop_diagnoses_total").unwrap_or(0.0) >= 20.0
+    }));
+    std::thread::sleep(Duration::from_secs(10));
+    let bodies = got.lock().unwrap().clone();
+    let dups: Vec<_> = per_key(&bodies)
+        .into_iter()
+        .filter(|(_, n)| *n > 1)
+        .collect();
+    assert!(
+        dups.is_empty(),
+        "duplicate notifications after failover: {dups:?}"
+    );
+    assert_eq!(bodies.len(), before, "the new leader notified again");
+
+    kubectl(&["delete", "namespace", ns, "--wait=false"]);
+    kubectl(&["delete", "crashdiagnoses", "--all", "-A", "--wait=false"]);
+}
+
+#[test]
+fn the_agent_publishes_each_crash_loop_once_and_nothing_for_the_healthy_control() {
+    let kc = kubeconfig();
+    fresh_crd();
 
     let (hook, got) = receiver();
     let listen = format!("127.0.0.1:{}", free_port());
