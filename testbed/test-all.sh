@@ -43,9 +43,10 @@ testbed/scenarios.sh wait
 step "end-to-end against the live testbed"
 # One at a time: the debug tests change scenario namespaces that the others read.
 cargo test -p unloop --features e2e --test e2e --locked -- --test-threads=1
-# unloop agent out of the cluster against the same scenarios (about 1.5 min): a CrashDiagnosis
+# unloop agent out of the cluster against the same scenarios (about 2 min): a CrashDiagnosis
 # with the right cause for each crash loop, none for healthy, one webhook notification each; two
-# replicas on a Lease, the leader killed, no duplicate notification.
+# replicas on a Lease, the leader killed, no duplicate notification; a fix resolves, a delete
+# garbage-collects.
 cargo test -p unloop --features e2e --test e2e_agent --locked -- --test-threads=1
 
 step "node pressure and eviction (disturbs the whole node: last)"

@@ -368,6 +368,28 @@ fn the_agent_publishes_each_crash_loop_once_and_nothing_for_the_healthy_control(
         "remedies belong in the notification"
     );
 
+    // The one-line verdict as an Event on the pod.
+    let ev = kubectl(&[
+        "get",
+        "events",
+        "-n",
+        "oom-limit",
+        "--field-selector",
+        "reason=CrashDiagnosed",
+        "-o",
+        "json",
+    ]);
+    let ev: serde_json::Value = serde_json::from_slice(&ev.stdout).unwrap_or_default();
+    assert!(
+        ev["items"].as_array().into_iter().flatten().any(|e| {
+            e["involvedObject"]["kind"] == "Pod"
+                && e["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("oom-limit-too-low"))
+        }),
+        "no CrashDiagnosed event on the oom-limit pod: {ev}"
+    );
+
     // The metrics endpoint counts what was done.
     let mut s = std::net::TcpStream::connect(&listen).unwrap();
     s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -387,4 +409,75 @@ fn the_agent_publishes_each_crash_loop_once_and_nothing_for_the_healthy_control(
     );
 
     kubectl(&["delete", "crashdiagnoses", "--all", "-A", "--wait=false"]);
+}
+
+/// A CrashDiagnosis's life: published for a crash loop, marked resolved once the fix rolls out,
+/// deleted with its workload (owner reference). In a namespace of its own, a copy of the
+/// missing-env-var scenario; the agent watches that namespace only.
+#[test]
+fn a_fixed_workload_is_resolved_and_its_diagnosis_goes_with_it() {
+    let kc = kubeconfig();
+    fresh_crd();
+    let ns = "unloop-e2e-resolve";
+    kubectl(&[
+        "delete",
+        "namespace",
+        ns,
+        "--wait=true",
+        "--ignore-not-found",
+    ]);
+    let manifest = std::fs::read_to_string(
+        repo_root().join("testbed/scenarios/missing-env-var/manifest.yaml"),
+    )
+    .unwrap()
+    .replace("missing-env-var", ns);
+    let file = std::env::temp_dir().join("unloop-e2e-resolve.yaml");
+    std::fs::write(&file, manifest).unwrap();
+    let applied = kubectl(&["apply", "-f", file.to_str().unwrap()]);
+    assert!(
+        applied.status.success(),
+        "{}",
+        String::from_utf8_lossy(&applied.stderr)
+    );
+    let (hook, _got) = receiver();
+    let (_agent, _listen) = start_agent(
+        &kc,
+        &hook,
+        &["-n", ns, "--resolve-after", "5s"],
+        "unloop-agent-e2e-resolve.log",
+    );
+    let mine = || {
+        diagnoses()
+            .into_iter()
+            .filter(|d| d.0 == ns)
+            .collect::<Vec<_>>()
+    };
+    assert!(
+        wait_until(Duration::from_secs(90), || mine()
+            .iter()
+            .any(|d| d.3 == "missing-env-var" && !d.4)),
+        "no CrashDiagnosis: {:?}",
+        mine()
+    );
+    let fixed = kubectl(&[
+        "set",
+        "env",
+        "-n",
+        ns,
+        "deploy/api",
+        "DATABASE_URL=postgres://db.invalid:5432/x",
+    ]);
+    assert!(fixed.status.success());
+    assert!(
+        wait_until(Duration::from_secs(120), || mine().iter().any(|d| d.4)),
+        "never marked resolved: {:?}",
+        mine()
+    );
+    kubectl(&["delete", "deployment", "-n", ns, "api", "--wait=true"]);
+    assert!(
+        wait_until(Duration::from_secs(60), || mine().is_empty()),
+        "not garbage-collected with its workload: {:?}",
+        mine()
+    );
+    kubectl(&["delete", "namespace", ns, "--wait=false"]);
 }
