@@ -49,6 +49,11 @@ testbed/scenarios.sh wait
 step "end-to-end against the live testbed"
 # One at a time: the debug tests change scenario namespaces that the others read.
 cargo test -p unloop --features e2e --test e2e --locked -- --test-threads=1
+# unloop agent out of the cluster against the same scenarios (about 2 min): a CrashDiagnosis
+# with the right cause for each crash loop, none for healthy, one webhook notification each; two
+# replicas on a Lease, the leader killed, no duplicate notification; a fix resolves, a delete
+# garbage-collects.
+cargo test -p unloop --features e2e --test e2e_agent --locked -- --test-threads=1
 
 step "node pressure and eviction (disturbs the whole node: last)"
 # The e2e tests are done with the crash scenarios: remove them first. Under memory pressure the

@@ -62,6 +62,9 @@ pub enum Command {
     Debug(DebugArgs),
     /// Check manifests or a live cluster for what makes pods crash-loop, before it happens.
     Audit(crate::commands::audit::AuditArgs),
+    /// Run always on, in the cluster: diagnose each crash loop as it happens and publish it
+    /// (CrashDiagnosis resources, Events, metrics, webhooks). `unloop agent crd` prints the CRD.
+    Agent(crate::commands::agent::AgentArgs),
     /// Print a shell completion script.
     #[command(
         after_help = "Examples:\n  unloop completions bash > /etc/bash_completion.d/unloop\n  unloop completions zsh > \"${fpath[1]}/_unloop\"\n  unloop completions fish > ~/.config/fish/completions/unloop.fish"

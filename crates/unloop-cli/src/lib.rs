@@ -57,6 +57,7 @@ fn run() -> ExitCode {
         cli::Command::Snapshot(a) => commands::snapshot::run(a, &args.global, &out),
         cli::Command::Debug(a) => commands::debug::run(a, &args.global, &out),
         cli::Command::Audit(a) => commands::audit::run(a, &args.global, &out),
+        cli::Command::Agent(a) => commands::agent::run(a, &args.global, &out),
         cli::Command::Completions(a) => commands::completions::run(a, &out),
     };
     match result {

@@ -358,6 +358,43 @@ pub struct Connected {
 
 /// Loads the kubeconfig (the given file, or $KUBECONFIG, or ~/.kube/config) and makes the client.
 pub async fn connect(target: &Target, timeout: Duration) -> Result<Connected, SourceError> {
+    connect_with(target, timeout, attempt_timeout(timeout)).await
+}
+
+/// A client for long-lived watches (`unloop agent`): the same kubeconfig, user agent and
+/// connection bound, but a socket may stay quiet for a whole watch (the server ends each one
+/// within 290 s), and without a kubeconfig inside a pod it uses the pod's service account.
+pub async fn connect_watching(
+    target: &Target,
+    timeout: Duration,
+) -> Result<Connected, SourceError> {
+    let in_pod = target.kubeconfig.is_none()
+        && std::env::var_os("KUBECONFIG").is_none()
+        && std::env::var_os("KUBERNETES_SERVICE_HOST").is_some();
+    if in_pod {
+        let config = Config::incluster().map_err(|e| SourceError::Kubeconfig(e.to_string()))?;
+        let server = config.cluster_url.to_string();
+        let default_namespace = config.default_namespace.clone();
+        let client =
+            client(config, timeout, WATCH_READ_TIMEOUT).map_err(SourceError::Kubeconfig)?;
+        return Ok(Connected {
+            client,
+            server,
+            context: "in-cluster".into(),
+            default_namespace,
+        });
+    }
+    connect_with(target, timeout, WATCH_READ_TIMEOUT).await
+}
+
+/// Longer than the server's longest watch (kube-runtime asks for 290 s).
+const WATCH_READ_TIMEOUT: Duration = Duration::from_secs(330);
+
+async fn connect_with(
+    target: &Target,
+    timeout: Duration,
+    read_timeout: Duration,
+) -> Result<Connected, SourceError> {
     let kubeconfig = match &target.kubeconfig {
         Some(p) => Kubeconfig::read_from(p)
             .map_err(|e| SourceError::Kubeconfig(format!("{}: {e}", p.display())))?,
@@ -390,7 +427,7 @@ pub async fn connect(target: &Target, timeout: Duration) -> Result<Connected, So
         .map_err(|e| SourceError::Kubeconfig(e.to_string()))?;
     let server = config.cluster_url.to_string();
     let default_namespace = config.default_namespace.clone();
-    let client = client(config, timeout).map_err(SourceError::Kubeconfig)?;
+    let client = client(config, timeout, read_timeout).map_err(SourceError::Kubeconfig)?;
     Ok(Connected {
         client,
         server,
@@ -400,12 +437,16 @@ pub async fn connect(target: &Target, timeout: Duration) -> Result<Connected, So
 }
 
 /// A client from a config, with unloop's user agent and connection bounds. Needs a Tokio runtime.
-pub(crate) fn client(mut config: Config, timeout: Duration) -> Result<Client, String> {
+pub(crate) fn client(
+    mut config: Config,
+    timeout: Duration,
+    read_timeout: Duration,
+) -> Result<Client, String> {
     // Retries are `Reader`'s alone: kube's own layer would multiply them and ignore Retry-After.
     config.default_retry = false;
     config.connect_timeout = Some(Duration::from_secs(5).min(timeout));
     // The attempt bound in `Reader` is the real limit; this one only stops a socket that stalls.
-    config.read_timeout = Some(attempt_timeout(timeout));
+    config.read_timeout = Some(read_timeout);
     // Lets an apiserver's audit log and metrics tell unloop's requests apart.
     config.headers.push((
         http::header::USER_AGENT,

@@ -15,7 +15,7 @@ use crate::ingest;
 const GONE_LOG: &[u8] = b"unable to retrieve container logs for ";
 
 #[derive(Debug, Clone)]
-pub(crate) struct LogWant {
+pub struct LogWant {
     pub namespace: String,
     pub pod: String,
     pub container: String,
@@ -26,7 +26,7 @@ pub(crate) struct LogWant {
 }
 
 /// The logs diagnosis needs: the crashed instance of each troubled container that has run.
-pub(crate) fn logs_needed(pods: &[Pod], now: jiff::Timestamp) -> Vec<LogWant> {
+pub fn logs_needed(pods: &[Pod], now: jiff::Timestamp) -> Vec<LogWant> {
     let mut out = Vec::new();
     for p in pods {
         let ns = p.metadata.namespace.clone().unwrap_or_default();
@@ -76,7 +76,7 @@ async fn read_log(reader: &Reader, w: &LogWant, tail: i64) -> Result<Vec<u8>, Re
 }
 
 /// Reads the wanted logs, `concurrency` at a time; what cannot be read becomes a gap.
-pub(crate) async fn read_logs(
+pub async fn read_logs(
     reader: &Reader,
     wanted: Vec<LogWant>,
     tail: i64,

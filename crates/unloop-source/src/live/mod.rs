@@ -13,7 +13,7 @@ pub mod audit;
 pub mod client;
 pub mod configz;
 pub mod list;
-mod logs;
+pub mod logs;
 pub mod prometheus;
 pub mod state;
 

@@ -63,9 +63,13 @@ impl Prometheus {
             .get_or_try_init(|| async {
                 // Range queries over days are slow: each attempt may take the whole deadline.
                 let timeout = deadline.timeout().max(Duration::from_secs(60));
-                client::client(self.config.clone(), timeout)
-                    .map(|c| Reader::new(c, deadline.clone()))
-                    .map_err(|e| self.error(e))
+                client::client(
+                    self.config.clone(),
+                    timeout,
+                    client::attempt_timeout(timeout),
+                )
+                .map(|c| Reader::new(c, deadline.clone()))
+                .map_err(|e| self.error(e))
             })
             .await?;
         let query: String = form_urlencoded_value(query);

@@ -1,0 +1,178 @@
+//! Leader election on a `coordination.k8s.io` Lease: every replica watches and diagnoses (a hot
+//! standby), only the holder of the lease publishes. The decision is pure ([`decide`]); the
+//! write is an update with the lease's resourceVersion, so two replicas cannot both win.
+
+use std::time::Duration;
+
+use jiff::Timestamp;
+use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
+use kube::api::{Api, PostParams};
+
+/// What a replica does with the lease as it finds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Nobody holds it, or the holder let it expire: take it.
+    Acquire,
+    /// This replica holds it: renew it.
+    Renew,
+    /// Another replica holds it and renewed it in time.
+    Follow { holder: String },
+}
+
+/// Decides from the lease's spec (None: no lease yet). A lease without a renew time or duration
+/// counts as expired.
+pub fn decide(spec: Option<&LeaseSpec>, me: &str, now: Timestamp) -> Decision {
+    let Some(spec) = spec else {
+        return Decision::Acquire;
+    };
+    let holder = spec.holder_identity.as_deref().unwrap_or_default();
+    if holder == me {
+        return Decision::Renew;
+    }
+    let expires = match (&spec.renew_time, spec.lease_duration_seconds) {
+        (Some(t), Some(d)) => t.0 + jiff::SignedDuration::from_secs(i64::from(d)),
+        _ => return Decision::Acquire,
+    };
+    if holder.is_empty() || expires <= now {
+        Decision::Acquire
+    } else {
+        Decision::Follow {
+            holder: holder.to_string(),
+        }
+    }
+}
+
+/// The lease's spec after `decision`, made by `me` at `now`.
+pub fn next_spec(
+    old: Option<&LeaseSpec>,
+    decision: &Decision,
+    me: &str,
+    now: Timestamp,
+    duration: Duration,
+) -> Option<LeaseSpec> {
+    let mut spec = old.cloned().unwrap_or_default();
+    match decision {
+        Decision::Follow { .. } => return None,
+        Decision::Acquire => {
+            spec.holder_identity = Some(me.to_string());
+            spec.acquire_time = Some(MicroTime(now));
+            spec.lease_transitions =
+                Some(spec.lease_transitions.unwrap_or(0) + i32::from(old.is_some()));
+        }
+        Decision::Renew => {}
+    }
+    spec.renew_time = Some(MicroTime(now));
+    spec.lease_duration_seconds = Some(duration.as_secs().max(1) as i32);
+    Some(spec)
+}
+
+/// One round: read the lease, decide, write. Ok(true) when this replica holds the lease now.
+pub async fn try_hold(
+    api: &Api<Lease>,
+    name: &str,
+    me: &str,
+    duration: Duration,
+) -> Result<bool, kube::Error> {
+    let now = Timestamp::now();
+    let current = api.get_opt(name).await?;
+    let decision = decide(current.as_ref().and_then(|l| l.spec.as_ref()), me, now);
+    let Some(spec) = next_spec(
+        current.as_ref().and_then(|l| l.spec.as_ref()),
+        &decision,
+        me,
+        now,
+        duration,
+    ) else {
+        return Ok(false);
+    };
+    let written = match current {
+        Some(mut lease) => {
+            // The resourceVersion read above: a replica that wrote in between makes this a 409.
+            lease.spec = Some(spec);
+            api.replace(name, &PostParams::default(), &lease).await
+        }
+        None => {
+            let lease = Lease {
+                metadata: ObjectMeta {
+                    name: Some(name.to_string()),
+                    ..Default::default()
+                },
+                spec: Some(spec),
+            };
+            api.create(&PostParams::default(), &lease).await
+        }
+    };
+    match written {
+        Ok(_) => Ok(true),
+        Err(kube::Error::Api(s)) if s.code == 409 => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(s: i64) -> Timestamp {
+        Timestamp::from_second(1_800_000_000 + s).unwrap()
+    }
+
+    fn held_by(who: &str, renewed: i64) -> LeaseSpec {
+        next_spec(
+            None,
+            &Decision::Acquire,
+            who,
+            at(renewed),
+            Duration::from_secs(15),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_replica_takes_a_free_or_expired_lease_and_follows_a_live_one() {
+        assert_eq!(decide(None, "b", at(0)), Decision::Acquire);
+        let lease = held_by("a", 0);
+        assert_eq!(
+            decide(Some(&lease), "b", at(14)),
+            Decision::Follow { holder: "a".into() }
+        );
+        assert_eq!(decide(Some(&lease), "a", at(14)), Decision::Renew);
+        assert_eq!(decide(Some(&lease), "b", at(15)), Decision::Acquire);
+    }
+
+    #[test]
+    fn taking_over_counts_a_transition_and_renewing_keeps_the_holder() {
+        let lease = held_by("a", 0);
+        let renewed = next_spec(
+            Some(&lease),
+            &Decision::Renew,
+            "a",
+            at(5),
+            Duration::from_secs(15),
+        )
+        .unwrap();
+        assert_eq!(renewed.holder_identity.as_deref(), Some("a"));
+        assert_eq!(renewed.acquire_time, lease.acquire_time);
+        let taken = next_spec(
+            Some(&lease),
+            &Decision::Acquire,
+            "b",
+            at(20),
+            Duration::from_secs(15),
+        )
+        .unwrap();
+        assert_eq!(taken.holder_identity.as_deref(), Some("b"));
+        assert_eq!(taken.lease_transitions, Some(1));
+        assert!(
+            next_spec(
+                Some(&lease),
+                &Decision::Follow { holder: "a".into() },
+                "b",
+                at(1),
+                Duration::from_secs(15)
+            )
+            .is_none()
+        );
+    }
+}

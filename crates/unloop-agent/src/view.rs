@@ -1,0 +1,152 @@
+//! What the agent keeps of each watched object, and the `ClusterState` one diagnosis reads,
+//! assembled from the watches' stores. Pure: the stores' contents come in as references.
+//!
+//! Memory: every object loses its managedFields and last-applied annotation; healthy pods that a
+//! controller made are cut down by `unloop_core::slim` as `diagnose` cuts them (troubled pods stay
+//! whole: the watch delivers the whole pod again when it enters trouble); nodes lose their image
+//! lists; events about anything but pods and nodes are not kept.
+
+use std::collections::HashMap;
+
+use jiff::Timestamp;
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{Event, Node, Pod};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use unloop_core::state::{ClusterState, ContainerLog, Gap, Scope};
+use unloop_core::workload::{self, Workload};
+
+use crate::track::Key;
+
+/// Drops what no rule reads from any object's metadata.
+pub fn slim_meta(meta: &mut ObjectMeta) {
+    meta.managed_fields = None;
+    unloop_core::redact::strip_last_applied(meta);
+}
+
+/// A pod as the pod store keeps it at `now`.
+pub fn keep_pod(pod: &mut Pod, now: Timestamp) {
+    slim_meta(&mut pod.metadata);
+    if unloop_core::slim::may_slim(pod, now) {
+        *pod = unloop_core::slim::slim_pod(std::mem::take(pod));
+    }
+}
+
+pub fn keep_node(node: &mut Node) {
+    slim_meta(&mut node.metadata);
+    if let Some(s) = node.status.as_mut() {
+        s.images = None;
+    }
+}
+
+/// Whether an event is kept: only events about pods and nodes are evidence.
+pub fn keep_event(e: &Event) -> bool {
+    matches!(e.involved_object.kind.as_deref(), Some("Pod" | "Node"))
+}
+
+/// The controller owner reference's name, if its kind is `kind`.
+fn owner<'a>(meta: &'a ObjectMeta, kind: &str) -> Option<&'a str> {
+    meta.owner_references
+        .iter()
+        .flatten()
+        .find(|r| r.controller == Some(true) && r.kind == kind)
+        .map(|r| r.name.as_str())
+}
+
+/// The name of the ReplicaSet or Job that controls `pod`, to look up in a store.
+pub fn pod_controller(pod: &Pod) -> Option<(&'static str, &str)> {
+    owner(&pod.metadata, "ReplicaSet")
+        .map(|n| ("ReplicaSet", n))
+        .or_else(|| owner(&pod.metadata, "Job").map(|n| ("Job", n)))
+}
+
+/// The workload of `pod` as `diagnose` names it, given its ReplicaSet or Job if the store has it.
+pub fn workload_of(pod: &Pod, rs: Option<&ReplicaSet>, job: Option<&Job>) -> Workload {
+    let state = ClusterState {
+        replica_sets: rs.into_iter().cloned().collect(),
+        jobs: job.into_iter().cloned().collect(),
+        ..ClusterState::default()
+    };
+    workload::of_pod(&state, pod)
+}
+
+pub fn key_of(pod: &Pod, rs: Option<&ReplicaSet>, job: Option<&Job>) -> Key {
+    Key {
+        namespace: pod.metadata.namespace.clone().unwrap_or_default(),
+        workload: workload_of(pod, rs, job),
+    }
+}
+
+/// Everything in the stores, by reference.
+#[derive(Default)]
+pub struct Objects<'a> {
+    pub pods: Vec<&'a Pod>,
+    pub events: Vec<&'a Event>,
+    pub nodes: Vec<&'a Node>,
+    pub replica_sets: Vec<&'a ReplicaSet>,
+    pub deployments: Vec<&'a Deployment>,
+    pub stateful_sets: Vec<&'a StatefulSet>,
+    pub daemon_sets: Vec<&'a DaemonSet>,
+    pub jobs: Vec<&'a Job>,
+}
+
+/// Kinds the agent does not watch, stated as gaps so the rules do not read "absent" as "does
+/// not exist" (a missing ConfigMap is still found from the kubelet's own message).
+pub const NOT_WATCHED: [&str; 3] = ["configmaps", "secrets", "services"];
+
+/// The state one diagnosis of namespace `ns` reads: its pods, events about them and about
+/// nodes, every node, its workloads, and the logs read for it.
+pub fn namespace_state(ns: &str, o: &Objects<'_>, logs: Vec<ContainerLog>) -> ClusterState {
+    fn of<'a, T: kube::Resource + Clone + 'a>(
+        ns: &str,
+        items: impl IntoIterator<Item = &'a &'a T>,
+    ) -> Vec<T> {
+        items
+            .into_iter()
+            .filter(|i| i.meta().namespace.as_deref() == Some(ns))
+            .map(|i| (*i).clone())
+            .collect()
+    }
+    let pods: Vec<Pod> = of(ns, &o.pods);
+    let uids: HashMap<&str, ()> = pods
+        .iter()
+        .filter_map(|p| p.metadata.uid.as_deref())
+        .map(|u| (u, ()))
+        .collect();
+    let events = o
+        .events
+        .iter()
+        .filter(|e| {
+            e.involved_object.kind.as_deref() == Some("Node")
+                || e.involved_object
+                    .uid
+                    .as_deref()
+                    .is_some_and(|u| uids.contains_key(u))
+        })
+        .map(|e| (*e).clone())
+        .collect();
+    ClusterState {
+        captured_at: None,
+        scope: Scope {
+            namespaces: vec![ns.to_string()],
+            ..Scope::default()
+        },
+        pods,
+        events,
+        nodes: o.nodes.iter().map(|n| (*n).clone()).collect(),
+        replica_sets: of(ns, &o.replica_sets),
+        deployments: of(ns, &o.deployments),
+        stateful_sets: of(ns, &o.stateful_sets),
+        daemon_sets: of(ns, &o.daemon_sets),
+        jobs: of(ns, &o.jobs),
+        logs,
+        gaps: NOT_WATCHED
+            .iter()
+            .map(|k| Gap {
+                what: format!("{k} in namespace {ns}"),
+                why: "not watched by the agent".into(),
+            })
+            .collect(),
+        ..ClusterState::default()
+    }
+}
