@@ -9,6 +9,7 @@ pub mod debug;
 pub mod diagnose;
 pub mod duration;
 pub mod exit;
+pub mod jobs;
 pub mod kb;
 pub mod logscan;
 pub mod quantity;

@@ -35,6 +35,8 @@ pub fn run(args: DiagnoseArgs, global: &Global, out: &Output) -> Result<ExitCode
         namespaces,
         selector,
         target: target.clone(),
+        stuck_after_secs: args.stuck_after,
+        settle_secs: args.settle,
     };
     let report = unloop_core::diagnose(&state, &query, now);
     if let Some(t) = &target
