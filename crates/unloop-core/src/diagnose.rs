@@ -962,6 +962,52 @@ mod tests {
     }
 
     #[test]
+    fn a_container_that_restarted_once_and_runs_steadily_is_recovered_not_trouble() {
+        let state = testing::scenario("recovered-after-crash");
+        let now = testing::now(&state);
+        let report = diagnose(&state, &Query::default(), now);
+        assert!(report.diagnoses.is_empty());
+        assert_eq!(report.recovered.len(), 1);
+        let r = &report.recovered[0];
+        assert_eq!(
+            (r.workload.as_str(), r.container.as_str()),
+            ("deploy/search", "search")
+        );
+        assert_eq!(r.restarts, 1);
+        let exit = r.last_exit.as_ref().unwrap();
+        assert_eq!(exit.code, 1);
+        assert!(exit.finished_at.is_some());
+        assert!(
+            r.log.iter().any(|l| l.contains("cache /cache is cold")),
+            "{:?}",
+            r.log
+        );
+        // Not settled yet: in trouble, as before.
+        let impatient = Query {
+            settle_secs: 24 * 3600,
+            ..Query::default()
+        };
+        let report = diagnose(&state, &impatient, now);
+        assert_eq!(report.diagnoses.len(), 1);
+        assert!(report.recovered.is_empty());
+    }
+
+    #[test]
+    fn a_run_shorter_than_the_crashed_one_is_not_recovered() {
+        let mut state = testing::scenario("recovered-after-crash");
+        let now = testing::now(&state);
+        // The crashed run lasted a day: the current run has not outlasted it.
+        let t = testing::last_run(&mut state);
+        let finished = t.finished_at.as_ref().unwrap().0;
+        t.started_at = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+            finished - jiff::SignedDuration::from_hours(24),
+        ));
+        let report = diagnose(&state, &Query::default(), now);
+        assert_eq!(report.diagnoses.len(), 1);
+        assert!(report.recovered.is_empty());
+    }
+
+    #[test]
     fn a_target_selects_its_workload_only() {
         let state = testing::scenario("missing-env-var");
         let now = testing::now(&state);

@@ -77,9 +77,9 @@ pub fn failed_without_pods(state: &ClusterState, job: &Job) -> Option<Diagnosis>
         "DeadlineExceeded" => {
             "it ran longer than its activeDeadlineSeconds and was stopped".to_string()
         }
-        "BackoffLimitExceeded" => format!(
-            "{attempts} of its pods failed, reaching its backoffLimit"
-        ),
+        "BackoffLimitExceeded" => {
+            format!("{attempts} of its pods failed, reaching its backoffLimit")
+        }
         other => format!("{other}: {message}"),
     };
     let summary = format!(
@@ -109,9 +109,11 @@ pub fn failed_without_pods(state: &ClusterState, job: &Job) -> Option<Diagnosis>
         .iter()
         .filter(|e| e.type_.as_deref() == Some("Warning"))
     {
-        cause
-            .evidence
-            .push(Evidence::new(EvidenceKind::Event, event_source(e), event_text(e)));
+        cause.evidence.push(Evidence::new(
+            EvidenceKind::Event,
+            event_source(e),
+            event_text(e),
+        ));
     }
     cause.evidence.push(Evidence::new(
         EvidenceKind::Lookup,
@@ -185,5 +187,65 @@ fn plural(n: i32, what: &str) -> String {
         format!("1 {what}")
     } else {
         format!("{n} {what}s")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::diagnose::{Query, diagnose};
+    use crate::testing::{self, scenario};
+    use crate::verdict::CauseId;
+
+    #[test]
+    fn a_failed_job_whose_pods_are_gone_is_still_reported() {
+        let state = scenario("job-pods-gone");
+        assert!(state.pods.is_empty());
+        let report = diagnose(&state, &Query::default(), testing::now(&state));
+        assert_eq!(report.diagnoses.len(), 1);
+        let d = &report.diagnoses[0];
+        assert_eq!(d.workload, "job/export");
+        assert_eq!(d.top().id, CauseId::JobFailed);
+        assert!(d.top().summary.contains("BackoffLimitExceeded"));
+        assert!(
+            d.top().summary.contains("2 of its pods failed"),
+            "{}",
+            d.top().summary
+        );
+        assert!(
+            d.top()
+                .evidence
+                .iter()
+                .any(|e| e.source.starts_with("event Warning BackoffLimitExceeded"))
+        );
+        assert!(d.pods.is_empty());
+    }
+
+    #[test]
+    fn a_job_that_has_not_failed_or_still_has_pods_is_not_reported_here() {
+        let mut state = scenario("job-pods-gone");
+        for c in state.jobs[0]
+            .status
+            .as_mut()
+            .unwrap()
+            .conditions
+            .iter_mut()
+            .flatten()
+        {
+            c.status = "False".into();
+        }
+        assert!(
+            diagnose(&state, &Query::default(), testing::now(&state))
+                .diagnoses
+                .is_empty()
+        );
+        // The job-fails scenario keeps its failed pods: they are diagnosed, with their logs.
+        let state = scenario("job-fails");
+        let report = diagnose(&state, &Query::default(), testing::now(&state));
+        assert!(
+            report
+                .diagnoses
+                .iter()
+                .all(|d| d.top().id != CauseId::JobFailed)
+        );
     }
 }

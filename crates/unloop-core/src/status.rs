@@ -251,7 +251,10 @@ pub fn not_started(pod: &Pod) -> bool {
         .all(|cs| {
             let st = cs.state.as_ref();
             cs.restart_count == 0
-                && cs.last_state.as_ref().is_none_or(|l| l.terminated.is_none())
+                && cs
+                    .last_state
+                    .as_ref()
+                    .is_none_or(|l| l.terminated.is_none())
                 && st.is_none_or(|s| s.running.is_none() && s.terminated.is_none())
         })
 }
@@ -286,7 +289,14 @@ pub fn recovered(cs: &ContainerStatus, now: jiff::Timestamp, settle_secs: i64) -
         .last_state
         .as_ref()
         .and_then(|s| s.terminated.as_ref())
-        .and_then(|t| Some(t.finished_at.as_ref()?.0.duration_since(t.started_at.as_ref()?.0)))
+        .and_then(|t| {
+            Some(
+                t.finished_at
+                    .as_ref()?
+                    .0
+                    .duration_since(t.started_at.as_ref()?.0),
+            )
+        })
         .map(|d| d.as_secs())
         .unwrap_or(0);
     running >= settle_secs && running >= last_run

@@ -66,6 +66,10 @@ pub fn human(report: &Report, color: bool) -> String {
         block(&mut out, d, report, &p);
         out.push('\n');
     }
+    for r in &report.recovered {
+        recovered(&mut out, r, report, &p);
+        out.push('\n');
+    }
     let n = report.diagnoses.len();
     let scope = match report.scope.namespaces.as_slice() {
         [] => "all namespaces".to_string(),
@@ -91,9 +95,6 @@ pub fn human(report: &Report, color: bool) -> String {
             .style(p.title)
         );
     }
-    for r in &report.recovered {
-        recovered(&mut out, r, report, &p);
-    }
     if !report.gaps.is_empty() {
         let _ = writeln!(
             out,
@@ -111,7 +112,13 @@ pub fn human(report: &Report, color: bool) -> String {
 fn recovered(out: &mut String, r: &unloop_core::diagnose::Recovered, report: &Report, p: &Palette) {
     let since = r
         .running_since
-        .map(|t| format!(", running steadily since {} ({})", clock(t), relative(t, report.as_of)))
+        .map(|t| {
+            format!(
+                ", running steadily since {} ({})",
+                clock(t),
+                relative(t, report.as_of)
+            )
+        })
         .unwrap_or_default();
     let _ = writeln!(
         out,
@@ -121,7 +128,11 @@ fn recovered(out: &mut String, r: &unloop_core::diagnose::Recovered, report: &Re
         format!("ns {}", r.namespace).style(p.dim),
         r.container,
         r.restarts,
-        if r.restarts == 1 { "restart" } else { "restarts" },
+        if r.restarts == 1 {
+            "restart"
+        } else {
+            "restarts"
+        },
     );
     if let Some(x) = &r.last_exit {
         let mut t = format!("exit {}", x.code);

@@ -3,7 +3,9 @@
 
 use k8s_openapi::api::core::v1::{ContainerPort, Probe};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use unloop_core::causes::probe::{at_declared_port, budget_secs, describe, port_mismatch, probe_port};
+use unloop_core::causes::probe::{
+    at_declared_port, budget_secs, describe, port_mismatch, probe_port,
+};
 use unloop_core::status::Role;
 
 use super::{Context, Subject, jvm, live, round_up, to_yaml_value};

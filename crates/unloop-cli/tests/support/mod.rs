@@ -117,7 +117,10 @@ pub fn check(s: &Scenario, out: &Output) -> Result<(), String> {
                 .as_array()
                 .into_iter()
                 .flatten()
-                .any(|r| r["container"].as_str() == Some(c.as_str()) && r["lastExit"]["finishedAt"].is_string());
+                .any(|r| {
+                    r["container"].as_str() == Some(c.as_str())
+                        && r["lastExit"]["finishedAt"].is_string()
+                });
             if !listed {
                 return Err(format!(
                     "{}: container {c} is not listed as recovered (with its last exit): {}",

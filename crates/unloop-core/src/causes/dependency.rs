@@ -177,7 +177,7 @@ fn refused(s: &Subject, host: Option<&str>, port: Option<u16>, line: &str) -> Fi
                         remedies.push(Remedy::fix(
                             id,
                             format!(
-                                "if {} is the database, point Service {name} at its pods (selector {}); else label the right pods {}",
+                                "if {} is what Service {name} should reach, point the Service at its pods (selector {}); else label the right pods {}",
                                 first.workload,
                                 first
                                     .selector

@@ -283,3 +283,75 @@ fn volume(s: &Subject, e: &Event, waited: &str) -> Finding {
         about: About::Container,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::diagnose::{Query, diagnose};
+    use crate::testing::{self, cites, finding, ids, scenario};
+
+    #[test]
+    fn a_pod_the_scheduler_cannot_place() {
+        let state = scenario("unschedulable");
+        let f = finding(&state, detect, CauseId::Unschedulable);
+        assert!(f.cause.summary.contains("1 Insufficient cpu"), "{}", f.cause.summary);
+        assert!(!f.cause.summary.contains("preemption"), "{}", f.cause.summary);
+        assert!(cites(&f, "cpu: 64"));
+        assert!(cites(&f, "unloop-node 2"));
+        let fix = f.remedies[0].command().unwrap();
+        assert!(
+            fix.contains("set resources deploy/indexer -n unschedulable -c indexer --requests=cpu='<cpu>'"),
+            "{fix}"
+        );
+    }
+
+    #[test]
+    fn a_runtime_class_whose_handler_the_node_lacks() {
+        let state = scenario("sandbox-failed");
+        let f = finding(&state, detect, CauseId::SandboxFailed);
+        assert!(f.cause.summary.contains(r#"names the handler "gvisor""#));
+        assert!(cites(&f, "unloop-sandboxed"));
+        let fix = f.remedies[0].command().unwrap();
+        assert!(fix.contains(r#""path":"/spec/template/spec/runtimeClassName""#), "{fix}");
+    }
+
+    #[test]
+    fn a_missing_secret_volume_is_the_config_rule_s_and_other_mount_errors_are_here() {
+        let state = scenario("secret-volume-missing");
+        assert!(ids(&state, detect).is_empty());
+        let report = diagnose(&state, &Query::default(), testing::now(&state));
+        assert_eq!(report.diagnoses[0].top().id, CauseId::MissingSecret);
+        assert_eq!(report.diagnoses[0].status, "ContainerCreating");
+        let mut state = scenario("secret-volume-missing");
+        for e in state.events.iter_mut().filter(|e| e.reason.as_deref() == Some("FailedMount")) {
+            e.message = Some(r#"MountVolume.SetUp failed for volume "tls" : mount failed: exit status 32"#.into());
+        }
+        state.secrets.push(crate::state::KeySet {
+            namespace: "secret-volume-missing".into(),
+            name: "api-tls".into(),
+            keys: vec!["tls.crt".into()],
+            created_at: None,
+        });
+        let f = finding(&state, detect, CauseId::VolumeMountFailed);
+        assert!(f.cause.summary.contains("cannot mount volume tls"), "{}", f.cause.summary);
+    }
+
+    #[test]
+    fn a_pod_is_stuck_only_past_the_grace_period() {
+        for name in ["unschedulable", "sandbox-failed", "secret-volume-missing"] {
+            let state = scenario(name);
+            let now = testing::now(&state);
+            let report = diagnose(&state, &Query::default(), now);
+            assert_eq!(report.diagnoses.len(), 1, "{name}");
+            let patient = Query {
+                stuck_after_secs: 24 * 3600,
+                ..Query::default()
+            };
+            assert!(diagnose(&state, &patient, now).diagnoses.is_empty(), "{name}");
+            // Without warning events a slow start is not trouble.
+            let mut quiet = state.clone();
+            quiet.events.retain(|e| e.type_.as_deref() != Some("Warning"));
+            assert!(diagnose(&quiet, &Query::default(), now).diagnoses.is_empty(), "{name}");
+        }
+    }
+}
