@@ -12,7 +12,9 @@
 # expect.yaml fields read here: `state` (an extended regex for the STATUS column, e.g.
 # `CrashLoopBackOff` or `ErrImagePull|ImagePullBackOff`), `min_restarts` (RESTARTS at least this),
 # `ready: true` (every pod Ready), `last_state` ({container, reason, exit_code} of the last termination,
-# checked once the state is reached). The timeout per scenario is $SCENARIO_TIMEOUT seconds (300).
+# checked once the state is reached), `min_age` (seconds: the pod is at least this old, for states that
+# only count after a grace or settle period), `state: none` (no pod is left: steps.sh removed them).
+# The timeout per scenario is $SCENARIO_TIMEOUT seconds (300).
 source "$(dirname "$0")/lib/common.sh"
 
 SCENARIOS_DIR=$TESTBED_DIR/scenarios
@@ -83,7 +85,7 @@ cmd_apply() {
 # wait_one NAME: polls NAME's pods until one shows the expected state; prints one line; 1 on timeout.
 wait_one() {
   local n=$1
-  local state min ready want_reason want_code want_container
+  local state min ready want_reason want_code want_container min_age old
   state=$(field "$n" state)
   min=$(field "$n" min_restarts)
   min=${min:-0}
@@ -91,11 +93,27 @@ wait_one() {
   want_reason=$(last_state "$n" reason)
   want_code=$(last_state "$n" exit_code)
   want_container=$(last_state "$n" container)
+  min_age=$(field "$n" min_age)
+  min_age=${min_age:-0}
   local start deadline rows match=""
   start=$(date +%s)
-  deadline=$((start + TIMEOUT))
+  deadline=$((start + TIMEOUT + min_age))
+  if [ "$state" = none ]; then
+    while [ -n "$(kubectl -n "$n" get pods --no-headers 2>/dev/null)" ]; do
+      [ "$(date +%s)" -lt "$deadline" ] || { echo "TIMEOUT $n: pods are left"; return 1; }
+      sleep 3
+    done
+    printf 'ok  %-24s no pod left (%ss)\n' "$n" "$(($(date +%s) - start))"
+    return 0
+  fi
   while :; do
     rows=$(kubectl -n "$n" get pods --no-headers 2>/dev/null || true)
+    if [ "$min_age" -gt 0 ]; then
+      # Only pods old enough count: AGE is not exact in --no-headers, so read creationTimestamp.
+      old=$(kubectl -n "$n" get pods -o json 2>/dev/null | jq -r --argjson min "$min_age" \
+        '.items[] | select((now - (.metadata.creationTimestamp | fromdateiso8601)) >= $min) | .metadata.name')
+      rows=$(awk 'NR==FNR { ok[$1] = 1; next } ok[$1]' <(echo "$old") <(echo "$rows"))
+    fi
     # NAME READY STATUS RESTARTS ...; RESTARTS may read "3 (20s ago)".
     match=$(awk -v re="^($state)\$" -v min="$min" -v ready="$ready" '
       { split($2, r, "/"); ok = ($3 ~ re) && ($4 + 0 >= min) && (ready != "true" || r[1] == r[2]); if (ok) m = m $1 " " $3 " " $4 "\n"; else bad = 1 }

@@ -44,7 +44,19 @@ fn expect(dir: &Path) -> (String, String) {
 }
 
 /// Causes no manifest shows: the image's contents, the app's own needs, or run-time state.
-const NOT_VISIBLE: [(&str, &str); 22] = [
+const NOT_VISIBLE: [(&str, &str); 25] = [
+    (
+        "job-pods-gone",
+        "the attempts fail on a host lookup at run time, and their pods are deleted afterwards",
+    ),
+    (
+        "sandbox-failed",
+        "which runtime handlers the node's container runtime has is not in a manifest",
+    ),
+    (
+        "unschedulable",
+        "what the nodes can allocate is not in a manifest",
+    ),
     (
         "bad-rollout",
         "the manifest is the healthy revision 1; revision 2 comes from `kubectl set image` and needs CACHE_URL, which only the app knows",
@@ -156,6 +168,7 @@ fn checks_for(cause: &str) -> Option<&'static [CheckId]> {
             CheckId::LivenessBudgetTooShort,
         ],
         "image-pull" => &[CheckId::PullNeverRegistryImage],
+        "probe-wrong-port" => &[CheckId::ProbePortNotExposed],
         "entrypoint-exited" => &[CheckId::EntrypointExits, CheckId::EntrypointBackgrounds],
         _ => return None,
     })
@@ -216,11 +229,12 @@ fn visible_misconfigurations_are_caught_before_they_run() {
             "jvm-heap: jvm-heap-over-limit (error)",
             "jvm-real-oomkilled: jvm-heap-over-limit (error)",
             "liveness-slow-start: startup-probe-missing (warning)",
-            "liveness-wrong-port: startup-probe-missing (warning)",
+            "liveness-wrong-port: probe-port-not-exposed (warning)",
             "missing-config-file: config-file-missing (error)",
             "missing-configmap: unresolved-configmap (error)",
             "missing-secret: unresolved-secret (error)",
             "missing-secret-key: unresolved-key (error)",
+            "secret-volume-missing: unresolved-secret (error)",
         ]
     );
 }
@@ -324,9 +338,14 @@ fn captured_clusters_show_restarts_ooms_and_unresolved_references() {
                     report.findings
                 );
             }
-            // Never started, or a Job whose failed pods are not restarted (restartPolicy
-            // Never): failing, but no restart to report.
-            "image-pull-error" | "job-fails" => assert!(
+            // Never started, stuck before any start, or a Job whose failed pods are not
+            // restarted (restartPolicy Never) or are gone: failing, but no restart to report.
+            "image-pull-error"
+            | "job-fails"
+            | "job-pods-gone"
+            | "secret-volume-missing"
+            | "unschedulable"
+            | "sandbox-failed" => assert!(
                 !has(CheckId::RecentRestarts),
                 "{scenario}: {:#?}",
                 report.findings

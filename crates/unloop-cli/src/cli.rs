@@ -129,6 +129,19 @@ pub struct DiagnoseArgs {
     /// Log lines read per crashed container.
     #[arg(long, default_value_t = 200, value_name = "N")]
     pub tail: i64,
+    /// A pod that has not started after this long, with warning events (FailedMount,
+    /// FailedScheduling, FailedCreatePodSandBox), is reported as stuck.
+    #[arg(long, value_name = "DURATION", default_value = "2m", value_parser = parse_secs)]
+    pub stuck_after: i64,
+    /// A container that restarted but has run steadily this long since (and longer than its
+    /// crashed run) is reported as recovered, not as trouble.
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_secs)]
+    pub settle: i64,
+}
+
+fn parse_secs(s: &str) -> Result<i64, String> {
+    let d = unloop_core::duration::parse_positive(s).map_err(|e| e.to_string())?;
+    Ok(d.as_secs())
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -11,6 +11,7 @@ use crate::backoff::{self, Backoff};
 use crate::causes;
 use crate::exit;
 use crate::gap::GapSummary;
+use crate::jobs;
 use crate::logscan;
 use crate::selector::Selector;
 use crate::state::{ClusterState, ContainerLog, Gap, Scope};
@@ -22,12 +23,28 @@ use crate::workload::{self, Workload, WorkloadKind};
 pub const REPORT_SCHEMA_VERSION: u32 = 1;
 
 /// What to diagnose.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Query {
     /// Namespaces to look at; empty means all in the state.
     pub namespaces: Vec<String>,
     pub selector: Option<Selector>,
     pub target: Option<Target>,
+    /// A pod that has not started after this long, with warning events, is stuck (`--stuck-after`).
+    pub stuck_after_secs: i64,
+    /// A restarted container that has run steadily this long is recovered (`--settle`).
+    pub settle_secs: i64,
+}
+
+impl Default for Query {
+    fn default() -> Self {
+        Query {
+            namespaces: Vec::new(),
+            selector: None,
+            target: None,
+            stuck_after_secs: status::DEFAULT_STUCK_AFTER_SECS,
+            settle_secs: status::DEFAULT_SETTLE_SECS,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,11 +63,34 @@ pub struct Report {
     /// Pods looked at (after namespace, selector and target filters).
     pub pods_scanned: usize,
     pub diagnoses: Vec<Diagnosis>,
-    /// Evidence that could not be read, and why: each gap.
+    /// Containers that restarted recently but have run steadily since: not trouble, not counted in
+    /// the exit code, listed so that a restart count does not go unexplained.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub recovered: Vec<Recovered>,
+    /// Evidence that could not be read, and why.
     pub gaps: Vec<Gap>,
     /// The gaps, one entry per kind: what the human and markdown reports print.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub gap_summary: Vec<GapSummary>,
+}
+
+/// A container that restarted and has run steadily since (see [`status::recovered`]).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Recovered {
+    pub namespace: String,
+    pub workload: String,
+    pub pod: String,
+    pub container: String,
+    pub restarts: i32,
+    /// When the current, steady run began.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub running_since: Option<Timestamp>,
+    /// How the last crashed run ended (when, exit code, reason).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_exit: Option<ExitInfo>,
+    /// The lines of the crashed run's log that explain it, when its log was read.
+    pub log: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -172,8 +212,11 @@ pub fn diagnose(state: &ClusterState, query: &Query, now: Timestamp) -> Report {
     let node_events = index_node_events(&state.events);
     let logs = index_logs(&state.logs);
     let mut groups: BTreeMap<(String, Workload, String), Vec<Diagnosis>> = BTreeMap::new();
+    let mut recovered = Vec::new();
     for pod in &pods {
-        let diagnoses = diagnose_pod(state, pod, now, &events_by_uid, &node_events, &logs);
+        let (diagnoses, calm) =
+            diagnose_pod(state, query, pod, now, &events_by_uid, &node_events, &logs);
+        recovered.extend(calm);
         if diagnoses.is_empty() {
             continue;
         }
@@ -185,15 +228,51 @@ pub fn diagnose(state: &ClusterState, query: &Query, now: Timestamp) -> Report {
                 .push(d);
         }
     }
-    let diagnoses = groups.into_values().map(roll_up).collect();
+    let mut diagnoses: Vec<Diagnosis> = groups.into_values().map(roll_up).collect();
+    diagnoses.extend(
+        state
+            .jobs
+            .iter()
+            .filter(|j| job_selected(query, j))
+            .filter_map(|j| jobs::failed_without_pods(state, j)),
+    );
     Report {
         schema_version: REPORT_SCHEMA_VERSION,
         as_of: now,
         scope: state.scope.clone(),
         pods_scanned: pods.len(),
         diagnoses,
+        recovered,
         gaps: state.gaps.clone(),
         gap_summary: crate::gap::summarise(&state.gaps),
+    }
+}
+
+/// Whether the query selects a Job (for a Job whose pods are gone): its namespace, its name or
+/// its CronJob as the target, its pod template's labels for a selector.
+fn job_selected(q: &Query, job: &k8s_openapi::api::batch::v1::Job) -> bool {
+    let ns = job.metadata.namespace.as_deref().unwrap_or_default();
+    if !q.namespaces.is_empty() && !q.namespaces.iter().any(|n| n == ns) {
+        return false;
+    }
+    if let Some(sel) = &q.selector {
+        let labels = job
+            .spec
+            .as_ref()
+            .and_then(|s| s.template.metadata.as_ref())
+            .and_then(|m| m.labels.as_ref());
+        if !sel.matches(labels) {
+            return false;
+        }
+    }
+    match &q.target {
+        None => true,
+        Some(Target::Pod(_)) => false,
+        Some(Target::Workload(kind, name)) => {
+            let w = jobs::workload_of(job);
+            (w.kind == *kind && &w.name == name)
+                || (*kind == WorkloadKind::Job && job.metadata.name.as_deref() == Some(name))
+        }
     }
 }
 
@@ -272,33 +351,54 @@ fn index_node_events(events: &[Event]) -> HashMap<&str, Vec<&Event>> {
     map
 }
 
+/// The diagnoses of one pod's troubled containers, and its containers that have recovered.
 fn diagnose_pod(
     state: &ClusterState,
+    query: &Query,
     pod: &Pod,
     now: Timestamp,
     events_by_uid: &HashMap<&str, Vec<&Event>>,
     node_events: &HashMap<&str, Vec<&Event>>,
     logs: &LogIndex<'_>,
-) -> Vec<Diagnosis> {
+) -> (Vec<Diagnosis>, Vec<Recovered>) {
     let Some(spec) = pod.spec.as_ref() else {
-        return Vec::new();
+        return (Vec::new(), Vec::new());
     };
+    let uid = pod.metadata.uid.as_deref().unwrap_or_default();
+    let (calm, troubled): (Vec<_>, Vec<_>) = status::troubled_containers(pod, now)
+        .into_iter()
+        .partition(|(_, cs)| status::recovered(cs, now, query.settle_secs));
+    let recovered = calm
+        .into_iter()
+        .map(|(_, cs)| recovered_brief(state, pod, cs, logs))
+        .collect();
     let mut troubled: Vec<(Role, Option<&k8s_openapi::api::core::v1::ContainerStatus>)> =
-        status::troubled_containers(pod, now)
-            .into_iter()
-            .map(|(r, c)| (r, Some(c)))
-            .collect();
+        troubled.into_iter().map(|(r, c)| (r, Some(c))).collect();
     let failure = status::pod_failure(pod);
+    // A pod that never started: stuck once past the grace period, and only with the warnings
+    // that say why (a slow image pull has none).
+    let stuck = status::stuck_since(pod, now, query.stuck_after_secs).filter(|_| {
+        events_by_uid
+            .get(uid)
+            .is_some_and(|es| es.iter().any(|e| e.type_.as_deref() == Some("Warning")))
+    });
     if troubled.is_empty() {
-        if failure.is_none() {
-            return Vec::new();
+        if failure.is_none() && stuck.is_none() {
+            return (Vec::new(), recovered);
         }
         // An evicted pod: attribute it to the container its message names, or the first one.
-        troubled.push((Role::Main, None));
+        // A stuck pod: to its first container, with its waiting status when it has one.
+        let first = spec.containers.first().map(|c| c.name.as_str());
+        let cs = stuck.and(
+            pod.status
+                .as_ref()
+                .and_then(|s| s.container_statuses.as_ref())
+                .and_then(|l| l.iter().find(|c| Some(c.name.as_str()) == first)),
+        );
+        troubled.push((Role::Main, cs));
     }
-    let uid = pod.metadata.uid.as_deref().unwrap_or_default();
     let node_name = spec.node_name.as_deref();
-    let ctx = PodContext::new(
+    let mut ctx = PodContext::new(
         state,
         pod,
         now,
@@ -309,6 +409,7 @@ fn diagnose_pod(
             .unwrap_or_default(),
         logs,
     );
+    ctx.stuck_since = stuck;
     let mut out = Vec::new();
     for (role, cs) in troubled {
         let name = match cs {
@@ -326,7 +427,63 @@ fn diagnose_pod(
             out.push(assemble(&subject, node_name, &ctx.pod_status));
         }
     }
-    out
+    (out, recovered)
+}
+
+/// What a recovered container's last crash was: when, how, and what its log said.
+fn recovered_brief(
+    state: &ClusterState,
+    pod: &Pod,
+    cs: &k8s_openapi::api::core::v1::ContainerStatus,
+    logs: &LogIndex<'_>,
+) -> Recovered {
+    let ns = pod.metadata.namespace.as_deref().unwrap_or_default();
+    let name = pod.metadata.name.as_deref().unwrap_or_default();
+    let last = cs.last_state.as_ref().and_then(|s| s.terminated.as_ref());
+    let log = logs
+        .get(&(ns, name, cs.name.as_str(), true))
+        .map(|l| {
+            let scan = logscan::scan(&l.text);
+            let lines: Vec<String> = scan
+                .highlights(MAX_HIGHLIGHTS)
+                .into_iter()
+                .map(|(_, t)| t)
+                .collect();
+            if lines.is_empty() {
+                scan.tail.iter().rev().take(3).rev().cloned().collect()
+            } else {
+                lines
+            }
+        })
+        .unwrap_or_default();
+    Recovered {
+        namespace: ns.to_string(),
+        workload: workload::of_pod(state, pod).to_string(),
+        pod: name.to_string(),
+        container: cs.name.clone(),
+        restarts: cs.restart_count,
+        running_since: cs
+            .state
+            .as_ref()
+            .and_then(|s| s.running.as_ref())
+            .and_then(|r| r.started_at.as_ref())
+            .map(|t| t.0),
+        last_exit: last.map(|t| ExitInfo {
+            code: t.exit_code,
+            reason: t.reason.clone(),
+            signal: exit::signal_of(t.exit_code),
+            meaning: exit::meaning(t.exit_code, t.reason.as_deref(), true),
+            ran_for_secs: match (&t.started_at, &t.finished_at) {
+                (Some(s), Some(f)) if s.0.as_second() > 0 && s.0 <= f.0 => {
+                    Some(f.0.duration_since(s.0).as_secs_f64())
+                }
+                _ => None,
+            },
+            finished_at: t.finished_at.as_ref().map(|f| f.0),
+            message: t.message.clone().filter(|m| !m.is_empty()),
+        }),
+        log,
+    }
 }
 
 /// What the containers of one pod share: its events, node, owner and revisions.
@@ -347,6 +504,8 @@ struct PodContext<'a, 'l> {
     logs: &'l LogIndex<'a>,
     /// The pod's STATUS reads every container: once per pod, not once per troubled container.
     pod_status: String,
+    /// Since when the pod has waited to start, when it is stuck.
+    stuck_since: Option<Timestamp>,
 }
 
 impl<'a, 'l> PodContext<'a, 'l> {
@@ -396,6 +555,7 @@ impl<'a, 'l> PodContext<'a, 'l> {
             init_specs,
             logs,
             pod_status: status::pod_status(pod),
+            stuck_since: None,
         }
     }
 
@@ -434,6 +594,7 @@ impl<'a, 'l> PodContext<'a, 'l> {
             scan: log.map(|l| logscan::scan(&l.text)).unwrap_or_default(),
             revisions: self.revisions.clone(),
             revision: self.revision,
+            stuck_since: self.stuck_since,
         })
     }
 }
@@ -478,7 +639,9 @@ pub(crate) fn subject_of<'a>(
         .remove(node_name)
         .unwrap_or_default();
     let logs = index_logs(&state.logs);
-    PodContext::new(state, pod, now, events, node_events, &logs).subject(role, cs, container)
+    let mut ctx = PodContext::new(state, pod, now, events, node_events, &logs);
+    ctx.stuck_since = status::stuck_since(pod, now, status::DEFAULT_STUCK_AFTER_SECS);
+    ctx.subject(role, cs, container)
 }
 
 /// The container an eviction message names ("... Container cache was using 67880Ki, ...").
@@ -801,6 +964,52 @@ mod tests {
         let report = diagnose(&healthy, &Query::default(), testing::now(&healthy));
         assert!(report.diagnoses.is_empty());
         assert_eq!(report.pods_scanned, 2);
+    }
+
+    #[test]
+    fn a_container_that_restarted_once_and_runs_steadily_is_recovered_not_trouble() {
+        let state = testing::scenario("recovered-after-crash");
+        let now = testing::now(&state);
+        let report = diagnose(&state, &Query::default(), now);
+        assert!(report.diagnoses.is_empty());
+        assert_eq!(report.recovered.len(), 1);
+        let r = &report.recovered[0];
+        assert_eq!(
+            (r.workload.as_str(), r.container.as_str()),
+            ("deploy/search", "search")
+        );
+        assert_eq!(r.restarts, 1);
+        let exit = r.last_exit.as_ref().unwrap();
+        assert_eq!(exit.code, 1);
+        assert!(exit.finished_at.is_some());
+        assert!(
+            r.log.iter().any(|l| l.contains("cache /cache is cold")),
+            "{:?}",
+            r.log
+        );
+        // Not settled yet: in trouble, as before.
+        let impatient = Query {
+            settle_secs: 24 * 3600,
+            ..Query::default()
+        };
+        let report = diagnose(&state, &impatient, now);
+        assert_eq!(report.diagnoses.len(), 1);
+        assert!(report.recovered.is_empty());
+    }
+
+    #[test]
+    fn a_run_shorter_than_the_crashed_one_is_not_recovered() {
+        let mut state = testing::scenario("recovered-after-crash");
+        let now = testing::now(&state);
+        // The crashed run lasted a day: the current run has not outlasted it.
+        let t = testing::last_run(&mut state);
+        let finished = t.finished_at.as_ref().unwrap().0;
+        t.started_at = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+            finished - jiff::SignedDuration::from_hours(24),
+        ));
+        let report = diagnose(&state, &Query::default(), now);
+        assert_eq!(report.diagnoses.len(), 1);
+        assert!(report.recovered.is_empty());
     }
 
     #[test]

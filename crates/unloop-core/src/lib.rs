@@ -10,6 +10,7 @@ pub mod diagnose;
 pub mod duration;
 pub mod exit;
 pub mod gap;
+pub mod jobs;
 pub mod kb;
 pub mod logscan;
 pub mod quantity;

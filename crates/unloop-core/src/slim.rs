@@ -14,9 +14,12 @@ use serde::Deserialize;
 
 use crate::status;
 
-/// Whether diagnosis looks at this pod at `now`: a container in trouble, or the pod failed.
+/// Whether diagnosis looks at this pod at `now`: a container in trouble, the pod failed, or it has
+/// not started yet (it may be stuck: its events decide, whatever grace period the query sets).
 pub fn needs_diagnosis(pod: &Pod, now: jiff::Timestamp) -> bool {
-    status::pod_failure(pod).is_some() || !status::troubled_containers(pod, now).is_empty()
+    status::pod_failure(pod).is_some()
+        || status::not_started(pod)
+        || !status::troubled_containers(pod, now).is_empty()
 }
 
 /// Whether `pod` may be slimmed: healthy at `now`, and made by a controller whose template holds its

@@ -224,6 +224,84 @@ fn container_in_trouble(
     false
 }
 
+/// How long a pod may wait to start before it counts as stuck (`--stuck-after`): long enough for
+/// a slow image pull or a Secret created just after the pod, short enough to catch a pod that
+/// will never start well before anyone wonders why the rollout hangs.
+pub const DEFAULT_STUCK_AFTER_SECS: i64 = 120;
+
+/// How long a restarted container must have run since, at least, to count as recovered
+/// (`--settle`): the kubelet's own measure of a healthy run (a run this long resets its backoff).
+pub const DEFAULT_SETTLE_SECS: i64 = 600;
+
+/// Whether `pod` has not started yet: Pending (not being deleted), and none of its containers has
+/// ever run (all waiting, or no status at all). An init container that is running or has run means
+/// the pod is starting, not stuck.
+pub fn not_started(pod: &Pod) -> bool {
+    let Some(status) = pod.status.as_ref() else {
+        return false;
+    };
+    if status.phase.as_deref() != Some("Pending") || pod.metadata.deletion_timestamp.is_some() {
+        return false;
+    }
+    status
+        .init_container_statuses
+        .iter()
+        .flatten()
+        .chain(status.container_statuses.iter().flatten())
+        .all(|cs| {
+            let st = cs.state.as_ref();
+            cs.restart_count == 0
+                && cs
+                    .last_state
+                    .as_ref()
+                    .is_none_or(|l| l.terminated.is_none())
+                && st.is_none_or(|s| s.running.is_none() && s.terminated.is_none())
+        })
+}
+
+/// Since when `pod` has waited to start, when it has not started and has waited at least
+/// `grace_secs` at `now`: from its creation (the scheduler and the kubelet both start then).
+pub fn stuck_since(pod: &Pod, now: jiff::Timestamp, grace_secs: i64) -> Option<jiff::Timestamp> {
+    if !not_started(pod) {
+        return None;
+    }
+    let created = pod.metadata.creation_timestamp.as_ref()?.0;
+    (now.duration_since(created).as_secs() >= grace_secs).then_some(created)
+}
+
+/// Whether a container that restarted has run steadily since: running and ready now, for at least
+/// `settle_secs` and at least as long as its crashed run lasted (a container killed every 15
+/// minutes is not recovered 11 minutes into its run).
+pub fn recovered(cs: &ContainerStatus, now: jiff::Timestamp, settle_secs: i64) -> bool {
+    if cs.restart_count == 0 || !cs.ready {
+        return false;
+    }
+    let Some(started) = cs
+        .state
+        .as_ref()
+        .and_then(|s| s.running.as_ref())
+        .and_then(|r| r.started_at.as_ref())
+    else {
+        return false;
+    };
+    let running = now.duration_since(started.0).as_secs();
+    let last_run = cs
+        .last_state
+        .as_ref()
+        .and_then(|s| s.terminated.as_ref())
+        .and_then(|t| {
+            Some(
+                t.finished_at
+                    .as_ref()?
+                    .0
+                    .duration_since(t.started_at.as_ref()?.0),
+            )
+        })
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    running >= settle_secs && running >= last_run
+}
+
 /// A pod-level failure that no container status explains (Evicted, DeadlineExceeded, admission).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PodFailure<'a> {

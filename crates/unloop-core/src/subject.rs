@@ -35,6 +35,9 @@ pub struct Subject<'a> {
     pub revisions: Vec<Revision<'a>>,
     /// This pod's revision number.
     pub revision: Option<u64>,
+    /// Since when the pod has waited to start, when it is stuck past the grace period: no
+    /// container of it has run yet.
+    pub stuck_since: Option<Timestamp>,
 }
 
 /// A cause the rules found, with what to do about it.

@@ -209,6 +209,22 @@ pub fn each_report_string(r: &mut Report, f: &mut dyn FnMut(&mut String, Layout)
             opt(&mut n.kubelet_version, f);
         }
     }
+    for x in &mut r.recovered {
+        for s in [
+            &mut x.namespace,
+            &mut x.workload,
+            &mut x.pod,
+            &mut x.container,
+        ] {
+            f(s, Line);
+        }
+        if let Some(e) = x.last_exit.as_mut() {
+            opt(&mut e.reason, f);
+            f(&mut e.meaning, Line);
+            opt(&mut e.message, f);
+        }
+        x.log.iter_mut().for_each(|l| f(l, Line));
+    }
 }
 
 /// A copy of `report` with every field made [`visible`] (scripts per line), for the terminal and

@@ -50,6 +50,7 @@ causes! {
     NodePressure = "node-pressure", Resources;
     DependencyUnreachable = "dependency-unreachable", Application;
     DependencyDns = "dependency-dns", Application;
+    ProbeWrongPort = "probe-wrong-port", Configuration;
     LivenessProbeKill = "liveness-probe-kill", Configuration;
     EntrypointExited = "entrypoint-exited", Configuration;
     CommandNotFound = "command-not-found", Configuration;
@@ -64,6 +65,10 @@ causes! {
     PortInUse = "port-in-use", Configuration;
     DependencyAuth = "dependency-auth", Application;
     HeapExhausted = "heap-exhausted", Resources;
+    Unschedulable = "unschedulable", Resources;
+    SandboxFailed = "sandbox-failed", Configuration;
+    VolumeMountFailed = "volume-mount-failed", Configuration;
+    JobFailed = "job-failed", Application;
     AppError = "app-error", Application;
     Unknown = "unknown", Application;
 }

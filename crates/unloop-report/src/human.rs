@@ -66,6 +66,10 @@ pub fn human(report: &Report, color: bool) -> String {
         block(&mut out, d, report, &p);
         out.push('\n');
     }
+    for r in &report.recovered {
+        recovered(&mut out, r, report, &p);
+        out.push('\n');
+    }
     let n = report.diagnoses.len();
     let scope = match report.scope.namespaces.as_slice() {
         [] => "all namespaces".to_string(),
@@ -104,6 +108,50 @@ pub fn human(report: &Report, color: bool) -> String {
     out
 }
 
+/// A container that restarted and has run steadily since: one line, and why it restarted.
+fn recovered(out: &mut String, r: &unloop_core::diagnose::Recovered, report: &Report, p: &Palette) {
+    let since = r
+        .running_since
+        .map(|t| {
+            format!(
+                ", running steadily since {} ({})",
+                clock(t),
+                relative(t, report.as_of)
+            )
+        })
+        .unwrap_or_default();
+    let _ = writeln!(
+        out,
+        "{} {}  {}  container {}  recovered: {} {}{since}",
+        "✔".style(p.title),
+        r.workload.style(p.title),
+        format!("ns {}", r.namespace).style(p.dim),
+        r.container,
+        r.restarts,
+        if r.restarts == 1 {
+            "restart"
+        } else {
+            "restarts"
+        },
+    );
+    if let Some(x) = &r.last_exit {
+        let mut t = format!("exit {}", x.code);
+        if let Some(reason) = &x.reason {
+            t.push_str(&format!(" ({reason})"));
+        }
+        if let Some(s) = x.ran_for_secs {
+            t.push_str(&format!(" after {}", human_secs(s)));
+        }
+        if let Some(f) = x.finished_at {
+            t.push_str(&format!(", {}", relative(f, report.as_of)));
+        }
+        line(out, p, "restart", &format!("{t}: {}", x.meaning));
+    }
+    for (i, l) in r.log.iter().enumerate() {
+        line(out, p, if i == 0 { "logs" } else { "" }, l);
+    }
+}
+
 fn pods(n: usize) -> String {
     if n == 1 {
         "1 pod".into()
@@ -127,6 +175,8 @@ fn cont(out: &mut String, text: &str) {
 fn block(out: &mut String, d: &Diagnosis, report: &Report, p: &Palette) {
     let replicas = if d.pods.len() > 1 {
         format!("{} pods", d.pods.len())
+    } else if d.pods.is_empty() {
+        "no pod left".to_string()
     } else {
         format!("pod {}", d.pod)
     };

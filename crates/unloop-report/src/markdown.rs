@@ -139,6 +139,36 @@ pub fn markdown(report: &Report) -> String {
         }
         out.push('\n');
     }
+    if !report.recovered.is_empty() {
+        let _ = writeln!(out, "## Recovered (not counted as trouble)\n");
+        for r in &report.recovered {
+            let how = r
+                .last_exit
+                .as_ref()
+                .map(|x| {
+                    let when = x
+                        .finished_at
+                        .map(|f| format!(" {}", relative(f, report.as_of)))
+                        .unwrap_or_default();
+                    format!(": last exit {}{when} ({})", x.code, x.meaning)
+                })
+                .unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "- {} in {}, container {}: {} restarts, running steadily since {}{how}",
+                r.workload,
+                code_span(&r.namespace),
+                code_span(&r.container),
+                r.restarts,
+                r.running_since.map(clock).unwrap_or_else(|| "?".into()),
+            );
+            if !r.log.is_empty() {
+                let fence = fence_for(r.log.iter().map(String::as_str));
+                let _ = writeln!(out, "\n  {fence}\n  {}\n  {fence}\n", r.log.join("\n  "));
+            }
+        }
+        out.push('\n');
+    }
     if !report.gap_summary.is_empty() {
         let _ = writeln!(out, "## Not readable\n");
         for g in &report.gap_summary {

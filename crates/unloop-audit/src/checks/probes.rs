@@ -3,7 +3,9 @@
 
 use k8s_openapi::api::core::v1::{ContainerPort, Probe};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use unloop_core::causes::probe::{budget_secs, describe};
+use unloop_core::causes::probe::{
+    at_declared_port, budget_secs, describe, port_mismatch, probe_port,
+};
 use unloop_core::status::Role;
 
 use super::{Context, Subject, jvm, live, round_up};
@@ -155,16 +157,6 @@ fn handler_text(p: &Probe) -> String {
         .to_string()
 }
 
-fn probe_port(p: &Probe) -> Option<IntOrString> {
-    if let Some(h) = &p.http_get {
-        return Some(h.port.clone());
-    }
-    if let Some(t) = &p.tcp_socket {
-        return Some(t.port.clone());
-    }
-    p.grpc.as_ref().map(|g| IntOrString::Int(g.port))
-}
-
 fn port_checks(s: &Subject, out: &mut Vec<Finding>) {
     let c = s.container;
     let ports = c.ports.as_deref().unwrap_or_default();
@@ -176,28 +168,13 @@ fn port_checks(s: &Subject, out: &mut Vec<Finding>) {
         let Some(port) = probe.as_ref().and_then(probe_port) else {
             continue;
         };
-        let problem = match &port {
-            // A named port must be declared, or the probe cannot run at all.
-            IntOrString::String(name) if !ports.iter().any(|p| p.name.as_deref() == Some(name)) => {
-                Some(format!(
-                    "{which} uses the port name {name:?}, which no containerPort declares"
-                ))
-            }
-            // A number needs no declaration; but when the container declares ports and this is
-            // none of them, it is most likely a typo.
-            IntOrString::Int(n)
-                if !ports.is_empty() && !ports.iter().any(|p| p.container_port == *n) =>
-            {
-                Some(format!(
-                    "{which} probes port {n}, but the container declares only {}",
-                    ports
-                        .iter()
-                        .map(|p| p.container_port.to_string())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ))
-            }
-            _ => udp_only(&port, ports).map(|udp| {
+        // A named port must be declared, or the probe cannot run at all; a number needs no
+        // declaration, but when the container declares ports and this is none of them, it is
+        // most likely a typo. Diagnose reads the same mismatch (`probe-wrong-port`).
+        let mismatch = probe.as_ref().and_then(|p| port_mismatch(c, p));
+        let problem = match mismatch {
+            Some(m) => Some(m.describe(which)),
+            None => udp_only(&port, ports).map(|udp| {
                 format!(
                     "{which} is a {} probe on port {udp}, which the container declares only with protocol UDP: the kubelet probes over TCP, so the probe never succeeds",
                     probe.as_ref().map(kind_text).unwrap_or_default(),
@@ -247,22 +224,21 @@ fn kind_text(p: &Probe) -> &'static str {
 }
 
 fn port_fix(s: &Subject, which: &str, probe: Option<&Probe>, ports: &[ContainerPort]) -> Fix {
-    let (Some(probe), [only]) = (probe, ports) else {
+    let fixed = match (probe, ports) {
+        (Some(probe), [_]) => at_declared_port(probe, ports),
+        _ => None,
+    };
+    let Some(p) = fixed else {
         return Fix::text(format!(
             "point the {which} at a port the container listens on, and declare it under ports"
         ));
     };
-    let mut p = probe.clone();
-    let port = IntOrString::Int(only.container_port);
-    if let Some(h) = p.http_get.as_mut() {
-        h.port = port;
-    } else if let Some(t) = p.tcp_socket.as_mut() {
-        t.port = port;
-    } else if let Some(g) = p.grpc.as_mut() {
-        g.port = only.container_port;
-    }
+    let port = probe_port(&p).map(|x| match x {
+        IntOrString::Int(n) => n.to_string(),
+        IntOrString::String(n) => n,
+    });
     Fix::with_yaml(
-        format!("probe the declared port {}", only.container_port),
+        format!("probe the declared port {}", port.unwrap_or_default()),
         s.patch(vec![(which, Yaml::of(&p))]),
     )
 }

@@ -35,10 +35,21 @@ pub fn run(args: DiagnoseArgs, global: &Global, out: &Output) -> Result<ExitCode
         namespaces,
         selector,
         target: target.clone(),
+        stuck_after_secs: args.stuck_after,
+        settle_secs: args.settle,
     };
     let report = unloop_core::diagnose(&state, &query, now);
+    // A Job whose pods are gone is still found (and diagnosed when it failed).
+    let job_exists = |name: &str| {
+        state
+            .jobs
+            .iter()
+            .any(|j| j.metadata.name.as_deref() == Some(name))
+    };
     if let Some(t) = &target
         && report.pods_scanned == 0
+        && report.diagnoses.is_empty()
+        && !matches!(t, Target::Workload(WorkloadKind::Job, n) if job_exists(n))
     {
         let what = match t {
             Target::Pod(n) => format!("pod {n}"),

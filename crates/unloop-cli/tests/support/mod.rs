@@ -17,6 +17,9 @@ pub struct Expect {
     pub evidence: Vec<String>,
     #[serde(default)]
     pub fixed: bool,
+    /// A container the report lists as recovered (restarted, running steadily since).
+    #[serde(default)]
+    pub recovered: Option<String>,
 }
 
 pub struct Scenario {
@@ -108,6 +111,22 @@ pub fn check(s: &Scenario, out: &Output) -> Result<(), String> {
                 s.name,
                 diags.len()
             ));
+        }
+        if let Some(c) = &s.expect.recovered {
+            let listed = report["recovered"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|r| {
+                    r["container"].as_str() == Some(c.as_str())
+                        && r["lastExit"]["finishedAt"].is_string()
+                });
+            if !listed {
+                return Err(format!(
+                    "{}: container {c} is not listed as recovered (with its last exit): {}",
+                    s.name, report["recovered"]
+                ));
+            }
         }
         if report["podsScanned"].as_u64().unwrap_or(0) == 0 {
             return Err(format!(

@@ -133,6 +133,70 @@ fn refused(s: &Subject, host: Option<&str>, port: Option<u16>, line: &str) -> Fi
                     cause.summary = format!(
                         "the app exits because its dependency, Service {name}, has no ready endpoints (connection refused)"
                     );
+                    let near = near_matches(s, &ns, svc);
+                    if let Some(first) = near.first() {
+                        cause.summary.push_str(&format!(
+                            "; its selector matches no pod, but {} almost match it ({})",
+                            near.iter()
+                                .map(|n| format!("the pods of {}", n.workload))
+                                .collect::<Vec<_>>()
+                                .join(", "),
+                            first.differences.join(", ")
+                        ));
+                    }
+                    for n in &near {
+                        cause.evidence.push(Evidence::new(
+                            EvidenceKind::Lookup,
+                            format!("pod/{} ({})", n.pod, n.workload),
+                            format!(
+                                "labels {}: almost match selector {} ({})",
+                                n.labels,
+                                selector_text(svc).unwrap_or_default(),
+                                n.differences.join(", ")
+                            ),
+                        ));
+                    }
+                    if let Some(first) = near.first() {
+                        let mut selector = serde_json::Map::new();
+                        // A merge patch removes the keys the pods do not carry (null).
+                        for k in svc
+                            .spec
+                            .as_ref()
+                            .and_then(|x| x.selector.as_ref())
+                            .into_iter()
+                            .flat_map(|x| x.keys())
+                        {
+                            if !first.selector.contains_key(k) {
+                                selector.insert(k.clone(), serde_json::Value::Null);
+                            }
+                        }
+                        for (k, v) in &first.selector {
+                            selector.insert(k.clone(), v.clone().into());
+                        }
+                        let patch = serde_json::json!({"spec": {"selector": selector}}).to_string();
+                        remedies.push(Remedy::fix(
+                            id,
+                            format!(
+                                "if {} is what Service {name} should reach, point the Service at its pods (selector {}); else label the right pods {}",
+                                first.workload,
+                                first
+                                    .selector
+                                    .iter()
+                                    .map(|(k, v)| format!("{k}={v}"))
+                                    .collect::<Vec<_>>()
+                                    .join(","),
+                                selector_text(svc).unwrap_or_default()
+                            ),
+                            Some(
+                                Cmd::kubectl(&["patch", "service"])
+                                    .operand(&name)
+                                    .flag_value("-n", &ns)
+                                    .flag_value("--type", "merge")
+                                    .flag_value("-p", patch)
+                                    .into(),
+                            ),
+                        ));
+                    }
                     let sel = selector_text(svc);
                     remedies.push(Remedy::inspect(
                         id,
@@ -278,6 +342,81 @@ fn dns(s: &Subject, host: &str, line: &str) -> Finding {
     Finding { cause, remedies, about: About::Container }
 }
 
+/// A pod that almost matches a Service's selector that matches nothing.
+struct NearMatch {
+    pod: String,
+    workload: String,
+    /// The pod's labels, `k=v,...`.
+    labels: String,
+    /// How each selector pair the pod misses differs: `orders-db is under component, not app`.
+    differences: Vec<String>,
+    /// The selector that would match this pod, pair by pair from the Service's.
+    selector: std::collections::BTreeMap<String, String>,
+}
+
+/// Pods of `ns` that almost match the selector of `svc`: for each pair `k=v` of the selector, the
+/// pod has it, or has the value `v` under another key, or a value of `k` one typo from `v`; at
+/// least one pair is only almost there. One pod per workload, three workloads at most.
+fn near_matches(s: &Subject, ns: &str, svc: &Service) -> Vec<NearMatch> {
+    let Some(sel) = svc.spec.as_ref().and_then(|x| x.selector.as_ref()) else {
+        return Vec::new();
+    };
+    if sel.is_empty() {
+        return Vec::new();
+    }
+    let mut out: Vec<NearMatch> = Vec::new();
+    for pod in s
+        .state
+        .pods
+        .iter()
+        .filter(|p| p.metadata.namespace.as_deref() == Some(ns))
+    {
+        let Some(labels) = pod.metadata.labels.as_ref() else {
+            continue;
+        };
+        let mut differences = Vec::new();
+        let mut selector = std::collections::BTreeMap::new();
+        let mut all = true;
+        for (k, v) in sel {
+            if labels.get(k) == Some(v) {
+                selector.insert(k.clone(), v.clone());
+            } else if let Some((other, _)) = labels.iter().find(|(lk, lv)| *lv == v && *lk != k) {
+                differences.push(format!("{v} is under {other}, not {k}"));
+                selector.insert(other.clone(), v.clone());
+            } else if let Some(w) = labels.get(k).filter(|w| similar(w, v)) {
+                differences.push(format!("{k}={w}, not {v}"));
+                selector.insert(k.clone(), w.clone());
+            } else {
+                all = false;
+                break;
+            }
+        }
+        if !all || differences.is_empty() {
+            continue;
+        }
+        let workload = crate::workload::of_pod(s.state, pod).to_string();
+        if out.iter().any(|n| n.workload == workload) {
+            continue;
+        }
+        out.push(NearMatch {
+            pod: pod.metadata.name.clone().unwrap_or_default(),
+            workload,
+            labels: labels
+                .iter()
+                .filter(|(k, _)| *k != "pod-template-hash")
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(","),
+            differences,
+            selector,
+        });
+        if out.len() == 3 {
+            break;
+        }
+    }
+    out
+}
+
 /// Names one typo apart, or one a prefix of the other (`payments-db` vs `payments`).
 fn similar(a: &str, b: &str) -> bool {
     a.starts_with(b) || b.starts_with(a) || edit_distance(a, b) <= 2
@@ -311,6 +450,36 @@ mod tests {
         let f = finding(&state, detect, CauseId::DependencyUnreachable);
         assert!(cites(&f, "connection refused"));
         assert!(cites(&f, "0 ready of 0 endpoints"));
+    }
+
+    #[test]
+    fn an_empty_service_names_the_pods_that_almost_match_its_selector() {
+        let state = scenario("node-no-endpoints");
+        let f = finding(&state, detect, CauseId::DependencyUnreachable);
+        assert!(
+            f.cause
+                .summary
+                .contains("the pods of deploy/postgres almost match it (orders-db is under component, not app)"),
+            "{}",
+            f.cause.summary
+        );
+        assert!(cites(&f, "app=postgres,component=orders-db"));
+        let fix = f
+            .remedies
+            .iter()
+            .find_map(|r| r.command().filter(|c| c.contains("patch service")))
+            .unwrap();
+        assert!(
+            fix.contains(r#"{"spec":{"selector":{"app":null,"component":"orders-db"}}}"#),
+            "{fix}"
+        );
+        // Without the almost-matching pod, nothing is named.
+        let mut state = scenario("node-no-endpoints");
+        state
+            .pods
+            .retain(|p| !p.metadata.name.as_deref().unwrap_or_default().starts_with("postgres"));
+        let f = finding(&state, detect, CauseId::DependencyUnreachable);
+        assert!(!f.cause.summary.contains("almost match"));
     }
 
     #[test]

@@ -23,6 +23,7 @@ rules! {
     probe,
     dependency,
     rollout,
+    pending,
     runtime,
     app,
 }

@@ -1,6 +1,7 @@
 //! Aggressive probes: a liveness (or startup) probe that kills an app before it is up.
 
-use k8s_openapi::api::core::v1::Probe;
+use k8s_openapi::api::core::v1::{Container, ContainerPort, Probe};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use crate::subject::{About, Finding, Subject, container_patch, human_secs};
 use crate::verdict::{Cause, CauseId, Confidence, Remedy};
@@ -38,6 +39,9 @@ pub fn detect(s: &Subject) -> Vec<Finding> {
     });
     let probe = if by_startup { startup } else { liveness };
     let which = if by_startup { "startup" } else { "liveness" };
+    if let Some(mismatch) = probe.and_then(|p| port_mismatch(s.spec, p)) {
+        return vec![wrong_port(s, which, probe, &mismatch, &killing, &unhealthy)];
+    }
     let budget = probe.map(budget_secs);
     let ran = s.ran_for_secs();
     let mut summary = format!("the {which} probe kills the container before the app is ready");
@@ -65,6 +69,171 @@ pub fn detect(s: &Subject) -> Vec<Finding> {
         cause,
         remedies: remedies(s, liveness, startup, ran, by_startup),
     }]
+}
+
+/// A probe aimed at a port the container does not declare: audit's `probe-port-not-exposed` and
+/// diagnose's `probe-wrong-port` share this one reading of the spec.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PortMismatch {
+    /// A named port no containerPort declares: the probe cannot run at all.
+    UnknownName(String),
+    /// A number that is none of the declared ports (when some are declared): most likely a typo.
+    Undeclared { port: i32, declared: Vec<i32> },
+}
+
+impl PortMismatch {
+    /// "probes port 80, but the container declares only 8080", after the probe's name.
+    pub fn describe(&self, which: &str) -> String {
+        match self {
+            PortMismatch::UnknownName(name) => {
+                format!("{which} uses the port name {name:?}, which no containerPort declares")
+            }
+            PortMismatch::Undeclared { port, declared } => format!(
+                "{which} probes port {port}, but the container declares only {}",
+                declared
+                    .iter()
+                    .map(i32::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        }
+    }
+}
+
+/// The port a probe connects to, for HTTP, TCP and gRPC probes.
+pub fn probe_port(p: &Probe) -> Option<IntOrString> {
+    if let Some(h) = &p.http_get {
+        return Some(h.port.clone());
+    }
+    if let Some(t) = &p.tcp_socket {
+        return Some(t.port.clone());
+    }
+    p.grpc.as_ref().map(|g| IntOrString::Int(g.port))
+}
+
+/// Whether `probe` of `container` aims at a port the container does not declare.
+pub fn port_mismatch(container: &Container, probe: &Probe) -> Option<PortMismatch> {
+    let ports = container.ports.as_deref().unwrap_or_default();
+    match probe_port(probe)? {
+        IntOrString::String(name) if !ports.iter().any(|p| p.name.as_deref() == Some(&name)) => {
+            Some(PortMismatch::UnknownName(name))
+        }
+        IntOrString::Int(n) if !ports.is_empty() && !ports.iter().any(|p| p.container_port == n) => {
+            Some(PortMismatch::Undeclared {
+                port: n,
+                declared: ports.iter().map(|p| p.container_port).collect(),
+            })
+        }
+        _ => None,
+    }
+}
+
+/// `probe` aimed at the one TCP port the container declares, when it declares exactly one.
+pub fn at_declared_port(probe: &Probe, ports: &[ContainerPort]) -> Option<Probe> {
+    let tcp: Vec<&ContainerPort> = ports
+        .iter()
+        .filter(|p| p.protocol.as_deref().is_none_or(|x| x == "TCP"))
+        .collect();
+    let [only] = tcp.as_slice() else {
+        return None;
+    };
+    let mut p = probe.clone();
+    let port = IntOrString::Int(only.container_port);
+    if let Some(h) = p.http_get.as_mut() {
+        h.port = port;
+    } else if let Some(t) = p.tcp_socket.as_mut() {
+        t.port = port;
+    } else if let Some(g) = p.grpc.as_mut() {
+        g.port = only.container_port;
+    } else {
+        return None;
+    }
+    Some(p)
+}
+
+/// The probe that kills the container aims at a port it does not declare: no start-up time helps,
+/// the fix is the probe's port.
+fn wrong_port(
+    s: &Subject,
+    which: &str,
+    probe: Option<&Probe>,
+    mismatch: &PortMismatch,
+    killing: &[&k8s_openapi::api::core::v1::Event],
+    unhealthy: &[&k8s_openapi::api::core::v1::Event],
+) -> Finding {
+    let id = CauseId::ProbeWrongPort;
+    let field = format!("{which}Probe");
+    let mut cause = Cause::new(
+        id,
+        Confidence::High,
+        format!(
+            "the {which} probe checks a port the app does not serve ({}), so it fails however long the app runs and the kubelet kills it",
+            mismatch.describe(&field)
+        ),
+    );
+    if let Some(e) = unhealthy.last() {
+        cause.evidence.push(s.event_evidence(e));
+    }
+    if let Some(e) = killing.last() {
+        cause.evidence.push(s.event_evidence(e));
+    }
+    if let Some(p) = probe {
+        cause
+            .evidence
+            .push(s.spec_evidence(&format!(".{field}"), describe(p)));
+    }
+    let declared: Vec<String> = s
+        .spec
+        .ports
+        .iter()
+        .flatten()
+        .map(|p| match &p.name {
+            Some(n) => format!("{} ({n})", p.container_port),
+            None => p.container_port.to_string(),
+        })
+        .collect();
+    cause.evidence.push(s.spec_evidence(
+        ".ports",
+        if declared.is_empty() {
+            "no port declared".to_string()
+        } else {
+            format!("declares {}", declared.join(", "))
+        },
+    ));
+    cause.evidence.extend(s.termination_evidence());
+    let ports = s.spec.ports.as_deref().unwrap_or_default();
+    let fixed = probe.and_then(|p| at_declared_port(p, ports));
+    let patchable = matches!(
+        s.workload.kind,
+        WorkloadKind::Deployment | WorkloadKind::StatefulSet | WorkloadKind::DaemonSet
+    );
+    let remedy = match fixed {
+        Some(p) => {
+            let port = probe_port(&p)
+                .map(|x| port_text(&x))
+                .unwrap_or_default();
+            Remedy::fix(
+                id,
+                format!("point the {field} at the declared port {port}"),
+                s.settable().filter(|_| patchable).map(|w| {
+                    s.kubectl(&["patch"], w)
+                        .flag_value("--type", "strategic")
+                        .flag_value("-p", container_patch(s.container(), &field, &p))
+                        .into()
+                }),
+            )
+        }
+        None => Remedy::fix(
+            id,
+            format!("point the {field} at a port the app listens on, and declare it under ports"),
+            None,
+        ),
+    };
+    Finding {
+        about: About::Container,
+        cause,
+        remedies: vec![remedy],
+    }
 }
 
 /// Seconds a probe tolerates failure from container start: initialDelay + period x failureThreshold.
@@ -104,10 +273,10 @@ pub fn describe(p: &Probe) -> String {
     )
 }
 
-fn port_text(p: &k8s_openapi::apimachinery::pkg::util::intstr::IntOrString) -> String {
+fn port_text(p: &IntOrString) -> String {
     match p {
-        k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(i) => i.to_string(),
-        k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::String(s) => s.clone(),
+        IntOrString::Int(i) => i.to_string(),
+        IntOrString::String(s) => s.clone(),
     }
 }
 
@@ -158,24 +327,50 @@ mod tests {
     use crate::testing::{self, cites, finding, scenario};
 
     #[test]
-    fn a_liveness_probe_on_the_wrong_port_kills_the_container() {
+    fn a_liveness_probe_on_an_undeclared_port_is_pointed_at_the_declared_one() {
         let state = scenario("liveness-wrong-port");
-        let f = finding(&state, detect, CauseId::LivenessProbeKill);
-        assert_eq!(f.cause.confidence, Confidence::High);
+        assert_eq!(
+            testing::ids(&state, detect),
+            [(CauseId::ProbeWrongPort, Confidence::High)]
+        );
+        let f = finding(&state, detect, CauseId::ProbeWrongPort);
         assert!(cites(&f, "httpGet /:80,"));
+        assert!(cites(&f, "declares 8080 (http)"));
+        assert!(cites(&f, "connection refused"), "{:#?}", f.cause.evidence);
+        assert!(
+            f.cause
+                .summary
+                .contains("livenessProbe probes port 80, but the container declares only 8080"),
+            "{}",
+            f.cause.summary
+        );
+        let fix = f.remedies[0].command().unwrap();
+        assert!(fix.contains(r#""livenessProbe":{"#), "{fix}");
+        assert!(fix.contains(r#""port":8080"#), "{fix}");
+        assert!(!fix.contains("startupProbe"), "{fix}");
+    }
+
+    #[test]
+    fn a_probe_on_the_declared_port_that_kills_is_a_start_up_story() {
+        let mut state = scenario("liveness-wrong-port");
+        let probe = testing::container(&mut state).liveness_probe.as_mut().unwrap();
+        probe.http_get.as_mut().unwrap().port = IntOrString::Int(8080);
+        let f = finding(&state, detect, CauseId::LivenessProbeKill);
+        assert!(cites(&f, "httpGet /:8080,"));
         assert!(f.cause.summary.contains("there is no startupProbe"));
         let fix = f.remedies[0].command().unwrap();
         assert!(fix.contains("startupProbe"), "{fix}");
     }
 
     #[test]
-    fn the_probe_cited_is_the_one_in_the_spec() {
+    fn a_named_port_no_container_port_declares() {
         let mut state = scenario("liveness-wrong-port");
-        let probe = testing::container(&mut state).liveness_probe.as_mut().unwrap();
-        probe.http_get.as_mut().unwrap().port =
-            k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(8080);
-        let f = finding(&state, detect, CauseId::LivenessProbeKill);
-        assert!(cites(&f, "httpGet /:8080,"));
+        let c = testing::container(&mut state);
+        c.liveness_probe.as_mut().unwrap().http_get.as_mut().unwrap().port =
+            IntOrString::String("metrics".into());
+        let f = finding(&state, detect, CauseId::ProbeWrongPort);
+        assert!(f.cause.summary.contains(r#"the port name "metrics""#));
+        assert!(f.remedies[0].command().unwrap().contains(r#""port":8080"#));
     }
 
     #[test]

@@ -37,9 +37,11 @@ struct ObjectTarget {
     uid: Option<String>,
 }
 
-/// Whether an event is evidence: about a node, or about a pod diagnosis looks at.
+/// Whether an event is evidence: about a node, a Job (a failed Job whose pods are gone has only
+/// its own events left), or a pod diagnosis looks at.
 fn event_wanted(o: &ObjectTarget, troubled: &HashSet<String>) -> bool {
-    o.kind.as_deref() == Some("Node") || o.uid.as_deref().is_some_and(|u| troubled.contains(u))
+    matches!(o.kind.as_deref(), Some("Node" | "Job"))
+        || o.uid.as_deref().is_some_and(|u| troubled.contains(u))
 }
 
 /// A lock that is never poisoned in practice (nothing panics while holding it).
@@ -125,7 +127,7 @@ impl Live {
                             Ok(None)
                         };
                     }
-                    if matches!(target.kind.as_deref(), Some("Pod" | "Node")) {
+                    if matches!(target.kind.as_deref(), Some("Pod" | "Node" | "Job")) {
                         lock(&early).push((target, raw.to_owned()));
                     }
                     Ok(None)
