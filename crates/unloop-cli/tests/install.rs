@@ -82,7 +82,10 @@ fn subcommands() -> Vec<(String, Vec<String>)> {
 /// A man page as a reader sees it: rendered by man or groff when the machine has one (the
 /// second value says which), else the roff with its escaped hyphens undone.
 fn rendered(page: &Path) -> (String, &'static str) {
-    let tries: [(&str, &[&str]); 2] = [("man", &["-l", "-P", "cat"]), ("groff", &["-man", "-Tutf8"])];
+    let tries: [(&str, &[&str]); 2] = [
+        ("man", &["-l", "-P", "cat"]),
+        ("groff", &["-man", "-Tutf8"]),
+    ];
     for (prog, args) in tries {
         let out = Command::new(prog)
             .args(args)
@@ -110,7 +113,12 @@ fn rendered(page: &Path) -> (String, &'static str) {
         }
     }
     let roff = std::fs::read_to_string(page).unwrap();
-    (roff.replace("\\-", "-").replace("\\fB", "").replace("\\fR", ""), "none")
+    (
+        roff.replace("\\-", "-")
+            .replace("\\fB", "")
+            .replace("\\fR", ""),
+        "none",
+    )
 }
 
 #[test]
@@ -129,13 +137,19 @@ fn the_man_pages_name_every_subcommand_and_its_flags() {
     }
     assert!(main.contains("unloop"), "{main}");
     for (name, flags) in &subs {
-        assert!(main.contains(&format!("unloop-{name}(1)")) || main.contains(name.as_str()), "main page lacks {name}:\n{main}");
+        assert!(
+            main.contains(&format!("unloop-{name}(1)")) || main.contains(name.as_str()),
+            "main page lacks {name}:\n{main}"
+        );
         let page = dir.path().join(format!("unloop-{name}.1"));
         assert!(page.exists(), "no page for {name}");
         let (text, _) = rendered(&page);
         assert!(!flags.is_empty(), "{name} has no flags?");
         for flag in flags {
-            assert!(text.contains(flag.as_str()), "unloop-{name}.1 lacks {flag}:\n{text}");
+            assert!(
+                text.contains(flag.as_str()),
+                "unloop-{name}.1 lacks {flag}:\n{text}"
+            );
         }
     }
 }

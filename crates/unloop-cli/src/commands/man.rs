@@ -10,7 +10,10 @@ use crate::output::Output;
 pub fn run(args: ManArgs, out: &Output) -> Result<ExitCode, CliError> {
     let fail = |e: std::io::Error| CliError {
         kind: ErrorKind::Input,
-        message: format!("cannot write man pages to {}: {e}", shown(&args.dir.display().to_string())),
+        message: format!(
+            "cannot write man pages to {}: {e}",
+            shown(&args.dir.display().to_string())
+        ),
         hint: None,
     };
     std::fs::create_dir_all(&args.dir).map_err(fail)?;
