@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The one command that runs every test of unloop, the real-cluster ones included:
-#   lints, unit and snapshot tests, a short run of every fuzz target (testbed/fuzz-smoke.sh), then
+#   lints, unit and snapshot tests, the krew manifest (testbed/krew-validate.sh), a short run of every fuzz target (testbed/fuzz-smoke.sh), then
 #   the testbed cluster with every crash scenario running for real, the end-to-end suite against
 #   it, real node pressure with an eviction (testbed/pressure.sh), and a check that no packet left
 #   the machine meanwhile.
@@ -25,6 +25,9 @@ cargo machete --with-metadata
 step "unit, snapshot and bundle tests"
 # The one test that needs the network (npm, for the official SARIF schema) is opt-in.
 UNLOOP_FETCH_SARIF_SCHEMA=1 cargo test --workspace --locked
+
+step "krew manifest: krew's validator, and an offline install of the local archive"
+UNLOOP_DIST_BIN=${CARGO_TARGET_DIR:-target}/debug/kubectl-unloop testbed/krew-validate.sh
 
 step "fuzz smoke: every fuzz target, a fixed search of about 60 s each"
 testbed/fuzz-smoke.sh

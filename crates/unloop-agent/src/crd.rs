@@ -129,7 +129,7 @@ pub struct Notified {
 
 /// The CRD as YAML, as `unloop agent crd` prints it.
 pub fn crd_yaml() -> String {
-    serde_yaml::to_string(&CrashDiagnosis::crd()).unwrap_or_default()
+    serde_saphyr::to_string(&CrashDiagnosis::crd()).unwrap_or_default()
 }
 
 /// The name of the resource for a workload's container: `deploy-api-app`, a DNS subdomain.

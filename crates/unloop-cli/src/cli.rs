@@ -8,7 +8,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 #[derive(Debug, Parser)]
 #[command(
     name = "unloop",
-    version,
+    version = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("UNLOOP_BUILD_COMMIT"), ")"),
     about = "Tells you why a Kubernetes pod is crash-looping, with the evidence, and what to do about it",
     after_help = "Also runs as a kubectl plugin: kubectl unloop diagnose ...\n\nExit codes: 0 nothing in trouble, 1 trouble found, 2 usage error, 3 unreadable input, 4 cluster unreachable or refused (or the pods not read within --timeout), 5 internal error."
 )]
@@ -70,6 +70,11 @@ pub enum Command {
         after_help = "Examples:\n  unloop completions bash > /etc/bash_completion.d/unloop\n  unloop completions zsh > \"${fpath[1]}/_unloop\"\n  unloop completions fish > ~/.config/fish/completions/unloop.fish"
     )]
     Completions(CompletionsArgs),
+    /// Write man pages (roff) for unloop and each subcommand into a directory.
+    #[command(
+        after_help = "Examples:\n  unloop man /usr/local/share/man/man1\n  unloop man ./man && man -l ./man/unloop-diagnose.1"
+    )]
+    Man(ManArgs),
 }
 
 const DIAGNOSE_EXAMPLES: &str = "Examples:
@@ -228,4 +233,16 @@ pub enum KeepAliveChoice {
 pub struct CompletionsArgs {
     #[arg(value_enum)]
     pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// The directory to write unloop.1 and unloop-SUBCOMMAND.1 into (created if missing).
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
+}
+
+/// The command as clap_mangen and clap_complete see it (the same definition the parser uses).
+pub fn command() -> clap::Command {
+    <Cli as clap::CommandFactory>::command()
 }

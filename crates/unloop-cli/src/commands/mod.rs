@@ -5,6 +5,7 @@ pub mod audit;
 pub mod completions;
 pub mod debug;
 pub mod diagnose;
+pub mod man;
 pub mod snapshot;
 
 use crate::cli::{Global, Scope};
