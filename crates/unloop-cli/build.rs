@@ -28,10 +28,10 @@ fn main() {
     if let Some(head) = git(&["rev-parse", "--git-path", "HEAD"]) {
         rerun_if(&head);
     }
-    if let Some(r) = git(&["symbolic-ref", "-q", "HEAD"]) {
-        if let Some(p) = git(&["rev-parse", "--git-path", &r]) {
-            rerun_if(&p);
-        }
+    if let Some(r) = git(&["symbolic-ref", "-q", "HEAD"])
+        && let Some(p) = git(&["rev-parse", "--git-path", &r])
+    {
+        rerun_if(&p);
     }
     if let Some(p) = git(&["rev-parse", "--git-path", "packed-refs"]) {
         rerun_if(&p);

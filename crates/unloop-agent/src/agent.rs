@@ -604,6 +604,7 @@ impl Agent {
             namespaces: vec![ns.to_string()],
             selector: None,
             target: Some(target),
+            ..Query::default()
         };
         let mut report = diagnose(&state, &query, now);
         unloop_core::redact::report(&mut report);

@@ -13,6 +13,7 @@ use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet}
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Event, Node, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use unloop_core::gap::{GapAbout, GapReason, ListOf};
 use unloop_core::state::{ClusterState, ContainerLog, Gap, Scope};
 use unloop_core::workload::{self, Workload};
 
@@ -92,7 +93,7 @@ pub struct Objects<'a> {
 
 /// Kinds the agent does not watch, stated as gaps so the rules do not read "absent" as "does
 /// not exist" (a missing ConfigMap is still found from the kubelet's own message).
-pub const NOT_WATCHED: [&str; 3] = ["configmaps", "secrets", "services"];
+pub const NOT_WATCHED: [ListOf; 3] = [ListOf::ConfigMaps, ListOf::Secrets, ListOf::Services];
 
 /// The state one diagnosis of namespace `ns` reads: its pods, events about them and about
 /// nodes, every node, its workloads, and the logs read for it.
@@ -141,9 +142,14 @@ pub fn namespace_state(ns: &str, o: &Objects<'_>, logs: Vec<ContainerLog>) -> Cl
         jobs: of(ns, &o.jobs),
         logs,
         gaps: NOT_WATCHED
-            .iter()
-            .map(|k| Gap {
-                what: format!("{k} in namespace {ns}"),
+            .into_iter()
+            .map(|resource| Gap {
+                about: GapAbout::List {
+                    resource,
+                    namespace: Some(ns.to_string()),
+                },
+                reason: GapReason::NotRequested,
+                status: None,
                 why: "not watched by the agent".into(),
             })
             .collect(),

@@ -90,6 +90,7 @@ fn agent_view(state: &ClusterState) -> BTreeMap<(String, String, String), String
             namespaces: vec![key.namespace.clone()],
             selector: None,
             target: Some(target),
+            ..Query::default()
         };
         for d in diagnose(&s, &q, now).diagnoses {
             out.insert(

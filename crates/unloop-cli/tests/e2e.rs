@@ -71,7 +71,22 @@ fn every_scenario_live_and_recaptured() {
 #[test]
 fn all_namespaces_finds_every_troubled_scenario_and_not_the_healthy_one() {
     let kc = kubeconfig();
-    let out = unloop(&["diagnose", "--kubeconfig", &kc, "-A", "-o", "json"]);
+    // The shortest settle period a scenario asks for: a recovered container is not trouble.
+    let settle = scenarios()
+        .iter()
+        .filter_map(|s| s.expect.settle)
+        .min()
+        .map_or_else(|| "10m".to_string(), |n| format!("{n}s"));
+    let out = unloop(&[
+        "diagnose",
+        "--kubeconfig",
+        &kc,
+        "-A",
+        "--settle",
+        &settle,
+        "-o",
+        "json",
+    ]);
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     let namespaces: Vec<&str> = report["diagnoses"]
         .as_array()

@@ -1,6 +1,8 @@
 //! What installing unloop gives a user besides the binary: `--version` naming the commit it was
 //! built from, and man pages generated from the command line's own definition.
 
+#![allow(clippy::print_stderr)] // says which renderer checked the man pages
+
 mod support;
 
 use std::path::Path;
@@ -133,9 +135,11 @@ fn the_man_pages_name_every_subcommand_and_its_flags() {
 
     let (main, renderer) = rendered(&dir.path().join("unloop.1"));
     if renderer == "none" {
-        println!("neither man nor groff on this machine: checked the roff source, not a rendering");
+        eprintln!(
+            "neither man nor groff on this machine: checked the roff source, not a rendering"
+        );
     } else {
-        println!("rendered with {renderer}");
+        eprintln!("rendered with {renderer}");
     }
     assert!(main.contains("unloop"), "{main}");
     for (name, flags) in &subs {

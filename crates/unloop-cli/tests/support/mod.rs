@@ -20,6 +20,10 @@ pub struct Expect {
     /// A container the report lists as recovered (restarted, running steadily since).
     #[serde(default)]
     pub recovered: Option<String>,
+    /// `--settle` for this scenario, in seconds (a recovered container: a short settle period
+    /// keeps the testbed's wait short).
+    #[serde(default)]
+    pub settle: Option<u64>,
 }
 
 pub struct Scenario {
@@ -93,6 +97,10 @@ pub fn diagnose_json(s: &Scenario, source: &[&str]) -> Output {
     let mut args = vec!["diagnose"];
     args.extend_from_slice(source);
     args.extend(["-n", &s.name, &s.expect.target, "-o", "json"]);
+    let settle = s.expect.settle.map(|n| format!("{n}s"));
+    if let Some(settle) = &settle {
+        args.extend(["--settle", settle]);
+    }
     unloop(&args)
 }
 
