@@ -121,6 +121,11 @@ fn full_view(state: &ClusterState) -> BTreeMap<(String, String, String), String>
 /// reads the kubelet's last message and says missing-env-var instead of missing-configmap (fixed).
 const NEEDS_UNWATCHED: [&str; 1] = ["fixed-but-backing-off"];
 
+/// Scenarios the agent does not see yet, because its scan starts from pods: a failed Job whose
+/// pods are gone (diagnose reads it from the Job's conditions). A known gap of the agent (issue
+/// 13); the test checks the agent still finds nothing there, so it fails once that changes.
+const NOT_TRIGGERED: [&str; 1] = ["job-pods-gone"];
+
 #[test]
 fn the_agent_finds_what_diagnose_finds_on_every_captured_scenario() {
     let all = scenarios();
@@ -130,6 +135,10 @@ fn the_agent_finds_what_diagnose_finds_on_every_captured_scenario() {
     for (name, state) in &all {
         let full = full_view(state);
         let agent = agent_view(state);
+        if NOT_TRIGGERED.contains(&name.as_str()) {
+            assert!(!full.is_empty() && agent.is_empty(), "{name}: {agent:?}");
+            continue;
+        }
         assert_eq!(
             full.keys().collect::<Vec<_>>(),
             agent.keys().collect::<Vec<_>>(),
