@@ -609,6 +609,9 @@ pub(crate) fn yaml<T: DeserializeOwned>(doc: &str) -> Result<T, serde_saphyr::Er
     // serde_json's keep the last (and LastWins, which buffers every struct, is slower).
     options.duplicate_keys = serde_saphyr::DuplicateKeyPolicy::PassThrough;
     options.with_snippet = false;
+    // `defaultMode: 0755` is octal to kubectl (its YAML reader follows YAML 1.1): 493, not 755,
+    // and not an error.
+    options.legacy_octal_numbers = true;
     serde_saphyr::from_str_with_options(doc, options)
 }
 

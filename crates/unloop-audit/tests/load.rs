@@ -328,3 +328,21 @@ fn of_a_key_given_twice_the_last_value_counts() {
         Some("registry.example/proxy:2.0")
     );
 }
+
+#[test]
+fn a_yaml_1_1_octal_mode_reads_as_kubectl_reads_it() {
+    // `defaultMode: 0755` is 0o755 to kubectl; a YAML 1.2 reader took it for 755.0 and the whole
+    // file was rejected.
+    let yaml = manifest("unresolved-configmap/pass.yaml").replace(
+        "{name: conf, configMap: {name: settings}}",
+        "{name: conf, configMap: {name: settings, defaultMode: 0755}}",
+    );
+    let inv = load(&[PathBuf::from("-")], &yaml).expect("loads");
+    let spec = inv.workloads[0].spec().expect("pod template");
+    let mode = spec.volumes.as_ref().unwrap()[0]
+        .config_map
+        .as_ref()
+        .unwrap()
+        .default_mode;
+    assert_eq!(mode, Some(0o755));
+}
