@@ -64,7 +64,10 @@ EOF
 # --- preconditions -----------------------------------------------------------------------------------
 
 if [ -x "$BIN/kubectl" ] && already_running; then
-  log "already running (pids in $PIDS); nothing to do"
+  # A running cluster can have lost imported images (a full disk left containerd without the
+  # sandbox image once): import them again, which changes nothing when they are all there.
+  "$TESTBED_DIR/images.sh" import >>"$LOGS/images.log" 2>&1 || fail images "could not be imported again"
+  log "already running (pids in $PIDS); images checked"
   guidance
   exit 0
 fi
