@@ -54,7 +54,7 @@ FUZZ_CORPUS=$corpus ./seed.sh >/dev/null
 # Inputs per target: what each ran in about 60 s on this project's CI machine (2 cores, 2 targets
 # at once).
 declare -A runs=(
-  [audit_load]=250000 [audit_shell]=150000 [bundle]=25000 [diagnose]=14000 [dump_dir]=30000
+  [audit_load]=120000 [audit_shell]=50000 [bundle]=20000 [diagnose]=14000 [dump_dir]=30000
   [duration]=8000000 [kubectl_json]=50000 [logscan]=80000 [metrics]=8000000 [quantity]=4000000
   [redact]=200000 [selector]=1400000
 )
