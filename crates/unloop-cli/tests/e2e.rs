@@ -134,13 +134,21 @@ fn kubectl(args: &[&str]) -> std::process::Output {
 
 /// Statuses where the container never starts: a copy cannot start either, and unloop must roll it
 /// back and say why.
-const CANNOT_START: [&str; 5] = [
+const CANNOT_START: [&str; 8] = [
     "CreateContainerConfigError",
     "ErrImageNeverPull",
     "ImagePullBackOff",
     "ErrImagePull",
     "InvalidImageName",
+    // Stuck before any start: the copy is stuck the same way.
+    "ContainerCreating",
+    "Pending",
+    "Unschedulable",
 ];
+
+/// Causes where the container runs until the kubelet kills it: by hand, with nothing to kill
+/// it, it keeps running.
+const KILLED_BY_PROBE: [&str; 2] = ["liveness-probe-kill", "probe-wrong-port"];
 
 /// The guide's step 4 for every crash scenario: a running copy, exec into it, run the original
 /// command by hand, see the crash again; then --cleanup leaves nothing behind.
@@ -155,8 +163,12 @@ fn debug_copies_reproduce_each_crash_by_hand() {
         let diag = diagnose_json(s, &["--kubeconfig", &kc]);
         let report: serde_json::Value = serde_json::from_slice(&diag.stdout).expect("json");
         let d = &report["diagnoses"][0];
+        // A failed Job whose pods are gone has no pod to copy.
+        let Some(pod) = d["pod"].as_str() else {
+            continue;
+        };
         let (pod, container, status) = (
-            d["pod"].as_str().unwrap(),
+            pod,
             d["container"].as_str().unwrap(),
             d["status"].as_str().unwrap_or_default(),
         );
@@ -217,11 +229,12 @@ fn debug_copies_reproduce_each_crash_by_hand() {
             .unwrap_or_default();
         // The testbed's images all start /app/testapp.
         let original = original.replace("'<image entrypoint>'", "/app/testapp");
-        let script = if s.expect.cause == "liveness-probe-kill" {
+        let script = if KILLED_BY_PROBE.contains(&s.expect.cause.as_str()) {
             // Without the probe nothing kills it: still running after 5 s is the reproduction.
             format!("timeout 5 {original}; echo unloop-exit=$?")
         } else {
-            format!("{original}; echo unloop-exit=$?")
+            // A crash comes in seconds; a command that does not end is a failure, not a hang.
+            format!("timeout 120 {original}; echo unloop-exit=$?")
         };
         let mut args = vec!["exec", &copy, "-n", &s.name, "-c", container, "--"];
         args.extend(shell.iter());
@@ -249,7 +262,7 @@ fn debug_copies_reproduce_each_crash_by_hand() {
                 said.contains(msg)
             });
         let reproduced = match s.expect.cause.as_str() {
-            "liveness-probe-kill" => matches!(code, Some(143) | Some(124)),
+            "liveness-probe-kill" | "probe-wrong-port" => matches!(code, Some(143) | Some(124)),
             "command-not-found" | "not-executable" => {
                 matches!(code, Some(126) | Some(127)) || highlight_seen
             }
