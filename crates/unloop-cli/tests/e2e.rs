@@ -164,7 +164,7 @@ fn debug_copies_reproduce_each_crash_by_hand() {
         let report: serde_json::Value = serde_json::from_slice(&diag.stdout).expect("json");
         let d = &report["diagnoses"][0];
         // A failed Job whose pods are gone has no pod to copy.
-        let Some(pod) = d["pod"].as_str() else {
+        let Some(pod) = d["pod"].as_str().filter(|p| !p.is_empty()) else {
             continue;
         };
         let (pod, container, status) = (
