@@ -275,7 +275,39 @@ pub async fn get_workload(
 /// Applies a strategic-merge patch to the workload as it was read (`w`): the patch carries its
 /// uid and resource version, so it fails with a conflict rather than change a workload someone
 /// changed or made again since. Returns the workload as it is afterwards.
+///
+/// The resource version also moves with every status update of the workload's controller: on a
+/// conflict the workload is read again, and if it is the one the user saw (same uid, generation,
+/// pod template and annotations) the patch is applied to that read, once.
 pub async fn patch_workload(
+    live: &Live,
+    ns: &str,
+    w: &Workload,
+    patch: &serde_json::Value,
+) -> Result<Workload, DebugOpError> {
+    match patch_once(live, ns, w, patch).await {
+        Err(DebugOpError::Conflict(msg))
+            if matches!(
+                w.kind,
+                WorkloadKind::Deployment | WorkloadKind::StatefulSet | WorkloadKind::DaemonSet
+            ) =>
+        {
+            let now = get_workload(live, ns, w.kind, &w.name).await?;
+            if now.meta.uid == w.meta.uid
+                && now.meta.generation == w.meta.generation
+                && now.template == w.template
+                && now.annotations == w.annotations
+            {
+                patch_once(live, ns, &now, patch).await
+            } else {
+                Err(DebugOpError::Conflict(msg))
+            }
+        }
+        other => other,
+    }
+}
+
+async fn patch_once(
     live: &Live,
     ns: &str,
     w: &Workload,
