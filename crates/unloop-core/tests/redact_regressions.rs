@@ -3,41 +3,44 @@
 
 use unloop_core::redact;
 
+/// Every line's secret, `hunter2`, is masked.
+#[track_caller]
+fn assert_all_masked(lines: &[&str]) {
+    for line in lines {
+        let out = redact::text(line);
+        assert!(!out.contains("hunter2"), "{line:?} -> {out:?}");
+    }
+}
+
 /// A value that opens a quote and does not close it (a cut line, an apostrophe) pairs with the
 /// opening quote of the next assignment's value, so that value's secret is left outside.
 #[test]
 fn an_unclosed_quote_does_not_uncover_the_next_secret() {
-    for line in [
+    assert_all_masked(&[
         "secret=' pwd='hunter2'",
         "token: '\nlevel=info password='hunter2'",
         "token=\"abc password=\"hunter2\"",
         // The value of `cred` runs on into the next key: `-D...Password=` up to its quote.
         "cred= -Djavax.net.ssl.keyStorePassword='hunter2'&===",
-    ] {
-        let out = redact::text(line);
-        assert!(!out.contains("hunter2"), "{line:?} -> {out:?}");
-    }
+    ]);
 }
 
 /// A key with an empty value takes the next key as its value, so the next key's secret is left:
 /// a config dump in a log with an empty `token:` above `password: ...`.
 #[test]
 fn an_empty_value_does_not_uncover_the_next_secret() {
-    for line in [
+    assert_all_masked(&[
         "auth:\n  token:\n  password: hunter2\n",
         "token: PWD = hunter2",
         "secret=\npassword = hunter2",
-    ] {
-        let out = redact::text(line);
-        assert!(!out.contains("hunter2"), "{line:?} -> {out:?}");
-    }
+    ]);
 }
 
 /// A credential scheme followed by an assignment: `Bearer` took the assignment as its credential
 /// and masked the key, which left the value after it with nothing to name it.
 #[test]
 fn a_scheme_does_not_swallow_the_key_of_the_next_secret() {
-    for line in [
+    assert_all_masked(&[
         "  code:bearer  ACCESS_KEY=hunter2 OTseENddddddddddddddddd",
         "Authorization: Basic PASSWORD=hunter2",
         "  code:bearer  keyStorePassword = hunter2 OTseENddddddddddd%dddddd",
@@ -45,10 +48,7 @@ fn a_scheme_does_not_swallow_the_key_of_the_next_secret() {
         "de:bearer PGPASSWORD=\"hunter2\" .0 (ion 1.0",
         "bearer DB_TOKEN='hunter2'",
         "cookie:cach]d 0 stertico;e:bearer se_r1.0. access_key=\"hunter2\"\nrer",
-    ] {
-        let out = redact::text(line);
-        assert!(!out.contains("hunter2"), "{line:?} -> {out:?}");
-    }
+    ]);
 }
 
 /// One stage masking the key of an assignment hid it from the stage that masks the value: the
@@ -57,7 +57,7 @@ fn a_scheme_does_not_swallow_the_key_of_the_next_secret() {
 /// text and masking their union once; these lines cross each pair of stages that can overlap.
 #[test]
 fn no_stage_hides_a_key_from_another() {
-    for line in [
+    assert_all_masked(&[
         "authorization= keyStorePassword = \"hunter2\"\ns:  ",
         "authorization: DB_PASSWORD=hunter2",
         "Proxy-Authorization=token PGPASSWORD='hunter2'",
@@ -68,10 +68,7 @@ fn no_stage_hides_a_key_from_another() {
         "mysql -uroot -phunter2 --password hunter2",
         "curl -u admin:hunter2 -H 'Authorization: Bearer hunter2'",
         "Authorization: Bearer --password hunter2",
-    ] {
-        let out = redact::text(line);
-        assert!(!out.contains("hunter2"), "{line:?} -> {out:?}");
-    }
+    ]);
 }
 
 /// Masking the union once keeps redaction idempotent: redacted text redacts to itself.
@@ -89,13 +86,10 @@ fn redacting_twice_changes_nothing() {
 /// never seen as redis-cli's password flag).
 #[test]
 fn a_value_word_is_still_read_as_a_program() {
-    for line in [
+    assert_all_masked(&[
         "rrno: -5\0:\0token\0 redis-cli -h redis -a hunter2 ping",
         "--secret mysql -phunter2",
         "--api-token mongosh -p hunter2",
         "-u a:b sshpass -p hunter2 ssh host",
-    ] {
-        let out = redact::text(line);
-        assert!(!out.contains("hunter2"), "{line:?} -> {out:?}");
-    }
+    ]);
 }
