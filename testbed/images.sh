@@ -334,19 +334,23 @@ debian_images() {
 }
 
 # unloop_image BINARY: unloop's own image, for `unloop agent` in the cluster: the Debian minbase layer
-# (glibc, for the binary cargo built) and BINARY, stripped, as /usr/local/bin/unloop. Tagged by the
-# binary's digest (never `latest`), imported into containerd; older unloop.test/unloop tags are
-# removed. Prints the image name.
+# (glibc, for the binary cargo built), Debian's ca-certificates, and BINARY, stripped, as
+# /usr/local/bin/unloop. Tagged by the digest of both (never `latest`), imported into containerd;
+# older unloop.test/unloop tags are removed. Prints the image name.
 UNLOOP_IMAGE_REPO=unloop.test/unloop
 unloop_image() {
-  local bin=$1 base key dir name old
+  local bin=$1 base ca key dir name old
   [ -x "$bin" ] || die "unloop_image: $bin is not an executable"
   base=$DEBIAN_CACHE/base-$(debian_key)
   if [ ! -f "$base/.done" ] && ! command -v debootstrap >/dev/null; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q debootstrap >/dev/null
   fi
   debian_base "$base"
-  key=$(sha256sum "$bin" | cut -c1-12)
+  # The system's CA roots: the agent's webhook client (rustls with the native roots) refuses to
+  # start without them. A layer of Debian's ca-certificates, kept apart from the runtime images'.
+  ca=$IMAGE_CACHE/unloop-base/ca-certificates-$(debian_key ca-certificates)
+  debian_layer "$base" "$ca" ca-certificates
+  key=$( { sha256sum <"$bin"; echo "$ca"; } | sha256sum | cut -c1-12)
   dir=$IMAGE_CACHE/unloop/$key
   name=$UNLOOP_IMAGE_REPO:dev-$key
   if [ ! -f "$dir/image.tar" ]; then
@@ -354,7 +358,7 @@ unloop_image() {
     mkdir -p "$dir/rootfs/usr/local/bin"
     strip -o "$dir/rootfs/usr/local/bin/unloop" "$bin"
     chmod 755 "$dir/rootfs/usr/local/bin/unloop"
-    IMAGE_CONFIG='{"User":"65532:65532"}' oci_image "$dir/image.tar" "$name" '["/usr/local/bin/unloop"]' '["agent"]' "$base/rootfs" "$dir/rootfs"
+    IMAGE_CONFIG='{"User":"65532:65532"}' oci_image "$dir/image.tar" "$name" '["/usr/local/bin/unloop"]' '["agent"]' "$base/rootfs" "$ca/rootfs" "$dir/rootfs"
     log "built $name: $(du -m "$dir/rootfs.layer.tar.gz" | cut -f1) MB layer over the $(du -m "$base/rootfs.layer.tar.gz" | cut -f1) MB Debian base"
   fi
   [ -S "$CONTAINERD_SOCK" ] || die "containerd is not running ($CONTAINERD_SOCK missing): run testbed/up.sh"
