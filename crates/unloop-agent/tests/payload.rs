@@ -67,7 +67,10 @@ fn a_resolved_notification_names_the_workload_and_the_cause_it_had() {
     assert_eq!(v["event"], "resolved");
     assert_eq!(v["cause"], "oom-limit-too-low");
     let text = p.slack()["text"].as_str().unwrap().to_string();
-    assert!(text.starts_with("Resolved: *deploy/worker[worker]*"), "{text}");
+    assert!(
+        text.starts_with("Resolved: *deploy/worker[worker]*"),
+        "{text}"
+    );
     assert!(text.contains("oom-limit-too-low"), "{text}");
     assert!(!text.contains("kubectl"), "no remedy once resolved: {text}");
 }

@@ -145,10 +145,19 @@ fn fresh_crd() {
     kubectl(&["delete", "crashdiagnoses", "--all", "-A", "--wait=true"]);
 }
 
-/// Notifications per (namespace, workload, container, cause).
+/// `diagnosed` notifications per (namespace, workload, container, cause).
 fn per_key(got: &Received) -> BTreeMap<(String, String, String, String), usize> {
+    per_event(got, "diagnosed")
+}
+
+fn per_event(got: &Received, event: &str) -> BTreeMap<(String, String, String, String), usize> {
     let mut per = BTreeMap::new();
-    for (_, b) in got.lock().unwrap().iter() {
+    for (_, b) in got
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(_, b)| b["event"] == event)
+    {
         let k = |f: &str| b[f].as_str().unwrap_or_default().to_string();
         *per.entry((k("namespace"), k("workload"), k("container"), k("cause")))
             .or_default() += 1;
@@ -206,9 +215,11 @@ fn lease_holder() -> String {
 
 /// The value of an unlabelled series on a pod's /metrics (the host reaches pod addresses).
 fn metric(ip: &str, name: &str) -> Option<f64> {
-    let mut s =
-        std::net::TcpStream::connect_timeout(&format!("{ip}:8080").parse().ok()?, Duration::from_secs(3))
-            .ok()?;
+    let mut s = std::net::TcpStream::connect_timeout(
+        &format!("{ip}:8080").parse().ok()?,
+        Duration::from_secs(3),
+    )
+    .ok()?;
     s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
     s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         .ok()?;
@@ -227,7 +238,14 @@ impl Drop for Installed {
         let _ = Command::new(repo_root().join("testbed/helm.sh"))
             .args(["uninstall", RELEASE, "-n", NS, "--wait"])
             .output();
-        kubectl(&["delete", "namespace", NS, "unloop-e2e-resolve", "--wait=false", "--ignore-not-found"]);
+        kubectl(&[
+            "delete",
+            "namespace",
+            NS,
+            "unloop-e2e-resolve",
+            "--wait=false",
+            "--ignore-not-found",
+        ]);
         kubectl(&["delete", "crashdiagnoses", "--all", "-A", "--wait=false"]);
     }
 }
@@ -244,11 +262,17 @@ fn node_ip() -> String {
 }
 
 #[test]
-fn the_agent_runs_from_the_chart_and_publishes_each_crash_loop_once_through_failover_and_an_apiserver_restart(
-) {
+fn the_agent_runs_from_the_chart_and_publishes_each_crash_loop_once_through_failover_and_an_apiserver_restart()
+ {
     let t0 = Instant::now();
     fresh_crd();
-    kubectl(&["delete", "namespace", "unloop-e2e-resolve", "--wait=true", "--ignore-not-found"]);
+    kubectl(&[
+        "delete",
+        "namespace",
+        "unloop-e2e-resolve",
+        "--wait=true",
+        "--ignore-not-found",
+    ]);
     let image = testbed("images.sh", &["unloop", env!("CARGO_BIN_EXE_unloop")]);
     let (repo, tag) = image.rsplit_once(':').expect("images.sh prints NAME:TAG");
     eprintln!("image {image} ({:?})", t0.elapsed());
@@ -313,7 +337,11 @@ fn the_agent_runs_from_the_chart_and_publishes_each_crash_loop_once_through_fail
             .collect()
     };
     let ok = wait_until(Duration::from_secs(180), || missing().is_empty());
-    assert!(ok, "no CrashDiagnosis with the right cause: {:#?}", missing());
+    assert!(
+        ok,
+        "no CrashDiagnosis with the right cause: {:#?}",
+        missing()
+    );
     eprintln!(
         "every expected CrashDiagnosis within {:?} of the install",
         installed_at.elapsed()
@@ -341,16 +369,26 @@ fn the_agent_runs_from_the_chart_and_publishes_each_crash_loop_once_through_fail
         .filter(|e| e["involvedObject"]["kind"] == "Pod")
         .map(|e| {
             (
-                e["metadata"]["namespace"].as_str().unwrap_or_default().into(),
+                e["metadata"]["namespace"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .into(),
                 e["message"].as_str().unwrap_or_default().into(),
             )
         })
         .collect();
     let no_event: Vec<_> = want
         .iter()
-        .filter(|(ns, cause)| !events.iter().any(|(n, m)| &n == ns && m.contains(cause.as_str())))
+        .filter(|(ns, cause)| {
+            !events
+                .iter()
+                .any(|(n, m)| &n == ns && m.contains(cause.as_str()))
+        })
         .collect();
-    assert!(no_event.is_empty(), "no CrashDiagnosed Event with the cause on the pod: {no_event:?}");
+    assert!(
+        no_event.is_empty(),
+        "no CrashDiagnosed Event with the cause on the pod: {no_event:?}"
+    );
 
     // Exactly one notification per workload, container and cause; none for healthy.
     std::thread::sleep(Duration::from_secs(15));
@@ -363,7 +401,10 @@ fn the_agent_runs_from_the_chart_and_publishes_each_crash_loop_once_through_fail
             "{ns}: no notification for {cause}"
         );
     }
-    assert!(!per.keys().any(|k| k.0 == "healthy"), "healthy was notified");
+    assert!(
+        !per.keys().any(|k| k.0 == "healthy"),
+        "healthy was notified"
+    );
     for (_, b) in got.lock().unwrap().iter() {
         assert_eq!(b["schemaVersion"], 1);
     }
@@ -374,7 +415,10 @@ fn the_agent_runs_from_the_chart_and_publishes_each_crash_loop_once_through_fail
         .filter(|(_, b)| b["remedies"].as_array().is_some_and(|r| !r.is_empty()))
         .count();
     let sent = got.lock().unwrap().len();
-    assert!(remedies * 10 >= sent * 9, "remedies belong in the notification");
+    assert!(
+        remedies * 10 >= sent * 9,
+        "remedies belong in the notification"
+    );
 
     // Failover: the leader's pod deleted, the other replica leads and publishes nothing new.
     let leader = lease_holder();
@@ -383,9 +427,13 @@ fn the_agent_runs_from_the_chart_and_publishes_each_crash_loop_once_through_fail
         .find(|(n, _)| *n != leader)
         .cloned()
         .expect("a standby replica");
-    assert!(pods.iter().any(|(n, _)| *n == leader), "the Lease names a replica: {leader}");
+    assert!(
+        pods.iter().any(|(n, _)| *n == leader),
+        "the Lease names a replica: {leader}"
+    );
     assert_eq!(metric(&other.1, "unloop_leader"), Some(0.0));
-    let before = got.lock().unwrap().len();
+    let diagnosed = || per_key(&got).values().sum::<usize>();
+    let before = diagnosed();
     let deleted = Instant::now();
     kubectl_ok(&["delete", "pod", "-n", NS, &leader, "--wait=false"]);
     assert!(
@@ -411,15 +459,21 @@ fn the_agent_runs_from_the_chart_and_publishes_each_crash_loop_once_through_fail
     };
     // The new leader diagnoses everything again; the resources' status stops the notifications.
     assert!(
-        wait_until(Duration::from_secs(90), || metric(&new_ip, "unloop_diagnoses_total")
-            .unwrap_or(0.0)
+        wait_until(Duration::from_secs(90), || metric(
+            &new_ip,
+            "unloop_diagnoses_total"
+        )
+        .unwrap_or(0.0)
             >= want.len() as f64),
         "the new leader did not diagnose again"
     );
     std::thread::sleep(Duration::from_secs(10));
     let dups: Vec<_> = per_key(&got).into_iter().filter(|(_, n)| *n > 1).collect();
-    assert!(dups.is_empty(), "duplicate notifications after failover: {dups:?}");
-    assert_eq!(got.lock().unwrap().len(), before, "the new leader notified again");
+    assert!(
+        dups.is_empty(),
+        "duplicate notifications after failover: {dups:?}"
+    );
+    assert_eq!(diagnosed(), before, "the new leader notified again");
 
     // The apiserver restarted: the watches resume, and a crash loop that starts afterwards is
     // diagnosed, notified once, then resolved when fixed.
@@ -470,9 +524,18 @@ fn the_agent_runs_from_the_chart_and_publishes_each_crash_loop_once_through_fail
         "DATABASE_URL=postgres://db.invalid:5432/x",
     ]);
     assert!(
-        wait_until(Duration::from_secs(120), || mine().iter().any(|d| d.resolved)),
+        wait_until(Duration::from_secs(120), || mine()
+            .iter()
+            .any(|d| d.resolved)),
         "never marked resolved: {:?}",
         mine()
+    );
+    // One notification that it recovered.
+    assert!(
+        wait_until(Duration::from_secs(30), || per_event(&got, "resolved")
+            .keys()
+            .any(|k| k.0 == ns)),
+        "no resolved notification"
     );
     kubectl_ok(&["delete", "deployment", "-n", ns, "api", "--wait=true"]);
     assert!(
@@ -480,7 +543,11 @@ fn the_agent_runs_from_the_chart_and_publishes_each_crash_loop_once_through_fail
         "not garbage-collected with its workload: {:?}",
         mine()
     );
-    let dups: Vec<_> = per_key(&got).into_iter().filter(|(_, n)| *n > 1).collect();
+    let dups: Vec<_> = per_key(&got)
+        .into_iter()
+        .chain(per_event(&got, "resolved"))
+        .filter(|(_, n)| *n > 1)
+        .collect();
     assert!(dups.is_empty(), "duplicate notifications: {dups:?}");
     eprintln!("the agent's e2e took {:?}", t0.elapsed());
 }
