@@ -269,6 +269,7 @@ fn the_agent_runs_from_the_chart_and_publishes_each_crash_loop_once_through_fail
     kubectl(&[
         "delete",
         "namespace",
+        NS,
         "unloop-e2e-resolve",
         "--wait=true",
         "--ignore-not-found",
