@@ -109,7 +109,6 @@ fn receiver(addr: &str) -> (String, Received) {
 #[derive(Debug, Clone)]
 struct Diag {
     namespace: String,
-    workload: String,
     cause: String,
     resolved: bool,
 }
@@ -124,7 +123,6 @@ fn diagnoses() -> Vec<Diag> {
         .flatten()
         .map(|i| Diag {
             namespace: s(&i["metadata"]["namespace"]),
-            workload: s(&i["spec"]["workload"]),
             cause: s(&i["spec"]["cause"]),
             resolved: i["status"]["resolved"].as_bool().unwrap_or(false),
         })
@@ -478,7 +476,6 @@ fn the_agent_runs_from_the_chart_and_publishes_each_crash_loop_once_through_fail
 
     // The apiserver restarted: the watches resume, and a crash loop that starts afterwards is
     // diagnosed, notified once, then resolved when fixed.
-    let restarts_before = metric(&new_ip, "unloop_watch_restarts_total");
     let away = testbed("restart-apiserver.sh", &[]);
     eprintln!("{away}");
     let ns = "unloop-e2e-resolve";
@@ -505,10 +502,8 @@ fn the_agent_runs_from_the_chart_and_publishes_each_crash_loop_once_through_fail
         mine()
     );
     eprintln!(
-        "after the apiserver restart: a new crash loop diagnosed {:?} after it was created (watch restarts {:?} -> {:?})",
-        created.elapsed(),
-        restarts_before,
-        metric(&new_ip, "unloop_watch_restarts_total")
+        "after the apiserver restart: a new crash loop diagnosed {:?} after it was created",
+        created.elapsed()
     );
     assert!(
         wait_until(Duration::from_secs(30), || per_key(&got)
