@@ -5,6 +5,8 @@
 #   images.sh          build (cached under $IMAGE_CACHE, keyed by the sources) and import
 #   images.sh build    build only
 #   images.sh list     the image names
+#   images.sh unloop BINARY   unloop's own image (unloop.test/unloop:dev-DIGEST) with BINARY, imported;
+#                      prints its name (the agent's e2e builds it from the binary under test)
 #
 # Images (tags are never `latest`, so the kubelet's default pull policy is IfNotPresent):
 #   unloop.test/pause:3.10        the pod sandbox (containerd's sandbox_image)
@@ -330,6 +332,43 @@ debian_images() {
     [ $stale = 0 ] || rm -rf "${d%/}"
   done
 }
+
+# unloop_image BINARY: unloop's own image, for `unloop agent` in the cluster: the Debian minbase layer
+# (glibc, for the binary cargo built), Debian's ca-certificates, and BINARY, stripped, as
+# /usr/local/bin/unloop. Tagged by the digest of both (never `latest`), imported into containerd;
+# older unloop.test/unloop tags are removed. Prints the image name.
+UNLOOP_IMAGE_REPO=unloop.test/unloop
+unloop_image() {
+  local bin=$1 base ca key dir name old
+  [ -x "$bin" ] || die "unloop_image: $bin is not an executable"
+  base=$DEBIAN_CACHE/base-$(debian_key)
+  if [ ! -f "$base/.done" ] && ! command -v debootstrap >/dev/null; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q debootstrap >/dev/null
+  fi
+  debian_base "$base"
+  # The system's CA roots: the agent's webhook client (rustls with the native roots) refuses to
+  # start without them. A layer of Debian's ca-certificates, kept apart from the runtime images'.
+  ca=$IMAGE_CACHE/unloop-base/ca-certificates-$(debian_key ca-certificates)
+  debian_layer "$base" "$ca" ca-certificates
+  key=$( { sha256sum <"$bin"; echo "$ca"; } | sha256sum | cut -c1-12)
+  dir=$IMAGE_CACHE/unloop/$key
+  name=$UNLOOP_IMAGE_REPO:dev-$key
+  if [ ! -f "$dir/image.tar" ]; then
+    rm -rf "$IMAGE_CACHE/unloop"
+    mkdir -p "$dir/rootfs/usr/local/bin"
+    strip -o "$dir/rootfs/usr/local/bin/unloop" "$bin"
+    chmod 755 "$dir/rootfs/usr/local/bin/unloop"
+    IMAGE_CONFIG='{"User":"65532:65532"}' oci_image "$dir/image.tar" "$name" '["/usr/local/bin/unloop"]' '["agent"]' "$base/rootfs" "$ca/rootfs" "$dir/rootfs"
+    log "built $name: $(du -m "$dir/rootfs.layer.tar.gz" | cut -f1) MB layer over the $(du -m "$base/rootfs.layer.tar.gz" | cut -f1) MB Debian base"
+  fi
+  [ -S "$CONTAINERD_SOCK" ] || die "containerd is not running ($CONTAINERD_SOCK missing): run testbed/up.sh"
+  for old in $(ctr -n k8s.io images ls -q | grep "^$UNLOOP_IMAGE_REPO:" | grep -vxF "$name" || true); do
+    ctr -n k8s.io images rm "$old" >/dev/null
+  done
+  ctr -n k8s.io images import --snapshotter overlayfs "$dir/image.tar" >/dev/null
+  ctr -n k8s.io images ls -q | grep -qxF "$name" || die "import of $name failed"
+  echo "$name"
+}
 # <<< debian
 
 import_images() {
@@ -353,5 +392,6 @@ case "${1:-all}" in
   build) built_dir >/dev/null && debian_images >/dev/null ;;
   all | import) import_images "$(built_dir)" ;;
   list) printf '%s\n' "${IMAGES[@]}" ;;
-  *) die "usage: images.sh [build|import|list]" ;;
+  unloop) unloop_image "${2:?usage: images.sh unloop BINARY}" ;;
+  *) die "usage: images.sh [build|import|list|unloop BINARY]" ;;
 esac

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The one command that runs every test of unloop, the real-cluster ones included:
-#   lints, unit and snapshot tests, the krew manifest (testbed/krew-validate.sh), a short run of every fuzz target (testbed/fuzz-smoke.sh), then
+#   lints, unit and snapshot tests, the krew manifest (testbed/krew-validate.sh), the agent's chart
+#   (testbed/chart-validate.sh), a short run of every fuzz target (testbed/fuzz-smoke.sh), then
 #   the testbed cluster with every crash scenario running for real, the end-to-end suite against
 #   it, real node pressure with an eviction (testbed/pressure.sh), and a check that no packet left
 #   the machine meanwhile.
@@ -32,6 +33,10 @@ UNLOOP_FETCH_SARIF_SCHEMA=1 cargo test --workspace --locked
 step "krew manifest: krew's validator, and an offline install of the local archive"
 UNLOOP_DIST_BIN=${CARGO_TARGET_DIR:-target}/debug/kubectl-unloop testbed/krew-validate.sh
 
+step "agent chart: helm lint, deploy/agent.yaml is the chart rendered, unloop audit on both"
+# Helm is built once from the Go module proxy into the cache (a few minutes the first time), then ~5 s.
+UNLOOP_BIN=${CARGO_TARGET_DIR:-target}/debug/unloop testbed/chart-validate.sh
+
 step "fuzz smoke: every fuzz target, a fixed search of about 60 s each"
 testbed/fuzz-smoke.sh
 fi
@@ -56,10 +61,12 @@ testbed/scenarios.sh wait
 step "end-to-end against the live testbed"
 # One at a time: the debug tests change scenario namespaces that the others read.
 cargo test -p unloop --features e2e --test e2e --locked -- --test-threads=1
-# unloop agent out of the cluster against the same scenarios (about 2 min): a CrashDiagnosis
-# with the right cause for each crash loop, none for healthy, one webhook notification each; two
-# replicas on a Lease, the leader killed, no duplicate notification; a fix resolves, a delete
-# garbage-collects.
+# unloop agent in the cluster (about 3 min): the binary under test in an image
+# (testbed/images.sh unloop), installed by the Helm chart with two replicas on a Lease; a
+# CrashDiagnosis and an Event with the right cause for each crash loop, none for healthy, one
+# webhook notification each (receiver on the node address); the leader's pod deleted, no
+# duplicate; the apiserver restarted (testbed/restart-apiserver.sh, left running), a new crash
+# loop still diagnosed; a fix resolves, a delete garbage-collects.
 cargo test -p unloop --features e2e --test e2e_agent --locked -- --test-threads=1
 
 step "node pressure and eviction (disturbs the whole node: last)"

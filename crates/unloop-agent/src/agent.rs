@@ -737,7 +737,7 @@ impl Agent {
             self.event_on_pod(ns, &d.pod, &spec).await;
         }
         if notify {
-            self.send(ns, &name, &spec).await;
+            self.send(Payload::diagnosed(ns, &name, &spec)).await;
         }
         Ok(())
     }
@@ -779,9 +779,9 @@ impl Agent {
         }
     }
 
-    async fn send(&self, ns: &str, name: &str, spec: &CrashDiagnosisSpec) {
+    async fn send(&self, payload: Payload) {
         let Some(sender) = &self.sender else { return };
-        let payload = Payload::diagnosed(ns, name, spec);
+        let (ns, name) = (&payload.namespace, &payload.resource);
         let mut sends = Vec::new();
         if let Some(url) = &self.opts.targets.slack {
             sends.push(("slack", url.clone(), payload.slack()));
@@ -837,11 +837,18 @@ impl Agent {
             .patch_status(&name, &PatchParams::default(), &Patch::Merge(&status))
             .await
         {
-            Ok(_) => (self.log)(
-                "info",
-                "resolved",
-                serde_json::json!({"namespace": ns, "resource": name, "workload": c.spec.workload}),
-            ),
+            Ok(_) => {
+                (self.log)(
+                    "info",
+                    "resolved",
+                    serde_json::json!({"namespace": ns, "resource": name, "workload": c.spec.workload}),
+                );
+                // Only what was notified is notified resolved; marking happens once (the
+                // resource is resolved from then on), so this is sent at most once.
+                if c.status.as_ref().is_some_and(|s| s.notified.is_some()) {
+                    self.send(Payload::resolved(&ns, &name, &c.spec)).await;
+                }
+            }
             Err(e) => {
                 self.metrics.api_error("resolve");
                 (self.log)(

@@ -100,6 +100,14 @@ impl Payload {
         }
     }
 
+    /// The workload recovered: the same body as when it was diagnosed, with `event: resolved`.
+    pub fn resolved(namespace: &str, resource: &str, spec: &CrashDiagnosisSpec) -> Payload {
+        Payload {
+            event: "resolved",
+            ..Payload::diagnosed(namespace, resource, spec)
+        }
+    }
+
     /// The body for a Slack-compatible incoming webhook: `text` in Slack's mrkdwn, the remedy's
     /// command in a code span. `&`, `<` and `>` are escaped as Slack asks, so text from the
     /// cluster cannot make a link or a mention.
@@ -110,6 +118,16 @@ impl Payload {
                 .replace('>', "&gt;")
         };
         let code = |s: &str| esc(&s.replace('`', "'"));
+        if self.event == "resolved" {
+            let text = format!(
+                "Resolved: *{}[{}]* in `{}` (was *{}*): no container in trouble any more",
+                esc(&self.workload),
+                esc(&self.container),
+                code(&self.namespace),
+                esc(&self.cause),
+            );
+            return serde_json::json!({ "text": text });
+        }
         let mut text = format!(
             "*{}[{}]* in `{}`: *{}* ({} confidence, {} restarts)\n{}",
             esc(&self.workload),

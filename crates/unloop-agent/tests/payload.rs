@@ -58,3 +58,19 @@ fn slack_text_cannot_mention_or_link_and_secrets_are_masked() {
         "the fix's command in a code span: {text}"
     );
 }
+
+#[test]
+fn a_resolved_notification_names_the_workload_and_the_cause_it_had() {
+    let spec = oom_spec();
+    let p = Payload::resolved("oom-limit", "deploy-worker-worker", &spec);
+    let v = serde_json::to_value(&p).unwrap();
+    assert_eq!(v["event"], "resolved");
+    assert_eq!(v["cause"], "oom-limit-too-low");
+    let text = p.slack()["text"].as_str().unwrap().to_string();
+    assert!(
+        text.starts_with("Resolved: *deploy/worker[worker]*"),
+        "{text}"
+    );
+    assert!(text.contains("oom-limit-too-low"), "{text}");
+    assert!(!text.contains("kubectl"), "no remedy once resolved: {text}");
+}

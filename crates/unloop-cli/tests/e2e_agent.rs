@@ -1,8 +1,16 @@
-//! `unloop agent` end to end against the live testbed: the agent runs out of the cluster (the
-//! binary under test, with the admin kubeconfig) while every crash scenario is applied. A
-//! CrashDiagnosis with the scenario's cause must appear for the crash loops, none for `healthy`;
-//! a webhook receiver on 127.0.0.1 must get exactly one notification per workload, container and
-//! cause. Built only with `--features e2e`; `testbed/test-all.sh` runs it after the e2e suite.
+//! `unloop agent` end to end, in the cluster: the binary under test is put in an image
+//! (`testbed/images.sh unloop`), the Helm chart (`deploy/chart`) installs it as a Deployment of two
+//! replicas on a Lease, and the test watches what a team would see while every crash scenario runs:
+//! a CrashDiagnosis and an Event with the scenario's cause for each crash loop, none for `healthy`,
+//! exactly one notification per workload, container and cause at a webhook receiver on the node's
+//! address (this machine only); the leader's pod deleted, the other replica takes over with no
+//! duplicate; the apiserver restarted, the watches resume (a crash loop created afterwards is
+//! diagnosed); once fixed, its CrashDiagnosis is marked resolved and then deleted with its workload.
+//! Built only with `--features e2e`; `testbed/test-all.sh` runs it after the e2e suite.
+//!
+//! How the pods reach the apiserver on the testbed: in-cluster config (the `kubernetes` Service,
+//! 10.233.0.1:443), which kube-proxy translates to the apiserver on the node address; no
+//! hostNetwork. The receiver listens on the node address (the pods' route to the host).
 
 // The figures measured are printed for the run's log.
 #![allow(clippy::print_stderr)]
@@ -12,31 +20,60 @@ mod support;
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use support::{repo_root, scenarios};
 
-fn kubeconfig() -> String {
-    std::env::var("KUBECONFIG")
-        .expect("KUBECONFIG must point at the testbed (testbed/test-all.sh sets it)")
-}
+const NS: &str = "unloop-e2e-agent";
+const RELEASE: &str = "unloop-agent";
 
 fn kubectl(args: &[&str]) -> std::process::Output {
     let bin = std::env::var("KUBECTL").unwrap_or_else(|_| "kubectl".into());
     Command::new(bin).args(args).output().expect("kubectl runs")
 }
 
-/// A webhook receiver on 127.0.0.1: keeps every JSON body it is sent, answers 200.
-fn receiver() -> (String, Arc<Mutex<Vec<serde_json::Value>>>) {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+fn kubectl_ok(args: &[&str]) -> String {
+    let out = kubectl(args);
+    assert!(
+        out.status.success(),
+        "kubectl {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A testbed script (root and KUBECONFIG come from test-all.sh).
+fn testbed(script: &str, args: &[&str]) -> String {
+    let out = Command::new(repo_root().join("testbed").join(script))
+        .args(args)
+        .output()
+        .expect("the testbed script runs");
+    assert!(
+        out.status.success(),
+        "testbed/{script} {}: {}{}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// A received notification, with when it arrived.
+type Received = Arc<Mutex<Vec<(Instant, serde_json::Value)>>>;
+
+/// A webhook receiver on ADDR: keeps every JSON body it is sent, answers 200.
+fn receiver(addr: &str) -> (String, Received) {
+    let l = TcpListener::bind(format!("{addr}:0")).unwrap();
     let url = format!("http://{}/hook", l.local_addr().unwrap());
-    let got = Arc::new(Mutex::new(Vec::new()));
+    let got: Received = Arc::new(Mutex::new(Vec::new()));
     let keep = got.clone();
     std::thread::spawn(move || {
         for s in l.incoming() {
             let Ok(mut s) = s else { continue };
+            let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
             let mut buf = Vec::new();
             let mut chunk = [0u8; 8192];
             let body = loop {
@@ -61,55 +98,33 @@ fn receiver() -> (String, Arc<Mutex<Vec<serde_json::Value>>>) {
             let _ =
                 s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
             if let Some(v) = body.and_then(|b| serde_json::from_slice(&b).ok()) {
-                keep.lock().unwrap().push(v);
+                keep.lock().unwrap().push((Instant::now(), v));
             }
         }
     });
     (url, got)
 }
 
-struct Agent(Child);
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+/// One CrashDiagnosis as the test reads it.
+#[derive(Debug, Clone)]
+struct Diag {
+    namespace: String,
+    cause: String,
+    resolved: bool,
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// (namespace, cause) of every CrashDiagnosis, with its workload and container.
-fn diagnoses() -> Vec<(String, String, String, String, bool)> {
+fn diagnoses() -> Vec<Diag> {
     let out = kubectl(&["get", "crashdiagnoses", "-A", "-o", "json"]);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    let s = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_string();
     v["items"]
         .as_array()
         .into_iter()
         .flatten()
-        .map(|i| {
-            (
-                i["metadata"]["namespace"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_string(),
-                i["spec"]["workload"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_string(),
-                i["spec"]["container"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_string(),
-                i["spec"]["cause"].as_str().unwrap_or_default().to_string(),
-                i["status"]["resolved"].as_bool().unwrap_or(false),
-            )
+        .map(|i| Diag {
+            namespace: s(&i["metadata"]["namespace"]),
+            cause: s(&i["spec"]["cause"]),
+            resolved: i["status"]["resolved"].as_bool().unwrap_or(false),
         })
         .collect()
 }
@@ -118,61 +133,29 @@ fn diagnoses() -> Vec<(String, String, String, String, bool)> {
 /// publication).
 fn fresh_crd() {
     let crd = repo_root().join("deploy/crd.yaml");
-    let applied = kubectl(&["apply", "--server-side", "-f", crd.to_str().unwrap()]);
-    assert!(
-        applied.status.success(),
-        "{}",
-        String::from_utf8_lossy(&applied.stderr)
-    );
-    let est = kubectl(&[
+    kubectl_ok(&["apply", "--server-side", "-f", crd.to_str().unwrap()]);
+    kubectl_ok(&[
         "wait",
         "--for=condition=Established",
         "crd/crashdiagnoses.unloop.dev",
         "--timeout=60s",
     ]);
-    assert!(est.status.success());
-    // Start from nothing: earlier runs' resources would hide a missing publication.
     kubectl(&["delete", "crashdiagnoses", "--all", "-A", "--wait=true"]);
 }
 
-/// The value of an unlabelled series on the agent's /metrics.
-fn metric(listen: &str, name: &str) -> Option<f64> {
-    let mut s = std::net::TcpStream::connect(listen).ok()?;
-    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
-        .ok()?;
-    let mut text = String::new();
-    s.read_to_string(&mut text).ok()?;
-    text.lines()
-        .find_map(|l| l.strip_prefix(&format!("{name} ")))
-        .and_then(|v| v.trim().parse().ok())
+/// `diagnosed` notifications per (namespace, workload, container, cause).
+fn per_key(got: &Received) -> BTreeMap<(String, String, String, String), usize> {
+    per_event(got, "diagnosed")
 }
 
-fn start_agent(kc: &str, hook: &str, extra: &[&str], log_name: &str) -> (Agent, String) {
-    let listen = format!("127.0.0.1:{}", free_port());
-    let log = std::fs::File::create(std::env::temp_dir().join(log_name)).unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_unloop"))
-        .args([
-            "agent",
-            "--kubeconfig",
-            kc,
-            "--listen",
-            &listen,
-            "--webhook",
-            hook,
-        ])
-        .args(["--exclude-namespace", "kube-system", "--debounce", "2s"])
-        .args(extra)
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("the agent starts");
-    (Agent(child), listen)
-}
-
-/// Notifications per (namespace, workload, container, cause).
-fn per_key(bodies: &[serde_json::Value]) -> BTreeMap<(String, String, String, String), usize> {
+fn per_event(got: &Received, event: &str) -> BTreeMap<(String, String, String, String), usize> {
     let mut per = BTreeMap::new();
-    for b in bodies {
+    for (_, b) in got
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(_, b)| b["event"] == event)
+    {
         let k = |f: &str| b[f].as_str().unwrap_or_default().to_string();
         *per.entry((k("namespace"), k("workload"), k("container"), k("cause")))
             .or_default() += 1;
@@ -191,113 +174,140 @@ fn wait_until(limit: Duration, mut ok: impl FnMut() -> bool) -> bool {
     ok()
 }
 
-#[test]
-fn after_the_leader_dies_the_other_replica_publishes_without_a_duplicate_notification() {
-    let kc = kubeconfig();
-    fresh_crd();
-    let ns = "unloop-e2e-agent";
-    kubectl(&["create", "namespace", ns]);
-    kubectl(&["delete", "lease", "-n", ns, "agent", "--ignore-not-found"]);
-    let lease = format!("{ns}/agent");
-    let (hook, got) = receiver();
-    let args = |id: &'static str| -> Vec<String> {
-        [
-            "--lease",
-            &lease,
-            "--lease-duration",
-            "6s",
-            "--identity",
-            id,
-        ]
-        .iter()
-        .map(|s| s.to_string())
+/// The agent's pods: (name, IP).
+fn agent_pods() -> Vec<(String, String)> {
+    let out = kubectl_ok(&[
+        "get",
+        "pods",
+        "-n",
+        NS,
+        "-l",
+        "app.kubernetes.io/name=unloop-agent",
+        "--field-selector=status.phase=Running",
+        "-o",
+        "jsonpath={range .items[*]}{.metadata.name} {.status.podIP} {.metadata.deletionTimestamp}{\"\\n\"}{end}",
+    ]);
+    // Pods being deleted are not replicas any more.
+    out.lines()
+        .map(|l| l.split(' ').collect::<Vec<_>>())
+        .filter(|f| f.len() == 3 && !f[1].is_empty() && f[2].is_empty())
+        .map(|f| (f[0].to_string(), f[1].to_string()))
         .collect()
-    };
-    let a_args = args("replica-a");
-    let a_ref: Vec<&str> = a_args.iter().map(String::as_str).collect();
-    let (a, a_listen) = start_agent(&kc, &hook, &a_ref, "unloop-agent-e2e-a.log");
-    assert!(
-        wait_until(Duration::from_secs(60), || metric(
-            &a_listen,
-            "unloop_leader"
-        ) == Some(1.0)),
-        "the first replica never led"
-    );
-    let b_args = args("replica-b");
-    let b_ref: Vec<&str> = b_args.iter().map(String::as_str).collect();
-    let (_b, b_listen) = start_agent(&kc, &hook, &b_ref, "unloop-agent-e2e-b.log");
-    // The first replica notifies about every crash loop; the second follows and publishes nothing.
-    assert!(wait_until(Duration::from_secs(90), || got
-        .lock()
-        .unwrap()
-        .len()
-        >= 20));
-    std::thread::sleep(Duration::from_secs(5));
-    assert_eq!(metric(&b_listen, "unloop_leader"), Some(0.0));
-    assert_eq!(metric(&b_listen, "unloop_diagnoses_total"), Some(0.0));
-    let before = got.lock().unwrap().len();
+}
 
-    drop(a);
-    let t = Instant::now();
-    assert!(
-        wait_until(Duration::from_secs(30), || metric(
-            &b_listen,
-            "unloop_leader"
-        ) == Some(1.0)),
-        "the second replica never took over"
-    );
-    eprintln!(
-        "failover: the second replica led {:?} after the first was killed",
-        t.elapsed()
-    );
-    // The new leader diagnoses everything again; its resources' status stops the notifications.
-    assert!(wait_until(Duration::from_secs(60), || {
-        metric(&b_listen, "unloop_diagnoses_total").unwrap_or(0.0) >= 20.0
-    }));
-    std::thread::sleep(Duration::from_secs(10));
-    let bodies = got.lock().unwrap().clone();
-    let dups: Vec<_> = per_key(&bodies)
-        .into_iter()
-        .filter(|(_, n)| *n > 1)
-        .collect();
-    assert!(
-        dups.is_empty(),
-        "duplicate notifications after failover: {dups:?}"
-    );
-    assert_eq!(bodies.len(), before, "the new leader notified again");
+fn lease_holder() -> String {
+    kubectl(&[
+        "get",
+        "lease",
+        "-n",
+        NS,
+        RELEASE,
+        "-o",
+        "jsonpath={.spec.holderIdentity}",
+    ])
+    .stdout
+    .iter()
+    .map(|&b| b as char)
+    .collect()
+}
 
-    kubectl(&["delete", "namespace", ns, "--wait=false"]);
-    kubectl(&["delete", "crashdiagnoses", "--all", "-A", "--wait=false"]);
+/// The value of an unlabelled series on a pod's /metrics (the host reaches pod addresses).
+fn metric(ip: &str, name: &str) -> Option<f64> {
+    let mut s = std::net::TcpStream::connect_timeout(
+        &format!("{ip}:8080").parse().ok()?,
+        Duration::from_secs(3),
+    )
+    .ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// Uninstalls the release and removes the test's namespaces, even when an assertion failed.
+struct Installed;
+
+impl Drop for Installed {
+    fn drop(&mut self) {
+        let _ = Command::new(repo_root().join("testbed/helm.sh"))
+            .args(["uninstall", RELEASE, "-n", NS, "--wait"])
+            .output();
+        kubectl(&[
+            "delete",
+            "namespace",
+            NS,
+            "unloop-e2e-resolve",
+            "--wait=false",
+            "--ignore-not-found",
+        ]);
+        kubectl(&["delete", "crashdiagnoses", "--all", "-A", "--wait=false"]);
+    }
+}
+
+fn node_ip() -> String {
+    let ip = kubectl_ok(&[
+        "get",
+        "nodes",
+        "-o",
+        "jsonpath={.items[0].status.addresses[?(@.type==\"InternalIP\")].address}",
+    ]);
+    assert!(!ip.is_empty(), "the node has no InternalIP");
+    ip
 }
 
 #[test]
-fn the_agent_publishes_each_crash_loop_once_and_nothing_for_the_healthy_control() {
-    let kc = kubeconfig();
+fn the_agent_runs_from_the_chart_and_publishes_each_crash_loop_once_through_failover_and_an_apiserver_restart()
+ {
+    let t0 = Instant::now();
     fresh_crd();
+    kubectl(&[
+        "delete",
+        "namespace",
+        NS,
+        "unloop-e2e-resolve",
+        "--wait=true",
+        "--ignore-not-found",
+    ]);
+    let image = testbed("images.sh", &["unloop", env!("CARGO_BIN_EXE_unloop")]);
+    let (repo, tag) = image.rsplit_once(':').expect("images.sh prints NAME:TAG");
+    eprintln!("image {image} ({:?})", t0.elapsed());
 
-    let (hook, got) = receiver();
-    let listen = format!("127.0.0.1:{}", free_port());
-    let log = std::fs::File::create(std::env::temp_dir().join("unloop-agent-e2e.log")).unwrap();
-    let started = Instant::now();
-    let _agent = Agent(
-        Command::new(env!("CARGO_BIN_EXE_unloop"))
-            .args([
-                "agent",
-                "--kubeconfig",
-                &kc,
-                "--listen",
-                &listen,
-                "--webhook",
-                &hook,
-            ])
-            .args(["--exclude-namespace", "kube-system", "--debounce", "2s"])
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("the agent starts"),
+    let (hook, got) = receiver(&node_ip());
+    let _installed = Installed;
+    let chart = repo_root().join("deploy/chart");
+    let installed_at = Instant::now();
+    testbed(
+        "helm.sh",
+        &[
+            "upgrade",
+            "--install",
+            RELEASE,
+            chart.to_str().unwrap(),
+            "-n",
+            NS,
+            "--create-namespace",
+            "--wait",
+            "--timeout",
+            "180s",
+            "--set",
+            &format!("image.repository={repo},image.tag={tag}"),
+            "--set",
+            &format!("notify.webhook={hook}"),
+            "--set",
+            &format!("excludeNamespaces={{kube-system,{NS}}}"),
+            "--set",
+            "config.debounce=2s,config.leaseDuration=6s,config.resolveAfter=10s",
+        ],
     );
+    eprintln!("helm install --wait: {:?}", installed_at.elapsed());
+    let pods = agent_pods();
+    assert_eq!(pods.len(), 2, "two replicas run: {pods:?}");
 
-    // Steady scenarios: the crash loop lasts. (Fixed ones decay; the live e2e re-arms those.)
+    // Steady scenarios: the crash loop lasts. (Fixed ones decay.)
     let want: BTreeMap<String, String> = scenarios()
         .into_iter()
         .filter(|s| !s.expect.fixed && s.expect.cause != "none")
@@ -307,52 +317,81 @@ fn the_agent_publishes_each_crash_loop_once_and_nothing_for_the_healthy_control(
         .map(|s| (s.name, s.expect.cause))
         .collect();
     assert!(want.len() >= 15);
-    let mut missing: Vec<String> = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(180);
-    while Instant::now() < deadline {
+    let missing = || -> Vec<String> {
         let found = diagnoses();
-        missing = want
-            .iter()
-            .filter(|(ns, cause)| !found.iter().any(|d| &&d.0 == ns && &&d.3 == cause))
-            .map(|(ns, cause)| {
-                format!(
-                    "{ns}: {cause} (found: {:?})",
-                    found
-                        .iter()
-                        .filter(|d| &d.0 == ns)
-                        .map(|d| &d.3)
-                        .collect::<Vec<_>>()
-                )
+        want.iter()
+            .filter(|(ns, cause)| {
+                !found
+                    .iter()
+                    .any(|d| &&d.namespace == ns && &&d.cause == cause)
             })
-            .collect();
-        if missing.is_empty() {
-            break;
-        }
-        std::thread::sleep(Duration::from_secs(2));
-    }
-    let took = started.elapsed();
+            .map(|(ns, cause)| {
+                let seen: Vec<_> = found
+                    .iter()
+                    .filter(|d| &d.namespace == ns)
+                    .map(|d| &d.cause)
+                    .collect();
+                format!("{ns}: {cause} (found: {seen:?})")
+            })
+            .collect()
+    };
+    let ok = wait_until(Duration::from_secs(180), || missing().is_empty());
     assert!(
-        missing.is_empty(),
-        "no CrashDiagnosis with the right cause: {missing:#?}"
+        ok,
+        "no CrashDiagnosis with the right cause: {:#?}",
+        missing()
     );
-    eprintln!("every expected CrashDiagnosis within {took:?} of the agent's start");
-
-    let found = diagnoses();
+    eprintln!(
+        "every expected CrashDiagnosis within {:?} of the install",
+        installed_at.elapsed()
+    );
     assert!(
-        !found.iter().any(|d| d.0 == "healthy"),
+        !diagnoses().iter().any(|d| d.namespace == "healthy"),
         "the healthy control must have no CrashDiagnosis"
     );
 
-    // Long enough for duplicates to show: a few debounces and re-diagnoses.
-    std::thread::sleep(Duration::from_secs(20));
-    let bodies = got.lock().unwrap().clone();
-    let mut per: BTreeMap<(String, String, String, String), usize> = BTreeMap::new();
-    for b in &bodies {
-        assert_eq!(b["schemaVersion"], 1);
-        let k = |f: &str| b[f].as_str().unwrap_or_default().to_string();
-        *per.entry((k("namespace"), k("workload"), k("container"), k("cause")))
-            .or_default() += 1;
-    }
+    // The one-line verdict as an Event on a pod of each crash loop, with its cause.
+    let ev = kubectl_ok(&[
+        "get",
+        "events",
+        "-A",
+        "--field-selector",
+        "reason=CrashDiagnosed",
+        "-o",
+        "json",
+    ]);
+    let ev: serde_json::Value = serde_json::from_str(&ev).unwrap();
+    let events: Vec<(String, String)> = ev["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| e["involvedObject"]["kind"] == "Pod")
+        .map(|e| {
+            (
+                e["metadata"]["namespace"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .into(),
+                e["message"].as_str().unwrap_or_default().into(),
+            )
+        })
+        .collect();
+    let no_event: Vec<_> = want
+        .iter()
+        .filter(|(ns, cause)| {
+            !events
+                .iter()
+                .any(|(n, m)| &n == ns && m.contains(cause.as_str()))
+        })
+        .collect();
+    assert!(
+        no_event.is_empty(),
+        "no CrashDiagnosed Event with the cause on the pod: {no_event:?}"
+    );
+
+    // Exactly one notification per workload, container and cause; none for healthy.
+    std::thread::sleep(Duration::from_secs(15));
+    let per = per_key(&got);
     let dups: Vec<_> = per.iter().filter(|(_, n)| **n > 1).collect();
     assert!(dups.is_empty(), "duplicate notifications: {dups:?}");
     for (ns, cause) in &want {
@@ -361,74 +400,85 @@ fn the_agent_publishes_each_crash_loop_once_and_nothing_for_the_healthy_control(
             "{ns}: no notification for {cause}"
         );
     }
-    assert!(!per.keys().any(|k| k.0 == "healthy"));
-    let remedies = bodies
-        .iter()
-        .filter(|b| b["remedies"].as_array().is_some_and(|r| !r.is_empty()))
-        .count();
     assert!(
-        remedies * 10 >= bodies.len() * 9,
+        !per.keys().any(|k| k.0 == "healthy"),
+        "healthy was notified"
+    );
+    for (_, b) in got.lock().unwrap().iter() {
+        assert_eq!(b["schemaVersion"], 1);
+    }
+    let remedies = got
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(_, b)| b["remedies"].as_array().is_some_and(|r| !r.is_empty()))
+        .count();
+    let sent = got.lock().unwrap().len();
+    assert!(
+        remedies * 10 >= sent * 9,
         "remedies belong in the notification"
     );
 
-    // The one-line verdict as an Event on the pod.
-    let ev = kubectl(&[
-        "get",
-        "events",
-        "-n",
-        "oom-limit",
-        "--field-selector",
-        "reason=CrashDiagnosed",
-        "-o",
-        "json",
-    ]);
-    let ev: serde_json::Value = serde_json::from_slice(&ev.stdout).unwrap_or_default();
+    // Failover: the leader's pod deleted, the other replica leads and publishes nothing new.
+    let leader = lease_holder();
+    let other = pods
+        .iter()
+        .find(|(n, _)| *n != leader)
+        .cloned()
+        .expect("a standby replica");
     assert!(
-        ev["items"].as_array().into_iter().flatten().any(|e| {
-            e["involvedObject"]["kind"] == "Pod"
-                && e["message"]
-                    .as_str()
-                    .is_some_and(|m| m.contains("oom-limit-too-low"))
+        pods.iter().any(|(n, _)| *n == leader),
+        "the Lease names a replica: {leader}"
+    );
+    assert_eq!(metric(&other.1, "unloop_leader"), Some(0.0));
+    let diagnosed = || per_key(&got).values().sum::<usize>();
+    let before = diagnosed();
+    let deleted = Instant::now();
+    kubectl_ok(&["delete", "pod", "-n", NS, &leader, "--wait=false"]);
+    assert!(
+        wait_until(Duration::from_secs(60), || {
+            let h = lease_holder();
+            !h.is_empty() && h != leader
         }),
-        "no CrashDiagnosed event on the oom-limit pod: {ev}"
+        "no replica took the Lease over from {leader}"
     );
-
-    // The metrics endpoint counts what was done.
-    let mut s = std::net::TcpStream::connect(&listen).unwrap();
-    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
-        .unwrap();
-    let mut text = String::new();
-    s.read_to_string(&mut text).unwrap();
-    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
-    let diagnosed: u64 = text
-        .lines()
-        .find_map(|l| l.strip_prefix("unloop_diagnoses_total "))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    assert!(diagnosed as usize >= want.len(), "{text}");
+    let new_leader = lease_holder();
+    eprintln!(
+        "failover: {new_leader} holds the Lease {:?} after {leader} was deleted",
+        deleted.elapsed()
+    );
+    let new_ip = if new_leader == other.0 {
+        other.1.clone()
+    } else {
+        agent_pods()
+            .into_iter()
+            .find(|(n, _)| *n == new_leader)
+            .map(|p| p.1)
+            .expect("the new leader runs")
+    };
+    // The new leader diagnoses everything again; the resources' status stops the notifications.
     assert!(
-        text.contains("unloop_troubled_workloads{namespace=\"oom-limit\""),
-        "{text}"
+        wait_until(Duration::from_secs(90), || metric(
+            &new_ip,
+            "unloop_diagnoses_total"
+        )
+        .unwrap_or(0.0)
+            >= want.len() as f64),
+        "the new leader did not diagnose again"
     );
+    std::thread::sleep(Duration::from_secs(10));
+    let dups: Vec<_> = per_key(&got).into_iter().filter(|(_, n)| *n > 1).collect();
+    assert!(
+        dups.is_empty(),
+        "duplicate notifications after failover: {dups:?}"
+    );
+    assert_eq!(diagnosed(), before, "the new leader notified again");
 
-    kubectl(&["delete", "crashdiagnoses", "--all", "-A", "--wait=false"]);
-}
-
-/// A CrashDiagnosis's life: published for a crash loop, marked resolved once the fix rolls out,
-/// deleted with its workload (owner reference). In a namespace of its own, a copy of the
-/// missing-env-var scenario; the agent watches that namespace only.
-#[test]
-fn a_fixed_workload_is_resolved_and_its_diagnosis_goes_with_it() {
-    let kc = kubeconfig();
-    fresh_crd();
+    // The apiserver restarted: the watches resume, and a crash loop that starts afterwards is
+    // diagnosed, notified once, then resolved when fixed.
+    let away = testbed("restart-apiserver.sh", &[]);
+    eprintln!("{away}");
     let ns = "unloop-e2e-resolve";
-    kubectl(&[
-        "delete",
-        "namespace",
-        ns,
-        "--wait=true",
-        "--ignore-not-found",
-    ]);
     let manifest = std::fs::read_to_string(
         repo_root().join("testbed/scenarios/missing-env-var/manifest.yaml"),
     )
@@ -436,33 +486,32 @@ fn a_fixed_workload_is_resolved_and_its_diagnosis_goes_with_it() {
     .replace("missing-env-var", ns);
     let file = std::env::temp_dir().join("unloop-e2e-resolve.yaml");
     std::fs::write(&file, manifest).unwrap();
-    let applied = kubectl(&["apply", "-f", file.to_str().unwrap()]);
-    assert!(
-        applied.status.success(),
-        "{}",
-        String::from_utf8_lossy(&applied.stderr)
-    );
-    let (hook, _got) = receiver();
-    let (_agent, _listen) = start_agent(
-        &kc,
-        &hook,
-        &["-n", ns, "--resolve-after", "5s"],
-        "unloop-agent-e2e-resolve.log",
-    );
+    let created = Instant::now();
+    kubectl_ok(&["apply", "-f", file.to_str().unwrap()]);
     let mine = || {
         diagnoses()
             .into_iter()
-            .filter(|d| d.0 == ns)
+            .filter(|d| d.namespace == ns)
             .collect::<Vec<_>>()
     };
     assert!(
-        wait_until(Duration::from_secs(90), || mine()
+        wait_until(Duration::from_secs(120), || mine()
             .iter()
-            .any(|d| d.3 == "missing-env-var" && !d.4)),
-        "no CrashDiagnosis: {:?}",
+            .any(|d| d.cause == "missing-env-var" && !d.resolved)),
+        "a crash loop created after the apiserver restart was not diagnosed: {:?}",
         mine()
     );
-    let fixed = kubectl(&[
+    eprintln!(
+        "after the apiserver restart: a new crash loop diagnosed {:?} after it was created",
+        created.elapsed()
+    );
+    assert!(
+        wait_until(Duration::from_secs(30), || per_key(&got)
+            .keys()
+            .any(|k| k.0 == ns && k.3 == "missing-env-var")),
+        "no notification for the crash loop created after the restart"
+    );
+    kubectl_ok(&[
         "set",
         "env",
         "-n",
@@ -470,17 +519,31 @@ fn a_fixed_workload_is_resolved_and_its_diagnosis_goes_with_it() {
         "deploy/api",
         "DATABASE_URL=postgres://db.invalid:5432/x",
     ]);
-    assert!(fixed.status.success());
     assert!(
-        wait_until(Duration::from_secs(120), || mine().iter().any(|d| d.4)),
+        wait_until(Duration::from_secs(120), || mine()
+            .iter()
+            .any(|d| d.resolved)),
         "never marked resolved: {:?}",
         mine()
     );
-    kubectl(&["delete", "deployment", "-n", ns, "api", "--wait=true"]);
+    // One notification that it recovered.
+    assert!(
+        wait_until(Duration::from_secs(30), || per_event(&got, "resolved")
+            .keys()
+            .any(|k| k.0 == ns)),
+        "no resolved notification"
+    );
+    kubectl_ok(&["delete", "deployment", "-n", ns, "api", "--wait=true"]);
     assert!(
         wait_until(Duration::from_secs(60), || mine().is_empty()),
         "not garbage-collected with its workload: {:?}",
         mine()
     );
-    kubectl(&["delete", "namespace", ns, "--wait=false"]);
+    let dups: Vec<_> = per_key(&got)
+        .into_iter()
+        .chain(per_event(&got, "resolved"))
+        .filter(|(_, n)| *n > 1)
+        .collect();
+    assert!(dups.is_empty(), "duplicate notifications: {dups:?}");
+    eprintln!("the agent's e2e took {:?}", t0.elapsed());
 }
