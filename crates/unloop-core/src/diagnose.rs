@@ -829,7 +829,11 @@ fn rank(s: &Subject, mut findings: Vec<Finding>) -> (Vec<Cause>, Vec<Remedy>, Op
         .iter()
         .find(|f| f.cause.id != CauseId::BadRollout)
         .and_then(|f| roots::of_finding(s, f));
-    (findings.into_iter().map(|f| f.cause).collect(), remedies, root)
+    (
+        findings.into_iter().map(|f| f.cause).collect(),
+        remedies,
+        root,
+    )
 }
 
 /// An honest "don't know", with everything gathered.

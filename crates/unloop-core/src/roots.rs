@@ -100,7 +100,9 @@ pub fn of_finding(s: &Subject, f: &Finding) -> Option<Root> {
                 name: name.clone(),
             })
         }
-        (About::Node(name), NodePressure | SandboxFailed) => Some(Root::Node { name: name.clone() }),
+        (About::Node(name), NodePressure | SandboxFailed) => {
+            Some(Root::Node { name: name.clone() })
+        }
         (About::Image(image), ImagePull | ExecFormat) => Some(Root::Image {
             image: image.clone(),
         }),
@@ -297,7 +299,13 @@ mod tests {
             .unwrap();
         r.name = "billing-credentials".into();
         // The kubelet's words follow the spec.
-        let waiting = state.pods[1].status.as_mut().unwrap().container_statuses.as_mut().unwrap()[0]
+        let waiting = state.pods[1]
+            .status
+            .as_mut()
+            .unwrap()
+            .container_statuses
+            .as_mut()
+            .unwrap()[0]
             .state
             .as_mut()
             .unwrap()

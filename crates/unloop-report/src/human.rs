@@ -116,9 +116,9 @@ pub fn human(report: &Report, color: bool) -> String {
 fn shared_root(out: &mut String, r: &unloop_core::roots::SharedRoot, p: &Palette) {
     let _ = writeln!(
         out,
-        "{} {}  {}",
+        "{} {} {}",
         "✖".style(p.bad),
-        format!("One cause, {} workloads:", r.victims.len()).style(p.title),
+        "One root:".style(p.title),
         r.summary.style(p.title),
     );
     line(out, p, "cause", r.cause.as_str());

@@ -233,7 +233,10 @@ fn check_shared_root(
     report: &serde_json::Value,
     diags: &[serde_json::Value],
 ) -> Result<(), String> {
-    let roots = report["sharedRoots"].as_array().cloned().unwrap_or_default();
+    let roots = report["sharedRoots"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     let [root] = roots.as_slice() else {
         return Err(format!(
             "{}: expected one shared root, got {}",
