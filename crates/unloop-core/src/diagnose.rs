@@ -13,6 +13,7 @@ use crate::exit;
 use crate::gap::GapSummary;
 use crate::jobs;
 use crate::logscan;
+use crate::roots::{self, Root, SharedRoot};
 use crate::selector::Selector;
 use crate::state::{ClusterState, ContainerLog, Gap, Scope};
 use crate::status::{self, Role};
@@ -72,6 +73,10 @@ pub struct Report {
     /// The gaps, one entry per kind: what the human and markdown reports print.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub gap_summary: Vec<GapSummary>,
+    /// Roots that several workloads fail on (one missing Secret, one dependency Service, one node,
+    /// one image or registry), each said once with its victims; reports print them first.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub shared_roots: Vec<SharedRoot>,
 }
 
 /// A container that restarted and has run steadily since (see [`status::recovered`]).
@@ -120,6 +125,10 @@ pub struct Diagnosis {
     pub events: Vec<EventBrief>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub node: Option<NodeBrief>,
+    /// What the top cause is about when other workloads can fail on it too (see
+    /// [`Report::shared_roots`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub root: Option<Root>,
 }
 
 impl Diagnosis {
@@ -241,6 +250,7 @@ pub fn diagnose(state: &ClusterState, query: &Query, now: Timestamp) -> Report {
         as_of: now,
         scope: state.scope.clone(),
         pods_scanned: pods.len(),
+        shared_roots: roots::shared(&diagnoses),
         diagnoses,
         recovered,
         gaps: state.gaps.clone(),
@@ -651,7 +661,7 @@ fn evicted_container(msg: &str) -> Option<String> {
 }
 
 fn assemble(s: &Subject, node_name: Option<&str>, pod_status: &str) -> Diagnosis {
-    let (causes, remedies) = rank(s, causes::detect(s));
+    let (causes, remedies, root) = rank(s, causes::detect(s));
     let run = s.last_run();
     let exit = run.map(|t| ExitInfo {
         code: t.exit_code,
@@ -754,6 +764,7 @@ fn assemble(s: &Subject, node_name: Option<&str>, pod_status: &str) -> Diagnosis
         logs,
         events,
         node,
+        root,
     }
 }
 
@@ -769,7 +780,7 @@ fn ranking(a: &Finding, b: &Finding) -> std::cmp::Ordering {
 /// Orders causes (see [`ranking`]), drops the generic app-error
 /// when something specific was found, and gathers remedies in cause order without repeats, with
 /// "retry now" last.
-fn rank(s: &Subject, mut findings: Vec<Finding>) -> (Vec<Cause>, Vec<Remedy>) {
+fn rank(s: &Subject, mut findings: Vec<Finding>) -> (Vec<Cause>, Vec<Remedy>, Option<Root>) {
     findings.sort_by(ranking);
     // One finding per cause and thing it is about (the best ranked); the same cause about two
     // things (two variables, a ConfigMap and a Secret) is reported twice.
@@ -813,7 +824,16 @@ fn rank(s: &Subject, mut findings: Vec<Finding>) -> (Vec<Cause>, Vec<Remedy>) {
         }
     }
     remedies.extend(retry);
-    (findings.into_iter().map(|f| f.cause).collect(), remedies)
+    // The root is the top cause's: a bad rollout says when, not what.
+    let root = findings
+        .iter()
+        .find(|f| f.cause.id != CauseId::BadRollout)
+        .and_then(|f| roots::of_finding(s, f));
+    (
+        findings.into_iter().map(|f| f.cause).collect(),
+        remedies,
+        root,
+    )
 }
 
 /// An honest "don't know", with everything gathered.

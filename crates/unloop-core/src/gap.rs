@@ -111,6 +111,9 @@ pub enum GapReason {
     NotTried,
     /// A file that is not read (not a regular file, too deep, too large).
     Skipped,
+    /// The input holds no such objects (a `kubectl cluster-info dump` has no ConfigMaps or
+    /// Secrets; `kubectl get pods -o json` has only pods): absent from it, not from the cluster.
+    NotInInput,
     /// Written by an older unloop, with no reason unloop can tell.
     Unknown,
 }
@@ -145,6 +148,7 @@ impl GapReason {
             GapReason::NoKubelet => "no kubelet",
             GapReason::NotTried => "not tried",
             GapReason::Skipped => "skipped",
+            GapReason::NotInInput => "not in the input",
             GapReason::Unknown => "unknown",
         }
     }

@@ -179,6 +179,7 @@ pub fn failed_without_pods(state: &ClusterState, job: &Job) -> Option<Diagnosis>
         logs: None,
         events: event_briefs,
         node: None,
+        root: None,
     })
 }
 

@@ -17,6 +17,7 @@ pub mod quantity;
 pub mod redact;
 pub mod refs;
 pub mod resources;
+pub mod roots;
 pub mod selector;
 pub mod shell;
 pub mod slim;

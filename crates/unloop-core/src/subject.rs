@@ -56,8 +56,16 @@ pub enum About {
     Container,
     /// One environment variable the app misses.
     EnvVar(String),
-    /// One ConfigMap or Secret (or a key of it).
+    /// One ConfigMap or Secret (or a key of it), in the pod's namespace.
     Object(RefKind, String),
+    /// A dependency's Service, named by the host the app dials or resolves.
+    Service { namespace: String, name: String },
+    /// The node the pod runs on, when the cause is the node's.
+    Node(String),
+    /// The image as the container names it.
+    Image(String),
+    /// The registry an image is pulled from (`host[:port]`), when the registry cannot be reached.
+    Registry(String),
 }
 
 impl<'a> Subject<'a> {

@@ -208,6 +208,18 @@ pub fn each_report_string(r: &mut Report, f: &mut dyn FnMut(&mut String, Layout)
             opt(&mut n.architecture, f);
             opt(&mut n.kubelet_version, f);
         }
+        if let Some(root) = d.root.as_mut() {
+            root.strings_mut().into_iter().for_each(|s| f(s, Line));
+        }
+    }
+    for x in &mut r.shared_roots {
+        x.root.strings_mut().into_iter().for_each(|s| f(s, Line));
+        f(&mut x.summary, Line);
+        for v in &mut x.victims {
+            for s in [&mut v.namespace, &mut v.workload, &mut v.container] {
+                f(s, Line);
+            }
+        }
     }
     for x in &mut r.recovered {
         for s in [

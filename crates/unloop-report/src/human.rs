@@ -62,6 +62,10 @@ pub fn human(report: &Report, color: bool) -> String {
     let report = &crate::for_display(report);
     let p = Palette::new(color);
     let mut out = String::new();
+    for r in &report.shared_roots {
+        shared_root(&mut out, r, &p);
+        out.push('\n');
+    }
     for d in &report.diagnoses {
         block(&mut out, d, report, &p);
         out.push('\n');
@@ -106,6 +110,32 @@ pub fn human(report: &Report, color: bool) -> String {
         }
     }
     out
+}
+
+/// One root that several workloads fail on, said once before their blocks.
+fn shared_root(out: &mut String, r: &unloop_core::roots::SharedRoot, p: &Palette) {
+    let _ = writeln!(
+        out,
+        "{} {} {}",
+        "✖".style(p.bad),
+        "One root:".style(p.title),
+        r.summary.style(p.title),
+    );
+    line(out, p, "cause", r.cause.as_str());
+    for (i, v) in r.victims.iter().enumerate() {
+        line(
+            out,
+            p,
+            if i == 0 { "victims" } else { "" },
+            &format!(
+                "{}  {}  container {}  {}",
+                v.workload,
+                format!("ns {}", v.namespace).style(p.dim),
+                v.container,
+                v.cause
+            ),
+        );
+    }
 }
 
 /// A container that restarted and has run steadily since: one line, and why it restarted.

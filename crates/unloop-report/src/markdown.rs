@@ -25,6 +25,26 @@ pub fn markdown(report: &Report) -> String {
         },
         report.pods_scanned
     );
+    for r in &report.shared_roots {
+        let _ = writeln!(
+            out,
+            "## One cause, {} workloads: {}\n",
+            r.victims.len(),
+            r.cause
+        );
+        let _ = writeln!(out, "**{}**\n", r.summary);
+        for v in &r.victims {
+            let _ = writeln!(
+                out,
+                "- {} in {}, container {}: `{}`",
+                v.workload,
+                code_span(&v.namespace),
+                code_span(&v.container),
+                v.cause
+            );
+        }
+        out.push('\n');
+    }
     for d in &report.diagnoses {
         let top = d.top();
         let _ = writeln!(

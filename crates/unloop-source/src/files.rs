@@ -100,6 +100,7 @@ pub fn load(path: &Path) -> Result<ClusterState, SourceError> {
             path: path.to_path_buf(),
         });
     }
+    absent_kinds(&mut state, "this kubectl output");
     ingest::scrub(&mut state);
     Ok(state)
 }
@@ -135,12 +136,15 @@ fn load_dir(root: &Path) -> Result<ClusterState, SourceError> {
     let mut objects = 0;
     let mut newest = None;
     let mut json_left = MAX_DUMP_BYTES;
-    for f in &walk.files {
-        let wanted_json = f.extension().is_some_and(|e| e == "json");
-        let wanted_log = f.file_name().is_some_and(|n| n == "logs.txt");
-        if !wanted_json && !wanted_log {
-            continue;
-        }
+    // Objects first, then logs: a log names its pod's containers only once the pods are read,
+    // whatever the order of files and folders (`NS/api-1/logs.txt` sorts before `NS/pods.json`).
+    let is_json = |f: &PathBuf| f.extension().is_some_and(|e| e == "json");
+    let is_log = |f: &PathBuf| f.file_name().is_some_and(|n| n == "logs.txt");
+    let files: Vec<&PathBuf> = (walk.files.iter().filter(|f| is_json(f)))
+        .chain(walk.files.iter().filter(|f| is_log(f)))
+        .collect();
+    for f in files {
+        let wanted_json = is_json(f);
         let (file, meta) = match input::open_regular(f) {
             Ok(opened) => opened,
             // Swapped for something else since the walk looked at it.
@@ -195,8 +199,27 @@ fn load_dir(root: &Path) -> Result<ClusterState, SourceError> {
     }
     state.captured_at = newest;
     state.gaps.extend(walk.skipped);
+    absent_kinds(&mut state, "a cluster-info dump");
     ingest::scrub(&mut state);
     Ok(state)
+}
+
+/// ConfigMaps and Secrets the input does not hold are unknown, not absent from the cluster: a gap,
+/// so that no rule says "does not exist" of the ConfigMap every pod mounts (`kube-root-ca.crt`).
+fn absent_kinds(state: &mut ClusterState, input: &str) {
+    use unloop_core::state::ListOf;
+    for (list, none) in [
+        (ListOf::ConfigMaps, state.config_maps.is_empty()),
+        (ListOf::Secrets, state.secrets.is_empty()),
+    ] {
+        if none {
+            state.gaps.push(Gap::new(
+                GapAbout::list(list, None),
+                GapReason::NotInInput,
+                format!("{input} holds no {}", list.as_str()),
+            ));
+        }
+    }
 }
 
 fn skipped(root: &Path, p: &Path, why: &str) -> Gap {
@@ -296,6 +319,31 @@ fn add_dump_log(
         [ns, pod, c, _] => (ns.clone(), pod.clone(), Some(c.clone())),
         _ => return Ok(()),
     };
+    let bytes = input::read_tail(f, &mut file, len, ingest::MAX_LOG_BYTES as u64)?;
+    // kubectl writes every container of the pod into one file, each between
+    // `==== START logs for container C of pod NS/POD ====` and `==== END ... ====`.
+    let sections = dump_log_sections(&bytes);
+    let cut = len > bytes.len() as u64;
+    if !sections.is_empty() {
+        for (i, s) in sections.into_iter().enumerate() {
+            let c = s.container.to_string();
+            match s.error {
+                Some(why) => state.gaps.push(Gap::new(
+                    GapAbout::Log {
+                        namespace: ns.clone(),
+                        pod: pod.clone(),
+                        container: c,
+                    },
+                    GapReason::NotInInput,
+                    format!("kubectl could not read it when it made the dump: {why}"),
+                )),
+                None => state
+                    .logs
+                    .push(ingest::log(&ns, &pod, &c, false, s.text, cut && i == 0)),
+            }
+        }
+        return Ok(());
+    }
     let container = container.or_else(|| {
         state
             .pods
@@ -306,7 +354,6 @@ fn add_dump_log(
             })
             .and_then(|p| p.spec.as_ref()?.containers.first().map(|c| c.name.clone()))
     });
-    let bytes = input::read_tail(f, &mut file, len, ingest::MAX_LOG_BYTES as u64)?;
     state.logs.push(ingest::log(
         &ns,
         &pod,
@@ -316,6 +363,73 @@ fn add_dump_log(
         false,
     ));
     Ok(())
+}
+
+/// One container's part of a dump's `logs.txt`.
+#[derive(Debug, PartialEq)]
+struct LogSection<'a> {
+    container: &'a str,
+    text: &'a [u8],
+    /// kubectl's `Request log error: ...` in place of the log.
+    error: Option<String>,
+}
+
+/// The container sections of a dump's `logs.txt`. A tail read may start inside a section: its
+/// END line names the container. Empty when the file has no section markers (an older layout,
+/// one file per container).
+fn dump_log_sections(bytes: &[u8]) -> Vec<LogSection<'_>> {
+    const START: &[u8] = b"==== START logs for container ";
+    const END: &[u8] = b"==== END logs for container ";
+    let mut out = Vec::new();
+    let mut open: Option<(&str, usize)> = None;
+    let mut at = 0;
+    let mut seen_marker = false;
+    for line in bytes.split_inclusive(|b| *b == b'\n') {
+        let start = at;
+        at += line.len();
+        let trimmed = line.trim_ascii_end();
+        if let Some(c) = container_of(trimmed, START) {
+            seen_marker = true;
+            open = Some((c, at));
+        } else if let Some(c) = container_of(trimmed, END) {
+            seen_marker = true;
+            // Without a START (cut off by the tail read), the section began at the file's start.
+            let begin = match open.take() {
+                Some((_, b)) => b,
+                None => 0,
+            };
+            let text = &bytes[begin..start];
+            let body = String::from_utf8_lossy(text);
+            let error = body
+                .trim()
+                .strip_prefix("Request log error: ")
+                .filter(|_| body.trim().lines().count() == 1)
+                .map(str::to_string);
+            out.push(LogSection {
+                container: c,
+                text,
+                error,
+            });
+        }
+    }
+    // A section still open at the end of the file: cut short, its text runs to the end.
+    if let Some((c, begin)) = open {
+        out.push(LogSection {
+            container: c,
+            text: &bytes[begin..],
+            error: None,
+        });
+    }
+    if !seen_marker {
+        out.clear();
+    }
+    out
+}
+
+/// The container a section marker line names (`PREFIX C of pod NS/POD ====`).
+fn container_of<'a>(line: &'a [u8], prefix: &[u8]) -> Option<&'a str> {
+    let rest = std::str::from_utf8(line.strip_prefix(prefix)?).ok()?;
+    rest.split_once(" of pod ").map(|(c, _)| c)
 }
 
 /// Adds one object or list to the state; returns how many objects it recognised.

@@ -24,6 +24,19 @@ pub struct Expect {
     /// keeps the testbed's wait short).
     #[serde(default)]
     pub settle: Option<u64>,
+    /// A root several workloads of the scenario fail on: the scenario is diagnosed as a whole
+    /// namespace (no target) and the report must name the root once, with these victims.
+    #[serde(default)]
+    pub shared_root: Option<SharedRootExpect>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct SharedRootExpect {
+    /// `Secret`, `ConfigMap`, `Service`, `Node`, `Image`, `Registry`.
+    pub kind: String,
+    pub name: String,
+    /// `deploy/x`, sorted.
+    pub victims: Vec<String>,
 }
 
 pub struct Scenario {
@@ -96,7 +109,11 @@ pub fn unloop(args: &[&str]) -> Output {
 pub fn diagnose_json(s: &Scenario, source: &[&str]) -> Output {
     let mut args = vec!["diagnose"];
     args.extend_from_slice(source);
-    args.extend(["-n", &s.name, &s.expect.target, "-o", "json"]);
+    args.extend(["-n", &s.name]);
+    if s.expect.shared_root.is_none() {
+        args.push(&s.expect.target);
+    }
+    args.extend(["-o", "json"]);
     let settle = s.expect.settle.map(|n| format!("{n}s"));
     if let Some(settle) = &settle {
         args.extend(["--settle", settle]);
@@ -185,6 +202,9 @@ pub fn check(s: &Scenario, out: &Output) -> Result<(), String> {
     if d["remedies"].as_array().is_none_or(|r| r.is_empty()) {
         return Err(format!("{}: no remedy", s.name));
     }
+    if let Some(want) = &s.expect.shared_root {
+        check_shared_root(s, want, &report, &diags)?;
+    }
     if s.expect.fixed && !said.contains("exists now") {
         return Err(format!(
             "{}: the cause is fixed but unloop does not say so:\n{said}",
@@ -203,4 +223,53 @@ pub fn check_all(results: Vec<Result<(), String>>) {
         failures.len(),
         failures.join("\n\n")
     );
+}
+
+/// The report names the scenario's shared root once, with every victim, and each victim's own
+/// diagnosis gives the scenario's cause.
+fn check_shared_root(
+    s: &Scenario,
+    want: &SharedRootExpect,
+    report: &serde_json::Value,
+    diags: &[serde_json::Value],
+) -> Result<(), String> {
+    let roots = report["sharedRoots"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let [root] = roots.as_slice() else {
+        return Err(format!(
+            "{}: expected one shared root, got {}",
+            s.name, report["sharedRoots"]
+        ));
+    };
+    let (kind, name) = (root["root"]["kind"].as_str(), root["root"]["name"].as_str());
+    if kind != Some(want.kind.as_str())
+        || (name.is_some() && name != Some(want.name.as_str()))
+        || root["cause"].as_str() != Some(s.expect.cause.as_str())
+    {
+        return Err(format!("{}: shared root is {root}", s.name));
+    }
+    let mut victims: Vec<&str> = root["victims"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v["workload"].as_str())
+        .collect();
+    victims.sort_unstable();
+    if victims != want.victims {
+        return Err(format!(
+            "{}: shared root victims {victims:?}, expected {:?}",
+            s.name, want.victims
+        ));
+    }
+    for d in diags {
+        if d["causes"][0]["id"].as_str() != Some(s.expect.cause.as_str()) {
+            return Err(format!(
+                "{}: {} gives {} instead of {}",
+                s.name, d["workload"], d["causes"][0]["id"], s.expect.cause
+            ));
+        }
+    }
+    Ok(())
 }

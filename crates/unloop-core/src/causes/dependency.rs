@@ -248,7 +248,24 @@ fn refused(s: &Subject, host: Option<&str>, port: Option<u16>, line: &str) -> Fi
         None,
     ));
     remedies.push(retry_now(s, id));
-    Finding { cause, remedies, about: About::Container }
+    let about = host
+        .and_then(|h| service_about(s, h))
+        .unwrap_or(About::Container);
+    Finding { cause, remedies, about }
+}
+
+/// The Service a host designates, as what a finding is about: a Service found by its cluster IP,
+/// or a name in the cluster's own form (`db`, `db.ns`, `db.ns.svc...`), never an outside host.
+fn service_about(s: &Subject, host: &str) -> Option<About> {
+    let (namespace, name, svc) = service_for(s, host);
+    let in_cluster = match host.parse::<std::net::IpAddr>() {
+        Ok(_) => svc.is_some(),
+        Err(_) => {
+            let labels = host.split('.').count();
+            labels <= 2 || host.split('.').nth(2) == Some("svc")
+        }
+    };
+    (in_cluster && !name.is_empty()).then_some(About::Service { namespace, name })
 }
 
 fn dns(s: &Subject, host: &str, line: &str) -> Finding {
@@ -339,7 +356,8 @@ fn dns(s: &Subject, host: &str, line: &str) -> Finding {
         }
     }
     remedies.push(retry_now(s, id));
-    Finding { cause, remedies, about: About::Container }
+    let about = service_about(s, host).unwrap_or(About::Container);
+    Finding { cause, remedies, about }
 }
 
 /// A pod that almost matches a Service's selector that matches nothing.

@@ -195,6 +195,9 @@ fn exec_format(s: &Subject, ev: Evidence) -> Finding {
         ev,
         None,
     );
+    if let Some(image) = &s.spec.image {
+        f.about = About::Image(image.clone());
+    }
     if let Some(a) = &arch {
         f.cause.evidence.push(Evidence::new(
             EvidenceKind::Node,

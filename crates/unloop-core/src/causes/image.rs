@@ -86,7 +86,42 @@ pub fn detect(s: &Subject) -> Vec<Finding> {
             ));
         }
     }
-    vec![Finding { cause, remedies, about: About::Container }]
+    // Pulls that never reach the registry fail for every image on it: the registry is the thing
+    // to fix, not the image.
+    let about = match registry(&image).filter(|_| unreachable(&format!("{msg} {}", events_text(s)))) {
+        Some(host) => About::Registry(host.to_string()),
+        None => About::Image(image),
+    };
+    vec![Finding { cause, remedies, about }]
+}
+
+/// The registry host of an image reference (`10.0.0.1:5000/a/b:1`, `registry.example/x`), none for
+/// Docker Hub's short names (`nginx`, `library/nginx`).
+fn registry(image: &str) -> Option<&str> {
+    let (first, _) = image.split_once('/')?;
+    (first.contains('.') || first.contains(':') || first == "localhost").then_some(first)
+}
+
+/// Whether a pull error says the registry could not be reached at all (as containerd words it).
+fn unreachable(msg: &str) -> bool {
+    [
+        "dial tcp",
+        "connection refused",
+        "no such host",
+        "i/o timeout",
+        "network is unreachable",
+        "no route to host",
+    ]
+    .iter()
+    .any(|w| msg.contains(w))
+}
+
+fn events_text(s: &Subject) -> String {
+    s.container_events(&["Failed"])
+        .iter()
+        .filter_map(|e| e.message.as_deref())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 #[cfg(test)]

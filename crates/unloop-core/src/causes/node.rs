@@ -28,6 +28,10 @@ pub fn detect(s: &Subject) -> Vec<Finding> {
                 .collect()
         })
         .unwrap_or_default();
+    // The node is what these findings are about: pods it fails together share one root.
+    let about = node_name
+        .clone()
+        .map_or(About::Container, About::Node);
     let node_evidence = |text: String| {
         Evidence::new(
             EvidenceKind::Node,
@@ -50,7 +54,7 @@ pub fn detect(s: &Subject) -> Vec<Finding> {
             cause.evidence.push(node_evidence(p.clone()));
         }
         out.push(Finding {
-            about: About::Container,
+            about: about.clone(),
             cause,
             remedies: vec![
                 Remedy::inspect(
@@ -81,7 +85,7 @@ pub fn detect(s: &Subject) -> Vec<Finding> {
             cause.evidence.push(node_evidence(p.clone()));
         }
         out.push(Finding {
-            about: About::Container,
+            about: about.clone(),
             cause,
             remedies: vec![Remedy::inspect(
                 CauseId::NodePressure,
@@ -100,7 +104,7 @@ pub fn detect(s: &Subject) -> Vec<Finding> {
             cause.evidence.push(node_evidence(p.clone()));
         }
         out.push(Finding {
-            about: About::Container,
+            about: about.clone(),
             cause,
             remedies: vec![],
         });

@@ -217,6 +217,11 @@ fn sandbox(s: &Subject, e: &Event, waited: &str) -> Finding {
             ));
         }
     }
+    // Without a RuntimeClass of its own, the pod fails on what its node's runtime or network does.
+    let about = match s.pod.spec.as_ref().and_then(|p| p.node_name.clone()) {
+        Some(node) if handler.is_none() => About::Node(node),
+        _ => About::Container,
+    };
     if remedies.is_empty() {
         remedies.push(Remedy::inspect(
             id,
@@ -227,7 +232,7 @@ fn sandbox(s: &Subject, e: &Event, waited: &str) -> Finding {
     Finding {
         cause,
         remedies,
-        about: About::Container,
+        about,
     }
 }
 
