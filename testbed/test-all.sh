@@ -54,7 +54,8 @@ testbed/scenarios.sh apply
 testbed/scenarios.sh wait
 
 step "end-to-end against the live testbed"
-# One at a time: the debug tests change scenario namespaces that the others read.
+# One at a time: the debug tests change scenario namespaces that the others read. Includes
+# `unloop retry` and `diagnose --watch` on crash loops of its own namespace (retry-e2e, about 90 s).
 cargo test -p unloop --features e2e --test e2e --locked -- --test-threads=1
 # unloop agent out of the cluster against the same scenarios (about 2 min): a CrashDiagnosis
 # with the right cause for each crash loop, none for healthy, one webhook notification each; two
