@@ -180,9 +180,7 @@ impl Follow {
         let ready_for = self
             .ready_since
             .map(|since| now.duration_since(since).as_secs());
-        if self.goal == Goal::Complete && done
-            || ready_for.is_some_and(|r| r >= self.settle_secs)
-        {
+        if self.goal == Goal::Complete && done || ready_for.is_some_and(|r| r >= self.settle_secs) {
             return Verdict::Fixed;
         }
         let mut lines: Vec<PodLine> = live.iter().map(|p| pod_line(p, now)).collect();
@@ -274,9 +272,7 @@ pub fn pod_selector(
     }
     let sel: &LabelSelector = match kind {
         WorkloadKind::Deployment => &named(&state.deployments, ns, name)?.spec.selector,
-        WorkloadKind::StatefulSet => {
-            &named(&state.stateful_sets, ns, name)?.spec.selector
-        }
+        WorkloadKind::StatefulSet => &named(&state.stateful_sets, ns, name)?.spec.selector,
         WorkloadKind::DaemonSet => &named(&state.daemon_sets, ns, name)?.spec.selector,
         WorkloadKind::ReplicaSet => &named(&state.replica_sets, ns, name)?.spec.selector,
         WorkloadKind::Job => return Some(format!("batch.kubernetes.io/job-name={name}")),
@@ -375,7 +371,11 @@ mod tests {
         match f.step(std::slice::from_ref(&old), now) {
             Verdict::Following(p) => {
                 assert_eq!(p.awaited, 1);
-                assert!(p.line(true).contains("waiting for 1 new pod"), "{}", p.line(true));
+                assert!(
+                    p.line(true).contains("waiting for 1 new pod"),
+                    "{}",
+                    p.line(true)
+                );
             }
             other => panic!("{other:?}"),
         }
@@ -398,14 +398,28 @@ mod tests {
         make_ready(&mut new);
         f.step(std::slice::from_ref(&new), now);
         let mut unready = new.clone();
-        for c in unready.status.as_mut().unwrap().conditions.as_mut().unwrap() {
+        for c in unready
+            .status
+            .as_mut()
+            .unwrap()
+            .conditions
+            .as_mut()
+            .unwrap()
+        {
             if c.type_ == "Ready" {
                 c.status = "False".into();
             }
         }
-        assert!(matches!(f.step(std::slice::from_ref(&unready), later(now, 8)), Verdict::Following(p) if p.ready_for.is_none()));
-        assert!(matches!(f.step(std::slice::from_ref(&new), later(now, 12)), Verdict::Following(p) if p.ready_for == Some(0)));
-        assert_eq!(f.step(std::slice::from_ref(&new), later(now, 22)), Verdict::Fixed);
+        assert!(
+            matches!(f.step(std::slice::from_ref(&unready), later(now, 8)), Verdict::Following(p) if p.ready_for.is_none())
+        );
+        assert!(
+            matches!(f.step(std::slice::from_ref(&new), later(now, 12)), Verdict::Following(p) if p.ready_for == Some(0))
+        );
+        assert_eq!(
+            f.step(std::slice::from_ref(&new), later(now, 22)),
+            Verdict::Fixed
+        );
     }
 
     #[test]
@@ -429,23 +443,41 @@ mod tests {
             Verdict::Following(p) => {
                 let line = p.line(true);
                 assert!(line.contains("CrashLoopBackOff"), "{line}");
-                assert!(line.contains("next retry in") || line.contains("overdue"), "{line}");
+                assert!(
+                    line.contains("next retry in") || line.contains("overdue"),
+                    "{line}"
+                );
                 assert!(p.line(false).contains("backing off"), "{}", p.line(false));
                 assert!(!p.line(false).contains("retry in"));
             }
             other => panic!("{other:?}"),
         }
         let mut again = old.clone();
-        let cs = &mut again.status.as_mut().unwrap().container_statuses.as_mut().unwrap()[0];
+        let cs = &mut again
+            .status
+            .as_mut()
+            .unwrap()
+            .container_statuses
+            .as_mut()
+            .unwrap()[0];
         cs.restart_count += 1;
-        assert!(matches!(f.step(&[again], later(now, 60)), Verdict::FailedAgain(_)));
+        assert!(matches!(
+            f.step(&[again], later(now, 60)),
+            Verdict::FailedAgain(_)
+        ));
     }
 
     #[test]
     fn the_countdown_is_the_kubelets_next_retry() {
         let (old, now) = crashing();
         let mut f = Follow::new(Goal::Ready, 10, std::slice::from_ref(&old), &[]);
-        let cs = &old.status.as_ref().unwrap().container_statuses.as_ref().unwrap()[0];
+        let cs = &old
+            .status
+            .as_ref()
+            .unwrap()
+            .container_statuses
+            .as_ref()
+            .unwrap()[0];
         let b = crate::backoff::timeline(cs, "", None, None, now).expect("in backoff");
         let at = b.next_retry_at.unwrap();
         let before = at.checked_sub(SignedDuration::from_secs(7)).unwrap();
@@ -487,7 +519,9 @@ mod tests {
             }),
             ..Default::default()
         });
-        assert!(matches!(f.step(&[new], now), Verdict::Following(p) if p.pods[0].status == "ContainerCreating"));
+        assert!(
+            matches!(f.step(&[new], now), Verdict::Following(p) if p.pods[0].status == "ContainerCreating")
+        );
     }
 
     #[test]
@@ -513,12 +547,22 @@ mod tests {
     fn the_selector_is_the_workloads() {
         let state = scenario("fixed-but-backing-off");
         assert_eq!(
-            pod_selector(&state, "fixed-but-backing-off", WorkloadKind::Deployment, "payments")
-                .as_deref(),
+            pod_selector(
+                &state,
+                "fixed-but-backing-off",
+                WorkloadKind::Deployment,
+                "payments"
+            )
+            .as_deref(),
             Some("app=payments")
         );
         assert_eq!(
-            pod_selector(&state, "fixed-but-backing-off", WorkloadKind::Deployment, "other"),
+            pod_selector(
+                &state,
+                "fixed-but-backing-off",
+                WorkloadKind::Deployment,
+                "other"
+            ),
             None
         );
     }

@@ -14,7 +14,10 @@ pub fn run(args: DiagnoseArgs, global: &Global, out: &Output) -> Result<ExitCode
     let selector = super::parse_selector(args.selector.as_deref())?;
     if args.watch {
         let target = target.ok_or_else(|| {
-            CliError::usage("--watch follows one target", Some("name it, e.g. deploy/api"))
+            CliError::usage(
+                "--watch follows one target",
+                Some("name it, e.g. deploy/api"),
+            )
         })?;
         let opts = super::live_options(global, &args.scope, args.tail);
         let settle = args.settle.unwrap_or(DEFAULT_WATCH_SETTLE_SECS);

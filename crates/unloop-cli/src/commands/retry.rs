@@ -15,8 +15,8 @@ use unloop_core::shell::{Cmd, render};
 use unloop_core::workload::{self, Workload, WorkloadKind};
 use unloop_core::{ClusterState, status};
 use unloop_source::debug::{self as ops, Deleted};
-use unloop_source::live::{self, Live, LiveOptions};
 use unloop_source::live::watch::{PodWatch, watch_pods};
+use unloop_source::live::{self, Live, LiveOptions};
 
 use crate::cli::{Global, OutputFormat, RetryArgs};
 use crate::error::{CliError, ErrorKind};
@@ -184,7 +184,9 @@ fn workload_of(
         }
         WorkloadKind::Job | WorkloadKind::CronJob => {
             return Err(CliError::usage(
-                format!("{w}: retry restarts the pods of Deployments, StatefulSets, DaemonSets and ReplicaSets"),
+                format!(
+                    "{w}: retry restarts the pods of Deployments, StatefulSets, DaemonSets and ReplicaSets"
+                ),
                 Some("run a failed Job again as the remedy of `unloop diagnose job/NAME` shows"),
             ));
         }
@@ -248,7 +250,9 @@ async fn first_list(watch: &mut PodWatch) -> Result<Vec<Pod>, CliError> {
             message: format!("cannot watch the pods: {why}"),
             hint: Some("watching pods needs RBAC permission to list and watch pods".into()),
         }),
-        None => Err(CliError::internal("the pod watch ended before its first list")),
+        None => Err(CliError::internal(
+            "the pod watch ended before its first list",
+        )),
     }
 }
 
@@ -353,7 +357,10 @@ async fn conclude(
                     format!(" (last: {last})")
                 }
             ),
-            hint: Some("a longer --timeout follows it further; unloop diagnose shows where it stands".into()),
+            hint: Some(
+                "a longer --timeout follows it further; unloop diagnose shows where it stands"
+                    .into(),
+            ),
         }),
     }
 }
