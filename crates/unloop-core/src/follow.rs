@@ -208,10 +208,23 @@ impl Follow {
             return true;
         }
         match p.metadata.uid.as_ref().and_then(|u| self.baseline.get(u)) {
-            Some(before) => status::restarts(p) > *before,
+            // The kubelet counts a restart when it starts the container again: a pod that
+            // restarted and runs is the backoff ending, not a failure; dead again, it is one.
+            Some(before) => status::restarts(p) > *before && !running(p),
             None => !status::troubled_containers(p, now).is_empty(),
         }
     }
+}
+
+/// Every container of `p` is running now.
+fn running(p: &Pod) -> bool {
+    p.status
+        .as_ref()
+        .and_then(|s| s.container_statuses.as_ref())
+        .is_some_and(|cs| {
+            cs.iter()
+                .all(|c| c.state.as_ref().is_some_and(|s| s.running.is_some()))
+        })
 }
 
 fn phase(p: &Pod) -> Option<&str> {
@@ -452,6 +465,27 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+        // The backoff ends: the kubelet starts it again (one more restart) and it runs.
+        let mut rerun = old.clone();
+        let cs = &mut rerun
+            .status
+            .as_mut()
+            .unwrap()
+            .container_statuses
+            .as_mut()
+            .unwrap()[0];
+        cs.restart_count += 1;
+        cs.state = Some(ContainerState {
+            running: Some(ContainerStateRunning {
+                started_at: Some(Time(now)),
+            }),
+            ..Default::default()
+        });
+        assert!(matches!(
+            f.step(std::slice::from_ref(&rerun), later(now, 60)),
+            Verdict::Following(_)
+        ));
+        // ... and dies again: failed again.
         let mut again = old.clone();
         let cs = &mut again
             .status
