@@ -59,7 +59,8 @@ testbed/scenarios.sh apply
 testbed/scenarios.sh wait
 
 step "end-to-end against the live testbed"
-# One at a time: the debug tests change scenario namespaces that the others read.
+# One at a time: the debug tests change scenario namespaces that the others read. Includes
+# `unloop retry` and `diagnose --watch` on crash loops of its own namespace (retry-e2e, about 90 s).
 cargo test -p unloop --features e2e --test e2e --locked -- --test-threads=1
 # unloop agent in the cluster (about 3 min): the binary under test in an image
 # (testbed/images.sh unloop), installed by the Helm chart with two replicas on a Lease; a

@@ -10,7 +10,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
     name = "unloop",
     version = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("UNLOOP_BUILD_COMMIT"), ")"),
     about = "Tells you why a Kubernetes pod is crash-looping, with the evidence, and what to do about it",
-    after_help = "Also runs as a kubectl plugin: kubectl unloop diagnose ...\n\nExit codes: 0 nothing in trouble, 1 trouble found, 2 usage error, 3 unreadable input, 4 cluster unreachable or refused (or the pods not read within --timeout), 5 internal error."
+    after_help = "Also runs as a kubectl plugin: kubectl unloop diagnose ...\n\nExit codes: 0 nothing in trouble (retry, --watch: fixed), 1 trouble found (retry, --watch: failed again), 2 usage error, 3 unreadable input, 4 cluster unreachable or refused (or the pods not read within --timeout), 5 internal error, 6 retry or --watch: neither fixed nor failed again within --timeout."
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -31,9 +31,22 @@ pub struct Global {
     #[arg(long, global = true, value_name = "NAME")]
     pub context: Option<String>,
     /// Overall deadline for the cluster's answers (e.g. 30s, 2m). Reads are retried inside it;
-    /// what is still unread then is reported as a gap (the pods themselves: exit 4).
-    #[arg(long, global = true, value_name = "DURATION", default_value = "60s", value_parser = parse_timeout)]
-    pub timeout: std::time::Duration,
+    /// what is still unread then is reported as a gap (the pods themselves: exit 4). Default 60s;
+    /// for retry and diagnose --watch, how long to follow the pods (default 5m, then exit 6).
+    #[arg(long, global = true, value_name = "DURATION", value_parser = parse_timeout)]
+    pub timeout: Option<std::time::Duration>,
+}
+
+impl Global {
+    /// `--timeout`, or 60 s.
+    pub fn timeout(&self) -> std::time::Duration {
+        self.timeout.unwrap_or(unloop_source::live::DEFAULT_TIMEOUT)
+    }
+
+    /// `--timeout` for a command that follows pods until they are fixed, or 5 min.
+    pub fn follow_timeout(&self) -> std::time::Duration {
+        self.timeout.unwrap_or(std::time::Duration::from_secs(300))
+    }
 }
 
 /// `--timeout`: a positive duration such as `90s`, `2m` or `1m30s` (the one duration parser).
@@ -60,6 +73,10 @@ pub enum Command {
     /// Keep a crashing container alive to look inside: a safe debug copy, or an in-place override with a restore.
     #[command(after_help = DEBUG_EXAMPLES)]
     Debug(DebugArgs),
+    /// Retry a crash-looping workload now instead of waiting out its backoff, then follow its new
+    /// pods until they are fixed or fail again.
+    #[command(after_help = RETRY_EXAMPLES)]
+    Retry(RetryArgs),
     /// Check manifests or a live cluster for what makes pods crash-loop, before it happens.
     Audit(crate::commands::audit::AuditArgs),
     /// Run always on, in the cluster: diagnose each crash loop as it happens and publish it
@@ -100,6 +117,20 @@ is a keep-alive loop, its probes are removed, its labels and owner are dropped (
 it, no controller adopts it). When the image has no shell or sleep, an init container copies a
 static busybox from --helper-image into an emptyDir and the keep-alive runs from there.";
 
+const RETRY_EXAMPLES: &str = "Examples:
+  unloop retry deploy/api -n shop          show the pods to restart, ask, restart, follow
+  unloop retry deploy/api -n shop --yes    without asking (needed when stdin is not a terminal)
+  unloop retry api-7d9f8-x2x9z --settle 30s    the pod's workload, Ready for 30 s to count as fixed
+  unloop diagnose deploy/api --watch       the same live view, restarting nothing
+
+Deletes the troubled pods of the workload (each by its uid: a pod replaced meanwhile is left alone);
+the controller re-creates them at once, without the backoff. Then watches the new pods: a live
+status line on a terminal (phase, restarts, the backoff countdown), plain lines otherwise.
+
+Exit codes: 0 fixed (every pod Ready for --settle), 1 failed again (the new diagnosis is printed),
+2 usage error or not confirmed, 4 cluster unreachable or refused, 6 neither within --timeout
+(default 5m).";
+
 const SNAPSHOT_EXAMPLES: &str = "Examples:
   unloop snapshot incident.json.gz -n shop
   unloop snapshot all.json.gz -A --context prod
@@ -139,9 +170,35 @@ pub struct DiagnoseArgs {
     #[arg(long, value_name = "DURATION", default_value = "2m", value_parser = parse_secs)]
     pub stuck_after: i64,
     /// A container that restarted but has run steadily this long since (and longer than its
-    /// crashed run) is reported as recovered, not as trouble.
-    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_secs)]
+    /// crashed run) is reported as recovered, not as trouble (default 10m). With --watch: how long
+    /// every pod must stay Ready to count as fixed (default 30s).
+    #[arg(long, value_name = "DURATION", value_parser = parse_secs)]
+    pub settle: Option<i64>,
+    /// Follow the target's pods live until they are fixed (Ready for --settle), fail again or
+    /// --timeout passes (exit 0, 1, 6), restarting nothing. Needs a TARGET and a live cluster.
+    #[arg(long, requires = "target", conflicts_with = "from")]
+    pub watch: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RetryArgs {
+    /// A workload (deploy/NAME, sts/NAME, ds/NAME, rs/NAME), or a pod (NAME or pod/NAME) whose workload to retry.
+    #[arg(value_name = "TARGET")]
+    pub target: String,
+    #[command(flatten)]
+    pub scope: Scope,
+    /// Do not ask before deleting the troubled pods.
+    #[arg(short, long)]
+    pub yes: bool,
+    /// How long every new pod must stay Ready to count as fixed.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_secs)]
     pub settle: i64,
+    /// The format of the diagnosis printed when the pods fail again.
+    #[arg(short, long, value_enum, default_value_t = OutputFormat::Human)]
+    pub output: OutputFormat,
+    /// Log lines read per crashed container for that diagnosis.
+    #[arg(long, default_value_t = 200, value_name = "N")]
+    pub tail: i64,
 }
 
 fn parse_secs(s: &str) -> Result<i64, String> {

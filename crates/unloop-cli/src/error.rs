@@ -14,6 +14,8 @@ pub enum ErrorKind {
     Cluster,
     /// A bug in unloop.
     Internal,
+    /// `retry` or `diagnose --watch`: neither fixed nor failed again within `--timeout`.
+    NotSettled,
 }
 
 #[derive(Debug)]
@@ -124,6 +126,7 @@ impl CliError {
             ErrorKind::Input => 3,
             ErrorKind::Cluster => 4,
             ErrorKind::Internal => 5,
+            ErrorKind::NotSettled => 6,
         })
     }
 }

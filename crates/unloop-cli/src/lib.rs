@@ -56,6 +56,7 @@ fn run() -> ExitCode {
         cli::Command::Diagnose(a) => commands::diagnose::run(a, &args.global, &out),
         cli::Command::Snapshot(a) => commands::snapshot::run(a, &args.global, &out),
         cli::Command::Debug(a) => commands::debug::run(a, &args.global, &out),
+        cli::Command::Retry(a) => commands::retry::run(a, &args.global, &out),
         cli::Command::Audit(a) => commands::audit::run(a, &args.global, &out),
         cli::Command::Agent(a) => commands::agent::run(a, &args.global, &out),
         cli::Command::Completions(a) => commands::completions::run(a, &out),

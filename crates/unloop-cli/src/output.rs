@@ -50,6 +50,25 @@ impl Output {
         }
     }
 
+    /// A live status line (`retry`, `diagnose --watch`): on a terminal, one line on stderr that
+    /// redraws itself (`tty`, with its countdowns); otherwise `plain` as a line of its own, once
+    /// per change.
+    pub fn live(&self, tty: &str, plain: &str, last: &mut String) {
+        let mut err = std::io::stderr();
+        if self.progress {
+            let _ = write!(err, "\r\x1b[2K{}", shown(tty));
+        } else if plain != last {
+            let _ = writeln!(err, "{}", shown(plain));
+        }
+        *last = plain.to_string();
+        let _ = err.flush();
+    }
+
+    /// Ends a live status line (a terminal's line is cleared; plain lines stay).
+    pub fn live_done(&self) {
+        self.progress_done();
+    }
+
     pub fn note(&self, text: &str) {
         let _ = writeln!(std::io::stderr(), "{}", shown_lines(text));
     }

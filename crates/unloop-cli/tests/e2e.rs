@@ -781,3 +781,200 @@ fn deleting_a_copy_never_deletes_a_pod_that_took_its_name() {
     })
     .unwrap();
 }
+
+/// The restart count of the first pod of deployment `app` in `ns`, and when its container started
+/// running (empty when it is not running: dead, backing off).
+fn first_container(ns: &str, app: &str) -> (i32, String) {
+    let out = kubectl(&[
+        "-n",
+        ns,
+        "get",
+        "pods",
+        "-l",
+        &format!("app={app}"),
+        "-o",
+        "jsonpath={.items[0].status.containerStatuses[0].restartCount} {.items[0].status.containerStatuses[0].state.running.startedAt}",
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let mut words = text.split_whitespace();
+    let restarts = words.next().and_then(|w| w.parse().ok()).unwrap_or(0);
+    (restarts, words.next().unwrap_or_default().to_string())
+}
+
+/// The FAQ ("why does my pod stay in CrashLoopBackOff after I fixed the config?"), live:
+/// three copies of the fixed-but-backing-off scenario in a namespace of their own. Once two of
+/// them have their ConfigMap, `retry` restarts one at once ("fixed", exit 0) while
+/// `diagnose --watch` follows the other through its backoff (the baseline, measured in the same
+/// run); `retry` of the third, still broken, exits 1 with its diagnosis.
+#[test]
+fn retry_skips_the_backoff_and_watch_follows_it() {
+    let ns = "retry-e2e";
+    let kc = kubeconfig();
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = repo_root().join("testbed/scenarios/fixed-but-backing-off");
+    let manifest = std::fs::read_to_string(scenario.join("manifest.yaml")).unwrap();
+    let configmap = std::fs::read_to_string(scenario.join("configmap.yaml")).unwrap();
+    let copy = |text: &str, app: &str| {
+        text.replace("fixed-but-backing-off", ns)
+            .replace("payments", app)
+    };
+    let file = |name: &str, text: String| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p.to_string_lossy().into_owned()
+    };
+    kubectl(&[
+        "delete",
+        "namespace",
+        ns,
+        "--ignore-not-found",
+        "--wait=true",
+    ]);
+    for app in ["retried", "waiting", "broken"] {
+        let st = kubectl(&[
+            "apply",
+            "-f",
+            &file(&format!("{app}.yaml"), copy(&manifest, app)),
+        ]);
+        assert!(
+            st.status.success(),
+            "{}",
+            String::from_utf8_lossy(&st.stderr)
+        );
+    }
+    // No --yes and no terminal to ask on: refused in one line and a hint, nothing deleted.
+    let refused = unloop(&["retry", "--kubeconfig", &kc, "-n", ns, "deploy/retried"]);
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(2), "{err}");
+    assert!(
+        err.starts_with("error: refusing to restart pods without confirmation"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 2, "{err}");
+
+    // Into the backoff: the third run has crashed, the kubelet now waits 40 s before the fourth.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(180);
+    loop {
+        let states: Vec<(i32, String)> = ["retried", "waiting", "broken"]
+            .iter()
+            .map(|a| first_container(ns, a))
+            .collect();
+        if states
+            .iter()
+            .all(|(r, running)| *r >= 2 && running.is_empty())
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no crash loop with 2 restarts within 180 s: {states:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_secs(1));
+    }
+    // The fix, for two of them.
+    for app in ["retried", "waiting"] {
+        let st = kubectl(&[
+            "apply",
+            "-f",
+            &file(&format!("{app}-cm.yaml"), copy(&configmap, app)),
+        ]);
+        assert!(
+            st.status.success(),
+            "{}",
+            String::from_utf8_lossy(&st.stderr)
+        );
+    }
+    let fixed_at = std::time::Instant::now();
+    let watch = Command::new(env!("CARGO_BIN_EXE_unloop"))
+        .args([
+            "diagnose",
+            "--kubeconfig",
+            &kc,
+            "-n",
+            ns,
+            "deploy/waiting",
+            "--watch",
+        ])
+        .args(["--settle", "5s", "--timeout", "170s"])
+        .env("NO_COLOR", "1")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("unloop runs");
+    let retried = unloop(&[
+        "retry",
+        "--kubeconfig",
+        &kc,
+        "-n",
+        ns,
+        "deploy/retried",
+        "--yes",
+        "--settle",
+        "5s",
+        "--timeout",
+        "120s",
+    ]);
+    let retry_secs = fixed_at.elapsed().as_secs_f64();
+    let out = String::from_utf8_lossy(&retried.stdout);
+    let err = String::from_utf8_lossy(&retried.stderr);
+    assert_eq!(retried.status.code(), Some(0), "{out}\n{err}");
+    assert!(
+        out.starts_with("fixed: every pod of deploy/retried"),
+        "{out}"
+    );
+    assert!(
+        err.contains("kubectl delete pod retried-"),
+        "the plan names the pod: {err}"
+    );
+
+    let broken = unloop(&[
+        "retry",
+        "--kubeconfig",
+        &kc,
+        "-n",
+        ns,
+        "deploy/broken",
+        "--yes",
+        "--settle",
+        "5s",
+        "--timeout",
+        "120s",
+    ]);
+    let out = String::from_utf8_lossy(&broken.stdout);
+    let err = String::from_utf8_lossy(&broken.stderr);
+    assert_eq!(broken.status.code(), Some(1), "{out}\n{err}");
+    assert!(err.contains("failed again"), "{err}");
+    assert!(
+        out.contains("broken-config"),
+        "the new diagnosis names the ConfigMap: {out}"
+    );
+
+    let watched = watch.wait_with_output().unwrap();
+    let watch_secs = fixed_at.elapsed().as_secs_f64();
+    let out = String::from_utf8_lossy(&watched.stdout);
+    let err = String::from_utf8_lossy(&watched.stderr);
+    assert_eq!(watched.status.code(), Some(0), "{out}\n{err}");
+    assert!(
+        out.starts_with("fixed: every pod of deploy/waiting"),
+        "{out}"
+    );
+    // Plain lines (stderr is no terminal), one per change: the dead container, then the run.
+    let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("waiting-")).collect();
+    assert!(lines.len() >= 2, "{err}");
+    assert!(!lines[0].contains("Running"), "{err}");
+    assert!(lines.last().unwrap().contains("Running"), "{err}");
+    // The figure the report quotes: time to fixed with retry against waiting out the backoff.
+    #[allow(clippy::print_stderr)]
+    {
+        eprintln!(
+            "retry: fixed {retry_secs:.1}s after the fix; waiting out the backoff: {watch_secs:.1}s (ratio {:.2})",
+            retry_secs / watch_secs
+        );
+    }
+    assert!(
+        retry_secs * 2.0 < watch_secs,
+        "retry took {retry_secs:.1}s, waiting out the backoff {watch_secs:.1}s"
+    );
+    kubectl(&["delete", "namespace", ns, "--wait=false"]);
+}

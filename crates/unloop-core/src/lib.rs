@@ -9,6 +9,7 @@ pub mod debug;
 pub mod diagnose;
 pub mod duration;
 pub mod exit;
+pub mod follow;
 pub mod gap;
 pub mod jobs;
 pub mod kb;

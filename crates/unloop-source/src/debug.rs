@@ -1,5 +1,5 @@
-//! The cluster side of `unloop debug`: the only code in unloop that changes a cluster, and only
-//! what the user asked for. Objects and patches are built by `unloop_core::debug`.
+//! The cluster side of `unloop debug` and `unloop retry`: the only code in unloop that changes a
+//! cluster, and only what the user asked for. Objects and patches are built by `unloop_core::debug`.
 
 use std::time::Duration;
 
@@ -97,6 +97,40 @@ pub async fn delete_copy(live: &Live, copy: &Pod) -> Result<(), DebugOpError> {
             "pod {name} in {ns} is no longer the debug copy unloop made (another pod took its name); left alone"
         ))),
         Err(e) => Err(api_error(e, "delete", "pods", &ns, &name)),
+    }
+}
+
+/// How a retry's delete of a troubled pod went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Deleted {
+    /// The very pod shown (its uid) is being deleted.
+    Now,
+    /// That pod was gone already, or another pod has taken its name since (left alone).
+    AlreadyGone,
+}
+
+/// Deletes the pod the user was shown (`unloop retry`), by its uid: a pod re-created under the
+/// same name since (a StatefulSet's) is never deleted in its place.
+pub async fn delete_pod(
+    live: &Live,
+    ns: &str,
+    name: &str,
+    uid: &str,
+) -> Result<Deleted, DebugOpError> {
+    let dp = DeleteParams {
+        preconditions: Some(Preconditions {
+            uid: Some(uid.to_string()),
+            resource_version: None,
+        }),
+        ..DeleteParams::default()
+    };
+    match Api::<Pod>::namespaced(live.client(), ns)
+        .delete(name, &dp)
+        .await
+    {
+        Ok(_) => Ok(Deleted::Now),
+        Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => Ok(Deleted::AlreadyGone),
+        Err(e) => Err(api_error(e, "delete", "pods", ns, &format!("pod {name}"))),
     }
 }
 

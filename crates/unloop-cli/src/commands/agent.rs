@@ -131,7 +131,7 @@ pub fn run(args: AgentArgs, global: &Global, out: &Output) -> Result<ExitCode, C
         listen: a.listen,
         events: !a.no_events,
         lease,
-        read_timeout: global.timeout,
+        read_timeout: global.timeout(),
         identity,
         ..Options::default()
     };

@@ -489,7 +489,7 @@ mod tests {
             color: ColorChoice::Never,
             kubeconfig: Some("/tmp/my config".into()),
             context: Some("prod;id".into()),
-            timeout: std::time::Duration::from_secs(60),
+            timeout: Some(std::time::Duration::from_secs(60)),
         };
         let argv = exec_argv(&global, "shop", "api-debug", "api", vec!["sh".into()]);
         assert_eq!(

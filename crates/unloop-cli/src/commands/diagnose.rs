@@ -12,6 +12,17 @@ pub fn run(args: DiagnoseArgs, global: &Global, out: &Output) -> Result<ExitCode
     // Validate everything before any work.
     let target = args.target.as_deref().map(parse_target).transpose()?;
     let selector = super::parse_selector(args.selector.as_deref())?;
+    if args.watch {
+        let target = target.ok_or_else(|| {
+            CliError::usage(
+                "--watch follows one target",
+                Some("name it, e.g. deploy/api"),
+            )
+        })?;
+        let opts = super::live_options(global, &args.scope, args.tail);
+        let settle = args.settle.unwrap_or(DEFAULT_WATCH_SETTLE_SECS);
+        return super::retry::watch(&target, global, opts, settle, args.output, out);
+    }
     let (state, now, namespaces) = match &args.from {
         Some(path) => {
             out.progress("reading the snapshot");
@@ -36,7 +47,9 @@ pub fn run(args: DiagnoseArgs, global: &Global, out: &Output) -> Result<ExitCode
         selector,
         target: target.clone(),
         stuck_after_secs: args.stuck_after,
-        settle_secs: args.settle,
+        settle_secs: args
+            .settle
+            .unwrap_or(unloop_core::status::DEFAULT_SETTLE_SECS),
     };
     let report = unloop_core::diagnose(&state, &query, now);
     // A Job whose pods are gone is still found (and diagnosed when it failed).
@@ -69,13 +82,11 @@ pub fn run(args: DiagnoseArgs, global: &Global, out: &Output) -> Result<ExitCode
             Some("check the name and the namespace (-n NS, or -A for all)"),
         ));
     }
-    let format = match args.output {
-        OutputFormat::Human => Format::Human,
-        OutputFormat::Json => Format::Json,
-        OutputFormat::Yaml => Format::Yaml,
-        OutputFormat::Markdown => Format::Markdown,
-    };
-    out.result(&unloop_report::render(&report, format, out.color));
+    out.result(&unloop_report::render(
+        &report,
+        format(args.output),
+        out.color,
+    ));
     Ok(if report.diagnoses.is_empty() {
         ExitCode::SUCCESS
     } else {
@@ -83,7 +94,19 @@ pub fn run(args: DiagnoseArgs, global: &Global, out: &Output) -> Result<ExitCode
     })
 }
 
-fn parse_target(s: &str) -> Result<Target, CliError> {
+/// How long every pod must stay Ready for `--watch` to call it fixed, without `--settle`.
+const DEFAULT_WATCH_SETTLE_SECS: i64 = 30;
+
+pub(crate) fn format(f: OutputFormat) -> Format {
+    match f {
+        OutputFormat::Human => Format::Human,
+        OutputFormat::Json => Format::Json,
+        OutputFormat::Yaml => Format::Yaml,
+        OutputFormat::Markdown => Format::Markdown,
+    }
+}
+
+pub(crate) fn parse_target(s: &str) -> Result<Target, CliError> {
     match s.split_once('/') {
         None => Ok(Target::Pod(s.to_string())),
         Some((kind, name)) if !name.is_empty() => match WorkloadKind::parse(kind) {

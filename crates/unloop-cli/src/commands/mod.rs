@@ -6,6 +6,7 @@ pub mod completions;
 pub mod debug;
 pub mod diagnose;
 pub mod man;
+pub mod retry;
 pub mod snapshot;
 
 use crate::cli::{Global, Scope};
@@ -16,7 +17,7 @@ pub(crate) fn live_options(global: &Global, scope: &Scope, tail: i64) -> LiveOpt
     LiveOptions {
         kubeconfig: global.kubeconfig.clone(),
         context: global.context.clone(),
-        timeout: global.timeout,
+        timeout: global.timeout(),
         namespace: scope.namespace.clone(),
         all_namespaces: scope.all_namespaces,
         log_tail_lines: tail.max(1),

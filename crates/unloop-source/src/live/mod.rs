@@ -8,6 +8,7 @@
 //! - [`logs`]: previous logs of troubled containers; [`configz`]: kubelet configs of their nodes.
 //! - [`audit`]: what audit reads beyond that (CronJobs, ServiceAccounts, key lists for
 //!   `--resolve-live`, nodes, the metrics API); [`prometheus`]: the Prometheus a user names.
+//! - [`watch`]: a watch of a workload's pods (`unloop retry`, `diagnose --watch`).
 
 pub mod audit;
 pub mod client;
@@ -16,6 +17,7 @@ pub mod list;
 pub mod logs;
 pub mod prometheus;
 pub mod state;
+pub mod watch;
 
 use std::path::PathBuf;
 use std::time::Duration;

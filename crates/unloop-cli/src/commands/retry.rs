@@ -1,0 +1,366 @@
+//! `unloop retry`: skip the backoff of a workload whose cause is fixed (delete its troubled pods,
+//! each by uid; its controller re-creates them at once), then follow the new pods through a watch
+//! until they are fixed, fail again or `--timeout` passes. `unloop diagnose --watch` is the same
+//! follow without the delete.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::Pod;
+use unloop_core::diagnose::{Query, Target};
+use unloop_core::follow::{Follow, Goal, Verdict};
+use unloop_core::shell::{Cmd, render};
+use unloop_core::workload::{self, Workload, WorkloadKind};
+use unloop_core::{ClusterState, status};
+use unloop_source::debug::{self as ops, Deleted};
+use unloop_source::live::watch::{PodWatch, watch_pods};
+use unloop_source::live::{self, Live, LiveOptions};
+
+use crate::cli::{Global, OutputFormat, RetryArgs};
+use crate::error::{CliError, ErrorKind};
+use crate::output::Output;
+
+pub fn run(args: RetryArgs, global: &Global, out: &Output) -> Result<ExitCode, CliError> {
+    let target = super::diagnose::parse_target(&args.target)?;
+    // Refuse before reading anything: nobody could answer the question.
+    if !args.yes && !std::io::stdin().is_terminal() {
+        return Err(CliError::usage(
+            "refusing to restart pods without confirmation (stdin is not a terminal)",
+            Some("pass --yes to confirm"),
+        ));
+    }
+    let mut opts = super::live_options(global, &args.scope, args.tail);
+    opts.timeout = global.follow_timeout();
+    super::runtime()?.block_on(async {
+        let live = live::connect(&opts).await?;
+        let ns = args
+            .scope
+            .namespace
+            .clone()
+            .unwrap_or_else(|| live.default_namespace.clone());
+        opts.namespace = Some(ns.clone());
+        let started = tokio::time::Instant::now();
+        let now = Timestamp::now();
+        let state = live.read(&opts, now, &|what| out.progress(what)).await?;
+        out.progress_done();
+        let (w, selector) = workload_of(&state, &ns, &target)?;
+        let doomed: Vec<&Pod> = match &target {
+            Target::Pod(name) => state
+                .pods
+                .iter()
+                .filter(|p| p.metadata.name.as_deref() == Some(name.as_str()))
+                .collect(),
+            Target::Workload(..) => state
+                .pods
+                .iter()
+                .filter(|p| belongs(&state, p, &w) && in_trouble(p, now))
+                .collect(),
+        };
+        if doomed.is_empty() {
+            out.result(&format!(
+                "nothing to retry: no pod of {w} in namespace {ns} is in trouble\n"
+            ));
+            return Ok(ExitCode::SUCCESS);
+        }
+        let mut plan = format!(
+            "{w} in namespace {ns}: {} restarted now instead of after the backoff (its controller re-creates {}):\n",
+            plural(doomed.len(), "pod"),
+            if doomed.len() == 1 { "it" } else { "them" }
+        );
+        for p in &doomed {
+            plan.push_str(&format!(
+                "  {}  {}, {}\n",
+                p.metadata.name.as_deref().unwrap_or_default(),
+                status::pod_status(p),
+                plural(status::restarts(p) as usize, "restart")
+            ));
+        }
+        plan.push_str("the same by hand:\n");
+        for p in &doomed {
+            let cmd = Cmd::kubectl(&["delete", "pod"])
+                .operand(p.metadata.name.as_deref().unwrap_or_default())
+                .flag_value("-n", ns.as_str());
+            plan.push_str(&format!("  {}\n", render(&cmd.into())));
+        }
+        out.note(plan.trim_end());
+        if !args.yes {
+            confirm(&format!("Delete {}?", plural(doomed.len(), "pod")))?;
+        }
+        // Watch first, so no change between the delete and the watch is missed.
+        let mut watch = watch_pods(&opts, &ns, &selector).await?;
+        let pods = first_list(&mut watch).await?;
+        let mut deleted = Vec::new();
+        for p in &doomed {
+            let name = p.metadata.name.as_deref().unwrap_or_default();
+            let uid = p.metadata.uid.as_deref().unwrap_or_default();
+            if ops::delete_pod(&live, &ns, name, uid).await? == Deleted::AlreadyGone {
+                out.note(&format!(
+                    "pod {name} was already gone (or replaced under its name); left alone"
+                ));
+            }
+            deleted.push(uid.to_string());
+        }
+        let follow = Follow::new(Goal::of(w.kind), args.settle, &pods, &deleted);
+        let ended = follow_until(&mut watch, follow, started + opts.timeout, out).await;
+        conclude(
+            ended,
+            &live,
+            &opts,
+            &w,
+            &ns,
+            args.settle,
+            args.output,
+            started,
+            out,
+        )
+        .await
+    })
+}
+
+/// `unloop diagnose TARGET --watch`: the same follow, restarting nothing.
+pub fn watch(
+    target: &Target,
+    global: &Global,
+    mut opts: LiveOptions,
+    settle: i64,
+    format: OutputFormat,
+    out: &Output,
+) -> Result<ExitCode, CliError> {
+    opts.timeout = global.follow_timeout();
+    super::runtime()?.block_on(async {
+        let live = live::connect(&opts).await?;
+        let ns = opts
+            .namespace
+            .clone()
+            .unwrap_or_else(|| live.default_namespace.clone());
+        opts.namespace = Some(ns.clone());
+        let started = tokio::time::Instant::now();
+        let state = live
+            .read(&opts, Timestamp::now(), &|what| out.progress(what))
+            .await?;
+        out.progress_done();
+        let (w, selector) = workload_of(&state, &ns, target)?;
+        let mut watch = watch_pods(&opts, &ns, &selector).await?;
+        let pods = first_list(&mut watch).await?;
+        let follow = Follow::new(Goal::of(w.kind), settle, &pods, &[]);
+        let ended = follow_until(&mut watch, follow, started + opts.timeout, out).await;
+        conclude(ended, &live, &opts, &w, &ns, settle, format, started, out).await
+    })
+}
+
+/// The workload a target names, with the label selector of its pods.
+fn workload_of(
+    state: &ClusterState,
+    ns: &str,
+    target: &Target,
+) -> Result<(Workload, String), CliError> {
+    let w = match target {
+        Target::Pod(name) => {
+            let pod = state
+                .pods
+                .iter()
+                .find(|p| p.metadata.name.as_deref() == Some(name.as_str()))
+                .ok_or_else(|| not_found(&format!("pod {name}"), ns))?;
+            workload::of_pod(state, pod)
+        }
+        Target::Workload(kind, name) => Workload {
+            kind: *kind,
+            name: name.clone(),
+        },
+    };
+    match w.kind {
+        WorkloadKind::Pod => {
+            return Err(CliError::usage(
+                format!(
+                    "pod {} has no controller: deleted, it would be gone for good",
+                    w.name
+                ),
+                Some(
+                    "re-create it from its manifest (unloop diagnose shows how), then unloop diagnose --watch",
+                ),
+            ));
+        }
+        WorkloadKind::Job | WorkloadKind::CronJob => {
+            return Err(CliError::usage(
+                format!(
+                    "{w}: retry restarts the pods of Deployments, StatefulSets, DaemonSets and ReplicaSets"
+                ),
+                Some("run a failed Job again as the remedy of `unloop diagnose job/NAME` shows"),
+            ));
+        }
+        _ => {}
+    }
+    let selector = unloop_core::follow::pod_selector(state, ns, w.kind, &w.name)
+        .ok_or_else(|| not_found(&w.to_string(), ns))?;
+    Ok((w, selector))
+}
+
+fn not_found(what: &str, ns: &str) -> CliError {
+    CliError::usage(
+        format!("no {what} found in namespace {ns}"),
+        Some("check the name and the namespace (-n NS)"),
+    )
+}
+
+fn belongs(state: &ClusterState, p: &Pod, w: &Workload) -> bool {
+    let of = workload::of_pod(state, p);
+    (of.kind == w.kind && of.name == w.name)
+        || (w.kind == WorkloadKind::ReplicaSet
+            && p.metadata
+                .owner_references
+                .iter()
+                .flatten()
+                .any(|r| r.kind == "ReplicaSet" && r.name == w.name))
+}
+
+/// What a retry restarts: a pod whose containers are in trouble or that failed as a whole.
+fn in_trouble(p: &Pod, now: Timestamp) -> bool {
+    p.metadata.deletion_timestamp.is_none()
+        && (!status::troubled_containers(p, now).is_empty() || status::pod_failure(p).is_some())
+}
+
+fn plural(n: usize, what: &str) -> String {
+    if n == 1 {
+        format!("1 {what}")
+    } else {
+        format!("{n} {what}s")
+    }
+}
+
+fn confirm(question: &str) -> Result<(), CliError> {
+    let mut err = std::io::stderr();
+    let _ = write!(err, "{question} [y/N] ");
+    let _ = err.flush();
+    let mut answer = String::new();
+    let _ = std::io::stdin().lock().read_line(&mut answer);
+    if matches!(answer.trim(), "y" | "Y" | "yes") {
+        Ok(())
+    } else {
+        Err(CliError::usage("cancelled; nothing was changed", None))
+    }
+}
+
+async fn first_list(watch: &mut PodWatch) -> Result<Vec<Pod>, CliError> {
+    match watch.changed().await {
+        Some(Ok(pods)) => Ok(pods),
+        Some(Err(why)) => Err(CliError {
+            kind: ErrorKind::Cluster,
+            message: format!("cannot watch the pods: {why}"),
+            hint: Some("watching pods needs RBAC permission to list and watch pods".into()),
+        }),
+        None => Err(CliError::internal(
+            "the pod watch ended before its first list",
+        )),
+    }
+}
+
+/// How a follow ended.
+enum Ended {
+    Fixed,
+    FailedAgain(Vec<String>),
+    /// The deadline passed; the last status line.
+    TimedOut(String),
+}
+
+/// Follows the pods the watch delivers until fixed, failed again or `deadline`: the status line
+/// redrawn each second on a terminal (the countdowns move), a plain line per change otherwise.
+/// The clock ticks without asking the API anything.
+async fn follow_until(
+    watch: &mut PodWatch,
+    mut follow: Follow,
+    deadline: tokio::time::Instant,
+    out: &Output,
+) -> Ended {
+    let mut pods = watch.pods();
+    let mut last = String::new();
+    let mut warned = false;
+    loop {
+        match follow.step(&pods, Timestamp::now()) {
+            Verdict::Fixed => return Ended::Fixed,
+            Verdict::FailedAgain(names) => return Ended::FailedAgain(names),
+            Verdict::Following(progress) => {
+                out.live(&progress.line(true), &progress.line(false), &mut last)
+            }
+        }
+        tokio::select! {
+            changed = watch.changed() => match changed {
+                Some(Ok(now)) => pods = now,
+                Some(Err(why)) if !warned => {
+                    warned = true;
+                    out.live_done();
+                    out.note(&format!("the pod watch broke ({why}); it is restarted with backoff"));
+                }
+                Some(Err(_)) => {}
+                None => return Ended::TimedOut(last),
+            },
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = tokio::time::sleep_until(deadline) => {
+                out.live_done();
+                return Ended::TimedOut(last);
+            }
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn conclude(
+    ended: Ended,
+    live: &Live,
+    opts: &LiveOptions,
+    w: &Workload,
+    ns: &str,
+    settle: i64,
+    format: OutputFormat,
+    started: tokio::time::Instant,
+    out: &Output,
+) -> Result<ExitCode, CliError> {
+    out.live_done();
+    let took = unloop_core::duration::human_whole(started.elapsed().as_secs());
+    match ended {
+        Ended::Fixed => {
+            out.result(&format!(
+                "fixed: every pod of {w} in namespace {ns} is Ready and stayed so for {} ({took} in all)\n",
+                unloop_core::duration::human_whole(settle.max(0) as u64)
+            ));
+            Ok(ExitCode::SUCCESS)
+        }
+        Ended::FailedAgain(pods) => {
+            out.note(&format!(
+                "failed again after {took}: {}; its diagnosis:",
+                pods.join(", ")
+            ));
+            let now = Timestamp::now();
+            let state = live.read(opts, now, &|what| out.progress(what)).await?;
+            out.progress_done();
+            let query = Query {
+                namespaces: vec![ns.to_string()],
+                target: Some(Target::Workload(w.kind, w.name.clone())),
+                ..Query::default()
+            };
+            let report = unloop_core::diagnose(&state, &query, now);
+            out.result(&unloop_report::render(
+                &report,
+                super::diagnose::format(format),
+                out.color,
+            ));
+            Ok(ExitCode::from(1))
+        }
+        Ended::TimedOut(last) => Err(CliError {
+            kind: ErrorKind::NotSettled,
+            message: format!(
+                "{w} neither fixed nor failed again within {took}{}",
+                if last.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (last: {last})")
+                }
+            ),
+            hint: Some(
+                "a longer --timeout follows it further; unloop diagnose shows where it stands"
+                    .into(),
+            ),
+        }),
+    }
+}
