@@ -58,6 +58,7 @@ fn run() -> ExitCode {
         cli::Command::Debug(a) => commands::debug::run(a, &args.global, &out),
         cli::Command::Audit(a) => commands::audit::run(a, &args.global, &out),
         cli::Command::Agent(a) => commands::agent::run(a, &args.global, &out),
+        cli::Command::Mcp(a) => commands::mcp::run(a, &args.global),
         cli::Command::Completions(a) => commands::completions::run(a, &out),
         cli::Command::Man(a) => commands::man::run(a, &out),
     };

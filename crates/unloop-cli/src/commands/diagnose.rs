@@ -74,6 +74,7 @@ pub fn run(args: DiagnoseArgs, global: &Global, out: &Output) -> Result<ExitCode
         OutputFormat::Json => Format::Json,
         OutputFormat::Yaml => Format::Yaml,
         OutputFormat::Markdown => Format::Markdown,
+        OutputFormat::Html => Format::Html,
     };
     out.result(&unloop_report::render(&report, format, out.color));
     Ok(if report.diagnoses.is_empty() {
