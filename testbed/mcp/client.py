@@ -10,6 +10,7 @@ first failed check.
 
 import asyncio
 import json
+import os
 import sys
 import time
 
@@ -34,7 +35,10 @@ def report_of(result):
 
 
 async def session(binary, args, body):
-    params = StdioServerParameters(command=binary, args=args)
+    # The SDK hands its child only a few variables (HOME, PATH, ...): KUBECONFIG is passed as
+    # an MCP client's configuration would.
+    env = {"KUBECONFIG": os.environ["KUBECONFIG"]} if "KUBECONFIG" in os.environ else None
+    params = StdioServerParameters(command=binary, args=args, env=env)
     async with stdio_client(params) as (read, write):
         async with ClientSession(read, write) as s:
             init = await s.initialize()
