@@ -124,7 +124,10 @@ fn the_html_report_renders_in_chromium_with_verdict_and_timeline_and_runs_no_pla
     let dom = String::from_utf8_lossy(&dom.stdout);
     std::fs::write(dir.join("dom.html"), dom.as_bytes()).unwrap();
     // The page's own script ran (so a planted one would have had its chance)...
-    assert!(dom.contains("data-script=\"ran\""), "page script did not run");
+    assert!(
+        dom.contains("data-script=\"ran\""),
+        "page script did not run"
+    );
     // ...and no planted one did, nor an inline handler.
     assert!(!dom.contains("PWNED"), "a planted script ran:\n{dom}");
     assert_eq!(dom.matches("<script").count(), 1, "one script element");

@@ -210,7 +210,14 @@ mod tests {
         let seq: Vec<u64> = (1..=9).map(|k| b.delay_before(k)).collect();
         assert_eq!(seq, vec![0, 10, 20, 40, 80, 160, 300, 300, 300]);
         assert_eq!(b.capped_from(), Some(7));
-        assert_eq!(Backoff { restart_count: 2, ..b }.capped_from(), None);
+        assert_eq!(
+            Backoff {
+                restart_count: 2,
+                ..b
+            }
+            .capped_from(),
+            None
+        );
     }
 
     #[test]

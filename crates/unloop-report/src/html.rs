@@ -63,13 +63,15 @@ button.copy.done { border-color: var(--ok); color: var(--ok); }
 .run .bar { background: var(--run); border-radius: 3px; }
 .run.unknown .bar { background: repeating-linear-gradient(90deg, var(--run) 0 4px, #90a4ae 4px 8px); }
 .run.last .bar { background: var(--bad); }
+.run.last { min-width: 11em; }
 .run.last .label { color: var(--bad); font-weight: 600; }
+.wait.elapsed { min-width: 7em; } .wait.remaining { min-width: 4.5em; }
 .wait .bar { background: var(--wait); margin: .35em 0; height: .7em; }
 .wait.cap .bar { background: #ffcc80; }
 .wait.elapsed .bar { background: #ffb74d; }
 .wait.remaining .bar { background: repeating-linear-gradient(45deg, #ffe0b2 0 6px, #fff 6px 12px); }
 .seg.earlier .bar { background: repeating-linear-gradient(90deg, #bbb 0 3px, #fff 3px 9px); }
-.now { border-left: 2px solid #000; min-width: 0; padding-left: .2em; font-size: .75em; font-weight: 600; }
+.now { border-left: 2px solid #000; min-width: 2.4em; height: 2.6em; padding-left: .2em; font-size: .75em; font-weight: 600; align-self: stretch; }
 .retry { font-size: .75em; font-weight: 600; color: var(--ok); padding-left: .3em; white-space: nowrap; }
 table { border-collapse: collapse; font-size: .9em; }
 td, th { text-align: left; padding: .15em .6em .15em 0; vertical-align: top; }
@@ -492,7 +494,11 @@ fn timeline(out: &mut String, d: &Diagnosis, b: &Backoff, report: &Report) {
 /// The backoff delay before restart `k`, between run `k` and run `k + 1`.
 fn wait(out: &mut String, b: &Backoff, k: i32) {
     let delay = b.delay_before(k);
-    let class = if delay >= b.cap_secs { "wait cap" } else { "wait" };
+    let class = if delay >= b.cap_secs {
+        "wait cap"
+    } else {
+        "wait"
+    };
     let _ = writeln!(
         out,
         "<div class=\"seg {class}\" style=\"flex-grow:{}\" title=\"backoff before restart {k}: {}\"><div class=\"bar\"></div><div class=\"label\">{}</div></div>",

@@ -371,7 +371,9 @@ pub(crate) fn timeline(d: &Diagnosis, b: &Backoff, now: jiff::Timestamp) -> Stri
     let mut k = 1;
     while k < runs {
         let delay = b.delay_before(k);
-        let same = (k..runs).take_while(|&j| b.delay_before(j) == delay).count();
+        let same = (k..runs)
+            .take_while(|&j| b.delay_before(j) == delay)
+            .count();
         if same >= 3 {
             t.push_str(&format!(" [{} ▮]×{same}", go_duration(delay)));
         } else {

@@ -91,7 +91,13 @@ fn schema(v: Value) -> Arc<JsonObject> {
 }
 
 fn read_only(title: &str) -> ToolAnnotations {
-    ToolAnnotations::from_raw(Some(title.into()), Some(true), Some(false), Some(true), None)
+    ToolAnnotations::from_raw(
+        Some(title.into()),
+        Some(true),
+        Some(false),
+        Some(true),
+        None,
+    )
 }
 
 fn tools(allow_debug: bool) -> Vec<Tool> {
