@@ -14,7 +14,7 @@ use support::{repo_root, unloop};
 /// Planted where the report prints cluster text: each would run if written unescaped, and each
 /// computes its marker ('PWN' + 'ED') so the marker is in the DOM only if it ran.
 const IN_NAME: &str = "<script>document.title='PWN'+'ED'</script>";
-const IN_LOG: &str = "</style></pre><script>document.body.setAttribute('data-x','PWN'+'ED')</script><img src=x onerror=\"document.body.dataset.y='PWN'+'ED'\">";
+const IN_MESSAGE: &str = "</style></pre><script>document.body.setAttribute('data-x','PWN'+'ED')</script><img src=x onerror=\"document.body.dataset.y='PWN'+'ED'\">";
 const IN_EVENT: &str = "\" onmouseover=\"alert(1)\" x='";
 
 fn hostile_bundle(dir: &Path) -> PathBuf {
@@ -26,8 +26,9 @@ fn hostile_bundle(dir: &Path) -> PathBuf {
     let name = format!("api-{IN_NAME}");
     state["pods"][0]["metadata"]["name"] = name.clone().into();
     state["logs"][0]["pod"] = name.into();
-    let log = state["logs"][0]["text"].as_str().unwrap().to_string();
-    state["logs"][0]["text"] = format!("{log}{IN_LOG}\nsh: migrate-db: not found\n").into();
+    // The termination message, which the report prints whole (the log shows only its matches).
+    state["pods"][0]["status"]["containerStatuses"][0]["lastState"]["terminated"]["message"] =
+        IN_MESSAGE.into();
     for e in state["events"].as_array_mut().unwrap() {
         if e["reason"] == "BackOff" {
             let m = e["message"].as_str().unwrap().to_string();
