@@ -72,7 +72,7 @@ button.copy.done { border-color: var(--ok); color: var(--ok); }
 .wait.remaining .bar { background: repeating-linear-gradient(45deg, #ffe0b2 0 6px, #fff 6px 12px); }
 .seg.earlier .bar { background: repeating-linear-gradient(90deg, #bbb 0 3px, #fff 3px 9px); }
 .now { border-left: 2px solid #000; min-width: 2.4em; height: 2.6em; padding-left: .2em; font-size: .75em; font-weight: 600; align-self: stretch; }
-.retry { font-size: .75em; font-weight: 600; color: var(--ok); padding-left: .3em; white-space: nowrap; }
+.retry { font-size: .75em; font-weight: 600; color: var(--ok); padding-left: .3em; min-width: 10em; }
 table { border-collapse: collapse; font-size: .9em; }
 td, th { text-align: left; padding: .15em .6em .15em 0; vertical-align: top; }
 .recovered { border-left-color: var(--ok); }

@@ -258,7 +258,8 @@ impl Server {
                 .ok_or("`paths` must be a list of strings")?,
             Some(_) => return Err("`paths` must be a list of strings".into()),
         };
-        if live == !paths.is_empty() {
+        // Exactly one of the two: live with no paths, or paths without live.
+        if live != paths.is_empty() {
             return Err("give either `paths` (manifests) or `live: true`".into());
         }
         if paths.iter().any(|p| p == "-") {
