@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The one command that runs every test of unloop, the real-cluster ones included:
 #   lints, unit and snapshot tests, the krew manifest (testbed/krew-validate.sh), the agent's chart
-#   (testbed/chart-validate.sh), a short run of every fuzz target (testbed/fuzz-smoke.sh), then
-#   the testbed cluster with every crash scenario running for real, the end-to-end suite against
+#   (testbed/chart-validate.sh), a short run of every fuzz target (testbed/fuzz-smoke.sh), the HTML
+#   report in Chromium (testbed/browser.sh), then the testbed cluster with every crash scenario
+#   running for real, unloop mcp under a real MCP client (testbed/mcp.sh), the end-to-end suite against
 #   it, real node pressure with an eviction (testbed/pressure.sh), and a check that no packet left
 #   the machine meanwhile.
 # Needs root (the testbed runs a kubelet). Leaves the cluster up unless TESTBED_DOWN=1.
@@ -39,6 +40,9 @@ UNLOOP_BIN=${CARGO_TARGET_DIR:-target}/debug/unloop testbed/chart-validate.sh
 
 step "fuzz smoke: every fuzz target, a fixed search of about 60 s each"
 testbed/fuzz-smoke.sh
+
+step "the HTML report in headless Chromium (Debian's, installed when missing)"
+testbed/browser.sh
 fi
 
 step "testbed: build, start, apply the scenarios"
@@ -57,6 +61,10 @@ trap 'kill $tcpdump_pid 2>/dev/null || true; [ "${TESTBED_DOWN:-0}" = 1 ] && tes
 
 testbed/scenarios.sh apply
 testbed/scenarios.sh wait
+
+step "unloop mcp under a real MCP client (the official Python SDK), on a bundle and live"
+# Before the e2e suite: its debug tests change the scenario namespaces this reads.
+testbed/mcp.sh --live
 
 step "end-to-end against the live testbed"
 # One at a time: the debug tests change scenario namespaces that the others read. Includes

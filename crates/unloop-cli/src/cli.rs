@@ -82,6 +82,9 @@ pub enum Command {
     /// Run always on, in the cluster: diagnose each crash loop as it happens and publish it
     /// (CrashDiagnosis resources, Events, metrics, webhooks). `unloop agent crd` prints the CRD.
     Agent(crate::commands::agent::AgentArgs),
+    /// Serve diagnose, audit and bundle reading to an AI assistant: a Model Context Protocol
+    /// server on stdio. Read-only unless --allow-debug.
+    Mcp(crate::commands::mcp::McpArgs),
     /// Print a shell completion script.
     #[command(
         after_help = "Examples:\n  unloop completions bash > /etc/bash_completion.d/unloop\n  unloop completions zsh > \"${fpath[1]}/_unloop\"\n  unloop completions fish > ~/.config/fish/completions/unloop.fish"
@@ -100,6 +103,7 @@ const DIAGNOSE_EXAMPLES: &str = "Examples:
   unloop diagnose deploy/api -n shop      one verdict for all replicas of a Deployment
   unloop diagnose api-7d9f8-x2x9z         one pod
   unloop diagnose -l app=api -o json      machine-readable, by label
+  unloop diagnose -o html > report.html   one self-contained page: verdicts, timelines, copy buttons
   unloop diagnose --from incident.json.gz a snapshot, offline
   kubectl get pods,events -o json > s.json && unloop diagnose --from s.json";
 
@@ -212,6 +216,8 @@ pub enum OutputFormat {
     Json,
     Yaml,
     Markdown,
+    /// One self-contained page (inline CSS and script, nothing fetched).
+    Html,
 }
 
 #[derive(Debug, Args)]

@@ -59,6 +59,7 @@ fn run() -> ExitCode {
         cli::Command::Retry(a) => commands::retry::run(a, &args.global, &out),
         cli::Command::Audit(a) => commands::audit::run(a, &args.global, &out),
         cli::Command::Agent(a) => commands::agent::run(a, &args.global, &out),
+        cli::Command::Mcp(a) => commands::mcp::run(a, &args.global),
         cli::Command::Completions(a) => commands::completions::run(a, &out),
         cli::Command::Man(a) => commands::man::run(a, &out),
     };

@@ -228,6 +228,20 @@ fn secrets_in_captured_objects_never_reach_any_output() {
     );
 }
 
+#[test]
+fn secrets_never_reach_the_html_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = jvm_heap_variant(&dir, plant_secrets);
+    let o = unloop(&["diagnose", "--from", &p, "-o", "html"]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    for (secret, _) in PLANTED {
+        assert!(!out.contains(secret), "html leaks {secret}:\n{out}");
+    }
+    // Masked, not left out: the remedy still copies JAVA_OPTS (escaped for HTML).
+    assert!(out.contains("keyStorePassword=&lt;redacted&gt;"), "{out}");
+}
+
 /// Control sequences a hostile app or manifest can plant: a title change, clear screen, colours,
 /// carriage return, NUL, backspace, bidi overrides and isolates, a C1 CSI.
 const HOSTILE: &str = "\x1b]0;pwned\x07 \x1b[2J\x1b[31mred\x1b[0m\rover\0nul\x08 \u{202e}cod.exe \u{2066}x\u{2069} \u{9b}31m";

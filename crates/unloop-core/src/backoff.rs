@@ -73,6 +73,25 @@ pub fn timeline(
     })
 }
 
+impl Backoff {
+    /// The delay the kubelet waited before restart `k` (1-based) of this container, as its
+    /// schedule gives it: none before the first restart, then `initial_secs` doubling to
+    /// `cap_secs`. A run longer than `reset_after_secs` would have started the doubling over;
+    /// the kubelet keeps no record of earlier runs, so the timeline assumes none did.
+    pub fn delay_before(&self, k: i32) -> u64 {
+        if k <= 1 {
+            0
+        } else {
+            estimate(k - 1, self.initial_secs, self.cap_secs)
+        }
+    }
+
+    /// The first restart whose delay was the cap, if the schedule has reached it by now.
+    pub fn capped_from(&self) -> Option<i32> {
+        (2..=self.restart_count + 1).find(|&k| self.delay_before(k) >= self.cap_secs)
+    }
+}
+
 fn settings(
     node: &str,
     kubelet: Option<&KubeletConfig>,
@@ -172,6 +191,33 @@ mod tests {
         assert_eq!(settings("n", Some(&cfg), Some(35)).1, 30);
         assert_eq!(settings("n", Some(&cfg), Some(33)).1, 300);
         assert_eq!(settings("n", None, Some(35)).1, 300);
+    }
+
+    #[test]
+    fn the_schedule_before_each_restart_grows_to_the_cap() {
+        let b = Backoff {
+            restart_count: 8,
+            delay_secs: 300,
+            delay_from: "",
+            initial_secs: 10,
+            cap_secs: 300,
+            settings_from: String::new(),
+            last_finished_at: None,
+            next_retry_at: None,
+            next_retry_in_secs: None,
+            reset_after_secs: RESET_AFTER_SECS,
+        };
+        let seq: Vec<u64> = (1..=9).map(|k| b.delay_before(k)).collect();
+        assert_eq!(seq, vec![0, 10, 20, 40, 80, 160, 300, 300, 300]);
+        assert_eq!(b.capped_from(), Some(7));
+        assert_eq!(
+            Backoff {
+                restart_count: 2,
+                ..b
+            }
+            .capped_from(),
+            None
+        );
     }
 
     #[test]

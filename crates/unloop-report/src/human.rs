@@ -4,7 +4,7 @@ use std::fmt::Write;
 
 use owo_colors::{OwoColorize, Style};
 use unloop_core::Report;
-use unloop_core::backoff::go_duration;
+use unloop_core::backoff::{Backoff, go_duration};
 use unloop_core::diagnose::Diagnosis;
 use unloop_core::subject::human_secs;
 use unloop_core::verdict::Confidence;
@@ -302,6 +302,7 @@ fn block(out: &mut String, d: &Diagnosis, report: &Report, p: &Palette) {
                 .style(p.dim)
             ),
         );
+        line(out, p, "timeline", &timeline(d, b, report.as_of));
     }
     if let Some(l) = &d.logs {
         let which = if l.previous {
@@ -388,4 +389,52 @@ fn block(out: &mut String, d: &Diagnosis, report: &Report, p: &Palette) {
             cont(out, &format!("  {}", c.style(p.cmd)));
         }
     }
+}
+
+/// The restart timeline on one line: each run a `▮`, the backoff delay before the next between
+/// them (from the kubelet's schedule; repeats of the cap folded as `[5m0s ▮]×4`), how the last
+/// run ended and when the next comes.
+/// `10 runs: ▮ 0s ▮ 10s ▮ 20s ▮ 40s ▮ 1m20s ▮ 2m40s ▮ [5m0s ▮]×3 ran 2.1s, exit 1; waits 5m0s (the cap), next retry in 52s`
+pub(crate) fn timeline(d: &Diagnosis, b: &Backoff, now: jiff::Timestamp) -> String {
+    let runs = b.restart_count.max(0) + 1;
+    let mut t = format!("{runs} {}: ▮", if runs == 1 { "run" } else { "runs" });
+    let mut k = 1;
+    while k < runs {
+        let delay = b.delay_before(k);
+        let same = (k..runs)
+            .take_while(|&j| b.delay_before(j) == delay)
+            .count();
+        if same >= 3 {
+            t.push_str(&format!(" [{} ▮]×{same}", go_duration(delay)));
+        } else {
+            for _ in 0..same {
+                t.push_str(&format!(" {} ▮", go_duration(delay)));
+            }
+        }
+        k += same as i32;
+    }
+    if let Some(x) = &d.exit {
+        match x.ran_for_secs {
+            Some(s) => t.push_str(&format!(" ran {}, exit {}", human_secs(s), x.code)),
+            None => t.push_str(&format!(" exit {}", x.code)),
+        }
+        if let Some(r) = &x.reason {
+            t.push_str(&format!(" ({r})"));
+        }
+        t.push(';');
+    }
+    let cap = if b.delay_secs >= b.cap_secs {
+        " (the cap)"
+    } else {
+        ""
+    };
+    t.push_str(&format!(" waits {}{cap}", go_duration(b.delay_secs)));
+    match (b.next_retry_at, b.next_retry_in_secs) {
+        (Some(at), Some(secs)) if secs >= 0 => {
+            t.push_str(&format!(", next retry {}", relative(at, now)))
+        }
+        (Some(at), Some(_)) => t.push_str(&format!(", retry due {}", relative(at, now))),
+        _ => {}
+    }
+    t
 }

@@ -1,6 +1,7 @@
 //! Renders a diagnosis report: for a terminal, for an incident ticket (markdown), for programs
 //! (json, yaml). Renderers return strings; the binary decides where they go.
 
+mod html;
 mod human;
 mod markdown;
 
@@ -14,6 +15,7 @@ pub enum Format {
     Json,
     Yaml,
     Markdown,
+    Html,
 }
 
 /// Renders `report` in `format`; `color` applies to the human format only. Every format writes
@@ -23,6 +25,7 @@ pub fn render(report: &Report, format: Format, color: bool) -> String {
     match format {
         Format::Human => human(report, color),
         Format::Markdown => markdown(report),
+        Format::Html => html::html(report),
         Format::Json => {
             let report = &redacted(report);
             let mut s = serde_json::to_string_pretty(report)

@@ -103,6 +103,7 @@ pub(crate) fn format(f: OutputFormat) -> Format {
         OutputFormat::Json => Format::Json,
         OutputFormat::Yaml => Format::Yaml,
         OutputFormat::Markdown => Format::Markdown,
+        OutputFormat::Html => Format::Html,
     }
 }
 

@@ -6,6 +6,7 @@ pub mod completions;
 pub mod debug;
 pub mod diagnose;
 pub mod man;
+pub mod mcp;
 pub mod retry;
 pub mod snapshot;
 
