@@ -321,7 +321,7 @@ pub async fn run(opts: Options, log: LogSink) -> Result<(), AgentError> {
     let stores = Stores::start(&client, &opts, &metrics, &wake, &log);
     let leading = Arc::new(AtomicBool::new(opts.lease.is_none()));
     metrics.set_leader(opts.lease.is_none());
-    if let Some(l) = opts.lease.clone() {
+    let holding = opts.lease.clone().map(|l| {
         tokio::spawn(hold_lease(
             client.clone(),
             l,
@@ -330,8 +330,10 @@ pub async fn run(opts: Options, log: LogSink) -> Result<(), AgentError> {
             metrics.clone(),
             log.clone(),
             wake.clone(),
-        ));
-    }
+        ))
+    });
+    let stopping = Arc::new(AtomicBool::new(false));
+    tokio::spawn(stop_on_signal(stopping.clone(), wake.clone(), log.clone()));
     let sender = if opts.targets.any() {
         Some(Sender::new().map_err(AgentError::Setup)?)
     } else {
@@ -359,8 +361,50 @@ pub async fn run(opts: Options, log: LogSink) -> Result<(), AgentError> {
         recorder,
         logs: HashMap::new(),
     };
-    agent.main_loop(wake, leading).await;
+    agent.main_loop(wake, leading.clone(), stopping).await;
+    // Stopping (a rollout, a drained node, the leader's pod deleted): give the lease up so the
+    // other replica publishes within a renewal period instead of after the lease expires.
+    if let (Some(task), Some(l)) = (holding, agent.opts.lease.as_ref()) {
+        task.abort();
+        let _ = task.await;
+        if leading.load(Ordering::SeqCst) {
+            let api: Api<Lease> = Api::namespaced(agent.client.clone(), &l.namespace);
+            let released = lease::release(&api, &l.name, &agent.opts.identity).await;
+            (agent.log)(
+                "info",
+                "stopped",
+                serde_json::json!({"lease": l.name, "released": released.as_ref().is_ok_and(|r| *r),
+                    "error": released.err().map(|e| e.to_string())}),
+            );
+            return Ok(());
+        }
+    }
+    (agent.log)("info", "stopped", serde_json::json!({}));
     Ok(())
+}
+
+/// Waits for SIGTERM (what the kubelet sends first) or SIGINT, then asks the main loop to stop
+/// after the action it is doing, so no publication is cut in half.
+async fn stop_on_signal(stopping: Arc<AtomicBool>, wake: Arc<Notify>, log: LogSink) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        log(
+            "warn",
+            "no signal handler: a stop waits for the lease to expire",
+            serde_json::json!({}),
+        );
+        return;
+    };
+    let which = tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    };
+    log("info", "stopping", serde_json::json!({"signal": which}));
+    stopping.store(true, Ordering::SeqCst);
+    wake.notify_one();
 }
 
 async fn hold_lease(
@@ -411,7 +455,12 @@ async fn hold_lease(
 }
 
 impl Agent {
-    async fn main_loop(&mut self, wake: Arc<Notify>, leading: Arc<AtomicBool>) {
+    async fn main_loop(
+        &mut self,
+        wake: Arc<Notify>,
+        leading: Arc<AtomicBool>,
+        stopping: Arc<AtomicBool>,
+    ) {
         let mut tracker = Tracker::new(self.opts.timing);
         let mut was_leading = false;
         loop {
@@ -428,6 +477,9 @@ impl Agent {
                     tokio::time::sleep(Duration::from_millis(300)).await;
                 }
                 _ = tokio::time::sleep(until) => {}
+            }
+            if stopping.load(Ordering::SeqCst) {
+                return;
             }
             if !self.metrics.ready() {
                 continue;

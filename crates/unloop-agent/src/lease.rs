@@ -67,6 +67,41 @@ pub fn next_spec(
     Some(spec)
 }
 
+/// The lease's spec when `me` gives it up (on shutdown): no holder and a one-second duration, so
+/// the next replica to look takes it at once instead of waiting out the lease. None when `me` does
+/// not hold it (nothing to give up).
+pub fn released_spec(old: &LeaseSpec, me: &str, now: Timestamp) -> Option<LeaseSpec> {
+    if old.holder_identity.as_deref() != Some(me) {
+        return None;
+    }
+    let mut spec = old.clone();
+    spec.holder_identity = None;
+    spec.renew_time = Some(MicroTime(now));
+    spec.lease_duration_seconds = Some(1);
+    Some(spec)
+}
+
+/// Gives the lease up if `me` holds it (an update with the resourceVersion read: if another
+/// replica took it meanwhile, the 409 leaves it theirs). Ok(true) when it was released.
+pub async fn release(api: &Api<Lease>, name: &str, me: &str) -> Result<bool, kube::Error> {
+    let Some(mut lease) = api.get_opt(name).await? else {
+        return Ok(false);
+    };
+    let Some(spec) = lease
+        .spec
+        .as_ref()
+        .and_then(|s| released_spec(s, me, Timestamp::now()))
+    else {
+        return Ok(false);
+    };
+    lease.spec = Some(spec);
+    match api.replace(name, &PostParams::default(), &lease).await {
+        Ok(_) => Ok(true),
+        Err(kube::Error::Api(s)) if s.code == 409 => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
 /// One round: read the lease, decide, write. Ok(true) when this replica holds the lease now.
 pub async fn try_hold(
     api: &Api<Lease>,
@@ -139,6 +174,17 @@ mod tests {
         );
         assert_eq!(decide(Some(&lease), "a", at(14)), Decision::Renew);
         assert_eq!(decide(Some(&lease), "b", at(15)), Decision::Acquire);
+    }
+
+    #[test]
+    fn a_released_lease_is_taken_at_once_by_another_replica() {
+        let held = held_by("a", 0);
+        // Before the release, "b" follows for the whole lease duration.
+        assert!(matches!(decide(Some(&held), "b", at(1)), Decision::Follow { .. }));
+        let released = released_spec(&held, "a", at(1)).expect("a holds it");
+        assert_eq!(decide(Some(&released), "b", at(1)), Decision::Acquire);
+        // Only the holder can give it up.
+        assert_eq!(released_spec(&held, "b", at(1)), None);
     }
 
     #[test]

@@ -70,10 +70,9 @@ fn global_args(g: &Global) -> Vec<OsString> {
     if let Some(c) = &g.context {
         a.extend(["--context".into(), c.into()]);
     }
-    a.extend([
-        "--timeout".into(),
-        format!("{}s", g.timeout.as_secs().max(1)).into(),
-    ]);
+    if let Some(t) = g.timeout {
+        a.extend(["--timeout".into(), format!("{}s", t.as_secs().max(1)).into()]);
+    }
     a
 }
 
