@@ -3,8 +3,8 @@
 use serde::Serialize;
 
 use super::RenderOptions;
-use crate::AuditReport;
-use crate::check::{Finding, Severity};
+use unloop_audit::AuditReport;
+use unloop_audit::check::{Finding, Severity};
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -18,7 +18,7 @@ struct Document<'a> {
     skipped_kinds: &'a std::collections::BTreeMap<String, usize>,
     notes: &'a [String],
     #[serde(skip_serializing_if = "Option::is_none")]
-    rightsize: Option<&'a crate::rightsize::RightsizeReport>,
+    rightsize: Option<&'a unloop_audit::rightsize::RightsizeReport>,
 }
 
 #[derive(Serialize)]
