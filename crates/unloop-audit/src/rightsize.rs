@@ -272,7 +272,7 @@ pub fn percentile(values: &[f64], p: f64) -> Option<f64> {
     v.get(rank - 1).copied()
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Recommendation {
     pub object: ObjectRef,
@@ -298,7 +298,7 @@ pub struct Recommendation {
     pub snippet: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RightsizeReport {
     /// `metrics-server (metrics.k8s.io)` or `Prometheus at URL`.

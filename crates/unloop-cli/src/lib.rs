@@ -60,6 +60,7 @@ fn run() -> ExitCode {
         cli::Command::Agent(a) => commands::agent::run(a, &args.global, &out),
         cli::Command::Completions(a) => commands::completions::run(a, &out),
         cli::Command::Man(a) => commands::man::run(a, &out),
+        cli::Command::Schema(a) => commands::schema::run(a, &out),
     };
     match result {
         Ok(code) => code,

@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{Container, Event, Pod};
+use schemars::JsonSchema;
 use serde::Serialize;
 
 use crate::backoff::{self, Backoff};
@@ -53,7 +54,7 @@ pub enum Target {
     Workload(WorkloadKind, String),
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Report {
     pub schema_version: u32,
@@ -75,11 +76,11 @@ pub struct Report {
 }
 
 /// A container that restarted and has run steadily since (see [`status::recovered`]).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Recovered {
     pub namespace: String,
-    pub workload: String,
+    pub workload: Workload,
     pub pod: String,
     pub container: String,
     pub restarts: i32,
@@ -93,12 +94,12 @@ pub struct Recovered {
     pub log: Vec<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Diagnosis {
     pub namespace: String,
-    /// `deploy/api`, `sts/db`, `job/x`, or `pod/x` for a bare pod.
-    pub workload: String,
+    /// `deploy/api`, `sts/db`, `job/x`, or `pod/x` for a bare pod (one string in JSON).
+    pub workload: Workload,
     /// The replica the details below come from: the one that restarted most.
     pub pod: String,
     /// Every troubled replica of the workload with this container in trouble.
@@ -128,7 +129,7 @@ impl Diagnosis {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PodBrief {
     pub name: String,
@@ -138,7 +139,7 @@ pub struct PodBrief {
     pub node: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ExitInfo {
     pub code: i32,
@@ -155,7 +156,7 @@ pub struct ExitInfo {
     pub message: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LogExcerpt {
     pub previous: bool,
@@ -166,13 +167,13 @@ pub struct LogExcerpt {
     pub tail: Vec<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct LogLine {
     pub line: usize,
     pub text: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EventBrief {
     #[serde(rename = "type")]
@@ -184,7 +185,7 @@ pub struct EventBrief {
     pub last_seen: Option<Timestamp>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct NodeBrief {
     pub name: String,
@@ -458,7 +459,7 @@ fn recovered_brief(
         .unwrap_or_default();
     Recovered {
         namespace: ns.to_string(),
-        workload: workload::of_pod(state, pod).to_string(),
+        workload: workload::of_pod(state, pod),
         pod: name.to_string(),
         container: cs.name.clone(),
         restarts: cs.restart_count,
@@ -735,7 +736,7 @@ fn assemble(s: &Subject, node_name: Option<&str>, pod_status: &str) -> Diagnosis
     let restarts = s.status.map(|c| c.restart_count).unwrap_or(0);
     Diagnosis {
         namespace: s.namespace.to_string(),
-        workload: s.workload.to_string(),
+        workload: s.workload.clone(),
         pod: s.pod_name.to_string(),
         pods: vec![PodBrief {
             name: s.pod_name.to_string(),
@@ -957,7 +958,7 @@ mod tests {
         let report = diagnose(&state, &Query::default(), testing::now(&state));
         assert_eq!(report.diagnoses.len(), 1);
         let d = &report.diagnoses[0];
-        assert_eq!(d.workload, "deploy/api");
+        assert_eq!(d.workload.to_string(), "deploy/api");
         assert_eq!(d.top().id, CauseId::MissingEnvVar);
         assert_eq!(d.top().confidence, Confidence::High);
         let healthy = testing::healthy();
@@ -975,7 +976,7 @@ mod tests {
         assert_eq!(report.recovered.len(), 1);
         let r = &report.recovered[0];
         assert_eq!(
-            (r.workload.as_str(), r.container.as_str()),
+            (r.workload.to_string().as_str(), r.container.as_str()),
             ("deploy/search", "search")
         );
         assert_eq!(r.restarts, 1);

@@ -7,6 +7,7 @@ pub mod audit;
 mod human;
 mod markdown;
 mod palette;
+pub mod schema;
 
 pub use human::human;
 pub use markdown::markdown;
@@ -32,6 +33,7 @@ pub fn render(report: &Report, format: Format, color: bool) -> String {
             let mut s = serde_json::to_string_pretty(report)
                 .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
             s.push('\n');
+            schema::assert_valid(schema::Kind::Diagnose, &s);
             s
         }
         Format::Yaml => {

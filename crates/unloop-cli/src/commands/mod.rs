@@ -6,6 +6,7 @@ pub mod completions;
 pub mod debug;
 pub mod diagnose;
 pub mod man;
+pub mod schema;
 pub mod snapshot;
 
 use crate::cli::{Global, Scope};
