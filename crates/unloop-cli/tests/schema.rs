@@ -22,7 +22,10 @@ fn the_shipped_schemas_are_the_ones_the_types_generate() {
             kind.path()
         );
         let schema: serde_json::Value = serde_json::from_str(&printed).unwrap();
-        assert_eq!(schema["$schema"], "https://json-schema.org/draft/2020-12/schema");
+        assert_eq!(
+            schema["$schema"],
+            "https://json-schema.org/draft/2020-12/schema"
+        );
     }
 }
 
@@ -50,15 +53,22 @@ fn a_diagnose_report_with_a_field_removed_or_renamed_fails_its_schema() {
     let text = json(&["diagnose", "--from", bundle.to_str().unwrap(), "-o", "json"]);
     assert_eq!(check(Kind::Diagnose, &text), Ok(()));
     let no_workload = edited(&text, |v| {
-        v["diagnoses"][0].as_object_mut().unwrap().remove("workload");
+        v["diagnoses"][0]
+            .as_object_mut()
+            .unwrap()
+            .remove("workload");
     });
     let err = check(Kind::Diagnose, &no_workload).unwrap_err();
     assert!(err.contains("\"workload\" is a required property"), "{err}");
-    let renamed = edited(&text, |v| rename(&mut v["diagnoses"][0]["causes"][0], "summary", "summry"));
+    let renamed = edited(&text, |v| {
+        rename(&mut v["diagnoses"][0]["causes"][0], "summary", "summry")
+    });
     assert!(check(Kind::Diagnose, &renamed).is_err());
     let not_a_workload = edited(&text, |v| v["diagnoses"][0]["workload"] = "api".into());
     assert!(check(Kind::Diagnose, &not_a_workload).is_err());
-    let unknown_cause = edited(&text, |v| v["diagnoses"][0]["causes"][0]["id"] = "gremlins".into());
+    let unknown_cause = edited(&text, |v| {
+        v["diagnoses"][0]["causes"][0]["id"] = "gremlins".into()
+    });
     assert!(check(Kind::Diagnose, &unknown_cause).is_err());
 }
 

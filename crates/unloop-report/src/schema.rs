@@ -49,7 +49,8 @@ fn close(v: &mut Value, branch: bool) {
     match v {
         Value::Object(m) => {
             let declared = m.contains_key("properties");
-            let open = m.contains_key("additionalProperties") || m.contains_key("unevaluatedProperties");
+            let open =
+                m.contains_key("additionalProperties") || m.contains_key("unevaluatedProperties");
             if declared && !open && !branch {
                 m.insert("unevaluatedProperties".into(), false.into());
             }
@@ -122,7 +123,11 @@ pub fn check(kind: Kind, json: &str) -> Result<(), String> {
     if errors.is_empty() {
         Ok(())
     } else {
-        Err(format!("does not match {}: {}", kind.path(), errors.join("; ")))
+        Err(format!(
+            "does not match {}: {}",
+            kind.path(),
+            errors.join("; ")
+        ))
     }
 }
 

@@ -304,12 +304,7 @@ fn secret_values_never_reach_the_output() {
         "config-file-missing/fail.yaml",
     ] {
         let r = audit_path(&dir.join(file), &AuditConfig::default());
-        for format in [
-            Format::Human,
-            Format::Json,
-            Format::Sarif,
-            Format::Junit,
-        ] {
+        for format in [Format::Human, Format::Json, Format::Sarif, Format::Junit] {
             let text = render(&r, format, &Default::default());
             for value in ["not-a-real-one", "aHVudGVyMg", "Y2VydA", "a2V5"] {
                 assert!(!text.contains(value), "{file} {format:?} leaks {value}");

@@ -8,9 +8,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use unloop_audit::load::{LoadError, LoadOptions};
-use unloop_report::audit::{Format, RenderOptions};
 use unloop_audit::{AuditConfig, Context, Inventory, Known, Observed, Resolver, Severity};
 use unloop_core::state::ClusterState;
+use unloop_report::audit::{Format, RenderOptions};
 use unloop_source::SourceError;
 use unloop_source::live::prometheus::Prometheus;
 use unloop_source::live::{Live, LiveOptions};

@@ -73,8 +73,8 @@ mod tests {
 
     /// The image-tag-latest check manifest, its workload exempted by annotation.
     fn suppressed_report() -> AuditReport {
-        let dir =
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../unloop-audit/tests/manifests");
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../unloop-audit/tests/manifests");
         let text = std::fs::read_to_string(dir.join("image-tag-latest/fail.yaml")).unwrap();
         let text = text.replacen(
             "namespace: shop}",
