@@ -725,7 +725,7 @@ impl Agent {
         latency: Option<f64>,
     ) -> Result<(), String> {
         let ns = key.namespace.as_str();
-        let name = crd::resource_name(&d.workload, &d.container);
+        let name = crd::resource_name(&d.workload.to_string(), &d.container);
         let existing = self.stores.diagnoses.get(&ObjectRef::new(&name).within(ns));
         let first_seen = existing
             .as_ref()

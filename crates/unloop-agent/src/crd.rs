@@ -162,7 +162,7 @@ fn fnv(bytes: &[u8]) -> u64 {
 pub fn spec_of(d: &Diagnosis, first_seen: &str, now: jiff::Timestamp) -> CrashDiagnosisSpec {
     let top = d.top();
     CrashDiagnosisSpec {
-        workload: d.workload.clone(),
+        workload: d.workload.to_string(),
         container: d.container.clone(),
         cause: top.id.as_str().to_string(),
         confidence: top.confidence.to_string(),

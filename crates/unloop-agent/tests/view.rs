@@ -94,7 +94,11 @@ fn agent_view(state: &ClusterState) -> BTreeMap<(String, String, String), String
         };
         for d in diagnose(&s, &q, now).diagnoses {
             out.insert(
-                (d.namespace.clone(), d.workload.clone(), d.container.clone()),
+                (
+                    d.namespace.clone(),
+                    d.workload.to_string(),
+                    d.container.clone(),
+                ),
                 d.top().id.as_str().to_string(),
             );
         }
@@ -108,7 +112,11 @@ fn full_view(state: &ClusterState) -> BTreeMap<(String, String, String), String>
         .iter()
         .map(|d| {
             (
-                (d.namespace.clone(), d.workload.clone(), d.container.clone()),
+                (
+                    d.namespace.clone(),
+                    d.workload.to_string(),
+                    d.container.clone(),
+                ),
                 d.top().id.as_str().to_string(),
             )
         })

@@ -8,7 +8,7 @@ use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use unloop_audit::load::{LoadOptions, load_str};
-use unloop_audit::{AuditConfig, Context, Inventory, Known, Resolver, Snippet, Yaml};
+use unloop_audit::{AuditConfig, Inventory, Snippet, Yaml};
 
 /// `docs` as one YAML stream, one document each.
 fn yaml_stream(docs: &[serde_json::Value]) -> String {
@@ -18,13 +18,7 @@ fn yaml_stream(docs: &[serde_json::Value]) -> String {
 }
 
 fn audit(inv: &Inventory, config: &AuditConfig) -> usize {
-    let resolver = Resolver::new(vec![Known::manifests(&inv.config)]);
-    let ctx = Context {
-        config,
-        resolver: &resolver,
-        observed: None,
-    };
-    unloop_audit::audit(inv, &ctx).findings.len()
+    unloop_audit::audit_manifests(inv, config).findings.len()
 }
 
 fn bench(c: &mut Criterion) {
@@ -135,14 +129,7 @@ fn snippets(c: &mut Criterion) {
         .collect();
     let mut inv = Inventory::default();
     load_str(&text, "bench.yaml", &LoadOptions::default(), &mut inv).expect("loads");
-    let resolver = Resolver::new(vec![Known::manifests(&inv.config)]);
-    let config = AuditConfig::default();
-    let ctx = Context {
-        config: &config,
-        resolver: &resolver,
-        observed: None,
-    };
-    let fixes: Vec<Yaml> = unloop_audit::audit(&inv, &ctx)
+    let fixes: Vec<Yaml> = unloop_audit::audit_manifests(&inv, &AuditConfig::default())
         .findings
         .into_iter()
         .filter_map(|f| match f.fix.yaml {

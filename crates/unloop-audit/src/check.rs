@@ -6,7 +6,19 @@ use serde::{Deserialize, Serialize};
 use crate::yaml::{Snippet, Yaml};
 
 /// How much a finding matters. Ordered: `Info < Warning < Error`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     Info,
@@ -26,7 +38,19 @@ impl Severity {
 
 /// A check's stable id, as written in config files, `unloop.dev/ignore` annotations and every
 /// output format. Never rename one: CI configurations and suppressions depend on them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum CheckId {
     StartupProbeMissing,
@@ -251,7 +275,7 @@ impl std::fmt::Display for CheckId {
 }
 
 /// The object a finding is about.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, schemars::JsonSchema)]
 pub struct ObjectRef {
     /// The Kubernetes kind: `Deployment`, `CronJob`, `Pod`, `Node`, ...
     pub kind: String,
@@ -270,7 +294,7 @@ impl std::fmt::Display for ObjectRef {
 }
 
 /// Where an object came from: a manifest file and line, when it came from one.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Location {
     /// The path as the user gave it (or `<stdin>`).
     pub file: String,
@@ -283,7 +307,7 @@ pub struct Location {
 
 /// How to fix a finding: a sentence, and a YAML snippet with concrete numbers where one helps.
 /// The snippet stays data until a renderer prints it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct Fix {
     pub text: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -307,7 +331,7 @@ impl Fix {
 }
 
 /// One thing a check found.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct Finding {
     pub check: CheckId,
     pub severity: Severity,
@@ -322,7 +346,7 @@ pub struct Finding {
 }
 
 /// A finding an exemption switched off, and which one.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct Suppressed {
     #[serde(flatten)]
     pub finding: Finding,

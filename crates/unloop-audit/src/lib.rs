@@ -11,7 +11,8 @@
 //!   They reuse unloop-core's knowledge: reference enumeration and resolution, JVM heap flags,
 //!   memory quantities, probe budgets.
 //! - [`audit`] applies the [`config::AuditConfig`] (severities, thresholds, exemptions).
-//! - [`render`] writes human, JSON, SARIF 2.1.0 or JUnit XML.
+//! The report is rendered by `unloop-report` (human, JSON, SARIF 2.1.0, JUnit XML); [`each_string`]
+//! is the one list of its strings that the renderers' output passes walk.
 //! - [`rightsize`] turns observed usage into requests and limits.
 
 pub mod check;
@@ -19,7 +20,6 @@ pub mod checks;
 pub mod config;
 pub mod inventory;
 pub mod load;
-pub mod render;
 pub mod resolve;
 pub mod rightsize;
 mod yaml;
@@ -32,6 +32,8 @@ pub use config::AuditConfig;
 pub use inventory::Inventory;
 pub use resolve::{Known, Resolver};
 pub use yaml::{Snippet, Yaml};
+
+use unloop_core::text::Layout;
 
 use crate::config::{IGNORE_ANNOTATION, parse_ignore};
 
@@ -66,6 +68,18 @@ impl AuditReport {
             .filter(|f| f.severity == severity)
             .count()
     }
+}
+
+/// Audits manifests alone, as `unloop audit FILE` does: references resolve against the
+/// manifests given, nothing is observed live.
+pub fn audit_manifests(inventory: &Inventory, config: &AuditConfig) -> AuditReport {
+    let resolver = Resolver::new(vec![Known::manifests(&inventory.config)]);
+    let ctx = Context {
+        config,
+        resolver: &resolver,
+        observed: None,
+    };
+    audit(inventory, &ctx)
 }
 
 /// Runs the checks on every workload of `inventory` and applies the configuration.
@@ -127,5 +141,83 @@ pub fn audit(inventory: &Inventory, ctx: &Context) -> AuditReport {
         skipped: inventory.skipped.clone(),
         notes,
         rightsize: None,
+    }
+}
+
+/// Calls `f` on every string of an audit report that came from the input or was built from it:
+/// the one list both output passes (redaction, terminal escaping) walk. Fix snippets are written
+/// here, when a format prints them (those of suppressed findings only with `suppressed_fixes`).
+pub fn each_string(
+    r: &mut AuditReport,
+    suppressed_fixes: bool,
+    f: &mut dyn FnMut(&mut String, Layout),
+) {
+    fn object(o: &mut crate::ObjectRef, f: &mut dyn FnMut(&mut String, Layout)) {
+        f(&mut o.kind, Layout::Line);
+        f(&mut o.namespace, Layout::Line);
+        f(&mut o.name, Layout::Line);
+    }
+    fn location(l: &mut crate::Location, f: &mut dyn FnMut(&mut String, Layout)) {
+        f(&mut l.file, Layout::Line);
+        if let Some(t) = l.template.as_mut() {
+            f(t, Layout::Line);
+        }
+    }
+    fn finding(x: &mut crate::Finding, fix: bool, f: &mut dyn FnMut(&mut String, Layout)) {
+        object(&mut x.object, f);
+        if let Some(c) = x.container.as_mut() {
+            f(c, Layout::Line);
+        }
+        if let Some(l) = x.location.as_mut() {
+            location(l, f);
+        }
+        f(&mut x.message, Layout::Line);
+        f(&mut x.fix.text, Layout::Line);
+        if let Some(y) = x.fix.yaml.as_mut().filter(|_| fix) {
+            f(y.text_mut(), Layout::Lines);
+        }
+    }
+    for x in &mut r.findings {
+        finding(x, true, f);
+    }
+    for s in &mut r.suppressed {
+        finding(&mut s.finding, suppressed_fixes, f);
+        f(&mut s.by, Layout::Line);
+    }
+    for (o, l) in &mut r.workloads {
+        object(o, f);
+        if let Some(l) = l.as_mut() {
+            location(l, f);
+        }
+    }
+    for n in &mut r.notes {
+        f(n, Layout::Line);
+    }
+    if !r.skipped.is_empty() {
+        r.skipped = std::mem::take(&mut r.skipped)
+            .into_iter()
+            .map(|(mut k, v)| {
+                f(&mut k, Layout::Line);
+                (k, v)
+            })
+            .collect();
+    }
+    if let Some(rs) = r.rightsize.as_mut() {
+        f(&mut rs.source, Layout::Line);
+        f(&mut rs.method, Layout::Line);
+        for g in &mut rs.gaps {
+            f(g, Layout::Line);
+        }
+        for rec in &mut rs.recommendations {
+            object(&mut rec.object, f);
+            f(&mut rec.container, Layout::Line);
+            for v in rec.current.values_mut() {
+                f(v, Layout::Line);
+            }
+            if let Some(o) = rec.oom_killed_at_limit.as_mut() {
+                f(o, Layout::Line);
+            }
+            f(&mut rec.snippet, Layout::Lines);
+        }
     }
 }

@@ -14,7 +14,6 @@
 //! Prometheus queries are here too, pure; fetching is `unloop_source::live`'s.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt::Write;
 
 use k8s_openapi::api::core::v1::{Container, ResourceRequirements};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
@@ -273,7 +272,7 @@ pub fn percentile(values: &[f64], p: f64) -> Option<f64> {
     v.get(rank - 1).copied()
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Recommendation {
     pub object: ObjectRef,
@@ -299,7 +298,7 @@ pub struct Recommendation {
     pub snippet: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RightsizeReport {
     /// `metrics-server (metrics.k8s.io)` or `Prometheus at URL`.
@@ -511,79 +510,6 @@ fn one(
         low_confidence: span < CONFIDENT_SPAN_SECS || distinct_times.len() < 2,
         snippet: crate::yaml::to_string(&root),
     }
-}
-
-/// The human form, appended to the audit report.
-pub fn render_human(r: &RightsizeReport) -> String {
-    let mut out = format!("right-sizing from {}\n  method: {}\n", r.source, r.method);
-    for rec in &r.recommendations {
-        let _ = writeln!(
-            out,
-            "\n  {} -n {} (container {})",
-            rec.object, rec.object.namespace, rec.container
-        );
-        let now = |k: &str| {
-            rec.current
-                .get(k)
-                .cloned()
-                .unwrap_or_else(|| "unset".into())
-        };
-        if let Some(m) = &rec.memory {
-            let seen = rec
-                .memory_max_seen
-                .map(|m| format!("max seen {}", quantity(m)))
-                .unwrap_or_else(|| "no sample while it ran".into());
-            let oom = rec
-                .oom_killed_at_limit
-                .as_ref()
-                .map(|l| format!("; OOMKilled at limit {l}, so at least {OOM_FACTOR}x that"))
-                .unwrap_or_default();
-            let _ = writeln!(
-                out,
-                "    memory: request {} -> {m}, limit {} -> {m} ({seen}{oom})",
-                now("requests.memory"),
-                now("limits.memory")
-            );
-        }
-        if let Some(cpu) = &rec.cpu_request {
-            let seen = rec
-                .cpu_percentile_seen
-                .map(cpu_text)
-                .unwrap_or_else(|| "?".into());
-            let _ = writeln!(
-                out,
-                "    cpu: request {} -> {cpu} (p{CPU_PERCENTILE:.0} seen {seen}); limit {} -> {}",
-                now("requests.cpu"),
-                now("limits.cpu"),
-                rec.cpu_limit.clone().unwrap_or_else(|| "none".into())
-            );
-        }
-        let span = unloop_core::subject::human_secs(rec.span_secs);
-        let confidence = if rec.low_confidence {
-            ": too little data, treat it as a floor and measure again under real load"
-        } else {
-            ""
-        };
-        if rec.samples == 0 {
-            let _ = writeln!(
-                out,
-                "    rests on the OOM kill alone: the container was not running at any read"
-            );
-        } else {
-            let _ = writeln!(
-                out,
-                "    rests on {} samples from {} pods over {span}{confidence}",
-                rec.samples, rec.pods
-            );
-        }
-        for l in rec.snippet.lines() {
-            let _ = writeln!(out, "      {l}");
-        }
-    }
-    for g in &r.gaps {
-        let _ = writeln!(out, "  no recommendation for {g}");
-    }
-    out
 }
 
 #[cfg(test)]

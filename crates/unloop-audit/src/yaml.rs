@@ -137,6 +137,16 @@ impl Serialize for Snippet {
     }
 }
 
+impl schemars::JsonSchema for Snippet {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Snippet".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({"description": "YAML to merge into the object.", "type": "string"})
+    }
+}
+
 pub fn to_string(v: &Yaml) -> String {
     let mut out = String::new();
     match v {

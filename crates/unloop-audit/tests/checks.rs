@@ -133,26 +133,7 @@ fn messages_name_the_numbers() {
 }
 
 #[test]
-fn secret_values_never_reach_the_output() {
-    let dir = manifests_dir();
-    for file in [
-        "unresolved-secret/pass.yaml",
-        "unresolved-key/pass.yaml",
-        "config-file-missing/fail.yaml",
-    ] {
-        let r = audit_path(&dir.join(file), &AuditConfig::default());
-        for format in [
-            unloop_audit::render::Format::Human,
-            unloop_audit::render::Format::Json,
-            unloop_audit::render::Format::Sarif,
-            unloop_audit::render::Format::Junit,
-        ] {
-            let text = unloop_audit::render::render(&r, format, &Default::default());
-            for value in ["not-a-real-one", "aHVudGVyMg", "Y2VydA", "a2V5"] {
-                assert!(!text.contains(value), "{file} {format:?} leaks {value}");
-            }
-        }
-    }
+fn secret_values_on_command_lines_are_redacted_in_messages() {
     // A password on a command line is redacted wherever the command is quoted.
     let m = messages(
         "kind: Deployment\napiVersion: apps/v1\nmetadata: {name: a}\nspec:\n  selector: {}\n  template:\n    spec:\n      containers:\n      - {name: a, image: 'a:1', command: [sh, -c, 'server --password=hunter2 &']}\n",

@@ -271,7 +271,7 @@ fn rightsize_from_the_captured_metrics_api_reads() {
     assert_eq!(rec.samples, reads.len());
     assert_eq!(rec.pods, 2, "both replicas were measured");
     assert!(rec.low_confidence, "minutes of data are not a verdict");
-    let human = unloop_audit::rightsize::render_human(&r);
+    let human = unloop_report::audit::rightsize_human(&r);
     assert!(human.contains("too little data"), "{human}");
 }
 

@@ -90,6 +90,11 @@ pub enum Command {
         after_help = "Examples:\n  unloop completions bash > /etc/bash_completion.d/unloop\n  unloop completions zsh > \"${fpath[1]}/_unloop\"\n  unloop completions fish > ~/.config/fish/completions/unloop.fish"
     )]
     Completions(CompletionsArgs),
+    /// Print the JSON Schema of `diagnose -o json` or `audit -o json` (docs/schemas/).
+    #[command(
+        after_help = "Examples:\n  unloop schema diagnose > docs/schemas/diagnose.schema.json\n  unloop schema audit > docs/schemas/audit.schema.json"
+    )]
+    Schema(SchemaArgs),
     /// Write man pages (roff) for unloop and each subcommand into a directory.
     #[command(
         after_help = "Examples:\n  unloop man /usr/local/share/man/man1\n  unloop man ./man && man -l ./man/unloop-diagnose.1"
@@ -296,6 +301,19 @@ pub enum KeepAliveChoice {
 pub struct CompletionsArgs {
     #[arg(value_enum)]
     pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args)]
+pub struct SchemaArgs {
+    /// Whose `-o json` output the schema describes.
+    #[arg(value_enum)]
+    pub of: SchemaOf,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum SchemaOf {
+    Diagnose,
+    Audit,
 }
 
 #[derive(Debug, Args)]

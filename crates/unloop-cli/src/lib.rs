@@ -62,6 +62,7 @@ fn run() -> ExitCode {
         cli::Command::Mcp(a) => commands::mcp::run(a, &args.global),
         cli::Command::Completions(a) => commands::completions::run(a, &out),
         cli::Command::Man(a) => commands::man::run(a, &out),
+        cli::Command::Schema(a) => commands::schema::run(a, &out),
     };
     match result {
         Ok(code) => code,

@@ -11,7 +11,7 @@ pub const DEFAULT_CAP_SECS: u64 = 300;
 /// A container that ran this long before failing starts the backoff over.
 pub const RESET_AFTER_SECS: u64 = 600;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Backoff {
     pub restart_count: i32,

@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{Container, Event, Pod};
+use schemars::JsonSchema;
 use serde::Serialize;
 
 use crate::backoff::{self, Backoff};
@@ -54,7 +55,7 @@ pub enum Target {
     Workload(WorkloadKind, String),
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Report {
     pub schema_version: u32,
@@ -80,11 +81,11 @@ pub struct Report {
 }
 
 /// A container that restarted and has run steadily since (see [`status::recovered`]).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Recovered {
     pub namespace: String,
-    pub workload: String,
+    pub workload: Workload,
     pub pod: String,
     pub container: String,
     pub restarts: i32,
@@ -98,12 +99,12 @@ pub struct Recovered {
     pub log: Vec<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Diagnosis {
     pub namespace: String,
-    /// `deploy/api`, `sts/db`, `job/x`, or `pod/x` for a bare pod.
-    pub workload: String,
+    /// `deploy/api`, `sts/db`, `job/x`, or `pod/x` for a bare pod (one string in JSON).
+    pub workload: Workload,
     /// The replica the details below come from: the one that restarted most.
     pub pod: String,
     /// Every troubled replica of the workload with this container in trouble.
@@ -137,7 +138,7 @@ impl Diagnosis {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PodBrief {
     pub name: String,
@@ -147,7 +148,7 @@ pub struct PodBrief {
     pub node: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ExitInfo {
     pub code: i32,
@@ -164,7 +165,7 @@ pub struct ExitInfo {
     pub message: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LogExcerpt {
     pub previous: bool,
@@ -175,13 +176,13 @@ pub struct LogExcerpt {
     pub tail: Vec<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct LogLine {
     pub line: usize,
     pub text: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EventBrief {
     #[serde(rename = "type")]
@@ -193,7 +194,7 @@ pub struct EventBrief {
     pub last_seen: Option<Timestamp>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct NodeBrief {
     pub name: String,
@@ -468,7 +469,7 @@ fn recovered_brief(
         .unwrap_or_default();
     Recovered {
         namespace: ns.to_string(),
-        workload: workload::of_pod(state, pod).to_string(),
+        workload: workload::of_pod(state, pod),
         pod: name.to_string(),
         container: cs.name.clone(),
         restarts: cs.restart_count,
@@ -745,7 +746,7 @@ fn assemble(s: &Subject, node_name: Option<&str>, pod_status: &str) -> Diagnosis
     let restarts = s.status.map(|c| c.restart_count).unwrap_or(0);
     Diagnosis {
         namespace: s.namespace.to_string(),
-        workload: s.workload.to_string(),
+        workload: s.workload.clone(),
         pod: s.pod_name.to_string(),
         pods: vec![PodBrief {
             name: s.pod_name.to_string(),
@@ -977,7 +978,7 @@ mod tests {
         let report = diagnose(&state, &Query::default(), testing::now(&state));
         assert_eq!(report.diagnoses.len(), 1);
         let d = &report.diagnoses[0];
-        assert_eq!(d.workload, "deploy/api");
+        assert_eq!(d.workload.to_string(), "deploy/api");
         assert_eq!(d.top().id, CauseId::MissingEnvVar);
         assert_eq!(d.top().confidence, Confidence::High);
         let healthy = testing::healthy();
@@ -995,7 +996,7 @@ mod tests {
         assert_eq!(report.recovered.len(), 1);
         let r = &report.recovered[0];
         assert_eq!(
-            (r.workload.as_str(), r.container.as_str()),
+            (r.workload.to_string().as_str(), r.container.as_str()),
             ("deploy/search", "search")
         );
         assert_eq!(r.restarts, 1);

@@ -26,7 +26,9 @@ pub struct Gap {
 }
 
 /// What a gap is about. The JSON `kind` names the variant.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(
     tag = "kind",
     rename_all = "kebab-case",
@@ -56,7 +58,19 @@ pub enum GapAbout {
 }
 
 /// The kinds of object unloop lists.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum ListOf {
     Pods,
@@ -80,7 +94,19 @@ pub enum ListOf {
 }
 
 /// Why a gap is there.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum GapReason {
     /// 401.
@@ -373,7 +399,7 @@ impl Gap {
 }
 
 /// The wire form: the typed fields, plus `what` (derived) and `why` as before.
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 struct Wire {
     #[serde(flatten)]
@@ -384,6 +410,16 @@ struct Wire {
     #[serde(default)]
     what: String,
     why: String,
+}
+
+impl schemars::JsonSchema for Gap {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Gap".into()
+    }
+
+    fn json_schema(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        Wire::json_schema(g)
+    }
 }
 
 /// A gap as unloop wrote it before gaps were typed.
@@ -445,7 +481,7 @@ fn legacy_status(why: &str) -> Option<u16> {
 const EXAMPLES: usize = 3;
 
 /// One line of the report per kind of gap.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct GapSummary {
     /// The gaps' `kind`.
@@ -467,7 +503,7 @@ pub struct GapSummary {
     pub line: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ReasonCount {
     pub reason: GapReason,
     pub count: usize,

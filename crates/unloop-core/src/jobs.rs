@@ -165,7 +165,7 @@ pub fn failed_without_pods(state: &ClusterState, job: &Job) -> Option<Diagnosis>
         .collect();
     Some(Diagnosis {
         namespace: ns.to_string(),
-        workload: w.to_string(),
+        workload: w,
         pod: String::new(),
         pods: Vec::new(),
         container,
@@ -204,7 +204,7 @@ mod tests {
         let report = diagnose(&state, &Query::default(), testing::now(&state));
         assert_eq!(report.diagnoses.len(), 1);
         let d = &report.diagnoses[0];
-        assert_eq!(d.workload, "job/export");
+        assert_eq!(d.workload.to_string(), "job/export");
         assert_eq!(d.top().id, CauseId::JobFailed);
         assert!(d.top().summary.contains("BackoffLimitExceeded"));
         assert!(

@@ -298,6 +298,27 @@ impl Serialize for Pipeline {
     }
 }
 
+/// The JSON form of a [`Pipeline`] (its `Serialize`), for the schema.
+#[derive(schemars::JsonSchema)]
+#[allow(dead_code)]
+struct PipelineJson {
+    /// The argv of each command of the pipeline.
+    pipeline: Vec<Vec<String>>,
+    /// The file the last command's output is written to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stdout: Option<String>,
+}
+
+impl schemars::JsonSchema for Pipeline {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Pipeline".into()
+    }
+
+    fn json_schema(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        PipelineJson::json_schema(g)
+    }
+}
+
 /// A plain file name in the current directory made from outside text: no `/` (no other
 /// directory), no NUL or control characters, never `.`, `..` or empty.
 pub fn file_name(s: &str) -> String {

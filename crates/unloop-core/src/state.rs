@@ -48,7 +48,7 @@ pub struct ClusterState {
     pub gaps: Vec<Gap>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", default)]
 pub struct Scope {
     pub context: Option<String>,

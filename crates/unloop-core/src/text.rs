@@ -146,7 +146,7 @@ pub fn each_report_string(r: &mut Report, f: &mut dyn FnMut(&mut String, Layout)
     for d in &mut r.diagnoses {
         for s in [
             &mut d.namespace,
-            &mut d.workload,
+            &mut d.workload.name,
             &mut d.pod,
             &mut d.container,
             &mut d.status,
@@ -224,7 +224,7 @@ pub fn each_report_string(r: &mut Report, f: &mut dyn FnMut(&mut String, Layout)
     for x in &mut r.recovered {
         for s in [
             &mut x.namespace,
-            &mut x.workload,
+            &mut x.workload.name,
             &mut x.pod,
             &mut x.container,
         ] {

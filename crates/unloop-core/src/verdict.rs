@@ -12,7 +12,7 @@ macro_rules! causes {
     ($($(#[$doc:meta])* $variant:ident = $id:literal, $bucket:ident;)+) => {
         /// Stable identifiers of the causes unloop can name. Their kebab-case spelling is part of
         /// the JSON output contract; docs/causes.md documents each one.
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
         pub enum CauseId {
             $($(#[$doc])* #[serde(rename = $id)] $variant,)+
         }
@@ -91,7 +91,7 @@ impl std::fmt::Display for CauseId {
 }
 
 /// The guide's three families of crash-loop causes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Bucket {
     /// Configuration and environment: what the container was given.
@@ -102,7 +102,9 @@ pub enum Bucket {
     Application,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Confidence {
     Low,
@@ -121,7 +123,7 @@ impl std::fmt::Display for Confidence {
 }
 
 /// Where a piece of evidence was read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum EvidenceKind {
     /// A field of an object, e.g. a container status.
@@ -140,7 +142,7 @@ pub enum EvidenceKind {
     Rollout,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Evidence {
     pub kind: EvidenceKind,
@@ -161,7 +163,7 @@ impl Evidence {
 }
 
 /// One explanation of the crash.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Cause {
     pub id: CauseId,
@@ -190,7 +192,7 @@ impl Cause {
 }
 
 /// What a remedy does: ranking and renderers decide by this, never by its title.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum RemedyKind {
     /// Changes the workload, the cluster or the image so that the cause goes away.
@@ -261,6 +263,33 @@ impl Serialize for Remedy {
             m.serialize_entry("steps", &script.steps)?;
         }
         m.end()
+    }
+}
+
+/// The JSON form of a [`Remedy`] (its `Serialize`), for the schema.
+#[derive(schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[allow(dead_code)]
+struct RemedyJson {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    for_cause: Option<CauseId>,
+    kind: RemedyKind,
+    title: String,
+    /// The line to paste into a POSIX shell.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    command: Option<String>,
+    /// The same command as argv, one entry per `&&` step.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    steps: Option<Vec<shell::Pipeline>>,
+}
+
+impl schemars::JsonSchema for Remedy {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Remedy".into()
+    }
+
+    fn json_schema(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        RemedyJson::json_schema(g)
     }
 }
 

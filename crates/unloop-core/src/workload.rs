@@ -7,8 +7,8 @@ use serde::Serialize;
 use crate::state::ClusterState;
 
 /// The workload a pod belongs to, as kubectl names it: `deploy/api`, `sts/db`, `ds/agent`, `job/x`,
-/// `cronjob/x`, `rs/x`, or `pod/x` for a bare pod.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+/// `cronjob/x`, `rs/x`, or `pod/x` for a bare pod. In JSON it is that one string.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Workload {
     pub kind: WorkloadKind,
     pub name: String,
@@ -70,6 +70,26 @@ impl WorkloadKind {
 impl std::fmt::Display for Workload {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}/{}", self.kind.short(), self.name)
+    }
+}
+
+impl Serialize for Workload {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl schemars::JsonSchema for Workload {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Workload".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "The workload as kubectl names it: `deploy/api`, `sts/db`, `ds/agent`, `job/x`, `cronjob/x`, `rs/x`, or `pod/x` for a bare pod.",
+            "type": "string",
+            "pattern": "^(deploy|sts|ds|job|cronjob|rs|pod)/.+$"
+        })
     }
 }
 

@@ -2,58 +2,14 @@
 
 use std::fmt::Write;
 
-use owo_colors::{OwoColorize, Style};
+use owo_colors::OwoColorize;
 use unloop_core::Report;
 use unloop_core::backoff::{Backoff, go_duration};
 use unloop_core::diagnose::Diagnosis;
 use unloop_core::subject::human_secs;
-use unloop_core::verdict::Confidence;
 
+use crate::palette::Palette;
 use crate::{clock, relative};
-
-struct Palette {
-    title: Style,
-    bad: Style,
-    label: Style,
-    dim: Style,
-    cmd: Style,
-    high: Style,
-    medium: Style,
-}
-
-impl Palette {
-    fn new(color: bool) -> Self {
-        if !color {
-            let s = Style::new();
-            return Palette {
-                title: s,
-                bad: s,
-                label: s,
-                dim: s,
-                cmd: s,
-                high: s,
-                medium: s,
-            };
-        }
-        Palette {
-            title: Style::new().bold(),
-            bad: Style::new().red().bold(),
-            label: Style::new().cyan(),
-            dim: Style::new().dimmed(),
-            cmd: Style::new().green(),
-            high: Style::new().red(),
-            medium: Style::new().yellow(),
-        }
-    }
-
-    fn confidence(&self, c: Confidence) -> Style {
-        match c {
-            Confidence::High => self.high,
-            Confidence::Medium => self.medium,
-            Confidence::Low => self.dim,
-        }
-    }
-}
 
 /// Label column width: labels are padded so the text lines up.
 const LABEL: usize = 8;

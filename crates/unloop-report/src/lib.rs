@@ -1,9 +1,14 @@
-//! Renders a diagnosis report: for a terminal, for an incident ticket (markdown), for programs
-//! (json, yaml). Renderers return strings; the binary decides where they go.
+//! Renders unloop's reports. A diagnosis report: for a terminal, for an incident ticket
+//! (markdown), for programs (json, yaml). An audit report ([`audit`]): human, json, SARIF, JUnit.
+//! Renderers return strings; the binary decides where they go. Both share one colour palette and
+//! one set of time and count formatters (below).
 
+pub mod audit;
 mod html;
 mod human;
 mod markdown;
+mod palette;
+pub mod schema;
 
 pub use human::human;
 pub use markdown::markdown;
@@ -31,6 +36,7 @@ pub fn render(report: &Report, format: Format, color: bool) -> String {
             let mut s = serde_json::to_string_pretty(report)
                 .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
             s.push('\n');
+            schema::assert_valid(schema::Kind::Diagnose, &s);
             s
         }
         Format::Yaml => {
@@ -69,4 +75,13 @@ pub(crate) fn relative(t: jiff::Timestamp, now: jiff::Timestamp) -> String {
 /// Wall-clock time of day in UTC, enough for a timeline read during an incident.
 pub(crate) fn clock(t: jiff::Timestamp) -> String {
     t.strftime("%H:%M:%S UTC").to_string()
+}
+
+/// `3 errors`, `1 warning`.
+pub(crate) fn plural(n: usize, word: &str) -> String {
+    if n == 1 {
+        format!("{n} {word}")
+    } else {
+        format!("{n} {word}s")
+    }
 }

@@ -5,20 +5,14 @@
 use std::path::{Path, PathBuf};
 
 use unloop_audit::load::{LoadOptions, load_paths, load_str};
-use unloop_audit::{AuditConfig, AuditReport, Context, Inventory, Known, Resolver};
+use unloop_audit::{AuditConfig, AuditReport, Inventory};
 
 pub fn manifests_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/manifests")
 }
 
 pub fn audit_inventory(inv: &Inventory, config: &AuditConfig) -> AuditReport {
-    let resolver = Resolver::new(vec![Known::manifests(&inv.config)]);
-    let ctx = Context {
-        config,
-        resolver: &resolver,
-        observed: None,
-    };
-    unloop_audit::audit(inv, &ctx)
+    unloop_audit::audit_manifests(inv, config)
 }
 
 pub fn audit_path(path: &Path, config: &AuditConfig) -> AuditReport {

@@ -1,6 +1,6 @@
 //! `unloop audit`: checks manifests (or a live cluster) for what makes pods crash-loop, before it
-//! happens. The checks are in the `unloop-audit` crate; this file validates flags, picks the
-//! source, and maps the outcome to an exit code.
+//! happens. The checks are in the `unloop-audit` crate, the renderers in `unloop-report`; this file
+//! validates flags, picks the source, and maps the outcome to an exit code.
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -8,9 +8,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use unloop_audit::load::{LoadError, LoadOptions};
-use unloop_audit::render::{Format, RenderOptions};
 use unloop_audit::{AuditConfig, Context, Inventory, Known, Observed, Resolver, Severity};
 use unloop_core::state::ClusterState;
+use unloop_report::audit::{Format, RenderOptions};
 use unloop_source::SourceError;
 use unloop_source::live::prometheus::Prometheus;
 use unloop_source::live::{Live, LiveOptions};
@@ -333,7 +333,7 @@ pub fn run(args: AuditArgs, global: &Global, out: &Output) -> Result<ExitCode, C
         fail_on,
         tool_version: env!("CARGO_PKG_VERSION").to_string(),
     };
-    out.result(&unloop_audit::render::render(&report, format, &opts));
+    out.result(&unloop_report::audit::render(&report, format, &opts));
     Ok(if report.worst().is_some_and(|w| w >= fail_on) {
         ExitCode::from(1)
     } else {

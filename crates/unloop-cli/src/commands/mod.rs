@@ -8,6 +8,7 @@ pub mod diagnose;
 pub mod man;
 pub mod mcp;
 pub mod retry;
+pub mod schema;
 pub mod snapshot;
 
 use crate::cli::{Global, Scope};

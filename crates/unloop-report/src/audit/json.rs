@@ -1,27 +1,35 @@
 //! JSON for programs: the findings with their check's why, a summary, and what was skipped.
 
+use schemars::JsonSchema;
 use serde::Serialize;
 
 use super::RenderOptions;
-use crate::AuditReport;
-use crate::check::{Finding, Severity};
+use unloop_audit::AuditReport;
+use unloop_audit::check::{CheckId, Finding, Severity};
 
-#[derive(Serialize)]
+const API_VERSION: &str = "unloop.dev/v1alpha1";
+const KIND: &str = "AuditReport";
+
+/// What `unloop audit -o json` writes.
+#[derive(Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-struct Document<'a> {
+pub(crate) struct Document<'a> {
+    #[schemars(extend("const" = API_VERSION))]
     api_version: &'static str,
+    #[schemars(extend("const" = KIND))]
     kind: &'static str,
     summary: Summary,
     findings: Vec<FindingView<'a>>,
     suppressed: Vec<SuppressedView<'a>>,
-    checks: Vec<&'static str>,
+    /// The checks that ran.
+    checks: &'a [CheckId],
     skipped_kinds: &'a std::collections::BTreeMap<String, usize>,
     notes: &'a [String],
     #[serde(skip_serializing_if = "Option::is_none")]
-    rightsize: Option<&'a crate::rightsize::RightsizeReport>,
+    rightsize: Option<&'a unloop_audit::rightsize::RightsizeReport>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 struct Summary {
     errors: usize,
@@ -35,14 +43,14 @@ struct Summary {
     failed: bool,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 struct FindingView<'a> {
     #[serde(flatten)]
     finding: &'a Finding,
     why: &'static str,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 struct SuppressedView<'a> {
     #[serde(flatten)]
@@ -52,8 +60,8 @@ struct SuppressedView<'a> {
 
 pub(super) fn render(r: &AuditReport, opts: &RenderOptions) -> String {
     let doc = Document {
-        api_version: "unloop.dev/v1alpha1",
-        kind: "AuditReport",
+        api_version: API_VERSION,
+        kind: KIND,
         summary: Summary {
             errors: r.count(Severity::Error),
             warnings: r.count(Severity::Warning),
@@ -80,7 +88,7 @@ pub(super) fn render(r: &AuditReport, opts: &RenderOptions) -> String {
                 suppressed_by: &s.by,
             })
             .collect(),
-        checks: r.checks.iter().map(|c| c.as_str()).collect(),
+        checks: &r.checks,
         skipped_kinds: &r.skipped,
         notes: &r.notes,
         rightsize: r.rightsize.as_ref(),
@@ -88,5 +96,6 @@ pub(super) fn render(r: &AuditReport, opts: &RenderOptions) -> String {
     let mut s =
         serde_json::to_string_pretty(&doc).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
     s.push('\n');
+    crate::schema::assert_valid(crate::schema::Kind::Audit, &s);
     s
 }

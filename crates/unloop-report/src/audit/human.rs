@@ -4,59 +4,20 @@ use std::fmt::Write;
 
 use std::borrow::Cow;
 
-use owo_colors::{OwoColorize, Style};
+use owo_colors::OwoColorize;
 use unloop_core::text::{Layout, visible, visible_lines};
 
-use super::{RenderOptions, plural};
-use crate::AuditReport;
-use crate::check::{Finding, Severity};
+use unloop_audit::{AuditReport, Finding, ObjectRef, Severity};
 
-struct Palette {
-    title: Style,
-    error: Style,
-    warning: Style,
-    info: Style,
-    dim: Style,
-    code: Style,
-}
-
-impl Palette {
-    fn new(color: bool) -> Palette {
-        if !color {
-            let s = Style::new();
-            return Palette {
-                title: s,
-                error: s,
-                warning: s,
-                info: s,
-                dim: s,
-                code: s,
-            };
-        }
-        Palette {
-            title: Style::new().bold(),
-            error: Style::new().red().bold(),
-            warning: Style::new().yellow().bold(),
-            info: Style::new().cyan(),
-            dim: Style::new().dimmed(),
-            code: Style::new().green(),
-        }
-    }
-
-    fn severity(&self, s: Severity) -> Style {
-        match s {
-            Severity::Error => self.error,
-            Severity::Warning => self.warning,
-            Severity::Info => self.info,
-        }
-    }
-}
+use super::RenderOptions;
+use crate::palette::Palette;
+use crate::plural;
 
 pub(super) fn render(report: &AuditReport, opts: &RenderOptions) -> String {
     // Names, messages and snippets come from manifests and clusters: control characters in them
     // are spelled out before any of it reaches a terminal.
     let mut shown = report.clone();
-    super::each_string(&mut shown, false, &mut |s, layout| {
+    unloop_audit::each_string(&mut shown, false, &mut |s, layout| {
         let v = match layout {
             Layout::Line => visible(s),
             Layout::Lines => visible_lines(s),
@@ -86,7 +47,7 @@ pub(super) fn render(report: &AuditReport, opts: &RenderOptions) -> String {
     summary(&mut out, report, &p);
     if let Some(r) = &report.rightsize {
         out.push('\n');
-        out.push_str(&crate::rightsize::render_human(r));
+        out.push_str(&super::rightsize_human(r));
     }
     out
 }
@@ -130,7 +91,7 @@ fn finding(out: &mut String, f: &Finding, p: &Palette) {
     let _ = writeln!(out, "          fix: {}", f.fix.text);
     if let Some(y) = &f.fix.yaml {
         for l in y.text().lines() {
-            let _ = writeln!(out, "            {}", l.style(p.code));
+            let _ = writeln!(out, "            {}", l.style(p.cmd));
         }
     }
 }
@@ -155,7 +116,7 @@ fn summary(out: &mut String, r: &AuditReport, p: &Palette) {
             }
         })
         .collect();
-        let mut objects: Vec<&crate::ObjectRef> = r.findings.iter().map(|f| &f.object).collect();
+        let mut objects: Vec<&ObjectRef> = r.findings.iter().map(|f| &f.object).collect();
         objects.sort();
         objects.dedup();
         let _ = write!(

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::{audit_path, audit_text, manifests_dir};
-use unloop_audit::render::{Format, RenderOptions, render};
 use unloop_audit::{AuditConfig, Severity};
+use unloop_report::audit::{Format, RenderOptions, render};
 
 fn scenario(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -293,4 +293,22 @@ fn json_summarises_for_programs() {
             .as_str()
             .is_some_and(|y| y.contains("memory: 1Gi"))
     );
+}
+
+#[test]
+fn secret_values_never_reach_the_output() {
+    let dir = manifests_dir();
+    for file in [
+        "unresolved-secret/pass.yaml",
+        "unresolved-key/pass.yaml",
+        "config-file-missing/fail.yaml",
+    ] {
+        let r = audit_path(&dir.join(file), &AuditConfig::default());
+        for format in [Format::Human, Format::Json, Format::Sarif, Format::Junit] {
+            let text = render(&r, format, &Default::default());
+            for value in ["not-a-real-one", "aHVudGVyMg", "Y2VydA", "a2V5"] {
+                assert!(!text.contains(value), "{file} {format:?} leaks {value}");
+            }
+        }
+    }
 }

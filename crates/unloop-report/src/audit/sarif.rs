@@ -6,8 +6,8 @@
 use serde_json::{Value, json};
 
 use super::RenderOptions;
-use crate::AuditReport;
-use crate::check::{CheckId, Finding, Severity};
+use unloop_audit::AuditReport;
+use unloop_audit::check::{CheckId, Finding, Severity};
 
 fn level(s: Severity) -> &'static str {
     match s {

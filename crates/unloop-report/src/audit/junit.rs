@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 
 use super::RenderOptions;
-use crate::AuditReport;
-use crate::check::{CheckId, Finding, ObjectRef};
+use unloop_audit::AuditReport;
+use unloop_audit::check::{CheckId, Finding, ObjectRef};
 
 /// Text for XML 1.0 attributes and content. Characters XML 1.0 forbids even as references (C0
 /// controls but TAB, LF, CR; U+FFFE, U+FFFF) are spelled out as `\x1b`; CR is written as a
@@ -52,7 +52,7 @@ pub(super) fn render(r: &AuditReport, opts: &RenderOptions) -> String {
         by_object.entry(&f.object).or_default().push(f);
     }
     // Workloads in input order, then objects that are not workloads (nodes).
-    let mut objects: Vec<(&ObjectRef, Option<&crate::Location>)> =
+    let mut objects: Vec<(&ObjectRef, Option<&unloop_audit::Location>)> =
         r.workloads.iter().map(|(o, l)| (o, l.as_ref())).collect();
     for o in by_object.keys() {
         if !objects.iter().any(|(w, _)| w == o) {
