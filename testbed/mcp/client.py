@@ -56,6 +56,10 @@ async def main():
         tools = {t.name: t for t in (await s.list_tools()).tools}
         check(set(tools) == {"diagnose", "audit", "read_bundle"}, "read-only tools listed", tools.keys())
         check(all(t.annotations.read_only_hint for t in tools.values()), "each marked read-only")
+        for name, title in [("diagnose", "unloop diagnose -o json"), ("audit", "unloop audit -o json")]:
+            out = tools[name].outputSchema or {}
+            check(out.get("title") == title,
+                  f"{name} declares its output schema", out.keys())
 
         r = await s.call_tool("diagnose", {"bundle": bundle})
         check(not r.is_error, "diagnose on a bundle succeeds", r.content)

@@ -180,7 +180,10 @@ mod tests {
     fn a_released_lease_is_taken_at_once_by_another_replica() {
         let held = held_by("a", 0);
         // Before the release, "b" follows for the whole lease duration.
-        assert!(matches!(decide(Some(&held), "b", at(1)), Decision::Follow { .. }));
+        assert!(matches!(
+            decide(Some(&held), "b", at(1)),
+            Decision::Follow { .. }
+        ));
         let released = released_spec(&held, "a", at(1)).expect("a holds it");
         assert_eq!(decide(Some(&released), "b", at(1)), Decision::Acquire);
         // Only the holder can give it up.

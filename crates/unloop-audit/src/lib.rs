@@ -11,9 +11,10 @@
 //!   They reuse unloop-core's knowledge: reference enumeration and resolution, JVM heap flags,
 //!   memory quantities, probe budgets.
 //! - [`audit`] applies the [`config::AuditConfig`] (severities, thresholds, exemptions).
+//! - [`rightsize`] turns observed usage into requests and limits.
+//!
 //! The report is rendered by `unloop-report` (human, JSON, SARIF 2.1.0, JUnit XML); [`each_string`]
 //! is the one list of its strings that the renderers' output passes walk.
-//! - [`rightsize`] turns observed usage into requests and limits.
 
 pub mod check;
 pub mod checks;

@@ -7,15 +7,17 @@
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
+use schemars::JsonSchema;
+use serde::Serialize;
 
 use crate::diagnose::Diagnosis;
 use crate::refs::RefKind;
 use crate::subject::{About, Finding, Subject};
 use crate::verdict::CauseId;
+use crate::workload::Workload;
 
 /// The one thing a diagnosis's top cause is about, when other workloads can fail on it too.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, JsonSchema)]
 #[serde(tag = "kind")]
 pub enum Root {
     Secret { namespace: String, name: String },
@@ -54,7 +56,7 @@ impl Root {
 }
 
 /// A root several workloads fail on, said once on top of the report.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SharedRoot {
     pub root: Root,
@@ -68,12 +70,12 @@ pub struct SharedRoot {
 }
 
 /// A workload a shared root takes down.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Victim {
     pub namespace: String,
     /// `deploy/api`, as in its diagnosis.
-    pub workload: String,
+    pub workload: Workload,
     pub container: String,
     pub cause: CauseId,
     /// Its troubled pods.
@@ -131,9 +133,9 @@ pub fn shared(diagnoses: &[Diagnosis]) -> Vec<SharedRoot> {
     let mut out: Vec<SharedRoot> = by_root
         .into_iter()
         .filter_map(|(root, victims)| {
-            let mut workloads: Vec<(&str, &str)> = victims
+            let mut workloads: Vec<(&str, &Workload)> = victims
                 .iter()
-                .map(|d| (d.namespace.as_str(), d.workload.as_str()))
+                .map(|d| (d.namespace.as_str(), &d.workload))
                 .collect();
             workloads.dedup();
             workloads.sort_unstable();
@@ -248,7 +250,7 @@ mod tests {
             }
         );
         assert_eq!(r.cause, CauseId::MissingSecret);
-        let victims: Vec<&str> = r.victims.iter().map(|v| v.workload.as_str()).collect();
+        let victims: Vec<String> = r.victims.iter().map(|v| v.workload.to_string()).collect();
         assert_eq!(victims, ["deploy/billing", "deploy/payments"]);
         assert!(
             r.summary

@@ -216,7 +216,7 @@ pub fn each_report_string(r: &mut Report, f: &mut dyn FnMut(&mut String, Layout)
         x.root.strings_mut().into_iter().for_each(|s| f(s, Line));
         f(&mut x.summary, Line);
         for v in &mut x.victims {
-            for s in [&mut v.namespace, &mut v.workload, &mut v.container] {
+            for s in [&mut v.namespace, &mut v.workload.name, &mut v.container] {
                 f(s, Line);
             }
         }

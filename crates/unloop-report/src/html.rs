@@ -153,7 +153,7 @@ pub fn html(report: &Report) -> String {
         let _ = writeln!(
             out,
             "<section class=\"diagnosis recovered\"><h2>✔ {} <span class=\"dim\">ns {}</span> container {}: recovered after {} {}</h2>",
-            esc(&r.workload),
+            esc(&r.workload.to_string()),
             esc(&r.namespace),
             esc(&r.container),
             r.restarts,
@@ -203,7 +203,7 @@ fn diagnosis(out: &mut String, d: &Diagnosis, report: &Report) {
     let _ = writeln!(
         out,
         "<section class=\"diagnosis\">\n<h2>✖ {} <span class=\"dim\">ns {}</span> {role} {} <span class=\"status\">{}</span> <span class=\"dim\">{}, {} restarts</span></h2>",
-        esc(&d.workload),
+        esc(&d.workload.to_string()),
         esc(&d.namespace),
         esc(&d.container),
         esc(&d.status),

@@ -71,7 +71,10 @@ fn global_args(g: &Global) -> Vec<OsString> {
         a.extend(["--context".into(), c.into()]);
     }
     if let Some(t) = g.timeout {
-        a.extend(["--timeout".into(), format!("{}s", t.as_secs().max(1)).into()]);
+        a.extend([
+            "--timeout".into(),
+            format!("{}s", t.as_secs().max(1)).into(),
+        ]);
     }
     a
 }
@@ -112,20 +115,23 @@ fn tools(allow_debug: bool) -> Vec<Tool> {
     audit_props.insert("paths".into(), json!({"type": "array", "items": {"type": "string"}, "description": "Manifest files or directories (recursive: *.yaml, *.yml, *.json)."}));
     audit_props.insert("live".into(), json!({"type": "boolean", "description": "Audit the workloads running in the cluster instead of manifests."}));
 
-    // The output schemas (`unloop_report::schema::{diagnose,audit}()`) are set here, on
-    // `Tool::output_schema`, once they exist.
+    // Each tool's output schema is the one `-o json` is generated against and validated by in
+    // the tests (`unloop_report::schema`, shipped in docs/schemas/): a client can check what it
+    // gets (the Python SDK does).
     let mut t = vec![
         Tool::new(
             "diagnose",
             "Find crash-looping and failing pods and explain each: the ranked causes with their evidence (fields, events, log lines), the backoff timeline and remedies as shell commands. Reads the live cluster, or a bundle when `bundle` is given. Returns unloop's JSON report (schemaVersion, diagnoses[], gaps[]).",
             schema(json!({"type": "object", "properties": diagnose_props, "additionalProperties": false})),
         )
+        .with_raw_output_schema(schema(unloop_report::schema::diagnose()))
         .annotate(read_only("Diagnose crash loops")),
         Tool::new(
             "audit",
             "Check manifests (`paths`) or the live cluster (`live`) for what makes pods crash-loop before it happens: missing ConfigMaps/Secrets, probes, JVM heap vs memory limit, entrypoints, images. Returns unloop's JSON audit report.",
             schema(json!({"type": "object", "properties": audit_props, "additionalProperties": false})),
         )
+        .with_raw_output_schema(schema(unloop_report::schema::audit()))
         .annotate(read_only("Audit manifests or workloads")),
         Tool::new(
             "read_bundle",
