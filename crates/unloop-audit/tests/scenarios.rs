@@ -235,6 +235,7 @@ fn visible_misconfigurations_are_caught_before_they_run() {
             "missing-secret: unresolved-secret (error)",
             "missing-secret-key: unresolved-key (error)",
             "secret-volume-missing: unresolved-secret (error)",
+            "shared-missing-secret: unresolved-secret (error)",
         ]
     );
 }
@@ -312,6 +313,24 @@ fn captured_clusters_show_restarts_ooms_and_unresolved_references() {
                 "{scenario}: {:#?}",
                 report.findings
             ),
+            // One missing Secret, two workloads that never started: each is named, no restarts.
+            "shared-missing-secret" => {
+                for name in ["orders", "invoices"] {
+                    assert!(
+                        report
+                            .findings
+                            .iter()
+                            .any(|f| f.check == CheckId::UnresolvedSecret && f.object.name == name),
+                        "{scenario}: {name}: {:#?}",
+                        report.findings
+                    );
+                }
+                assert!(
+                    !has(CheckId::RecentRestarts),
+                    "{scenario}: {:#?}",
+                    report.findings
+                );
+            }
             // The cause is fixed (the ConfigMap now exists); the restarts remain.
             "fixed-but-backing-off" => {
                 assert!(
