@@ -7,11 +7,11 @@ use std::path::{Path, PathBuf};
 use std::sync::LazyLock;
 
 use unloop_audit::load::LoadOptions;
-use unloop_audit::render::{Format as AuditFormat, RenderOptions};
 use unloop_audit::{AuditConfig, Context, Inventory, Known, Resolver};
 use unloop_core::diagnose::Query;
 use unloop_core::state::ClusterState;
 use unloop_report::Format;
+use unloop_report::audit::{Format as AuditFormat, RenderOptions};
 
 /// A fixed clock for states that carry no capture time, so runs are reproducible.
 pub fn fixed_now() -> jiff::Timestamp {
@@ -22,7 +22,13 @@ pub fn fixed_now() -> jiff::Timestamp {
 pub fn diagnose_and_render(state: &ClusterState) {
     let now = state.captured_at.unwrap_or_else(fixed_now);
     let report = unloop_core::diagnose(state, &Query::default(), now);
-    for format in [Format::Human, Format::Markdown, Format::Json, Format::Yaml] {
+    for format in [
+        Format::Human,
+        Format::Markdown,
+        Format::Json,
+        Format::Yaml,
+        Format::Html,
+    ] {
         for color in [false, true] {
             let _ = unloop_report::render(&report, format, color);
             if format != Format::Human {
@@ -50,7 +56,7 @@ pub fn audit_and_render(inv: &Inventory) {
         AuditFormat::Junit,
     ] {
         opts.color = format == AuditFormat::Human;
-        let _ = unloop_audit::render::render(&report, format, &opts);
+        let _ = unloop_report::audit::render(&report, format, &opts);
     }
 }
 

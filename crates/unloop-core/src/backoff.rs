@@ -74,21 +74,64 @@ pub fn timeline(
 }
 
 impl Backoff {
+    /// The runs of this container so far: its restarts and the first start. The restart count
+    /// is the cluster's (or a bundle's) word, anything up to `i32::MAX`: every count derived from
+    /// it is an `i64`, and nothing walks the restarts one by one ([`Backoff::same_delay_from`]).
+    pub fn runs(&self) -> i64 {
+        i64::from(self.restart_count.max(0)) + 1
+    }
+
+    /// The restart the kubelet is holding back now (1-based).
+    pub fn next_restart(&self) -> i64 {
+        self.runs()
+    }
+
     /// The delay the kubelet waited before restart `k` (1-based) of this container, as its
     /// schedule gives it: none before the first restart, then `initial_secs` doubling to
     /// `cap_secs`. A run longer than `reset_after_secs` would have started the doubling over;
     /// the kubelet keeps no record of earlier runs, so the timeline assumes none did.
-    pub fn delay_before(&self, k: i32) -> u64 {
+    pub fn delay_before(&self, k: i64) -> u64 {
         if k <= 1 {
             0
         } else {
-            estimate(k - 1, self.initial_secs, self.cap_secs)
+            let doublings = (k - 2).clamp(0, 32) as u32;
+            self.initial_secs
+                .saturating_mul(1u64 << doublings)
+                .min(self.cap_secs)
         }
     }
 
+    /// How many restarts from `k` up to (not including) `end` share the delay before `k`. The
+    /// schedule doubles until the cap, so once two delays in a row are equal (the cap, or zero)
+    /// every later one is too: constant time, whatever the restart count.
+    pub fn same_delay_from(&self, k: i64, end: i64) -> i64 {
+        if k >= end {
+            0
+        } else if self.delay_before(k + 1) == self.delay_before(k) {
+            end - k
+        } else {
+            1
+        }
+    }
+
+    /// The backoff waited between restarts `from` and `to` (not included): the sum of their
+    /// delays, saturating, in at most a few dozen steps.
+    pub fn delay_between(&self, from: i64, to: i64) -> u64 {
+        let mut total = 0u64;
+        let mut k = from.max(1);
+        while k < to {
+            let n = self.same_delay_from(k, to);
+            total = total.saturating_add(self.delay_before(k).saturating_mul(n as u64));
+            k += n;
+        }
+        total
+    }
+
     /// The first restart whose delay was the cap, if the schedule has reached it by now.
-    pub fn capped_from(&self) -> Option<i32> {
-        (2..=self.restart_count + 1).find(|&k| self.delay_before(k) >= self.cap_secs)
+    pub fn capped_from(&self) -> Option<i64> {
+        // The delay doubles each restart: past 2 + 64 of them it is the cap or never will be.
+        let last = self.next_restart().min(2 + 64);
+        (2..=last).find(|&k| self.delay_before(k) >= self.cap_secs)
     }
 }
 

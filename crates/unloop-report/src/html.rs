@@ -17,7 +17,7 @@ use unloop_core::verdict::Confidence;
 use crate::{clock, relative};
 
 /// Runs drawn one by one; earlier ones are folded into one segment.
-const MAX_RUNS: i32 = 12;
+const MAX_RUNS: i64 = 12;
 
 /// `&`, `<`, `>`, `"` and `'` as character references: safe in element text and in attribute
 /// values quoted with either quote.
@@ -370,7 +370,7 @@ fn grow(secs: f64) -> f64 {
 /// kubelet's schedule, growing to the cap), the wait in progress split at now, and the next
 /// retry. The kubelet keeps only the last run's exit and duration; earlier runs are drawn hatched.
 fn timeline(out: &mut String, d: &Diagnosis, b: &Backoff, report: &Report) {
-    let runs = b.restart_count.max(0) + 1;
+    let runs = b.runs();
     let first_drawn = (runs - MAX_RUNS + 1).max(1);
     let last_ran = d.exit.as_ref().and_then(|x| x.ran_for_secs);
     let _ = writeln!(
@@ -380,7 +380,7 @@ fn timeline(out: &mut String, d: &Diagnosis, b: &Backoff, report: &Report) {
     );
     if first_drawn > 1 {
         let folded = first_drawn - 1;
-        let waited: u64 = (1..folded).map(|k| b.delay_before(k)).sum();
+        let waited = b.delay_between(1, folded);
         let _ = writeln!(
             out,
             "<div class=\"seg earlier\" style=\"flex-grow:{}\" title=\"{}\"><div class=\"bar\"></div><div class=\"label\">… {folded} earlier runs</div></div>",
@@ -440,7 +440,7 @@ fn timeline(out: &mut String, d: &Diagnosis, b: &Backoff, report: &Report) {
                 grow(elapsed as f64),
                 esc(&format!(
                     "restart {} is held back {}{cap}",
-                    b.restart_count + 1,
+                    b.next_restart(),
                     go_duration(b.delay_secs)
                 )),
                 esc(&go_duration(b.delay_secs))
@@ -492,7 +492,7 @@ fn timeline(out: &mut String, d: &Diagnosis, b: &Backoff, report: &Report) {
 }
 
 /// The backoff delay before restart `k`, between run `k` and run `k + 1`.
-fn wait(out: &mut String, b: &Backoff, k: i32) {
+fn wait(out: &mut String, b: &Backoff, k: i64) {
     let delay = b.delay_before(k);
     let class = if delay >= b.cap_secs {
         "wait cap"

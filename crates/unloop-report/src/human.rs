@@ -239,7 +239,7 @@ fn block(out: &mut String, d: &Diagnosis, report: &Report, p: &Palette) {
             "backoff",
             &format!(
                 "restart {} is held back {} ({}); {next}",
-                b.restart_count + 1,
+                b.next_restart(),
                 go_duration(b.delay_secs),
                 b.delay_from
             ),
@@ -352,14 +352,12 @@ fn block(out: &mut String, d: &Diagnosis, report: &Report, p: &Palette) {
 /// run ended and when the next comes.
 /// `10 runs: ▮ 0s ▮ 10s ▮ 20s ▮ 40s ▮ 1m20s ▮ 2m40s ▮ [5m0s ▮]×3 ran 2.1s, exit 1; waits 5m0s (the cap), next retry in 52s`
 pub(crate) fn timeline(d: &Diagnosis, b: &Backoff, now: jiff::Timestamp) -> String {
-    let runs = b.restart_count.max(0) + 1;
+    let runs = b.runs();
     let mut t = format!("{runs} {}: ▮", if runs == 1 { "run" } else { "runs" });
     let mut k = 1;
     while k < runs {
         let delay = b.delay_before(k);
-        let same = (k..runs)
-            .take_while(|&j| b.delay_before(j) == delay)
-            .count();
+        let same = b.same_delay_from(k, runs);
         if same >= 3 {
             t.push_str(&format!(" [{} ▮]×{same}", go_duration(delay)));
         } else {
@@ -367,7 +365,7 @@ pub(crate) fn timeline(d: &Diagnosis, b: &Backoff, now: jiff::Timestamp) -> Stri
                 t.push_str(&format!(" {} ▮", go_duration(delay)));
             }
         }
-        k += same as i32;
+        k += same;
     }
     if let Some(x) = &d.exit {
         match x.ran_for_secs {
