@@ -57,7 +57,7 @@ async def main():
         check(set(tools) == {"diagnose", "audit", "read_bundle"}, "read-only tools listed", tools.keys())
         check(all(t.annotations.read_only_hint for t in tools.values()), "each marked read-only")
         for name, title in [("diagnose", "unloop diagnose -o json"), ("audit", "unloop audit -o json")]:
-            out = tools[name].outputSchema or {}
+            out = tools[name].output_schema or {}
             check(out.get("title") == title,
                   f"{name} declares its output schema", out.keys())
 
