@@ -462,19 +462,7 @@ fn timeline(out: &mut String, d: &Diagnosis, b: &Backoff, report: &Report) {
             );
         }
     }
-    let next = match (b.next_retry_at, b.next_retry_in_secs) {
-        (Some(at), Some(secs)) if secs >= 0 => format!(
-            "next retry at {} ({})",
-            clock(at),
-            relative(at, report.as_of)
-        ),
-        (Some(at), Some(_)) => format!(
-            "retry was due at {} ({}); the kubelet starts it on its next sync",
-            clock(at),
-            relative(at, report.as_of)
-        ),
-        _ => "next retry time unknown".into(),
-    };
+    let next = crate::next_retry(b, report.as_of);
     let _ = writeln!(out, "<div class=\"retry\">▶ {}</div>\n</div>", esc(&next));
     let capped = match b.capped_from() {
         Some(k) => format!("; the cap was reached at restart {k}"),

@@ -220,19 +220,7 @@ fn block(out: &mut String, d: &Diagnosis, report: &Report, p: &Palette) {
         line(out, p, "exit", &format!("{t}: {}", x.meaning));
     }
     if let Some(b) = &d.backoff {
-        let next = match (b.next_retry_at, b.next_retry_in_secs) {
-            (Some(at), Some(secs)) if secs >= 0 => format!(
-                "next retry at {} ({})",
-                clock(at),
-                relative(at, report.as_of)
-            ),
-            (Some(at), Some(_)) => format!(
-                "retry was due at {} ({}); the kubelet starts it on its next sync",
-                clock(at),
-                relative(at, report.as_of)
-            ),
-            _ => "next retry time unknown".into(),
-        };
+        let next = crate::next_retry(b, report.as_of);
         line(
             out,
             p,

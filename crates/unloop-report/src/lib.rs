@@ -72,6 +72,21 @@ pub(crate) fn relative(t: jiff::Timestamp, now: jiff::Timestamp) -> String {
     }
 }
 
+/// When the kubelet retries, for the terminal and the HTML report alike.
+pub(crate) fn next_retry(b: &unloop_core::backoff::Backoff, now: jiff::Timestamp) -> String {
+    match (b.next_retry_at, b.next_retry_in_secs) {
+        (Some(at), Some(secs)) if secs >= 0 => {
+            format!("next retry at {} ({})", clock(at), relative(at, now))
+        }
+        (Some(at), Some(_)) => format!(
+            "retry was due at {} ({}); the kubelet starts it on its next sync",
+            clock(at),
+            relative(at, now)
+        ),
+        _ => "next retry time unknown".into(),
+    }
+}
+
 /// Wall-clock time of day in UTC, enough for a timeline read during an incident.
 pub(crate) fn clock(t: jiff::Timestamp) -> String {
     t.strftime("%H:%M:%S UTC").to_string()
