@@ -187,3 +187,6 @@ build_coredns
 build_kubernetes
 build_metrics_server
 log "binaries ready in $BIN and $TOOLS"
+# UNLOOP_TESTBED_LEAN=1 (CI): the binaries are cached above; the Go build cache behind them (GBs
+# for Kubernetes) only speeds up a rebuild that a fresh CI machine never does.
+if [ "${UNLOOP_TESTBED_LEAN:-0}" = 1 ]; then go clean -cache; fi

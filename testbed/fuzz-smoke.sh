@@ -17,7 +17,8 @@
 # Env: FUZZ_SMOKE_SECS (time cap per target, default 120), FUZZ_SMOKE_RUNS_SCALE (multiplies
 #      the runs below; 0 = time-bound only), FUZZ_SMOKE_SEED (libFuzzer's -seed, default 1), FUZZ_SMOKE_TARGETS (space-separated subset),
 #      FUZZ_SMOKE_PARALLEL (targets run at once; default: the number of cores),
-#      FUZZ_TARGET_DIR (cargo target dir for the fuzz build; default fuzz/target).
+#      FUZZ_TARGET_DIR (cargo target dir for the fuzz build; default fuzz/target),
+#      FUZZ_SMOKE_CLEAN=1 (remove that target dir afterwards: a few GB nothing later reads; CI sets it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
@@ -88,6 +89,7 @@ for entry in "${running[@]}"; do
   wait "${entry%%:*}" || failed+=("${entry#*:}")
 done
 rm -rf "$logs" "$corpus"
+if [ "${FUZZ_SMOKE_CLEAN:-0}" = 1 ]; then rm -rf "$CARGO_TARGET_DIR"; fi
 
 say "done in $(( $(date +%s) - t0 ))s"
 if [ "${#failed[@]}" -ne 0 ]; then

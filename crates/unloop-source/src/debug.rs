@@ -310,35 +310,39 @@ pub async fn get_workload(
 /// uid and resource version, so it fails with a conflict rather than change a workload someone
 /// changed or made again since. Returns the workload as it is afterwards.
 ///
-/// The resource version also moves with every status update of the workload's controller: on a
-/// conflict the workload is read again, and if it is the one the user saw (same uid, generation,
-/// pod template and annotations) the patch is applied to that read, once.
+/// The resource version also moves with every status update of the workload's controller (several
+/// a second during a rollout): on a conflict the workload is read again, and while it is the one
+/// the user saw (same uid, generation, pod template and annotations) the patch is applied to that
+/// read, up to `STATUS_RETRIES` times. Any change to what the user saw ends it with the conflict.
 pub async fn patch_workload(
     live: &Live,
     ns: &str,
     w: &Workload,
     patch: &serde_json::Value,
 ) -> Result<Workload, DebugOpError> {
-    match patch_once(live, ns, w, patch).await {
-        Err(DebugOpError::Conflict(msg))
-            if matches!(
-                w.kind,
-                WorkloadKind::Deployment | WorkloadKind::StatefulSet | WorkloadKind::DaemonSet
-            ) =>
-        {
-            let now = get_workload(live, ns, w.kind, &w.name).await?;
-            if now.meta.uid == w.meta.uid
-                && now.meta.generation == w.meta.generation
-                && now.template == w.template
-                && now.annotations == w.annotations
-            {
-                patch_once(live, ns, &now, patch).await
-            } else {
-                Err(DebugOpError::Conflict(msg))
-            }
+    const STATUS_RETRIES: usize = 8;
+    let mut attempt = patch_once(live, ns, w, patch).await;
+    for _ in 0..STATUS_RETRIES {
+        let Err(DebugOpError::Conflict(msg)) = &attempt else {
+            break;
+        };
+        if !matches!(
+            w.kind,
+            WorkloadKind::Deployment | WorkloadKind::StatefulSet | WorkloadKind::DaemonSet
+        ) {
+            break;
         }
-        other => other,
+        let now = get_workload(live, ns, w.kind, &w.name).await?;
+        if now.meta.uid != w.meta.uid
+            || now.meta.generation != w.meta.generation
+            || now.template != w.template
+            || now.annotations != w.annotations
+        {
+            return Err(DebugOpError::Conflict(msg.clone()));
+        }
+        attempt = patch_once(live, ns, &now, patch).await;
     }
+    attempt
 }
 
 async fn patch_once(

@@ -110,6 +110,7 @@ pub fn run(args: RetryArgs, global: &Global, out: &Output) -> Result<ExitCode, C
             &opts,
             &w,
             &ns,
+            &deleted,
             args.settle,
             args.output,
             started,
@@ -146,7 +147,19 @@ pub fn watch(
         let pods = first_list(&mut watch).await?;
         let follow = Follow::new(Goal::of(w.kind), settle, &pods, &[]);
         let ended = follow_until(&mut watch, follow, started + opts.timeout, out).await;
-        conclude(ended, &live, &opts, &w, &ns, settle, format, started, out).await
+        conclude(
+            ended,
+            &live,
+            &opts,
+            &w,
+            &ns,
+            &[],
+            settle,
+            format,
+            started,
+            out,
+        )
+        .await
     })
 }
 
@@ -311,6 +324,7 @@ async fn conclude(
     opts: &LiveOptions,
     w: &Workload,
     ns: &str,
+    deleted: &[String],
     settle: i64,
     format: OutputFormat,
     started: tokio::time::Instant,
@@ -332,8 +346,29 @@ async fn conclude(
                 pods.join(", ")
             ));
             let now = Timestamp::now();
-            let state = live.read(opts, now, &|what| out.progress(what)).await?;
+            let mut state = live.read(opts, now, &|what| out.progress(what)).await?;
             out.progress_done();
+            // The pods retry deleted may still be terminating: their runs are the ones before the
+            // fix. The diagnosis is of the pods that came after.
+            let is_gone = |p: &Pod| p.metadata.uid.as_ref().is_some_and(|u| deleted.contains(u));
+            let gone: Vec<String> = state
+                .pods
+                .iter()
+                .filter(|p| is_gone(p))
+                .filter_map(|p| p.metadata.name.clone())
+                .collect();
+            state.pods.retain(|p| !is_gone(p));
+            // A StatefulSet's new pod has the old one's name: its log gaps stay.
+            let kept = |name: &String| {
+                state
+                    .pods
+                    .iter()
+                    .any(|p| p.metadata.name.as_ref() == Some(name))
+            };
+            let stale: Vec<String> = gone.into_iter().filter(|n| !kept(n)).collect();
+            state.gaps.retain(|g| {
+                !matches!(&g.about, unloop_core::gap::GapAbout::Log { pod, .. } if stale.contains(pod))
+            });
             let query = Query {
                 namespaces: vec![ns.to_string()],
                 target: Some(Target::Workload(w.kind, w.name.clone())),

@@ -26,21 +26,34 @@ pub fn detect(s: &Subject) -> Vec<Finding> {
             })
         })
         .collect();
-    if killing.is_empty() {
-        return Vec::new();
-    }
+    // The kubelet's events are the proof, but they do not last: an hour by default, and a crash
+    // loop's repeats are dropped by its spam filter long before that. Without them, a run that
+    // ended exactly when the probe would have killed it, with a log that says nothing of a crash,
+    // tells the same story with less certainty.
+    let (by_startup, timed) = if killing.is_empty() {
+        match killed_on_time(s) {
+            Some(t) => (t.by_startup, Some(t)),
+            None => return Vec::new(),
+        }
+    } else {
+        let by_startup = killing.iter().any(|e| {
+            e.message
+                .as_deref()
+                .is_some_and(|m| m.contains("startup probe"))
+        });
+        (by_startup, None)
+    };
     let id = CauseId::LivenessProbeKill;
     let startup = s.spec.startup_probe.as_ref();
     let liveness = s.spec.liveness_probe.as_ref();
-    let by_startup = killing.iter().any(|e| {
-        e.message
-            .as_deref()
-            .is_some_and(|m| m.contains("startup probe"))
-    });
     let probe = if by_startup { startup } else { liveness };
     let which = if by_startup { "startup" } else { "liveness" };
     if let Some(mismatch) = probe.and_then(|p| port_mismatch(s.spec, p)) {
-        return vec![wrong_port(s, which, probe, &mismatch, &killing, &unhealthy)];
+        let mut f = wrong_port(s, which, probe, &mismatch, &killing, &unhealthy);
+        if let Some(t) = &timed {
+            t.qualify(s, &mut f.cause);
+        }
+        return vec![f];
     }
     let budget = probe.map(budget_secs);
     let ran = s.ran_for_secs();
@@ -64,11 +77,89 @@ pub fn detect(s: &Subject) -> Vec<Finding> {
             .push(s.spec_evidence(&format!(".{which}Probe"), describe(p)));
     }
     cause.evidence.extend(s.termination_evidence());
+    if let Some(t) = &timed {
+        t.qualify(s, &mut cause);
+    }
     vec![Finding {
         about: About::Container,
         cause,
         remedies: remedies(s, liveness, startup, ran, by_startup),
     }]
+}
+
+/// A run whose end matches the moment a probe kills: the evidence when the kubelet's events are
+/// gone.
+struct KilledOnTime {
+    by_startup: bool,
+    ran: f64,
+    /// When the probe kills it, in seconds from the start: promptly if the app exits on SIGTERM,
+    /// or a grace period later if it does not.
+    windows: [(i64, i64); 2],
+}
+
+impl KilledOnTime {
+    /// Medium confidence, the summary says why, the timing is the evidence.
+    fn qualify(&self, s: &Subject, cause: &mut crate::verdict::Cause) {
+        cause.confidence = Confidence::Medium;
+        cause.summary.push_str(
+            " (inferred from the timing: no event of the kill is left, the kubelet's events expire)",
+        );
+        let [(a, b), (c, d)] = self.windows;
+        cause.evidence.push(s.field(
+            "lastState.terminated",
+            format!(
+                "ran {}, when the {} probe kills it ({a}-{b}s from the start, or {c}-{d}s if the app ignores SIGTERM)",
+                human_secs(self.ran),
+                if self.by_startup { "startup" } else { "liveness" },
+            ),
+        ));
+    }
+}
+
+/// Whether the crashed run ended when the container's probe would have killed it, for a
+/// long-running container whose log says nothing of a crash. The startup probe decides when
+/// there is one (liveness checks start only after it passes, at no time a run's length shows).
+fn killed_on_time(s: &Subject) -> Option<KilledOnTime> {
+    if !s.long_running() || !s.scan.errors.is_empty() || !s.scan.signatures.is_empty() {
+        return None;
+    }
+    let run = s.last_run()?;
+    if matches!(
+        run.reason.as_deref(),
+        Some("OOMKilled" | "StartError" | "ContainerCannotRun")
+    ) {
+        return None;
+    }
+    let ran = s.ran_for_secs()?;
+    let (by_startup, p) = match (s.spec.startup_probe.as_ref(), s.spec.liveness_probe.as_ref()) {
+        (Some(p), _) => (true, p),
+        (None, Some(p)) => (false, p),
+        (None, None) => return None,
+    };
+    let secs = |v: Option<i32>, default: i64| v.map_or(default, |v| i64::from(v.max(0)));
+    let delay = secs(p.initial_delay_seconds, 0);
+    let period = secs(p.period_seconds, 10).max(1);
+    let threshold = secs(p.failure_threshold, 3).max(1);
+    let timeout = secs(p.timeout_seconds, 1).max(1);
+    let grace = p
+        .termination_grace_period_seconds
+        .or_else(|| s.pod.spec.as_ref()?.termination_grace_period_seconds)
+        .map_or(30, |g| g.max(0));
+    // The first check comes up to a period after the delay (the prober ticks on its own clock);
+    // the kill on the threshold-th failure, after its timeout. Times have whole seconds.
+    let first = delay.saturating_add(period.saturating_mul(threshold - 1));
+    let last = first.saturating_add(period).saturating_add(timeout);
+    let prompt = (first.saturating_sub(1), last.saturating_add(1));
+    let late = (
+        prompt.0.saturating_add(grace),
+        prompt.1.saturating_add(grace),
+    );
+    let fits = |(a, b): (i64, i64)| (a as f64) <= ran && ran <= b as f64;
+    (fits(prompt) || fits(late)).then_some(KilledOnTime {
+        by_startup,
+        ran,
+        windows: [prompt, late],
+    })
 }
 
 /// A probe aimed at a port the container does not declare: audit's `probe-port-not-exposed` and
@@ -324,7 +415,9 @@ fn remedies(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::state::ClusterState;
     use crate::testing::{self, cites, finding, scenario};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
     #[test]
     fn a_liveness_probe_on_an_undeclared_port_is_pointed_at_the_declared_one() {
@@ -373,12 +466,74 @@ mod tests {
         assert!(f.remedies[0].command().unwrap().contains(r#""port":8080"#));
     }
 
+    /// The scenarios with every event of the pod gone, as a crash loop older than the apiserver's
+    /// event TTL (an hour) is read.
+    fn events_expired(name: &str) -> ClusterState {
+        let mut state = scenario(name);
+        let uid = testing::pod(&mut state).metadata.uid.clone();
+        state
+            .events
+            .retain(|e| e.involved_object.uid.is_none() || e.involved_object.uid != uid);
+        state
+    }
+
+    #[test]
+    fn without_events_a_run_that_ends_when_the_probe_kills_is_still_the_probe() {
+        // Slow start: killed 19 s in, the probe allows 5 + 5 x 3 and the app exits on SIGTERM.
+        let state = events_expired("liveness-slow-start");
+        assert_eq!(
+            testing::ids(&state, detect),
+            [(CauseId::LivenessProbeKill, Confidence::Medium)]
+        );
+        let f = finding(&state, detect, CauseId::LivenessProbeKill);
+        assert!(f.cause.summary.contains("inferred from the timing"), "{}", f.cause.summary);
+        assert!(cites(&f, "ran 19s, when the liveness probe kills it"), "{:#?}", f.cause.evidence);
+        assert!(f.remedies[0].command().unwrap().contains("startupProbe"));
+
+        // Wrong port: python ignores SIGTERM, killed 30 s (the grace period) after the probe gave
+        // up; the port is still the story.
+        let state = events_expired("liveness-wrong-port");
+        assert_eq!(
+            testing::ids(&state, detect),
+            [(CauseId::ProbeWrongPort, Confidence::Medium)]
+        );
+        let f = finding(&state, detect, CauseId::ProbeWrongPort);
+        assert!(cites(&f, "if the app ignores SIGTERM"), "{:#?}", f.cause.evidence);
+        assert!(f.remedies[0].command().unwrap().contains(r#""port":8080"#));
+    }
+
+    #[test]
+    fn without_events_a_run_of_another_length_is_not_the_probe() {
+        let mut state = events_expired("liveness-slow-start");
+        let run = testing::last_run(&mut state);
+        let started = run.started_at.clone().unwrap().0;
+        run.finished_at = Some(Time(started + jiff::SignedDuration::from_secs(120)));
+        assert!(testing::run(&state, detect).is_empty());
+    }
+
+    #[test]
+    fn without_events_a_log_that_says_why_is_not_the_probe() {
+        let mut state = events_expired("liveness-slow-start");
+        testing::log(&mut state)
+            .text
+            .push_str("panic: runtime error: index out of range [3] with length 3\n");
+        assert!(testing::run(&state, detect).is_empty());
+    }
+
+    #[test]
+    fn without_events_an_oom_kill_is_not_the_probe() {
+        let mut state = events_expired("liveness-slow-start");
+        testing::last_run(&mut state).reason = Some("OOMKilled".into());
+        assert!(testing::run(&state, detect).is_empty());
+    }
+
     #[test]
     fn no_kill_by_a_probe_no_finding() {
         let mut state = scenario("liveness-wrong-port");
         state
             .events
             .retain(|e| e.reason.as_deref() != Some("Killing"));
+        testing::container(&mut state).liveness_probe = None;
         assert!(testing::run(&state, detect).is_empty());
         assert!(testing::run(&testing::healthy(), detect).is_empty());
     }
