@@ -118,6 +118,28 @@ fn mkfifo(p: &Path) {
     assert!(made.success(), "mkfifo {}", p.display());
 }
 
+/// The gaps `diagnose --from DIR -o json` reports for a dump with one crash loop in it (exit 1),
+/// within a minute.
+fn dump_gaps(dir: &Path) -> Vec<String> {
+    let o = unloop_within(
+        Duration::from_secs(60),
+        &[
+            "diagnose".as_ref(),
+            "--from".as_ref(),
+            dir.as_os_str(),
+            "-o".as_ref(),
+            "json".as_ref(),
+        ],
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    gaps(&o)
+}
+
 fn gaps(o: &Output) -> Vec<String> {
     let v: serde_json::Value = serde_json::from_slice(&o.stdout)
         .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&o.stderr)));
@@ -137,23 +159,7 @@ fn fifos_in_a_dump_directory_are_skipped_with_a_note_not_waited_on() {
     // Nobody ever writes to these: opening either would block for ever.
     mkfifo(&dir.path().join(&ns).join("replicasets.json"));
     mkfifo(&dir.path().join(&ns).join(&pod).join("logs.txt"));
-    let o = unloop_within(
-        Duration::from_secs(60),
-        &[
-            "diagnose".as_ref(),
-            "--from".as_ref(),
-            dir.path().as_os_str(),
-            "-o".as_ref(),
-            "json".as_ref(),
-        ],
-    );
-    assert_eq!(
-        o.status.code(),
-        Some(1),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    let gaps = gaps(&o);
+    let gaps = dump_gaps(dir.path());
     assert!(
         gaps.iter()
             .any(|g| g.contains("replicasets.json") && g.contains("FIFO")),
@@ -313,23 +319,7 @@ fn symlink_loops_and_deep_trees_in_a_dump_end() {
     }
     std::fs::create_dir_all(&deep).unwrap();
     std::fs::write(deep.join("pods.json"), "not read").unwrap();
-    let o = unloop_within(
-        Duration::from_secs(60),
-        &[
-            "diagnose".as_ref(),
-            "--from".as_ref(),
-            dir.path().as_os_str(),
-            "-o".as_ref(),
-            "json".as_ref(),
-        ],
-    );
-    assert_eq!(
-        o.status.code(),
-        Some(1),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    let gaps = gaps(&o);
+    let gaps = dump_gaps(dir.path());
     for want in [
         "a symbolic link to a directory, not followed",
         "a symbolic link that leads nowhere",

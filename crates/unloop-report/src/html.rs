@@ -245,16 +245,7 @@ fn diagnosis(out: &mut String, d: &Diagnosis, report: &Report) {
         timeline(out, d, b, report);
     }
     if let Some(x) = &d.exit {
-        let mut t = format!("exit {}", x.code);
-        if let Some(r) = &x.reason {
-            t.push_str(&format!(" ({r})"));
-        }
-        if let Some(s) = x.ran_for_secs {
-            t.push_str(&format!(" after {}", human_secs(s)));
-        }
-        if let Some(f) = x.finished_at {
-            t.push_str(&format!(", {}", relative(f, report.as_of)));
-        }
+        let t = format!("exit {}", crate::exit_text(x, report.as_of));
         let _ = writeln!(
             out,
             "<p class=\"exit\"><b>Last exit</b> {}: {}</p>",

@@ -121,17 +121,8 @@ fn recovered(out: &mut String, r: &unloop_core::diagnose::Recovered, report: &Re
         },
     );
     if let Some(x) = &r.last_exit {
-        let mut t = format!("exit {}", x.code);
-        if let Some(reason) = &x.reason {
-            t.push_str(&format!(" ({reason})"));
-        }
-        if let Some(s) = x.ran_for_secs {
-            t.push_str(&format!(" after {}", human_secs(s)));
-        }
-        if let Some(f) = x.finished_at {
-            t.push_str(&format!(", {}", relative(f, report.as_of)));
-        }
-        line(out, p, "restart", &format!("{t}: {}", x.meaning));
+        let t = crate::exit_text(x, report.as_of);
+        line(out, p, "restart", &format!("exit {t}: {}", x.meaning));
     }
     for (i, l) in r.log.iter().enumerate() {
         line(out, p, if i == 0 { "logs" } else { "" }, l);
@@ -207,16 +198,7 @@ fn block(out: &mut String, d: &Diagnosis, report: &Report, p: &Palette) {
         }
     }
     if let Some(x) = &d.exit {
-        let mut t = format!("{}", x.code);
-        if let Some(r) = &x.reason {
-            t.push_str(&format!(" ({r})"));
-        }
-        if let Some(s) = x.ran_for_secs {
-            t.push_str(&format!(" after {}", human_secs(s)));
-        }
-        if let Some(f) = x.finished_at {
-            t.push_str(&format!(", {}", relative(f, report.as_of)));
-        }
+        let t = crate::exit_text(x, report.as_of);
         line(out, p, "exit", &format!("{t}: {}", x.meaning));
     }
     if let Some(b) = &d.backoff {

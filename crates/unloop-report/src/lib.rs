@@ -87,6 +87,22 @@ pub(crate) fn next_retry(b: &unloop_core::backoff::Backoff, now: jiff::Timestamp
     }
 }
 
+/// "137 (OOMKilled) after 4.2s, 3m ago": a run's exit as the terminal and the HTML report say it,
+/// without the meaning.
+pub(crate) fn exit_text(x: &unloop_core::diagnose::ExitInfo, now: jiff::Timestamp) -> String {
+    let mut t = x.code.to_string();
+    if let Some(r) = &x.reason {
+        t.push_str(&format!(" ({r})"));
+    }
+    if let Some(s) = x.ran_for_secs {
+        t.push_str(&format!(" after {}", unloop_core::duration::human(s)));
+    }
+    if let Some(f) = x.finished_at {
+        t.push_str(&format!(", {}", relative(f, now)));
+    }
+    t
+}
+
 /// Wall-clock time of day in UTC, enough for a timeline read during an incident.
 pub(crate) fn clock(t: jiff::Timestamp) -> String {
     t.strftime("%H:%M:%S UTC").to_string()

@@ -1,6 +1,7 @@
 //! The output formats as their readers see them: the human report (snapshots), SARIF validated
 //! against the official SARIF 2.1.0 JSON schema, JUnit XML, JSON.
 
+#[path = "../../unloop-audit/tests/common/mod.rs"]
 mod common;
 
 use std::path::{Path, PathBuf};

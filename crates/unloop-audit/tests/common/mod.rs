@@ -1,4 +1,5 @@
-//! Shared by the integration tests: audit manifests the way `unloop audit FILE` does.
+//! Shared by the integration tests of unloop-audit and unloop-report (which includes this file by
+//! path): audit manifests the way `unloop audit FILE` does.
 
 #![allow(dead_code)]
 
@@ -8,7 +9,8 @@ use unloop_audit::load::{LoadOptions, load_paths, load_str};
 use unloop_audit::{AuditConfig, AuditReport, Inventory};
 
 pub fn manifests_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/manifests")
+    // Through the crates folder, so the path holds from either crate.
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../unloop-audit/tests/manifests")
 }
 
 pub fn audit_inventory(inv: &Inventory, config: &AuditConfig) -> AuditReport {
