@@ -978,3 +978,336 @@ fn retry_skips_the_backoff_and_watch_follows_it() {
     );
     kubectl(&["delete", "namespace", ns, "--wait=false"]);
 }
+
+/// A failed Job retried, live: two copies of job-fails (backoffLimit 0) whose DATABASE_URL comes
+/// from the optional ConfigMap key that fixed-but-backing-off's Deployment reads, absent: each
+/// Job fails at once. One gets its ConfigMap; `retry job/NAME --yes` deletes it (its failed pod
+/// with it) and creates it again from its spec, and the new pod completes ("fixed", exit 0). The
+/// other, still broken, fails again (exit 1) with the new diagnosis naming its ConfigMap. The
+/// remedy's pipeline (`kubectl get job | jq | kubectl replace`) builds the same Job as `retry`.
+#[test]
+fn retry_re_creates_a_failed_job() {
+    let ns = "retry-job-e2e";
+    let kc = kubeconfig();
+    let dir = tempfile::tempdir().unwrap();
+    let read = |path: &str| std::fs::read_to_string(repo_root().join(path)).unwrap();
+    let job_fails = read("testbed/scenarios/job-fails/manifest.yaml");
+    let deploy = read("testbed/scenarios/fixed-but-backing-off/manifest.yaml");
+    let configmap = read("testbed/scenarios/fixed-but-backing-off/configmap.yaml");
+    // The Deployment's env entry that reads the optional ConfigMap key.
+    let start = deploy.find("        - name: DATABASE_URL").unwrap();
+    let end = start + deploy[start..].find("optional: true}").unwrap() + "optional: true}".len();
+    let from_configmap = &deploy[start..end];
+    let copy = |text: &str, app: &str| {
+        text.replace("fixed-but-backing-off", ns)
+            .replace("job-fails", ns)
+            .replace("payments", app)
+            .replace("report", app)
+    };
+    let job = |app: &str| {
+        let text = job_fails
+            .replace(
+                "        - {name: DATABASE_URL, value: \"postgres://report@warehouse:5432/sales\"}",
+                from_configmap,
+            )
+            // Once it has its DATABASE_URL, the Job's work is done.
+            .replace(
+                "args: [connect]",
+                "command: [sh, -c, '[ -n \"$DATABASE_URL\" ] || exec /app/testapp serve; exec /app/testapp exit 0']",
+            )
+            .replace("backoffLimit: 1", "backoffLimit: 0");
+        assert!(
+            text.contains("configMapKeyRef")
+                && text.contains("testapp exit 0")
+                && text.contains("backoffLimit: 0"),
+            "the job-fails manifest changed: {text}"
+        );
+        copy(&text, app)
+    };
+    let file = |name: &str, text: String| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p.to_string_lossy().into_owned()
+    };
+    let ok = |out: std::process::Output| {
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let began = std::time::Instant::now();
+    kubectl(&[
+        "delete",
+        "namespace",
+        ns,
+        "--ignore-not-found",
+        "--wait=true",
+    ]);
+    for app in ["nightly", "broken"] {
+        ok(kubectl(&[
+            "apply",
+            "-f",
+            &file(&format!("{app}.yaml"), job(app)),
+        ]));
+    }
+    ok(kubectl(&[
+        "wait",
+        "-n",
+        ns,
+        "--for=condition=Failed",
+        "job/nightly",
+        "job/broken",
+        "--timeout=90s",
+    ]));
+
+    // What the user would paste builds the same Job as retry.
+    let read_job = |name: &str| -> k8s_openapi::api::batch::v1::Job {
+        serde_json::from_str(&ok(kubectl(&["get", "job", name, "-n", ns, "-o", "json"]))).unwrap()
+    };
+    let old = read_job("nightly");
+    let mut jq = Command::new("jq")
+        .arg(unloop_core::jobs::rerun_filter())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("jq runs (testbed/build.sh installs it)");
+    {
+        use std::io::Write;
+        let body = serde_json::to_vec(&old).unwrap();
+        jq.stdin.take().unwrap().write_all(&body).unwrap();
+    }
+    let by_hand: k8s_openapi::api::batch::v1::Job =
+        serde_json::from_slice(&jq.wait_with_output().unwrap().stdout).unwrap();
+    assert_eq!(by_hand, unloop_core::jobs::rerun(&old));
+
+    // The fix, for one of them.
+    ok(kubectl(&[
+        "apply",
+        "-f",
+        &file("nightly-cm.yaml", copy(&configmap, "nightly")),
+    ]));
+    let retried = unloop(&[
+        "retry",
+        "--kubeconfig",
+        &kc,
+        "-n",
+        ns,
+        "job/nightly",
+        "--yes",
+        "--timeout",
+        "60s",
+    ]);
+    let out = String::from_utf8_lossy(&retried.stdout);
+    let err = String::from_utf8_lossy(&retried.stderr);
+    assert_eq!(retried.status.code(), Some(0), "{out}\n{err}");
+    assert!(
+        out.starts_with("fixed: a new pod of job/nightly in namespace retry-job-e2e completed"),
+        "{out}"
+    );
+    assert!(
+        err.starts_with("job/nightly in namespace retry-job-e2e: re-created from its spec now"),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!(
+            "kubectl get job nightly -n {ns} -o json | jq 'del(.status,"
+        )),
+        "the plan shows the same by hand: {err}"
+    );
+    // A new Job (another uid), what the user wrote kept, complete; the old pod went with the
+    // old Job (Background propagation), none left orphaned.
+    let new = read_job("nightly");
+    assert_ne!(new.metadata.uid, old.metadata.uid);
+    let labels = |j: &k8s_openapi::api::batch::v1::Job| {
+        j.spec.clone().unwrap().template.metadata.unwrap().labels.unwrap()
+    };
+    assert_eq!(labels(&new).get("app").map(String::as_str), Some("nightly"));
+    assert_eq!(new.status.as_ref().and_then(|s| s.succeeded), Some(1));
+    let owners = || {
+        ok(kubectl(&[
+            "get",
+            "pods",
+            "-n",
+            ns,
+            "-l",
+            "batch.kubernetes.io/job-name=nightly",
+            "-o",
+            "jsonpath={range .items[*]}{.metadata.ownerReferences[0].uid} {end}",
+        ]))
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while owners().contains(old.metadata.uid.as_deref().unwrap()) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the old Job's pod is still there 30 s later: {}",
+            owners()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+
+    let broken = unloop(&[
+        "retry",
+        "--kubeconfig",
+        &kc,
+        "-n",
+        ns,
+        "job/broken",
+        "--yes",
+        "--timeout",
+        "60s",
+    ]);
+    let out = String::from_utf8_lossy(&broken.stdout);
+    let err = String::from_utf8_lossy(&broken.stderr);
+    assert_eq!(broken.status.code(), Some(1), "{out}\n{err}");
+    assert!(err.contains("failed again"), "{err}");
+    assert!(
+        out.contains("broken-config"),
+        "the new diagnosis names the ConfigMap: {out}"
+    );
+    #[allow(clippy::print_stderr)]
+    {
+        eprintln!(
+            "retry of a Job: {:.1}s in all",
+            began.elapsed().as_secs_f64()
+        );
+    }
+    kubectl(&["delete", "namespace", ns, "--wait=false"]);
+}
+
+/// A follow that neither ends fixed nor fails again within `--timeout` exits 6 with one line (and
+/// a hint); on a terminal its status line redraws itself in place and the backoff countdown
+/// moves, while through a pipe it prints plain lines. A copy of fixed-but-backing-off, left
+/// broken, followed in its 20 s backoff after the first restart: `diagnose --watch --timeout 6s`
+/// through a pipe and under a pty (`script`, util-linux) at the same time.
+#[test]
+fn a_follow_times_out_with_exit_6_and_redraws_on_a_terminal() {
+    let ns = "watch-tty-e2e";
+    let kc = kubeconfig();
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = std::fs::read_to_string(
+        repo_root().join("testbed/scenarios/fixed-but-backing-off/manifest.yaml"),
+    )
+    .unwrap();
+    let path = dir.path().join("stuck.yaml");
+    std::fs::write(
+        &path,
+        manifest
+            .replace("fixed-but-backing-off", ns)
+            .replace("payments", "stuck"),
+    )
+    .unwrap();
+    let began = std::time::Instant::now();
+    kubectl(&[
+        "delete",
+        "namespace",
+        ns,
+        "--ignore-not-found",
+        "--wait=true",
+    ]);
+    let st = kubectl(&["apply", "-f", path.to_str().unwrap()]);
+    assert!(
+        st.status.success(),
+        "{}",
+        String::from_utf8_lossy(&st.stderr)
+    );
+    // Restarted once and dead again: the kubelet now waits 20 s.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+    loop {
+        let (restarts, running) = first_container(ns, "stuck");
+        if restarts >= 1 && running.is_empty() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no restart within 90 s: {restarts} {running}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    let bin = env!("CARGO_BIN_EXE_unloop");
+    let args = [
+        "diagnose",
+        "--kubeconfig",
+        &kc,
+        "-n",
+        ns,
+        "deploy/stuck",
+        "--watch",
+        "--timeout",
+        "6s",
+    ];
+    // Under a pty, as a user's terminal: colour allowed, TERM set. The command line for script's
+    // shell is quoted by the one renderer.
+    let line = unloop_core::shell::render(&unloop_core::shell::Cmd::new(bin, &args).into());
+    let tty = Command::new("script")
+        .args(["-qec", &line, "/dev/null"])
+        .env_remove("NO_COLOR")
+        .env("TERM", "xterm")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("script (util-linux) runs");
+    let piped = unloop(&args);
+    let tty = tty.wait_with_output().unwrap();
+
+    // Through a pipe: exit 6, plain lines, one error line and its hint.
+    let err = String::from_utf8_lossy(&piped.stderr);
+    assert_eq!(piped.status.code(), Some(6), "{err}");
+    assert!(!err.contains('\r') && !err.contains('\x1b'), "{err:?}");
+    let lines: Vec<&str> = err.lines().collect();
+    assert!(lines[0].starts_with("stuck-"), "{err}");
+    assert!(lines[0].contains("CrashLoopBackOff"), "{err}");
+    let errors: Vec<&&str> = lines.iter().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(errors.len(), 1, "{err}");
+    assert!(
+        errors[0].starts_with("error: deploy/stuck neither fixed nor failed again within"),
+        "{err}"
+    );
+    assert!(lines.last().unwrap().starts_with("hint: "), "{err}");
+
+    // On the terminal: the same end, the line redrawn in place, the countdown moving.
+    let screen = String::from_utf8_lossy(&tty.stdout);
+    assert_eq!(tty.status.code(), Some(6), "{screen:?}");
+    let redraws = screen.matches("\r\x1b[2K").count();
+    assert!(redraws >= 4, "{redraws} redraws: {screen:?}");
+    let countdown: Vec<u32> = screen
+        .split("next retry in ")
+        .skip(1)
+        .filter_map(|s| s.split('s').next()?.parse().ok())
+        .collect();
+    let mut distinct = countdown.clone();
+    distinct.dedup();
+    assert!(distinct.len() >= 3, "the countdown moves: {countdown:?}");
+    assert!(
+        distinct.windows(2).all(|w| w[1] < w[0]),
+        "and counts down: {countdown:?}"
+    );
+    assert!(
+        screen.contains("error: deploy/stuck neither fixed nor failed again within")
+            || screen.contains("deploy/stuck neither fixed nor failed again within"),
+        "{screen:?}"
+    );
+    // Every escape sequence is unloop's own (the redraw, colour): none comes from the cluster.
+    for (i, _) in screen.match_indices('\x1b') {
+        let rest = &screen[i + 1..];
+        let sgr = rest.starts_with('[')
+            && rest[1..]
+                .find(|c: char| !(c.is_ascii_digit() || c == ';'))
+                .is_some_and(|end| rest[1..].as_bytes()[end] == b'm');
+        assert!(
+            rest.starts_with("[2K") || sgr,
+            "a foreign escape sequence: {:?}",
+            &screen[i..(i + 12).min(screen.len())]
+        );
+    }
+    #[allow(clippy::print_stderr)]
+    {
+        eprintln!(
+            "follow timeout and terminal test: {:.1}s in all",
+            began.elapsed().as_secs_f64()
+        );
+    }
+    kubectl(&["delete", "namespace", ns, "--wait=false"]);
+}
