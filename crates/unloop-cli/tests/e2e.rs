@@ -1124,7 +1124,15 @@ fn retry_re_creates_a_failed_job() {
         j.spec.clone().unwrap().template.metadata.unwrap().labels.unwrap()
     };
     assert_eq!(labels(&new).get("app").map(String::as_str), Some("nightly"));
-    assert_eq!(new.status.as_ref().and_then(|s| s.succeeded), Some(1));
+    // The Job's status follows its pod's (the Job controller writes it).
+    ok(kubectl(&[
+        "wait",
+        "-n",
+        ns,
+        "--for=condition=Complete",
+        "job/nightly",
+        "--timeout=30s",
+    ]));
     let owners = || {
         ok(kubectl(&[
             "get",
@@ -1177,27 +1185,34 @@ fn retry_re_creates_a_failed_job() {
 }
 
 /// A follow that neither ends fixed nor fails again within `--timeout` exits 6 with one line (and
-/// a hint); on a terminal its status line redraws itself in place and the backoff countdown
-/// moves, while through a pipe it prints plain lines. A copy of fixed-but-backing-off, left
-/// broken, followed in its 20 s backoff after the first restart: `diagnose --watch --timeout 6s`
-/// through a pipe and under a pty (`script`, util-linux) at the same time.
+/// a hint); on a terminal its status line redraws itself in place and its clock moves, while
+/// through a pipe it prints plain lines. Two copies of fixed-but-backing-off: `stuck` left broken,
+/// followed through a pipe just after its third crash (20 s of backoff ahead, `--timeout 6s`); `steady`
+/// given its ConfigMap, Ready, followed under a pty (`script`, util-linux) with a settle period
+/// longer than the timeout, so its settle clock counts on the status line.
 #[test]
 fn a_follow_times_out_with_exit_6_and_redraws_on_a_terminal() {
     let ns = "watch-tty-e2e";
     let kc = kubeconfig();
     let dir = tempfile::tempdir().unwrap();
-    let manifest = std::fs::read_to_string(
-        repo_root().join("testbed/scenarios/fixed-but-backing-off/manifest.yaml"),
-    )
-    .unwrap();
-    let path = dir.path().join("stuck.yaml");
-    std::fs::write(
-        &path,
-        manifest
-            .replace("fixed-but-backing-off", ns)
-            .replace("payments", "stuck"),
-    )
-    .unwrap();
+    let read = |path: &str| std::fs::read_to_string(repo_root().join(path)).unwrap();
+    let manifest = read("testbed/scenarios/fixed-but-backing-off/manifest.yaml");
+    let configmap = read("testbed/scenarios/fixed-but-backing-off/configmap.yaml");
+    let apply = |name: &str, text: &str, app: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(
+            &path,
+            text.replace("fixed-but-backing-off", ns)
+                .replace("payments", app),
+        )
+        .unwrap();
+        let st = kubectl(&["apply", "-f", path.to_str().unwrap()]);
+        assert!(
+            st.status.success(),
+            "{}",
+            String::from_utf8_lossy(&st.stderr)
+        );
+    };
     let began = std::time::Instant::now();
     kubectl(&[
         "delete",
@@ -1206,40 +1221,63 @@ fn a_follow_times_out_with_exit_6_and_redraws_on_a_terminal() {
         "--ignore-not-found",
         "--wait=true",
     ]);
-    let st = kubectl(&["apply", "-f", path.to_str().unwrap()]);
+    apply("stuck.yaml", &manifest, "stuck");
+    apply("steady-cm.yaml", &configmap, "steady");
+    apply("steady.yaml", &manifest, "steady");
+    let st = kubectl(&[
+        "wait",
+        "-n",
+        ns,
+        "--for=condition=Available",
+        "deploy/steady",
+        "--timeout=60s",
+    ]);
     assert!(
         st.status.success(),
         "{}",
         String::from_utf8_lossy(&st.stderr)
     );
-    // Restarted once and dead again: the kubelet now waits 20 s.
+    // The moment `stuck` has crashed after its second restart (the first is at once, the second
+    // after 10 s): the kubelet waits 20 s now.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+    let mut seen = first_container(ns, "stuck").0;
     loop {
+        std::thread::sleep(std::time::Duration::from_millis(300));
         let (restarts, running) = first_container(ns, "stuck");
-        if restarts >= 1 && running.is_empty() {
+        if restarts >= 2 && restarts > seen && running.is_empty() {
             break;
+        }
+        if running.is_empty() {
+            seen = seen.max(restarts);
         }
         assert!(
             std::time::Instant::now() < deadline,
             "no restart within 90 s: {restarts} {running}"
         );
-        std::thread::sleep(std::time::Duration::from_millis(500));
     }
     let bin = env!("CARGO_BIN_EXE_unloop");
-    let args = [
-        "diagnose",
-        "--kubeconfig",
-        &kc,
-        "-n",
-        ns,
-        "deploy/stuck",
-        "--watch",
-        "--timeout",
-        "6s",
-    ];
+    let watch = |app: &str, settle: &str| -> Vec<String> {
+        [
+            "diagnose",
+            "--kubeconfig",
+            &kc,
+            "-n",
+            ns,
+            &format!("deploy/{app}"),
+            "--watch",
+            "--settle",
+            settle,
+            "--timeout",
+            "6s",
+        ]
+        .map(String::from)
+        .to_vec()
+    };
     // Under a pty, as a user's terminal: colour allowed, TERM set. The command line for script's
     // shell is quoted by the one renderer.
-    let line = unloop_core::shell::render(&unloop_core::shell::Cmd::new(bin, &args).into());
+    let steady = watch("steady", "60s");
+    let words: Vec<&str> = steady.iter().map(String::as_str).collect();
+    let line = unloop_core::shell::render(&unloop_core::shell::Cmd::new(bin, &words).into());
     let tty = Command::new("script")
         .args(["-qec", &line, "/dev/null"])
         .env_remove("NO_COLOR")
@@ -1249,7 +1287,8 @@ fn a_follow_times_out_with_exit_6_and_redraws_on_a_terminal() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("script (util-linux) runs");
-    let piped = unloop(&args);
+    let stuck = watch("stuck", "5s");
+    let piped = unloop(&stuck.iter().map(String::as_str).collect::<Vec<_>>());
     let tty = tty.wait_with_output().unwrap();
 
     // Through a pipe: exit 6, plain lines, one error line and its hint.
@@ -1258,7 +1297,7 @@ fn a_follow_times_out_with_exit_6_and_redraws_on_a_terminal() {
     assert!(!err.contains('\r') && !err.contains('\x1b'), "{err:?}");
     let lines: Vec<&str> = err.lines().collect();
     assert!(lines[0].starts_with("stuck-"), "{err}");
-    assert!(lines[0].contains("CrashLoopBackOff"), "{err}");
+    assert!(lines[0].contains("(2 restarts)"), "{err}");
     let errors: Vec<&&str> = lines.iter().filter(|l| l.starts_with("error:")).collect();
     assert_eq!(errors.len(), 1, "{err}");
     assert!(
@@ -1267,26 +1306,26 @@ fn a_follow_times_out_with_exit_6_and_redraws_on_a_terminal() {
     );
     assert!(lines.last().unwrap().starts_with("hint: "), "{err}");
 
-    // On the terminal: the same end, the line redrawn in place, the countdown moving.
+    // On the terminal: the same end, the line redrawn in place each second, its clock moving.
     let screen = String::from_utf8_lossy(&tty.stdout);
     assert_eq!(tty.status.code(), Some(6), "{screen:?}");
     let redraws = screen.matches("\r\x1b[2K").count();
     assert!(redraws >= 4, "{redraws} redraws: {screen:?}");
-    let countdown: Vec<u32> = screen
-        .split("next retry in ")
+    let clock: Vec<u32> = screen
+        .split("; ready ")
         .skip(1)
         .filter_map(|s| s.split('s').next()?.parse().ok())
         .collect();
-    let mut distinct = countdown.clone();
+    let mut distinct = clock.clone();
     distinct.dedup();
-    assert!(distinct.len() >= 3, "the countdown moves: {countdown:?}");
+    assert!(distinct.len() >= 3, "the settle clock moves: {clock:?}");
     assert!(
-        distinct.windows(2).all(|w| w[1] < w[0]),
-        "and counts down: {countdown:?}"
+        distinct.windows(2).all(|w| w[1] > w[0]),
+        "and counts up: {clock:?}"
     );
+    assert!(screen.contains("of 60s"), "{screen:?}");
     assert!(
-        screen.contains("error: deploy/stuck neither fixed nor failed again within")
-            || screen.contains("deploy/stuck neither fixed nor failed again within"),
+        screen.contains("deploy/steady neither fixed nor failed again within"),
         "{screen:?}"
     );
     // Every escape sequence is unloop's own (the redraw, colour): none comes from the cluster.
