@@ -1121,7 +1121,14 @@ fn retry_re_creates_a_failed_job() {
     let new = read_job("nightly");
     assert_ne!(new.metadata.uid, old.metadata.uid);
     let labels = |j: &k8s_openapi::api::batch::v1::Job| {
-        j.spec.clone().unwrap().template.metadata.unwrap().labels.unwrap()
+        j.spec
+            .clone()
+            .unwrap()
+            .template
+            .metadata
+            .unwrap()
+            .labels
+            .unwrap()
     };
     assert_eq!(labels(&new).get("app").map(String::as_str), Some("nightly"));
     // The Job's status follows its pod's (the Job controller writes it).

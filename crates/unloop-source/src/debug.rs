@@ -4,9 +4,9 @@
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
+use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use k8s_openapi::api::batch::v1::Job;
 use kube::api::{
     Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, Preconditions, PropagationPolicy,
 };
@@ -137,7 +137,13 @@ where
         Ok(_) => Ok(Deleted::Now),
         Err(kube::Error::Api(s)) if s.code == 404 => Ok(Deleted::AlreadyGone),
         Err(kube::Error::Api(s)) if s.code == 409 => Ok(Deleted::Replaced),
-        Err(e) => Err(api_error(e, "delete", resource, ns, &format!("{kind} {name}"))),
+        Err(e) => Err(api_error(
+            e,
+            "delete",
+            resource,
+            ns,
+            &format!("{kind} {name}"),
+        )),
     }
 }
 
@@ -172,12 +178,7 @@ pub async fn get_job(live: &Live, ns: &str, name: &str) -> Result<Job, DebugOpEr
 /// `again` (`unloop_core::jobs::rerun` of it) in its place. Until the old Job is gone from the API
 /// server its name is taken: the create is tried again for a while as long as the name still
 /// belongs to the old uid; a Job someone else made under the name meanwhile is left alone.
-pub async fn rerun_job(
-    live: &Live,
-    ns: &str,
-    old: &Job,
-    again: &Job,
-) -> Result<Job, DebugOpError> {
+pub async fn rerun_job(live: &Live, ns: &str, old: &Job, again: &Job) -> Result<Job, DebugOpError> {
     let name = old.metadata.name.clone().unwrap_or_default();
     let uid = old.metadata.uid.clone().unwrap_or_default();
     let what = format!("job {name}");

@@ -8,9 +8,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use jiff::Timestamp;
+use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
 use unloop_core::diagnose::{Query, Target};
-use k8s_openapi::api::batch::v1::Job;
 use unloop_core::follow::{Follow, Goal, Verdict};
 use unloop_core::shell::{Cmd, render};
 use unloop_core::workload::{self, Workload, WorkloadKind};
@@ -239,10 +239,7 @@ async fn rerun_job(
         ));
     }
     plan.push_str("the same by hand:\n");
-    plan.push_str(&format!(
-        "  {}\n",
-        render(&jobs::rerun_script(&w.name, ns))
-    ));
+    plan.push_str(&format!("  {}\n", render(&jobs::rerun_script(&w.name, ns))));
     out.note(plan.trim_end());
     if !args.yes {
         confirm(&format!("Re-create {w}?"))?;
@@ -251,7 +248,9 @@ async fn rerun_job(
     let fresh = ops::get_job(live, ns, &w.name).await?;
     if fresh.metadata.uid.as_deref() != Some(uid.as_str()) {
         return Err(CliError::usage(
-            format!("{w} in namespace {ns} was re-created since unloop read it; nothing was changed"),
+            format!(
+                "{w} in namespace {ns} was re-created since unloop read it; nothing was changed"
+            ),
             Some("run unloop retry again to see what it would do now"),
         ));
     }
@@ -281,7 +280,11 @@ async fn rerun_job(
     .await
 }
 
-fn same(m: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta, ns: &str, name: &str) -> bool {
+fn same(
+    m: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+    ns: &str,
+    name: &str,
+) -> bool {
     m.namespace.as_deref() == Some(ns) && m.name.as_deref() == Some(name)
 }
 
@@ -378,7 +381,9 @@ fn cron_refusal(message: &str, cron: &str, ns: &str) -> CliError {
     );
     CliError::usage(
         message.to_string(),
-        Some(&format!("run it now from its current template: {create}, then {watch}")),
+        Some(&format!(
+            "run it now from its current template: {create}, then {watch}"
+        )),
     )
 }
 
