@@ -1162,6 +1162,50 @@ fn retry_re_creates_a_failed_job() {
         std::thread::sleep(std::time::Duration::from_millis(500));
     }
 
+    // A CronJob's Job is not re-created (it would run the CronJob's old template): refused in
+    // one line, the hint the command that runs the CronJob's current template.
+    ok(kubectl(&[
+        "create",
+        "cronjob",
+        "nightly-cron",
+        "-n",
+        ns,
+        "--image=unloop.test/app:1.0",
+        "--schedule=0 0 1 1 *",
+        "--",
+        "/app/testapp",
+        "exit",
+        "0",
+    ]));
+    ok(kubectl(&[
+        "create",
+        "job",
+        "from-cron",
+        "-n",
+        ns,
+        "--from=cronjob/nightly-cron",
+    ]));
+    let refused = unloop(&[
+        "retry",
+        "--kubeconfig",
+        &kc,
+        "-n",
+        ns,
+        "job/from-cron",
+        "--yes",
+    ]);
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(2), "{err}");
+    assert_eq!(err.lines().count(), 2, "{err}");
+    assert!(
+        err.starts_with("error: job/from-cron was made by cronjob/nightly-cron: re-created, it would run the CronJob's old template"),
+        "{err}"
+    );
+    assert!(
+        err.contains("kubectl create job nightly-cron-retry --from=cronjob/nightly-cron -n retry-job-e2e, then unloop diagnose job/nightly-cron-retry -n retry-job-e2e --watch"),
+        "{err}"
+    );
+
     let broken = unloop(&[
         "retry",
         "--kubeconfig",
@@ -1338,10 +1382,10 @@ fn a_follow_times_out_with_exit_6_and_redraws_on_a_terminal() {
     // Every escape sequence is unloop's own (the redraw, colour): none comes from the cluster.
     for (i, _) in screen.match_indices('\x1b') {
         let rest = &screen[i + 1..];
-        let sgr = rest.starts_with('[')
-            && rest[1..]
-                .find(|c: char| !(c.is_ascii_digit() || c == ';'))
-                .is_some_and(|end| rest[1..].as_bytes()[end] == b'm');
+        let params = rest.strip_prefix('[').unwrap_or_default();
+        let sgr = params
+            .trim_start_matches(|c: char| c.is_ascii_digit() || c == ';')
+            .starts_with('m');
         assert!(
             rest.starts_with("[2K") || sgr,
             "a foreign escape sequence: {:?}",
