@@ -68,7 +68,9 @@ testbed/mcp.sh --live
 
 step "end-to-end against the live testbed"
 # One at a time: the debug tests change scenario namespaces that the others read. Includes
-# `unloop retry` and `diagnose --watch` on crash loops of its own namespace (retry-e2e, about 90 s).
+# `unloop retry` and `diagnose --watch` on crash loops of its own namespace (retry-e2e, about 90 s),
+# a failed Job re-created (retry-job-e2e, about 30 s) and a follow timing out under a pty and a pipe
+# (watch-tty-e2e, about 25 s).
 cargo test -p unloop --features e2e --test e2e --locked -- --test-threads=1
 # unloop agent in the cluster (about 3 min): the binary under test in an image
 # (testbed/images.sh unloop), installed by the Helm chart with two replicas on a Lease; a

@@ -73,8 +73,8 @@ pub enum Command {
     /// Keep a crashing container alive to look inside: a safe debug copy, or an in-place override with a restore.
     #[command(after_help = DEBUG_EXAMPLES)]
     Debug(DebugArgs),
-    /// Retry a crash-looping workload now instead of waiting out its backoff, then follow its new
-    /// pods until they are fixed or fail again.
+    /// Retry a crash-looping workload now instead of waiting out its backoff (a failed Job:
+    /// re-create it), then follow its new pods until they are fixed or fail again.
     #[command(after_help = RETRY_EXAMPLES)]
     Retry(RetryArgs),
     /// Check manifests or a live cluster for what makes pods crash-loop, before it happens.
@@ -130,13 +130,16 @@ const RETRY_EXAMPLES: &str = "Examples:
   unloop retry deploy/api -n shop          show the pods to restart, ask, restart, follow
   unloop retry deploy/api -n shop --yes    without asking (needed when stdin is not a terminal)
   unloop retry api-7d9f8-x2x9z --settle 30s    the pod's workload, Ready for 30 s to count as fixed
+  unloop retry job/export -n batch         re-create a failed Job from its spec, follow its new pod
   unloop diagnose deploy/api --watch       the same live view, restarting nothing
 
 Deletes the troubled pods of the workload (each by its uid: a pod replaced meanwhile is left alone);
-the controller re-creates them at once, without the backoff. Then watches the new pods: a live
-status line on a terminal (phase, restarts, the backoff countdown), plain lines otherwise.
+the controller re-creates them at once, without the backoff. A failed Job is deleted (by uid, its
+pods with it) and created again from its spec, as the remedy's kubectl | jq pipeline does; a
+CronJob's Job is refused (the hint runs the CronJob's current template). Then watches the new pods:
+a live status line on a terminal (phase, restarts, the backoff countdown), plain lines otherwise.
 
-Exit codes: 0 fixed (every pod Ready for --settle), 1 failed again (the new diagnosis is printed),
+Exit codes: 0 fixed (every pod Ready for --settle; a Job's new pod completed), 1 failed again (the new diagnosis is printed),
 2 usage error or not confirmed, 4 cluster unreachable or refused, 6 neither within --timeout
 (default 5m).";
 
@@ -191,7 +194,7 @@ pub struct DiagnoseArgs {
 
 #[derive(Debug, Args)]
 pub struct RetryArgs {
-    /// A workload (deploy/NAME, sts/NAME, ds/NAME, rs/NAME), or a pod (NAME or pod/NAME) whose workload to retry.
+    /// A workload (deploy/NAME, sts/NAME, ds/NAME, rs/NAME, job/NAME), or a pod (NAME or pod/NAME) whose workload to retry.
     #[arg(value_name = "TARGET")]
     pub target: String,
     #[command(flatten)]

@@ -1000,3 +1000,426 @@ fn retry_skips_the_backoff_and_watch_follows_it() {
     );
     kubectl(&["delete", "namespace", ns, "--wait=false"]);
 }
+
+/// A failed Job retried, live: two copies of job-fails (backoffLimit 0) whose DATABASE_URL comes
+/// from the optional ConfigMap key that fixed-but-backing-off's Deployment reads, absent: each
+/// Job fails at once. One gets its ConfigMap; `retry job/NAME --yes` deletes it (its failed pod
+/// with it) and creates it again from its spec, and the new pod completes ("fixed", exit 0). The
+/// other, still broken, fails again (exit 1) with the new diagnosis naming its ConfigMap. The
+/// remedy's pipeline (`kubectl get job | jq | kubectl replace`) builds the same Job as `retry`.
+#[test]
+fn retry_re_creates_a_failed_job() {
+    let ns = "retry-job-e2e";
+    let kc = kubeconfig();
+    let dir = tempfile::tempdir().unwrap();
+    let read = |path: &str| std::fs::read_to_string(repo_root().join(path)).unwrap();
+    let job_fails = read("testbed/scenarios/job-fails/manifest.yaml");
+    let deploy = read("testbed/scenarios/fixed-but-backing-off/manifest.yaml");
+    let configmap = read("testbed/scenarios/fixed-but-backing-off/configmap.yaml");
+    // The Deployment's env entry that reads the optional ConfigMap key.
+    let start = deploy.find("        - name: DATABASE_URL").unwrap();
+    let end = start + deploy[start..].find("optional: true}").unwrap() + "optional: true}".len();
+    let from_configmap = &deploy[start..end];
+    let copy = |text: &str, app: &str| {
+        text.replace("fixed-but-backing-off", ns)
+            .replace("job-fails", ns)
+            .replace("payments", app)
+            .replace("report", app)
+    };
+    let job = |app: &str| {
+        let text = job_fails
+            .replace(
+                "        - {name: DATABASE_URL, value: \"postgres://report@warehouse:5432/sales\"}",
+                from_configmap,
+            )
+            // Once it has its DATABASE_URL, the Job's work is done.
+            .replace(
+                "args: [connect]",
+                "command: [sh, -c, '[ -n \"$DATABASE_URL\" ] || exec /app/testapp serve; exec /app/testapp exit 0']",
+            )
+            .replace("backoffLimit: 1", "backoffLimit: 0");
+        assert!(
+            text.contains("configMapKeyRef")
+                && text.contains("testapp exit 0")
+                && text.contains("backoffLimit: 0"),
+            "the job-fails manifest changed: {text}"
+        );
+        copy(&text, app)
+    };
+    let file = |name: &str, text: String| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p.to_string_lossy().into_owned()
+    };
+    let ok = |out: std::process::Output| {
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let began = std::time::Instant::now();
+    kubectl(&[
+        "delete",
+        "namespace",
+        ns,
+        "--ignore-not-found",
+        "--wait=true",
+    ]);
+    for app in ["nightly", "broken"] {
+        ok(kubectl(&[
+            "apply",
+            "-f",
+            &file(&format!("{app}.yaml"), job(app)),
+        ]));
+    }
+    ok(kubectl(&[
+        "wait",
+        "-n",
+        ns,
+        "--for=condition=Failed",
+        "job/nightly",
+        "job/broken",
+        "--timeout=90s",
+    ]));
+
+    // What the user would paste builds the same Job as retry.
+    let read_job = |name: &str| -> k8s_openapi::api::batch::v1::Job {
+        serde_json::from_str(&ok(kubectl(&["get", "job", name, "-n", ns, "-o", "json"]))).unwrap()
+    };
+    let old = read_job("nightly");
+    let mut jq = Command::new("jq")
+        .arg(unloop_core::jobs::rerun_filter())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("jq runs (testbed/build.sh installs it)");
+    {
+        use std::io::Write;
+        let body = serde_json::to_vec(&old).unwrap();
+        jq.stdin.take().unwrap().write_all(&body).unwrap();
+    }
+    let by_hand: k8s_openapi::api::batch::v1::Job =
+        serde_json::from_slice(&jq.wait_with_output().unwrap().stdout).unwrap();
+    assert_eq!(by_hand, unloop_core::jobs::rerun(&old));
+
+    // The fix, for one of them.
+    ok(kubectl(&[
+        "apply",
+        "-f",
+        &file("nightly-cm.yaml", copy(&configmap, "nightly")),
+    ]));
+    let retried = unloop(&[
+        "retry",
+        "--kubeconfig",
+        &kc,
+        "-n",
+        ns,
+        "job/nightly",
+        "--yes",
+        "--timeout",
+        "60s",
+    ]);
+    let out = String::from_utf8_lossy(&retried.stdout);
+    let err = String::from_utf8_lossy(&retried.stderr);
+    assert_eq!(retried.status.code(), Some(0), "{out}\n{err}");
+    assert!(
+        out.starts_with("fixed: a new pod of job/nightly in namespace retry-job-e2e completed"),
+        "{out}"
+    );
+    assert!(
+        err.starts_with("job/nightly in namespace retry-job-e2e: re-created from its spec now"),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!(
+            "kubectl get job nightly -n {ns} -o json | jq 'del(.status,"
+        )),
+        "the plan shows the same by hand: {err}"
+    );
+    // A new Job (another uid), what the user wrote kept, complete; the old pod went with the
+    // old Job (Background propagation), none left orphaned.
+    let new = read_job("nightly");
+    assert_ne!(new.metadata.uid, old.metadata.uid);
+    let labels = |j: &k8s_openapi::api::batch::v1::Job| {
+        j.spec
+            .clone()
+            .unwrap()
+            .template
+            .metadata
+            .unwrap()
+            .labels
+            .unwrap()
+    };
+    assert_eq!(labels(&new).get("app").map(String::as_str), Some("nightly"));
+    // The Job's status follows its pod's (the Job controller writes it).
+    ok(kubectl(&[
+        "wait",
+        "-n",
+        ns,
+        "--for=condition=Complete",
+        "job/nightly",
+        "--timeout=30s",
+    ]));
+    let owners = || {
+        ok(kubectl(&[
+            "get",
+            "pods",
+            "-n",
+            ns,
+            "-l",
+            "batch.kubernetes.io/job-name=nightly",
+            "-o",
+            "jsonpath={range .items[*]}{.metadata.ownerReferences[0].uid} {end}",
+        ]))
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while owners().contains(old.metadata.uid.as_deref().unwrap()) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the old Job's pod is still there 30 s later: {}",
+            owners()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+
+    // A CronJob's Job is not re-created (it would run the CronJob's old template): refused in
+    // one line, the hint the command that runs the CronJob's current template.
+    ok(kubectl(&[
+        "create",
+        "cronjob",
+        "nightly-cron",
+        "-n",
+        ns,
+        "--image=unloop.test/app:1.0",
+        "--schedule=0 0 1 1 *",
+        "--",
+        "/app/testapp",
+        "exit",
+        "0",
+    ]));
+    ok(kubectl(&[
+        "create",
+        "job",
+        "from-cron",
+        "-n",
+        ns,
+        "--from=cronjob/nightly-cron",
+    ]));
+    let refused = unloop(&[
+        "retry",
+        "--kubeconfig",
+        &kc,
+        "-n",
+        ns,
+        "job/from-cron",
+        "--yes",
+    ]);
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(2), "{err}");
+    assert_eq!(err.lines().count(), 2, "{err}");
+    assert!(
+        err.starts_with("error: job/from-cron was made by cronjob/nightly-cron: re-created, it would run the CronJob's old template"),
+        "{err}"
+    );
+    assert!(
+        err.contains("kubectl create job nightly-cron-retry --from=cronjob/nightly-cron -n retry-job-e2e, then unloop diagnose job/nightly-cron-retry -n retry-job-e2e --watch"),
+        "{err}"
+    );
+
+    let broken = unloop(&[
+        "retry",
+        "--kubeconfig",
+        &kc,
+        "-n",
+        ns,
+        "job/broken",
+        "--yes",
+        "--timeout",
+        "60s",
+    ]);
+    let out = String::from_utf8_lossy(&broken.stdout);
+    let err = String::from_utf8_lossy(&broken.stderr);
+    assert_eq!(broken.status.code(), Some(1), "{out}\n{err}");
+    assert!(err.contains("failed again"), "{err}");
+    assert!(
+        out.contains("broken-config"),
+        "the new diagnosis names the ConfigMap: {out}"
+    );
+    #[allow(clippy::print_stderr)]
+    {
+        eprintln!(
+            "retry of a Job: {:.1}s in all",
+            began.elapsed().as_secs_f64()
+        );
+    }
+    kubectl(&["delete", "namespace", ns, "--wait=false"]);
+}
+
+/// A follow that neither ends fixed nor fails again within `--timeout` exits 6 with one line (and
+/// a hint); on a terminal its status line redraws itself in place and its clock moves, while
+/// through a pipe it prints plain lines. Two copies of fixed-but-backing-off: `stuck` left broken,
+/// followed through a pipe just after its third crash (20 s of backoff ahead, `--timeout 6s`); `steady`
+/// given its ConfigMap, Ready, followed under a pty (`script`, util-linux) with a settle period
+/// longer than the timeout, so its settle clock counts on the status line.
+#[test]
+fn a_follow_times_out_with_exit_6_and_redraws_on_a_terminal() {
+    let ns = "watch-tty-e2e";
+    let kc = kubeconfig();
+    let dir = tempfile::tempdir().unwrap();
+    let read = |path: &str| std::fs::read_to_string(repo_root().join(path)).unwrap();
+    let manifest = read("testbed/scenarios/fixed-but-backing-off/manifest.yaml");
+    let configmap = read("testbed/scenarios/fixed-but-backing-off/configmap.yaml");
+    let apply = |name: &str, text: &str, app: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(
+            &path,
+            text.replace("fixed-but-backing-off", ns)
+                .replace("payments", app),
+        )
+        .unwrap();
+        let st = kubectl(&["apply", "-f", path.to_str().unwrap()]);
+        assert!(
+            st.status.success(),
+            "{}",
+            String::from_utf8_lossy(&st.stderr)
+        );
+    };
+    let began = std::time::Instant::now();
+    kubectl(&[
+        "delete",
+        "namespace",
+        ns,
+        "--ignore-not-found",
+        "--wait=true",
+    ]);
+    apply("stuck.yaml", &manifest, "stuck");
+    apply("steady-cm.yaml", &configmap, "steady");
+    apply("steady.yaml", &manifest, "steady");
+    let st = kubectl(&[
+        "wait",
+        "-n",
+        ns,
+        "--for=condition=Available",
+        "deploy/steady",
+        "--timeout=60s",
+    ]);
+    assert!(
+        st.status.success(),
+        "{}",
+        String::from_utf8_lossy(&st.stderr)
+    );
+    // The moment `stuck` has crashed after its second restart (the first is at once, the second
+    // after 10 s): the kubelet waits 20 s now.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+    let mut seen = first_container(ns, "stuck").0;
+    loop {
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let (restarts, running) = first_container(ns, "stuck");
+        if restarts >= 2 && restarts > seen && running.is_empty() {
+            break;
+        }
+        if running.is_empty() {
+            seen = seen.max(restarts);
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no restart within 90 s: {restarts} {running}"
+        );
+    }
+    let bin = env!("CARGO_BIN_EXE_unloop");
+    let watch = |app: &str, settle: &str| -> Vec<String> {
+        [
+            "diagnose",
+            "--kubeconfig",
+            &kc,
+            "-n",
+            ns,
+            &format!("deploy/{app}"),
+            "--watch",
+            "--settle",
+            settle,
+            "--timeout",
+            "6s",
+        ]
+        .map(String::from)
+        .to_vec()
+    };
+    // Under a pty, as a user's terminal: colour allowed, TERM set. The command line for script's
+    // shell is quoted by the one renderer.
+    let steady = watch("steady", "60s");
+    let words: Vec<&str> = steady.iter().map(String::as_str).collect();
+    let line = unloop_core::shell::render(&unloop_core::shell::Cmd::new(bin, &words).into());
+    let tty = Command::new("script")
+        .args(["-qec", &line, "/dev/null"])
+        .env_remove("NO_COLOR")
+        .env("TERM", "xterm")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("script (util-linux) runs");
+    let stuck = watch("stuck", "5s");
+    let piped = unloop(&stuck.iter().map(String::as_str).collect::<Vec<_>>());
+    let tty = tty.wait_with_output().unwrap();
+
+    // Through a pipe: exit 6, plain lines, one error line and its hint.
+    let err = String::from_utf8_lossy(&piped.stderr);
+    assert_eq!(piped.status.code(), Some(6), "{err}");
+    assert!(!err.contains('\r') && !err.contains('\x1b'), "{err:?}");
+    let lines: Vec<&str> = err.lines().collect();
+    assert!(lines[0].starts_with("stuck-"), "{err}");
+    assert!(lines[0].contains("(2 restarts)"), "{err}");
+    let errors: Vec<&&str> = lines.iter().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(errors.len(), 1, "{err}");
+    assert!(
+        errors[0].starts_with("error: deploy/stuck neither fixed nor failed again within"),
+        "{err}"
+    );
+    assert!(lines.last().unwrap().starts_with("hint: "), "{err}");
+
+    // On the terminal: the same end, the line redrawn in place each second, its clock moving.
+    let screen = String::from_utf8_lossy(&tty.stdout);
+    assert_eq!(tty.status.code(), Some(6), "{screen:?}");
+    let redraws = screen.matches("\r\x1b[2K").count();
+    assert!(redraws >= 4, "{redraws} redraws: {screen:?}");
+    let clock: Vec<u32> = screen
+        .split("; ready ")
+        .skip(1)
+        .filter_map(|s| s.split('s').next()?.parse().ok())
+        .collect();
+    let mut distinct = clock.clone();
+    distinct.dedup();
+    assert!(distinct.len() >= 3, "the settle clock moves: {clock:?}");
+    assert!(
+        distinct.windows(2).all(|w| w[1] > w[0]),
+        "and counts up: {clock:?}"
+    );
+    assert!(screen.contains("of 60s"), "{screen:?}");
+    assert!(
+        screen.contains("deploy/steady neither fixed nor failed again within"),
+        "{screen:?}"
+    );
+    // Every escape sequence is unloop's own (the redraw, colour): none comes from the cluster.
+    for (i, _) in screen.match_indices('\x1b') {
+        let rest = &screen[i + 1..];
+        let params = rest.strip_prefix('[').unwrap_or_default();
+        let sgr = params
+            .trim_start_matches(|c: char| c.is_ascii_digit() || c == ';')
+            .starts_with('m');
+        assert!(
+            rest.starts_with("[2K") || sgr,
+            "a foreign escape sequence: {:?}",
+            &screen[i..(i + 12).min(screen.len())]
+        );
+    }
+    #[allow(clippy::print_stderr)]
+    {
+        eprintln!(
+            "follow timeout and terminal test: {:.1}s in all",
+            began.elapsed().as_secs_f64()
+        );
+    }
+    kubectl(&["delete", "namespace", ns, "--wait=false"]);
+}

@@ -115,10 +115,13 @@ impl Progress {
 pub struct Follow {
     goal: Goal,
     settle_secs: i64,
-    /// Restart counts of the pods that were there when the follow began (uid → restarts).
-    baseline: BTreeMap<String, i32>,
+    /// The pods that were there when the follow began (uid → restarts, and whether the pod had
+    /// failed as a whole already).
+    baseline: BTreeMap<String, (i32, bool)>,
     /// Pods deleted by the retry: their replacements are what is followed.
     deleted: BTreeSet<String>,
+    /// How many new pods replace them: one each, or one for a re-created Job.
+    expected: usize,
     ready_since: Option<Timestamp>,
 }
 
@@ -129,16 +132,27 @@ impl Follow {
         let deleted: BTreeSet<String> = deleted.iter().cloned().collect();
         let baseline = pods
             .iter()
-            .filter_map(|p| Some((p.metadata.uid.clone()?, status::restarts(p))))
+            .filter_map(|p| {
+                let was = (status::restarts(p), status::pod_failure(p).is_some());
+                Some((p.metadata.uid.clone()?, was))
+            })
             .filter(|(uid, _)| !deleted.contains(uid))
             .collect();
         Follow {
             goal,
             settle_secs: settle_secs.max(0),
             baseline,
+            expected: deleted.len(),
             deleted,
             ready_since: None,
         }
+    }
+
+    /// A follow that awaits `n` new pods whatever was deleted: a re-created Job's (its old pods
+    /// all go with the old Job; the new one starts one).
+    pub fn expecting(mut self, n: usize) -> Follow {
+        self.expected = n;
+        self
     }
 
     /// The verdict on this view of the pods (every pod the watch selects) at `now`.
@@ -163,7 +177,7 @@ impl Follow {
             return Verdict::FailedAgain(failed);
         }
         let new = live.iter().filter(|p| !self.is_baseline(p)).count();
-        let awaited = self.deleted.len().saturating_sub(new);
+        let awaited = self.expected.saturating_sub(new);
         let done = awaited == 0
             && !live.is_empty()
             && match self.goal {
@@ -204,14 +218,15 @@ impl Follow {
     /// was there already restarting once more. Restart counts, never clocks: the kubelet's clock
     /// and ours may differ.
     fn failed(&self, p: &Pod, now: Timestamp) -> bool {
-        if status::pod_failure(p).is_some() {
-            return true;
-        }
+        let failure = status::pod_failure(p).is_some();
         match p.metadata.uid.as_ref().and_then(|u| self.baseline.get(u)) {
             // The kubelet counts a restart when it starts the container again: a pod that
             // restarted and runs is the backoff ending, not a failure; dead again, it is one.
-            Some(before) => status::restarts(p) > *before && !running(p),
-            None => !status::troubled_containers(p, now).is_empty(),
+            // A pod that had failed already (a Job's) is the failure being followed, not a new one.
+            Some((before, failed_before)) => {
+                (failure && !failed_before) || (status::restarts(p) > *before && !running(p))
+            }
+            None => failure || !status::troubled_containers(p, now).is_empty(),
         }
     }
 }
@@ -575,6 +590,41 @@ mod tests {
             t.reason = Some("Completed".into());
         }
         assert_eq!(f.step(&[new], now), Verdict::Fixed);
+    }
+
+    /// A re-created Job: both failed pods of the old Job went with it, one new pod is awaited
+    /// (not two); that pod failing is the Job failing again.
+    #[test]
+    fn a_rerun_job_awaits_one_new_pod_and_its_failure_is_a_new_one() {
+        let state = scenario("job-fails");
+        let now = testing::now(&state);
+        let old: Vec<Pod> = state.pods.clone();
+        assert_eq!(old.len(), 2, "job-fails keeps both failed attempts");
+        let gone: Vec<String> = old.iter().map(uid).collect();
+        let mut f = Follow::new(Goal::Complete, 10, &old, &gone).expecting(1);
+        let Verdict::Following(p) = f.step(&old, now) else {
+            panic!("the old pods are gone with the old Job")
+        };
+        assert_eq!(p.line(false), "no pod yet; waiting for 1 new pod");
+        let new = replacement(&old[0], "report-new");
+        assert_eq!(
+            f.step(&[new], now),
+            Verdict::FailedAgain(vec!["report-new".into()])
+        );
+    }
+
+    /// `diagnose --watch job/NAME` on a Job whose pod failed already: that is where it stands,
+    /// not a new failure.
+    #[test]
+    fn watching_a_failed_jobs_pod_is_not_a_new_failure() {
+        let mut state = scenario("job-fails");
+        let now = testing::now(&state);
+        let old = testing::pod(&mut state).clone();
+        let mut f = Follow::new(Goal::Complete, 10, std::slice::from_ref(&old), &[]);
+        assert!(matches!(
+            f.step(std::slice::from_ref(&old), now),
+            Verdict::Following(_)
+        ));
     }
 
     #[test]

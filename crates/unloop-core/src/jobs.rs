@@ -5,11 +5,11 @@ use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Event;
 
 use crate::diagnose::{Diagnosis, EventBrief};
-use crate::shell::Cmd;
+use crate::shell::{Argv, Cmd, Pipeline, Script};
 use crate::state::ClusterState;
 use crate::status::Role;
 use crate::subject::{event_source, event_text, event_time};
-use crate::verdict::{Cause, CauseId, Confidence, Evidence, EvidenceKind, Remedy};
+use crate::verdict::{Cause, CauseId, Confidence, Evidence, EvidenceKind, Remedy, RemedyKind};
 use crate::workload::{Workload, WorkloadKind};
 
 /// The workload a Job belongs to: its CronJob when one made it, else the Job.
@@ -30,6 +30,142 @@ pub fn workload_of(job: &Job) -> Workload {
             name: job.metadata.name.clone().unwrap_or_default(),
         },
     }
+}
+
+/// The labels the API server adds to a Job and its pod template when it generates the Job's
+/// selector (every Job without `spec.manualSelector: true`): tied to the old Job's uid, they must
+/// go for the Job to be created again.
+pub const CONTROLLER_LABELS: [&str; 4] = [
+    "batch.kubernetes.io/controller-uid",
+    "batch.kubernetes.io/job-name",
+    "controller-uid",
+    "job-name",
+];
+
+/// What the API server set on a Job it stored: never sent back when the Job is created again.
+const SERVER_SET: [&[&str]; 6] = [
+    &["status"],
+    &["metadata", "uid"],
+    &["metadata", "resourceVersion"],
+    &["metadata", "creationTimestamp"],
+    &["metadata", "managedFields"],
+    &["metadata", "generation"],
+];
+
+/// What the API server generated for a Job whose selector the user did not write: the selector
+/// and its labels.
+fn generated() -> Vec<Vec<&'static str>> {
+    let mut paths = vec![vec!["spec", "selector"]];
+    for l in CONTROLLER_LABELS {
+        paths.push(vec!["metadata", "labels", l]);
+        paths.push(vec!["spec", "template", "metadata", "labels", l]);
+    }
+    paths
+}
+
+fn manual_selector(job: &Job) -> bool {
+    job.spec.as_ref().and_then(|s| s.manual_selector) == Some(true)
+}
+
+/// The Job to create again in place of `job` (as read from the API server): everything the user
+/// wrote, without what the server set or generated (`SERVER_SET`, and unless the user wrote the
+/// selector, the selector and `CONTROLLER_LABELS`). `unloop retry job/NAME` creates it; the
+/// remedy's `jq` filter (`rerun_script`) deletes the same paths, so both run the same Job.
+pub fn rerun(job: &Job) -> Job {
+    let Ok(mut v) = serde_json::to_value(job) else {
+        return job.clone();
+    };
+    let mut paths: Vec<Vec<&str>> = SERVER_SET.iter().map(|p| p.to_vec()).collect();
+    if !manual_selector(job) {
+        paths.extend(generated());
+    }
+    for p in &paths {
+        remove(&mut v, p);
+    }
+    serde_json::from_value(v).unwrap_or_else(|_| job.clone())
+}
+
+fn remove(v: &mut serde_json::Value, path: &[&str]) {
+    let Some((last, parents)) = path.split_last() else {
+        return;
+    };
+    let mut at = v;
+    for key in parents {
+        match at.get_mut(*key) {
+            Some(next) => at = next,
+            None => return,
+        }
+    }
+    if let Some(map) = at.as_object_mut() {
+        map.remove(*last);
+    }
+}
+
+/// A path as `jq` writes it: `.metadata.uid`, `.metadata.labels["job-name"]`.
+fn jq_path(path: &[&str]) -> String {
+    path.iter()
+        .map(|k| {
+            if k.chars().all(|c| c.is_ascii_alphanumeric()) {
+                format!(".{k}")
+            } else {
+                format!("[\"{k}\"]")
+            }
+        })
+        .collect()
+}
+
+fn jq_del(paths: &[Vec<&str>]) -> String {
+    let list: Vec<String> = paths.iter().map(|p| jq_path(p)).collect();
+    format!("del({})", list.join(", "))
+}
+
+/// The `jq` filter that does what `rerun` does, on `kubectl get job -o json`: the same paths, the
+/// labels of each object in one path expression.
+pub fn rerun_filter() -> String {
+    let server: Vec<Vec<&str>> = SERVER_SET.iter().map(|p| p.to_vec()).collect();
+    let labels: Vec<String> = CONTROLLER_LABELS
+        .iter()
+        .map(|l| format!("\"{l}\""))
+        .collect();
+    let labels = labels.join(", ");
+    format!(
+        "{} | if .spec.manualSelector then . else del(.spec.selector, .metadata.labels[{labels}], .spec.template.metadata.labels[{labels}]) end",
+        jq_del(&server),
+    )
+}
+
+/// Runs Job `name` again by hand, as `unloop retry job/NAME` does: read, stripped by
+/// `rerun_filter`, and replaced (kubectl deletes the old Job, its pods with it, and creates the
+/// new one).
+pub fn rerun_script(name: &str, ns: &str) -> Script {
+    Script::new(Pipeline::of(vec![
+        Cmd::kubectl(&["get", "job"])
+            .operand(name)
+            .flag_value("-n", ns)
+            .flag_value("-o", "json")
+            .build(),
+        Argv::new("jq").arg(rerun_filter()),
+        Argv::new("kubectl").args(["replace", "--force", "-f", "-"]),
+    ]))
+}
+
+/// The CronJob that made `job`, if one did.
+pub fn cronjob_of(job: &Job) -> Option<&str> {
+    job.metadata
+        .owner_references
+        .iter()
+        .flatten()
+        .find(|r| r.kind == "CronJob" && r.controller == Some(true))
+        .map(|r| r.name.as_str())
+}
+
+/// How to run a CronJob now: a Job made from its current jobTemplate (where a fix to the pod
+/// spec goes), named NAME-retry.
+pub fn from_cronjob(cron: &str, ns: &str) -> Cmd {
+    Cmd::kubectl(&["create", "job"])
+        .operand(format!("{cron}-retry"))
+        .flag(format!("--from=cronjob/{cron}"))
+        .flag_value("-n", ns)
 }
 
 /// The diagnosis of a Job whose Failed condition is True and of which no pod is left in the state
@@ -147,10 +283,11 @@ pub fn failed_without_pods(state: &ClusterState, job: &Job) -> Option<Diagnosis>
             ),
         ));
     } else {
-        remedies.push(Remedy::fix(
-            CauseId::JobFailed,
-            "re-run the Job and diagnose its pods before they are removed; to keep failed pods for longer, give the Job a ttlSecondsAfterFinished and stop whatever deletes them",
-            None,
+        remedies.push(Remedy::new(
+            Some(CauseId::JobFailed),
+            RemedyKind::Retry,
+            "re-run the Job (re-created from its spec, as unloop retry job/NAME does) and diagnose its pods before they are removed; to keep failed pods for longer, give the Job a ttlSecondsAfterFinished and stop whatever deletes them",
+            Some(rerun_script(name, ns)),
         ));
     }
     let event_briefs = events
@@ -247,6 +384,82 @@ mod tests {
                 .diagnoses
                 .iter()
                 .all(|d| d.top().id != CauseId::JobFailed)
+        );
+    }
+
+    /// The Job of job-fails as the API server returned it, created again: what the user wrote
+    /// stays, what the server set or generated goes.
+    #[test]
+    fn a_rerun_job_keeps_what_the_user_wrote_and_drops_what_the_server_set() {
+        let state = scenario("job-fails");
+        let job = &state.jobs[0];
+        let labels = |j: &k8s_openapi::api::batch::v1::Job| {
+            j.spec
+                .as_ref()
+                .unwrap()
+                .template
+                .metadata
+                .as_ref()
+                .unwrap()
+                .labels
+                .clone()
+                .unwrap()
+        };
+        assert!(labels(job).contains_key("batch.kubernetes.io/controller-uid"));
+        let again = super::rerun(job);
+        let m = &again.metadata;
+        assert_eq!(m.uid, None);
+        assert_eq!(m.resource_version, None);
+        assert_eq!(m.creation_timestamp, None);
+        assert_eq!(m.managed_fields, None);
+        assert_eq!(again.status, None);
+        let spec = again.spec.as_ref().unwrap();
+        assert_eq!(spec.selector, None);
+        for l in super::CONTROLLER_LABELS {
+            assert!(!labels(&again).contains_key(l), "{l}");
+            assert!(!m.labels.as_ref().unwrap().contains_key(l), "{l}");
+        }
+        assert_eq!(
+            labels(&again).get("app").map(String::as_str),
+            Some("report")
+        );
+        assert_eq!(m.name, job.metadata.name);
+        assert_eq!(m.namespace, job.metadata.namespace);
+        assert_eq!(m.annotations, job.metadata.annotations);
+        let old = job.spec.as_ref().unwrap();
+        assert_eq!(spec.backoff_limit, old.backoff_limit);
+        assert_eq!(spec.template.spec, old.template.spec);
+    }
+
+    /// A selector the user wrote (manualSelector) is theirs: kept, with its labels.
+    #[test]
+    fn a_manual_selector_is_kept() {
+        let state = scenario("job-fails");
+        let mut job = state.jobs[0].clone();
+        job.spec.as_mut().unwrap().manual_selector = Some(true);
+        let again = super::rerun(&job);
+        assert_eq!(
+            again.spec.as_ref().unwrap().selector,
+            job.spec.as_ref().unwrap().selector
+        );
+        assert_eq!(
+            again.spec.as_ref().unwrap().template.metadata,
+            job.spec.as_ref().unwrap().template.metadata
+        );
+        assert_eq!(again.metadata.uid, None);
+    }
+
+    /// The remedy a user pastes: the paths `rerun` strips, as `jq` writes them (run on a live Job
+    /// and compared with `rerun` in `e2e.rs`, `retry_re_creates_a_failed_job`).
+    #[test]
+    fn the_remedy_pipeline_strips_what_rerun_strips() {
+        let line = crate::shell::render(&super::rerun_script("report", "job-fails"));
+        let labels = r#"["batch.kubernetes.io/controller-uid", "batch.kubernetes.io/job-name", "controller-uid", "job-name"]"#;
+        assert_eq!(
+            line,
+            format!(
+                "kubectl get job report -n job-fails -o json | jq 'del(.status, .metadata.uid, .metadata.resourceVersion, .metadata.creationTimestamp, .metadata.managedFields, .metadata.generation) | if .spec.manualSelector then . else del(.spec.selector, .metadata.labels{labels}, .spec.template.metadata.labels{labels}) end' | kubectl replace --force -f -"
+            )
         );
     }
 }

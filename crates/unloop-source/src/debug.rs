@@ -4,9 +4,12 @@
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
+use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, Preconditions};
+use kube::api::{
+    Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, Preconditions, PropagationPolicy,
+};
 use unloop_core::workload::WorkloadKind;
 
 use crate::live::Live;
@@ -80,33 +83,68 @@ pub async fn delete_copy(live: &Live, copy: &Pod) -> Result<(), DebugOpError> {
     let pre = unloop_core::debug::copy_delete_precondition(copy)?;
     let ns = copy.metadata.namespace.clone().unwrap_or_default();
     let name = copy.metadata.name.clone().unwrap_or_default();
-    let dp = DeleteParams {
-        preconditions: Some(Preconditions {
-            uid: pre.uid,
-            resource_version: pre.resource_version,
-        }),
-        ..DeleteParams::default()
+    let pre = Preconditions {
+        uid: pre.uid,
+        resource_version: pre.resource_version,
     };
-    match Api::<Pod>::namespaced(live.client(), &ns)
-        .delete(&name, &dp)
-        .await
-    {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
-        Err(kube::Error::Api(s)) if s.code == 409 => Err(DebugOpError::Conflict(format!(
+    match delete_exact::<Pod>(live, &ns, &name, pre).await? {
+        Deleted::Now | Deleted::AlreadyGone => Ok(()),
+        Deleted::Replaced => Err(DebugOpError::Conflict(format!(
             "pod {name} in {ns} is no longer the debug copy unloop made (another pod took its name); left alone"
         ))),
-        Err(e) => Err(api_error(e, "delete", "pods", &ns, &name)),
     }
 }
 
-/// How a retry's delete of a troubled pod went.
+/// How a delete by uid went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Deleted {
-    /// The very pod shown (its uid) is being deleted.
+    /// The very object shown (its uid) is being deleted.
     Now,
-    /// That pod was gone already, or another pod has taken its name since (left alone).
+    /// It was gone already.
     AlreadyGone,
+    /// Another object has taken its name since (or it changed, under a resourceVersion
+    /// precondition): left alone.
+    Replaced,
+}
+
+/// The one delete of unloop: the object `name` of kind `K` only while it is the one the user was
+/// shown (`pre`: its uid, and for a debug copy its resourceVersion), its dependents deleted by the
+/// garbage collector after it (propagationPolicy Background: a Job's pods go with it; a Job
+/// deleted through the API without it would orphan them).
+pub async fn delete_exact<K>(
+    live: &Live,
+    ns: &str,
+    name: &str,
+    pre: Preconditions,
+) -> Result<Deleted, DebugOpError>
+where
+    K: kube::Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    let dp = DeleteParams {
+        preconditions: Some(pre),
+        propagation_policy: Some(PropagationPolicy::Background),
+        ..DeleteParams::default()
+    };
+    let kind = K::kind(&()).to_lowercase();
+    let resource: &'static str = if kind == "job" { "jobs" } else { "pods" };
+    match Api::<K>::namespaced(live.client(), ns)
+        .delete(name, &dp)
+        .await
+    {
+        Ok(_) => Ok(Deleted::Now),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(Deleted::AlreadyGone),
+        Err(kube::Error::Api(s)) if s.code == 409 => Ok(Deleted::Replaced),
+        Err(e) => Err(api_error(
+            e,
+            "delete",
+            resource,
+            ns,
+            &format!("{kind} {name}"),
+        )),
+    }
 }
 
 /// Deletes the pod the user was shown (`unloop retry`), by its uid: a pod re-created under the
@@ -117,20 +155,64 @@ pub async fn delete_pod(
     name: &str,
     uid: &str,
 ) -> Result<Deleted, DebugOpError> {
-    let dp = DeleteParams {
-        preconditions: Some(Preconditions {
-            uid: Some(uid.to_string()),
-            resource_version: None,
-        }),
-        ..DeleteParams::default()
-    };
-    match Api::<Pod>::namespaced(live.client(), ns)
-        .delete(name, &dp)
+    delete_exact::<Pod>(live, ns, name, by_uid(uid)).await
+}
+
+fn by_uid(uid: &str) -> Preconditions {
+    Preconditions {
+        uid: Some(uid.to_string()),
+        resource_version: None,
+    }
+}
+
+/// The Job `name` as the API server has it (whole: nothing redacted, since `retry` creates it
+/// again from this).
+pub async fn get_job(live: &Live, ns: &str, name: &str) -> Result<Job, DebugOpError> {
+    Api::<Job>::namespaced(live.client(), ns)
+        .get(name)
         .await
-    {
-        Ok(_) => Ok(Deleted::Now),
-        Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => Ok(Deleted::AlreadyGone),
-        Err(e) => Err(api_error(e, "delete", "pods", ns, &format!("pod {name}"))),
+        .map_err(|e| api_error(e, "get", "jobs", ns, &format!("job {name}")))
+}
+
+/// `unloop retry job/NAME`: deletes the Job `old` (by its uid; its pods go with it) and creates
+/// `again` (`unloop_core::jobs::rerun` of it) in its place. Until the old Job is gone from the API
+/// server its name is taken: the create is tried again for a while as long as the name still
+/// belongs to the old uid; a Job someone else made under the name meanwhile is left alone.
+pub async fn rerun_job(live: &Live, ns: &str, old: &Job, again: &Job) -> Result<Job, DebugOpError> {
+    let name = old.metadata.name.clone().unwrap_or_default();
+    let uid = old.metadata.uid.clone().unwrap_or_default();
+    let what = format!("job {name}");
+    if delete_exact::<Job>(live, ns, &name, by_uid(&uid)).await? == Deleted::Replaced {
+        return Err(DebugOpError::Conflict(format!(
+            "job {name} in {ns} was replaced since unloop read it; nothing was changed"
+        )));
+    }
+    let api = Api::<Job>::namespaced(live.client(), ns);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let created = api.create(&PostParams::default(), again).await;
+        let Err(e) = created else {
+            return created.map_err(|e| api_error(e, "create", "jobs", ns, &what));
+        };
+        if !matches!(&e, kube::Error::Api(s) if s.code == 409) {
+            return Err(api_error(e, "create", "jobs", ns, &what));
+        }
+        let still_old = match api.get(&name).await {
+            Ok(j) => j.metadata.uid.as_deref() == Some(uid.as_str()),
+            Err(kube::Error::Api(s)) if s.code == 404 => true,
+            Err(e) => return Err(api_error(e, "get", "jobs", ns, &what)),
+        };
+        if !still_old {
+            return Err(DebugOpError::Conflict(format!(
+                "another job {name} was created in {ns} meanwhile; left alone"
+            )));
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(DebugOpError::Conflict(format!(
+                "job {name} in {ns} is deleted but still there after 30s; create it again by hand"
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
 

@@ -1,19 +1,20 @@
 //! `unloop retry`: skip the backoff of a workload whose cause is fixed (delete its troubled pods,
-//! each by uid; its controller re-creates them at once), then follow the new pods through a watch
-//! until they are fixed, fail again or `--timeout` passes. `unloop diagnose --watch` is the same
-//! follow without the delete.
+//! each by uid; its controller re-creates them at once; a failed Job is re-created from its spec),
+//! then follow the new pods through a watch until they are fixed, fail again or `--timeout`
+//! passes. `unloop diagnose --watch` is the same follow without the delete.
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::process::ExitCode;
 use std::time::Duration;
 
 use jiff::Timestamp;
+use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
 use unloop_core::diagnose::{Query, Target};
 use unloop_core::follow::{Follow, Goal, Verdict};
 use unloop_core::shell::{Cmd, render};
 use unloop_core::workload::{self, Workload, WorkloadKind};
-use unloop_core::{ClusterState, status};
+use unloop_core::{ClusterState, jobs, status};
 use unloop_source::debug::{self as ops, Deleted};
 use unloop_source::live::watch::{PodWatch, watch_pods};
 use unloop_source::live::{self, Live, LiveOptions};
@@ -45,7 +46,18 @@ pub fn run(args: RetryArgs, global: &Global, out: &Output) -> Result<ExitCode, C
         let now = Timestamp::now();
         let state = live.read(&opts, now, &|what| out.progress(what)).await?;
         out.progress_done();
-        let (w, selector) = workload_of(&state, &ns, &target)?;
+        let (w, selector) = workload_of(&state, &ns, &target, true)?;
+        if w.kind == WorkloadKind::Job {
+            let job = state
+                .jobs
+                .iter()
+                .find(|j| same(&j.metadata, &ns, &w.name))
+                .ok_or_else(|| not_found(&w.to_string(), &ns))?;
+            return rerun_job(
+                &live, &opts, &state, job, &w, &ns, &selector, &args, started, out,
+            )
+            .await;
+        }
         let doomed: Vec<&Pod> = match &target {
             Target::Pod(name) => state
                 .pods
@@ -142,7 +154,7 @@ pub fn watch(
             .read(&opts, Timestamp::now(), &|what| out.progress(what))
             .await?;
         out.progress_done();
-        let (w, selector) = workload_of(&state, &ns, target)?;
+        let (w, selector) = workload_of(&state, &ns, target, false)?;
         let mut watch = watch_pods(&opts, &ns, &selector).await?;
         let pods = first_list(&mut watch).await?;
         let follow = Follow::new(Goal::of(w.kind), settle, &pods, &[]);
@@ -163,11 +175,127 @@ pub fn watch(
     })
 }
 
-/// The workload a target names, with the label selector of its pods.
+/// Re-runs a Job (`retry job/NAME`): shows the plan, deletes the Job as read (by uid; its pods go
+/// with it) and creates it again from its spec (`jobs::rerun`, what the remedy's pipeline does by
+/// hand), then follows the new Job's pods: one completes (fixed), one fails (the new diagnosis).
+#[allow(clippy::too_many_arguments)]
+async fn rerun_job(
+    live: &Live,
+    opts: &LiveOptions,
+    state: &ClusterState,
+    job: &Job,
+    w: &Workload,
+    ns: &str,
+    selector: &str,
+    args: &RetryArgs,
+    started: tokio::time::Instant,
+    out: &Output,
+) -> Result<ExitCode, CliError> {
+    let now = Timestamp::now();
+    let uid = job.metadata.uid.clone().unwrap_or_default();
+    let pods: Vec<&Pod> = state
+        .pods
+        .iter()
+        .filter(|p| {
+            p.metadata
+                .owner_references
+                .iter()
+                .flatten()
+                .any(|r| r.uid == uid)
+        })
+        .collect();
+    let condition = |t: &str| {
+        job.status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|cs| cs.iter().any(|c| c.type_ == t && c.status == "True"))
+    };
+    if !condition("Failed") && !pods.iter().any(|p| in_trouble(p, now)) {
+        out.result(&format!(
+            "nothing to retry: {w} in namespace {ns} {}\n",
+            if condition("Complete") {
+                "completed"
+            } else {
+                "has not failed and none of its pods is in trouble"
+            }
+        ));
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut plan = format!(
+        "{w} in namespace {ns}: re-created from its spec now (a failed Job does not run again by itself); the old Job is deleted, {} with it{}\n",
+        match pods.len() {
+            0 => "no pod left".to_string(),
+            1 => "its pod".to_string(),
+            n => format!("its {n} pods"),
+        },
+        if pods.is_empty() { "" } else { ":" }
+    );
+    for p in &pods {
+        plan.push_str(&format!(
+            "  {}  {}, {}\n",
+            p.metadata.name.as_deref().unwrap_or_default(),
+            status::pod_status(p),
+            plural(status::restarts(p) as usize, "restart")
+        ));
+    }
+    plan.push_str("the same by hand:\n");
+    plan.push_str(&format!("  {}\n", render(&jobs::rerun_script(&w.name, ns))));
+    out.note(plan.trim_end());
+    if !args.yes {
+        confirm(&format!("Re-create {w}?"))?;
+    }
+    // The Job as the API server has it (the state's copy is redacted), and only the one shown.
+    let fresh = ops::get_job(live, ns, &w.name).await?;
+    if fresh.metadata.uid.as_deref() != Some(uid.as_str()) {
+        return Err(CliError::usage(
+            format!(
+                "{w} in namespace {ns} was re-created since unloop read it; nothing was changed"
+            ),
+            Some("run unloop retry again to see what it would do now"),
+        ));
+    }
+    // Watch first (the Job's name label, which the new Job's pods carry too), so nothing between
+    // the delete and the watch is missed; every pod listed now is the old Job's.
+    let mut watch = watch_pods(opts, ns, selector).await?;
+    let old_pods = first_list(&mut watch).await?;
+    let old: Vec<String> = old_pods
+        .iter()
+        .filter_map(|p| p.metadata.uid.clone())
+        .collect();
+    ops::rerun_job(live, ns, &fresh, &jobs::rerun(&fresh)).await?;
+    let follow = Follow::new(Goal::Complete, args.settle, &old_pods, &old).expecting(1);
+    let ended = follow_until(&mut watch, follow, started + opts.timeout, out).await;
+    conclude(
+        ended,
+        live,
+        opts,
+        w,
+        ns,
+        &old,
+        args.settle,
+        args.output,
+        started,
+        out,
+    )
+    .await
+}
+
+fn same(
+    m: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+    ns: &str,
+    name: &str,
+) -> bool {
+    m.namespace.as_deref() == Some(ns) && m.name.as_deref() == Some(name)
+}
+
+/// The workload a target names, with the label selector of its pods. A pod of a Job stands for
+/// its Job (the pod is what a Job re-run replaces). `retrying` refuses what `retry` cannot
+/// restart; a follow (`--watch`) takes any workload whose pods it can select.
 fn workload_of(
     state: &ClusterState,
     ns: &str,
     target: &Target,
+    retrying: bool,
 ) -> Result<(Workload, String), CliError> {
     let w = match target {
         Target::Pod(name) => {
@@ -176,7 +304,19 @@ fn workload_of(
                 .iter()
                 .find(|p| p.metadata.name.as_deref() == Some(name.as_str()))
                 .ok_or_else(|| not_found(&format!("pod {name}"), ns))?;
-            workload::of_pod(state, pod)
+            let job = pod
+                .metadata
+                .owner_references
+                .iter()
+                .flatten()
+                .find(|r| r.kind == "Job" && r.controller == Some(true));
+            match job {
+                Some(j) => Workload {
+                    kind: WorkloadKind::Job,
+                    name: j.name.clone(),
+                },
+                None => workload::of_pod(state, pod),
+            }
         }
         Target::Workload(kind, name) => Workload {
             kind: *kind,
@@ -195,19 +335,56 @@ fn workload_of(
                 ),
             ));
         }
-        WorkloadKind::Job | WorkloadKind::CronJob => {
-            return Err(CliError::usage(
-                format!(
-                    "{w}: retry restarts the pods of Deployments, StatefulSets, DaemonSets and ReplicaSets"
-                ),
-                Some("run a failed Job again as the remedy of `unloop diagnose job/NAME` shows"),
+        WorkloadKind::CronJob => {
+            return Err(cron_refusal(
+                &format!("{w} runs on its schedule"),
+                &w.name,
+                ns,
             ));
+        }
+        WorkloadKind::Job => {
+            let job = state
+                .jobs
+                .iter()
+                .find(|j| same(&j.metadata, ns, &w.name))
+                .ok_or_else(|| not_found(&w.to_string(), ns))?;
+            // A CronJob's Job re-created as it was would run the old jobTemplate: a fix made in
+            // the CronJob (where it belongs) would not be in it, and the CronJob would not know
+            // the Job. A Job from the CronJob's current template is the retry.
+            if retrying && let Some(cron) = jobs::cronjob_of(job) {
+                return Err(cron_refusal(
+                    &format!(
+                        "{w} was made by cronjob/{cron}: re-created, it would run the CronJob's old template, not a fix made since"
+                    ),
+                    cron,
+                    ns,
+                ));
+            }
         }
         _ => {}
     }
     let selector = unloop_core::follow::pod_selector(state, ns, w.kind, &w.name)
         .ok_or_else(|| not_found(&w.to_string(), ns))?;
     Ok((w, selector))
+}
+
+/// A CronJob is retried by a Job made from its current template (the remedy's command), then
+/// followed.
+fn cron_refusal(message: &str, cron: &str, ns: &str) -> CliError {
+    let create = render(&jobs::from_cronjob(cron, ns).into());
+    let watch = render(
+        &Cmd::new("unloop", &["diagnose"])
+            .operand(format!("job/{cron}-retry"))
+            .flag_value("-n", ns)
+            .flag("--watch")
+            .into(),
+    );
+    CliError::usage(
+        message.to_string(),
+        Some(&format!(
+            "run it now from its current template: {create}, then {watch}"
+        )),
+    )
 }
 
 fn not_found(what: &str, ns: &str) -> CliError {
@@ -333,6 +510,12 @@ async fn conclude(
     out.live_done();
     let took = unloop_core::duration::human_whole(started.elapsed().as_secs());
     match ended {
+        Ended::Fixed if Goal::of(w.kind) == Goal::Complete => {
+            out.result(&format!(
+                "fixed: a new pod of {w} in namespace {ns} completed ({took} in all)\n"
+            ));
+            Ok(ExitCode::SUCCESS)
+        }
         Ended::Fixed => {
             out.result(&format!(
                 "fixed: every pod of {w} in namespace {ns} is Ready and stayed so for {} ({took} in all)\n",

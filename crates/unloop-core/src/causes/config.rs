@@ -300,24 +300,12 @@ pub fn retry_now(s: &Subject, id: CauseId) -> Remedy {
     let name = s.workload.name.as_str();
     let (title, script) = match s.workload.kind {
         WorkloadKind::Job => (
-            "once fixed, run the Job again (a failed Job does not retry by itself)",
-            Script::new(Pipeline::of(vec![
-                s.kubectl(&["get", "job"], name)
-                    .flag_value("-o", "json")
-                    .build(),
-                Argv::new("jq").arg(
-                    "del(.spec.selector, .spec.template.metadata.labels, .metadata.uid, .metadata.resourceVersion, .status)",
-                ),
-                Argv::new("kubectl").args(["replace", "--force", "-f", "-"]),
-            ])),
+            "once fixed, run the Job again, re-created from its spec (a failed Job does not retry by itself; unloop retry does this and follows it)",
+            crate::jobs::rerun_script(name, s.namespace),
         ),
         WorkloadKind::CronJob => (
             "once fixed, run the CronJob now instead of waiting for its schedule",
-            Cmd::kubectl(&["create", "job"])
-                .operand(format!("{name}-retry"))
-                .flag(format!("--from=cronjob/{name}"))
-                .flag_value("-n", s.namespace)
-                .into(),
+            crate::jobs::from_cronjob(name, s.namespace).into(),
         ),
         WorkloadKind::Pod => {
             let file = format!("{}.yaml", s.pod_name);
