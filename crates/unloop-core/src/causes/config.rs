@@ -298,6 +298,25 @@ fn refs_keys(s: &Subject, k: RefKind, name: &str) -> Vec<String> {
 pub fn retry_now(s: &Subject, id: CauseId) -> Remedy {
     use crate::workload::WorkloadKind;
     let name = s.workload.name.as_str();
+    // A container whose own restart settings restart it after this exit (restartPolicyRules in a
+    // Job's or a bare pod's Never pod) retries by itself: re-running the Job or re-creating the pod
+    // is not needed, and deleting a Job's pod would count as a failure of the Job.
+    if matches!(s.workload.kind, WorkloadKind::Job | WorkloadKind::Pod)
+        && let Some(code) = s.exit_code()
+        && let on = s.restart_on(code)
+        && on.restarts
+        && on.container_decides()
+    {
+        return Remedy::new(
+            Some(id),
+            RemedyKind::Retry,
+            format!(
+                "once fixed, nothing to re-run: {}, at the end of its backoff",
+                on.sentence()
+            ),
+            None,
+        );
+    }
     let (title, script) = match s.workload.kind {
         WorkloadKind::Job => (
             "once fixed, run the Job again (a failed Job does not retry by itself)",
