@@ -63,6 +63,8 @@ pub enum Because {
     PodPolicy(Policy),
     /// A plain init container: it restarts on failure unless the pod's policy is Never.
     InitContainer(Policy),
+    /// A native sidecar (an init container with restartPolicy Always): restarted after any exit.
+    Sidecar,
 }
 
 /// The kubelet's decision on one exit of one container.
@@ -115,6 +117,9 @@ pub fn on_exit(pod: Option<&PodSpec>, c: Option<&Container>, init: bool, code: i
             }
             break;
         }
+        if init && policy == Policy::Always && rules.is_empty() {
+            return decided(true, Because::Sidecar);
+        }
         let rules = describe_rules(rules);
         // A plain init container that completed is done, whatever its policy says.
         let restarts = policy.restarts(code) && !(init && policy != Policy::Always && code == 0);
@@ -161,6 +166,33 @@ impl OnExit {
         )
     }
 
+    /// Why the kubelet restarts the container after this exit, when it does:
+    /// `its restartPolicyRules[0] (Restart on exit codes In [3]) restart exit 3`.
+    pub fn reason(&self) -> Option<String> {
+        let code = self.code;
+        if !self.restarts {
+            return None;
+        }
+        Some(match &self.because {
+            Because::Rule { index, rule } => {
+                format!("its restartPolicyRules[{index}] ({rule}) restart exit {code}")
+            }
+            Because::ContainerPolicy { policy, .. } => {
+                format!(
+                    "its own restartPolicy {} restarts exit {code}",
+                    policy.as_str()
+                )
+            }
+            Because::PodPolicy(p) | Because::InitContainer(p) => {
+                format!(
+                    "the pod's restartPolicy {} restarts exit {code}",
+                    p.as_str()
+                )
+            }
+            Because::Sidecar => "a sidecar restarts after any exit".into(),
+        })
+    }
+
     /// One sentence for the report: whether the kubelet restarts the container after this exit,
     /// and why.
     pub fn sentence(&self) -> String {
@@ -195,6 +227,7 @@ impl OnExit {
                     )
                 }
             }
+            Because::Sidecar => "a sidecar: the kubelet restarts it after any exit".into(),
             Because::PodPolicy(p) | Because::InitContainer(p) => {
                 if self.restarts {
                     format!(

@@ -470,11 +470,12 @@ fn timeline(out: &mut String, d: &Diagnosis, b: &Backoff, report: &Report) {
     };
     let _ = writeln!(
         out,
-        "<p class=\"dim\">{} ({}){}; a run longer than {} resets them; deleting the pod retries at once. The delays are the kubelet's schedule; it keeps only the last run's exit and duration.</p>",
+        "<p class=\"dim\">{} ({}){}; a run longer than {} resets them; {}. The delays are the kubelet's schedule; it keeps only the last run's exit and duration.</p>",
         esc(&upper_first(&b.schedule())),
         esc(&b.settings_from),
         esc(&capped),
-        esc(&go_duration(b.reset_after_secs))
+        esc(&go_duration(b.reset_after_secs)),
+        esc(crate::skip_backoff(d))
     );
 }
 

@@ -304,15 +304,14 @@ pub fn retry_now(s: &Subject, id: CauseId) -> Remedy {
     if matches!(s.workload.kind, WorkloadKind::Job | WorkloadKind::Pod)
         && let Some(code) = s.exit_code()
         && let on = s.restart_on(code)
-        && on.restarts
         && on.container_decides()
+        && let Some(why) = on.reason()
     {
         return Remedy::new(
             Some(id),
             RemedyKind::Retry,
             format!(
-                "once fixed, nothing to re-run: {}, at the end of its backoff",
-                on.sentence()
+                "once fixed, nothing to re-run: the kubelet restarts the container at the end of its backoff ({why})"
             ),
             None,
         );
