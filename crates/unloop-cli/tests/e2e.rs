@@ -978,3 +978,88 @@ fn retry_skips_the_backoff_and_watch_follows_it() {
     );
     kubectl(&["delete", "namespace", ns, "--wait=false"]);
 }
+
+/// The in-place resize stopgap for an OOM kill, run exactly as unloop prints it, is accepted by
+/// the real API server and the kubelet: a copy of the oom-limit scenario in a namespace of its
+/// own, diagnosed live after its first OOM kill; the printed `kubectl patch pod ... --subresource
+/// resize` runs in a shell, and the pod's spec then holds the new limit. About 15 s.
+#[test]
+fn the_in_place_resize_stopgap_is_accepted_by_the_api_server() {
+    let ns = "resize-e2e";
+    let kc = kubeconfig();
+    let dir = tempfile::tempdir().unwrap();
+    let manifest =
+        std::fs::read_to_string(repo_root().join("testbed/scenarios/oom-limit/manifest.yaml"))
+            .unwrap()
+            .replace("oom-limit", ns);
+    let file = dir.path().join("oom.yaml");
+    std::fs::write(&file, manifest).unwrap();
+    kubectl(&[
+        "delete",
+        "namespace",
+        ns,
+        "--ignore-not-found",
+        "--wait=true",
+    ]);
+    let st = kubectl(&["apply", "-f", file.to_str().unwrap()]);
+    assert!(
+        st.status.success(),
+        "{}",
+        String::from_utf8_lossy(&st.stderr)
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while first_container(ns, "worker").0 < 1 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no OOM kill within 60 s"
+        );
+        std::thread::sleep(std::time::Duration::from_secs(1));
+    }
+    let out = unloop(&["diagnose", "--kubeconfig", &kc, "-n", ns, "-o", "json"]);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json report");
+    let command = report["diagnoses"][0]["remedies"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|r| {
+            r["title"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("stopgap"))
+        })
+        .and_then(|r| r["command"].as_str())
+        .unwrap_or_else(|| panic!("no resize stopgap: {report}"))
+        .to_string();
+    assert!(command.contains("--subresource resize"), "{command}");
+    // kubectl as the test-all run has it (KUBECTL), first on PATH for the pasted line.
+    let path = match std::env::var("KUBECTL") {
+        Ok(k) => format!(
+            "{}:{}",
+            std::path::Path::new(&k).parent().unwrap().display(),
+            std::env::var("PATH").unwrap_or_default()
+        ),
+        Err(_) => std::env::var("PATH").unwrap_or_default(),
+    };
+    let ran = Command::new("sh")
+        .args(["-c", &command])
+        .env("KUBECONFIG", &kc)
+        .env("PATH", path)
+        .output()
+        .unwrap();
+    let limit = kubectl(&[
+        "-n",
+        ns,
+        "get",
+        "pods",
+        "-l",
+        "app=worker",
+        "-o",
+        "jsonpath={.items[0].spec.containers[0].resources.limits.memory}",
+    ]);
+    kubectl(&["delete", "namespace", ns, "--wait=false"]);
+    assert!(
+        ran.status.success(),
+        "{command}: {}",
+        String::from_utf8_lossy(&ran.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&limit.stdout), "256Mi");
+}
