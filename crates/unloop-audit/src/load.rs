@@ -23,6 +23,7 @@ use serde_json::Value;
 use std::cell::{Cell, RefCell};
 use std::io::{BufRead, Read};
 use std::path::{Path, PathBuf};
+use unloop_core::malformed;
 
 use crate::inventory::{Inventory, KeysOnly, Source, WORKLOAD_KINDS};
 
@@ -768,23 +769,15 @@ fn add_value(
         let src = Some(source.clone());
         let ns = opts.default_namespace.as_str();
         let parsed = match kind.as_str() {
-            "Deployment" => {
-                serde_json::from_value(v.clone()).map(|o| inv.add_deployment(o, src, ns))
-            }
-            "StatefulSet" => {
-                serde_json::from_value(v.clone()).map(|o| inv.add_stateful_set(o, src, ns))
-            }
-            "DaemonSet" => {
-                serde_json::from_value(v.clone()).map(|o| inv.add_daemon_set(o, src, ns))
-            }
-            "ReplicaSet" => {
-                serde_json::from_value(v.clone()).map(|o| inv.add_replica_set(o, src, ns))
-            }
-            "Job" => serde_json::from_value(v.clone()).map(|o| inv.add_job(o, src, ns)),
-            "CronJob" => serde_json::from_value(v.clone()).map(|o| inv.add_cron_job(o, src, ns)),
-            _ => serde_json::from_value(v.clone()).map(|o| inv.add_pod(o, src, ns)),
+            "Deployment" => malformed::parse(&v).map(|o| inv.add_deployment(o, src, ns)),
+            "StatefulSet" => malformed::parse(&v).map(|o| inv.add_stateful_set(o, src, ns)),
+            "DaemonSet" => malformed::parse(&v).map(|o| inv.add_daemon_set(o, src, ns)),
+            "ReplicaSet" => malformed::parse(&v).map(|o| inv.add_replica_set(o, src, ns)),
+            "Job" => malformed::parse(&v).map(|o| inv.add_job(o, src, ns)),
+            "CronJob" => malformed::parse(&v).map(|o| inv.add_cron_job(o, src, ns)),
+            _ => malformed::parse(&v).map(|o| inv.add_pod(o, src, ns)),
         };
-        return parsed.map_err(|e| object_error(e.to_string(), &v));
+        return parsed.map_err(|e| object_error(e.in_object(), &v));
     }
     let ns_of = |v: &Value| {
         v.pointer("/metadata/namespace")
@@ -795,7 +788,7 @@ fn add_value(
     match kind.as_str() {
         "ConfigMap" | "Secret" => {
             let keys: KeysOnly =
-                serde_json::from_value(v.clone()).map_err(|e| object_error(e.to_string(), &v))?;
+                malformed::parse(&v).map_err(|e| object_error(e.in_object(), &v))?;
             let set = keys.into_key_set(&opts.default_namespace);
             if kind == "ConfigMap" {
                 inv.config.config_maps.push(set)

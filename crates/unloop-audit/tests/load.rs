@@ -346,3 +346,39 @@ fn a_yaml_1_1_octal_mode_reads_as_kubectl_reads_it() {
         .default_mode;
     assert_eq!(mode, Some(0o755));
 }
+
+/// A testbed scenario's manifest with one field of the wrong type: the error names the file, the
+/// object and the field's path, not a position in serde's view of the document.
+#[test]
+fn a_malformed_field_names_the_object_and_the_field() {
+    let text = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../../testbed/scenarios/segfault/manifest.yaml"),
+    )
+    .expect("manifest");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("segfault.yaml");
+    for (from, to, field) in [
+        (
+            "replicas: 1",
+            "replicas: one",
+            "field spec.replicas: invalid type: string \"one\"",
+        ),
+        (
+            "      containers:\n",
+            "      containers: {}\n      was:\n",
+            "field spec.template.spec.containers: invalid type: map",
+        ),
+    ] {
+        assert!(text.contains(from));
+        std::fs::write(&path, text.replacen(from, to, 1)).expect("write");
+        let err = load(std::slice::from_ref(&path), "")
+            .expect_err("malformed")
+            .to_string();
+        assert!(err.starts_with(&format!("{}:", path.display())), "{err}");
+        assert!(
+            err.contains(&format!("Deployment thumbnailer: {field}")),
+            "{err}"
+        );
+    }
+}

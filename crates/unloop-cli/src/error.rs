@@ -169,6 +169,9 @@ impl From<SourceError> for CliError {
             SourceError::Corrupt { .. } => {
                 Some("capture the bundle again with `unloop snapshot FILE`")
             }
+            SourceError::Malformed { .. } => Some(
+                "the object does not match its Kubernetes schema: fix that field, or capture the input again",
+            ),
             _ => None,
         };
         let kind = if e.is_input() {

@@ -127,6 +127,24 @@ impl Backoff {
         total
     }
 
+    /// How the delays grow, in words: `delays double from 10s to a cap of 5m0s`, or, when the
+    /// cap is the initial delay too (a `maxContainerRestartPeriod` under 10 s), `every delay is
+    /// 5s`.
+    pub fn schedule(&self) -> String {
+        if self.initial_secs >= self.cap_secs {
+            format!(
+                "every delay is {}, the first one too (the cap is below the kubelet's usual first delay)",
+                go_duration(self.cap_secs)
+            )
+        } else {
+            format!(
+                "delays double from {} to a cap of {}",
+                go_duration(self.initial_secs),
+                go_duration(self.cap_secs)
+            )
+        }
+    }
+
     /// The first restart whose delay was the cap, if the schedule has reached it by now.
     pub fn capped_from(&self) -> Option<i64> {
         // The delay doubles each restart: past 2 + 64 of them it is the cap or never will be.
@@ -163,8 +181,12 @@ fn settings(
         .get("KubeletCrashLoopBackOffMax")
         .copied()
         .unwrap_or(kubelet_minor.is_some_and(|m| m >= 35));
+    let mut initial = initial;
     if let (true, Some(max)) = (max_gate, cfg.max_container_restart_period_secs) {
         cap = cap.min(max.max(1));
+        // The kubelet starts at the cap when the cap is below the initial delay: with
+        // maxContainerRestartPeriod 5s every delay, the first one too, is 5s (not 10s).
+        initial = initial.min(cap);
     }
     let from = match cfg.read_from.as_deref() {
         Some(other) if other != node => format!(
@@ -234,6 +256,62 @@ mod tests {
         assert_eq!(settings("n", Some(&cfg), Some(35)).1, 30);
         assert_eq!(settings("n", Some(&cfg), Some(33)).1, 300);
         assert_eq!(settings("n", None, Some(35)).1, 300);
+    }
+
+    /// The captured kubelet config of the testbed's node with one field changed: a cap under the
+    /// 10 s initial delay is the first delay too, and the schedule says so.
+    #[test]
+    fn a_cap_under_ten_seconds_is_the_first_delay_too() {
+        let state = crate::testing::scenario("segfault");
+        let mut cfg = state.kubelet_configs["unloop-node"].clone();
+        cfg.max_container_restart_period_secs = Some(5);
+        let (initial, cap, _) = settings("unloop-node", Some(&cfg), Some(35));
+        assert_eq!((initial, cap), (5, 5));
+        // The gate off (before 1.35, not set): the defaults.
+        assert_eq!(settings("unloop-node", Some(&cfg), Some(34)).0, 10);
+        // Above 10 s the initial delay stays.
+        cfg.max_container_restart_period_secs = Some(30);
+        assert_eq!(settings("unloop-node", Some(&cfg), Some(35)).0, 10);
+        // ReduceDefaultCrashLoopBackOffDecay: 1 s initial, below any cap.
+        cfg.feature_gates
+            .insert("ReduceDefaultCrashLoopBackOffDecay".into(), true);
+        cfg.max_container_restart_period_secs = Some(5);
+        assert_eq!(
+            settings("unloop-node", Some(&cfg), Some(35)),
+            (1, 5, "node unloop-node's kubelet config".into())
+        );
+    }
+
+    /// The captured crash-looping container, its waiting message gone (the delay is then
+    /// computed), on a node whose cap is 5 s: the delay and the next retry are 5 s, the
+    /// schedule reads as every delay the cap.
+    #[test]
+    fn the_next_retry_under_a_five_second_cap() {
+        let mut state = crate::testing::scenario("segfault");
+        let now = crate::testing::now(&state);
+        let mut cfg = state.kubelet_configs["unloop-node"].clone();
+        cfg.max_container_restart_period_secs = Some(5);
+        let cs = crate::testing::status(&mut state);
+        let w = cs.state.as_mut().unwrap();
+        *w = k8s_openapi::api::core::v1::ContainerState {
+            waiting: Some(k8s_openapi::api::core::v1::ContainerStateWaiting {
+                reason: Some("CrashLoopBackOff".into()),
+                message: None,
+            }),
+            ..Default::default()
+        };
+        let b = timeline(cs, "unloop-node", Some(&cfg), Some(35), now).unwrap();
+        assert_eq!((b.initial_secs, b.cap_secs, b.delay_secs), (5, 5, 5));
+        assert_eq!(b.delay_before(2), 5);
+        assert_eq!(
+            b.next_retry_at,
+            b.last_finished_at.map(|f| f + SignedDuration::from_secs(5))
+        );
+        assert!(
+            b.schedule().starts_with("every delay is 5s"),
+            "{}",
+            b.schedule()
+        );
     }
 
     #[test]

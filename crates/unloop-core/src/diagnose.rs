@@ -668,7 +668,17 @@ fn assemble(s: &Subject, node_name: Option<&str>, pod_status: &str) -> Diagnosis
         code: t.exit_code,
         reason: t.reason.clone(),
         signal: exit::signal_of(t.exit_code),
-        meaning: exit::meaning(t.exit_code, t.reason.as_deref(), s.long_running()),
+        meaning: {
+            let meaning = exit::meaning(t.exit_code, t.reason.as_deref(), s.long_running());
+            // Where the container's own restart settings decide, the pod's restartPolicy tells
+            // nothing: say whether this exit restarts it (a rule) or ends it for good.
+            let on = s.restart_on(t.exit_code);
+            if on.container_decides() {
+                format!("{meaning}; {}", on.sentence())
+            } else {
+                meaning
+            }
+        },
         ran_for_secs: s.ran_for_secs(),
         finished_at: t.finished_at.as_ref().map(|f| f.0),
         message: t.message.clone().filter(|m| !m.is_empty()),
@@ -970,6 +980,52 @@ mod tests {
             [(AppError, Medium), (Segfault, Low)]
         );
         assert_eq!(ranked(vec![]), [(Unknown, Low)]);
+    }
+
+    /// The captured Job whose container restarts on exit 3 in a `restartPolicy: Never` pod
+    /// (restartPolicyRules): the exit says the rule restarts it, and no remedy re-runs the Job
+    /// (the kubelet retries by itself; deleting the pod would fail the Job). Exit 4, outside the
+    /// rule: the container has stopped for good, and re-running the Job is the retry.
+    #[test]
+    fn restart_rules_decide_what_an_exit_means_and_how_to_retry() {
+        let mut state = testing::scenario("restart-rules");
+        let now = testing::now(&state);
+        let report = diagnose(&state, &Query::default(), now);
+        let d = &report.diagnoses[0];
+        assert_eq!(d.workload.to_string(), "job/import");
+        assert_eq!(d.top().id, CauseId::DependencyDns);
+        let meaning = &d.exit.as_ref().unwrap().meaning;
+        assert!(
+            meaning.contains("restartPolicyRules[0] (Restart on exit codes In [3]) match"),
+            "{meaning}"
+        );
+        assert!(!meaning.contains("stopped for good"), "{meaning}");
+        let titles: Vec<&str> = d.remedies.iter().map(|r| r.title.as_str()).collect();
+        assert!(
+            titles.iter().all(|t| !t.contains("run the Job again")),
+            "{titles:?}"
+        );
+        assert!(
+            titles.iter().any(|t| t.contains("nothing to re-run")),
+            "{titles:?}"
+        );
+
+        testing::last_run(&mut state).exit_code = 4;
+        let report = diagnose(&state, &Query::default(), now);
+        let d = &report.diagnoses[0];
+        let meaning = &d.exit.as_ref().unwrap().meaning;
+        assert!(
+            meaning.contains(
+                "exit 4 is outside its restartPolicyRules (Restart on exit codes In [3])"
+            ),
+            "{meaning}"
+        );
+        assert!(meaning.contains("stopped for good"), "{meaning}");
+        let titles: Vec<&str> = d.remedies.iter().map(|r| r.title.as_str()).collect();
+        assert!(
+            titles.iter().any(|t| t.contains("run the Job again")),
+            "{titles:?}"
+        );
     }
 
     #[test]

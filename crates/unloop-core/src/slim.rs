@@ -8,7 +8,9 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{Container, ContainerStatus, Pod, PodSpec, PodStatus};
+use k8s_openapi::api::core::v1::{
+    Container, ContainerRestartRule, ContainerStatus, Pod, PodSpec, PodStatus,
+};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference, Time};
 use serde::Deserialize;
 
@@ -38,13 +40,15 @@ pub fn has_controller(pod: &Pod) -> bool {
 }
 
 /// The pod with only what the rules read of a healthy pod: identity, labels, owners, unloop's own
-/// annotations, node, restart policy, init container names and restart policies, and its status
-/// (without the per-container mount and user lists).
+/// annotations, node, restart policy, init container names and restart policies, the containers
+/// with restart settings of their own (restartPolicy and restartPolicyRules: whether a clean exit
+/// restarts them), and its status (without the per-container mount and user lists).
 pub fn slim_pod(pod: Pod) -> Pod {
     let m = pod.metadata;
     let container = |c: Container| ContainerView {
         name: c.name,
         restart_policy: c.restart_policy,
+        restart_policy_rules: c.restart_policy_rules,
     };
     PodView {
         metadata: MetaView {
@@ -64,6 +68,7 @@ pub fn slim_pod(pod: Pod) -> Pod {
             init_containers: s
                 .init_containers
                 .map(|v| v.into_iter().map(container).collect()),
+            containers: s.containers.into_iter().map(container).collect(),
         }),
         status: pod.status,
     }
@@ -101,6 +106,7 @@ struct SpecView {
     node_name: Option<String>,
     restart_policy: Option<String>,
     init_containers: Option<Vec<ContainerView>>,
+    containers: Vec<ContainerView>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -108,6 +114,7 @@ struct SpecView {
 struct ContainerView {
     name: String,
     restart_policy: Option<String>,
+    restart_policy_rules: Option<Vec<ContainerRestartRule>>,
 }
 
 impl PodView {
@@ -136,16 +143,24 @@ impl PodView {
         let container = |c: ContainerView| Container {
             name: c.name,
             restart_policy: c.restart_policy,
+            restart_policy_rules: c.restart_policy_rules,
             ..Default::default()
         };
         // The containers' specs are in the owner's template; only init containers stay, for their
-        // restartPolicy (a native sidecar is an init container with restartPolicy Always).
+        // restartPolicy (a native sidecar is an init container with restartPolicy Always), and the
+        // rare containers with restart settings of their own (`restart::on_exit` reads them).
         let spec = self.spec.map(|s| PodSpec {
             node_name: s.node_name,
             restart_policy: s.restart_policy,
             init_containers: s
                 .init_containers
                 .map(|v| v.into_iter().map(container).collect()),
+            containers: s
+                .containers
+                .into_iter()
+                .filter(|c| c.restart_policy.is_some())
+                .map(container)
+                .collect(),
             ..Default::default()
         });
         // Parsed lists keep spare capacity (a one-container pod's status list holds room for four,

@@ -1,8 +1,8 @@
 //! A pod's STATUS as `kubectl get pods` prints it, and which of its containers are in trouble.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
-use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
+use k8s_openapi::api::core::v1::{Container, ContainerStatus, Pod, PodSpec};
 
 /// Names of the pod's sidecars (init containers with restartPolicy Always), gathered once so
 /// each status is matched in constant time, not by a scan of every init container.
@@ -169,10 +169,14 @@ pub fn troubled_containers(pod: &Pod, now: jiff::Timestamp) -> Vec<(Role, &Conta
         return out;
     };
     let spec = pod.spec.as_ref();
-    let policy = spec
-        .and_then(|s| s.restart_policy.as_deref())
-        .unwrap_or("Always");
     let sidecars = sidecar_names(pod);
+    // Containers with restart settings of their own (rare): looked up by name in constant time.
+    let own: HashMap<&str, &Container> = spec
+        .into_iter()
+        .flat_map(|s| s.init_containers.iter().flatten().chain(&s.containers))
+        .filter(|c| c.restart_policy.is_some())
+        .map(|c| (c.name.as_str(), c))
+        .collect();
     for cs in status
         .init_container_statuses
         .as_deref()
@@ -180,23 +184,28 @@ pub fn troubled_containers(pod: &Pod, now: jiff::Timestamp) -> Vec<(Role, &Conta
     {
         let sidecar = sidecars.contains(cs.name.as_str());
         let role = if sidecar { Role::Sidecar } else { Role::Init };
-        if container_in_trouble(cs, policy, now, sidecar) {
+        let c = own.get(cs.name.as_str()).copied();
+        if container_in_trouble(cs, spec, c, true, now) {
             out.push((role, cs));
         }
     }
     for cs in status.container_statuses.as_deref().unwrap_or_default() {
-        if container_in_trouble(cs, policy, now, true) {
+        let c = own.get(cs.name.as_str()).copied();
+        if container_in_trouble(cs, spec, c, false, now) {
             out.push((Role::Main, cs));
         }
     }
     out
 }
 
+/// `c` is the container's spec when it has restart settings of its own; `init` whether it is an
+/// init container (a sidecar is one).
 fn container_in_trouble(
     cs: &ContainerStatus,
-    policy: &str,
+    spec: Option<&PodSpec>,
+    c: Option<&Container>,
+    init: bool,
     now: jiff::Timestamp,
-    long_running: bool,
 ) -> bool {
     let state = cs.state.as_ref();
     if let Some(w) = state.and_then(|s| s.waiting.as_ref())
@@ -210,7 +219,9 @@ fn container_in_trouble(
         if t.exit_code != 0 || t.reason.as_deref() == Some("OOMKilled") {
             return true;
         }
-        if long_running && policy == "Always" && cs.restart_count > 0 {
+        // A clean exit that the kubelet restarts, again and again: a long-running container
+        // whose process ends (restartPolicy Always, the pod's or its own, or a rule on exit 0).
+        if cs.restart_count > 0 && crate::restart::on_exit(spec, c, init, 0).restarts {
             return true;
         }
     }
@@ -341,4 +352,52 @@ pub fn pod_failure(pod: &Pod) -> Option<PodFailure<'_>> {
         });
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing;
+    use k8s_openapi::api::core::v1::ContainerState;
+
+    /// The captured Job pod whose container restarts itself on exit 3 in a `restartPolicy: Never`
+    /// pod (restartPolicyRules), crash-looping on the testbed's kubelet: in trouble.
+    #[test]
+    fn a_container_its_rules_restart_is_in_trouble() {
+        let state = testing::scenario("restart-rules");
+        let troubled = troubled_containers(&state.pods[0], testing::now(&state));
+        assert_eq!(troubled.len(), 1);
+        assert_eq!(troubled[0].1.restart_count, 7);
+    }
+
+    /// The same container, its last run ended clean (exit 0, Completed) two hours ago: trouble
+    /// only where the kubelet restarts a clean exit. A container-level `Always` restarts it in a
+    /// `Never` pod (it cannot stay done: trouble, like a Deployment's); a container-level `Never`
+    /// ends it in an `Always` pod (done). The pod's policy alone says the opposite of both.
+    #[test]
+    fn a_clean_exit_is_trouble_only_where_the_kubelet_restarts_it() {
+        let mut state = testing::scenario("restart-rules");
+        let later = testing::now(&state) + jiff::SignedDuration::from_hours(2);
+        let mut run = testing::last_run(&mut state).clone();
+        run.exit_code = 0;
+        run.reason = Some("Completed".into());
+        testing::status(&mut state).state = Some(ContainerState {
+            terminated: Some(run),
+            ..Default::default()
+        });
+        testing::container(&mut state).restart_policy = Some("Always".into());
+        assert_eq!(troubled_containers(&state.pods[0], later).len(), 1);
+
+        testing::container(&mut state).restart_policy = Some("Never".into());
+        testing::pod(&mut state)
+            .spec
+            .as_mut()
+            .unwrap()
+            .restart_policy = Some("Always".into());
+        assert!(troubled_containers(&state.pods[0], later).is_empty());
+
+        // A slimmed pod keeps the container's own restart settings: the same answer.
+        let slim = crate::slim::slim_pod(state.pods[0].clone());
+        assert!(troubled_containers(&slim, later).is_empty());
+    }
 }

@@ -118,22 +118,20 @@ impl<'a> Subject<'a> {
         Some(f.0.duration_since(s.0).as_secs_f64())
     }
 
-    pub fn restart_policy(&self) -> &str {
-        if self.role == Role::Sidecar {
-            return "Always";
-        }
-        if let Some(p) = self.spec.restart_policy.as_deref() {
-            return p;
-        }
-        self.pod
-            .spec
-            .as_ref()
-            .and_then(|s| s.restart_policy.as_deref())
-            .unwrap_or("Always")
+    /// Whether the kubelet restarts this container after it exits with `code`, and why: the pod's
+    /// and the container's restart policies and its restartPolicyRules ([`crate::restart`]).
+    pub fn restart_on(&self, code: i32) -> crate::restart::OnExit {
+        crate::restart::on_exit(
+            self.pod.spec.as_ref(),
+            Some(self.spec),
+            self.role != Role::Main,
+            code,
+        )
     }
 
+    /// Whether the container is meant to run forever: a clean exit restarts it.
     pub fn long_running(&self) -> bool {
-        self.role != Role::Init && self.restart_policy() == "Always"
+        self.role != Role::Init && self.restart_on(0).restarts
     }
 
     /// `pod/NAME status.containerStatuses[app]` and friends, for evidence sources.

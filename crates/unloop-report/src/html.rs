@@ -461,13 +461,21 @@ fn timeline(out: &mut String, d: &Diagnosis, b: &Backoff, report: &Report) {
     };
     let _ = writeln!(
         out,
-        "<p class=\"dim\">Delays double from {} to a cap of {} ({}){}; a run longer than {} resets them; deleting the pod retries at once. The delays are the kubelet's schedule; it keeps only the last run's exit and duration.</p>",
-        esc(&go_duration(b.initial_secs)),
-        esc(&go_duration(b.cap_secs)),
+        "<p class=\"dim\">{} ({}){}; a run longer than {} resets them; {}. The delays are the kubelet's schedule; it keeps only the last run's exit and duration.</p>",
+        esc(&upper_first(&b.schedule())),
         esc(&b.settings_from),
         esc(&capped),
-        esc(&go_duration(b.reset_after_secs))
+        esc(&go_duration(b.reset_after_secs)),
+        esc(crate::skip_backoff(d))
     );
+}
+
+/// `Delays double ...`: the schedule's words at the start of a sentence.
+fn upper_first(s: &str) -> String {
+    let mut c = s.chars();
+    c.next()
+        .map(|f| f.to_uppercase().chain(c).collect())
+        .unwrap_or_default()
 }
 
 /// The backoff delay before restart `k`, between run `k` and run `k + 1`.

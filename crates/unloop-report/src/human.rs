@@ -219,11 +219,11 @@ fn block(out: &mut String, d: &Diagnosis, report: &Report, p: &Palette) {
             &format!(
                 "{}",
                 format!(
-                    "delays double from {} to a cap of {} ({}); a run longer than {} resets them; deleting the pod retries at once",
-                    go_duration(b.initial_secs),
-                    go_duration(b.cap_secs),
+                    "{} ({}); a run longer than {} resets them; {}",
+                    b.schedule(),
                     b.settings_from,
-                    go_duration(b.reset_after_secs)
+                    go_duration(b.reset_after_secs),
+                    crate::skip_backoff(d)
                 )
                 .style(p.dim)
             ),

@@ -103,6 +103,16 @@ pub(crate) fn exit_text(x: &unloop_core::diagnose::ExitInfo, now: jiff::Timestam
     t
 }
 
+/// How to skip the rest of a backoff: deleting the pod, which its controller re-creates; a Job
+/// counts a deleted pod as a failed attempt, so for a Job's pod that is said instead.
+pub(crate) fn skip_backoff(d: &unloop_core::Diagnosis) -> &'static str {
+    if d.workload.kind == unloop_core::workload::WorkloadKind::Job {
+        "deleting a Job's pod counts as a failed attempt of the Job"
+    } else {
+        "deleting the pod retries at once"
+    }
+}
+
 /// Wall-clock time of day in UTC, enough for a timeline read during an incident.
 pub(crate) fn clock(t: jiff::Timestamp) -> String {
     t.strftime("%H:%M:%S UTC").to_string()

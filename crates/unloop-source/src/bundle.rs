@@ -109,6 +109,17 @@ pub fn read(path: &Path) -> Result<ClusterState, SourceError> {
             {
                 return Err(newer(path, h.schema_version.unwrap_or_default()));
             }
+            // A field of the wrong type: read the document again as plain JSON (within the same
+            // limits) to name the object and the field, not a column of a one-line file.
+            if e.classify() == serde_json::error::Category::Data
+                && let Ok(Ok(doc)) = parse::<serde_json::Value>(path, gz)
+                && let Some(what) = unloop_core::malformed::explain::<EnvelopeIn>(&doc)
+            {
+                return Err(SourceError::Malformed {
+                    path: path.to_path_buf(),
+                    what,
+                });
+            }
             Err(failed(path, gz, e))
         }
     }
@@ -218,6 +229,43 @@ mod tests {
         write(&p, &sample()).unwrap();
         let back = read(&p).unwrap();
         assert_eq!(back.logs, sample().logs);
+    }
+
+    /// A captured bundle with one field of one pod broken: the error names the pod and the
+    /// field, not a column of the one-line JSON.
+    #[test]
+    fn a_malformed_field_names_the_object_and_the_field() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../testbed/scenarios/segfault/bundle.json.gz");
+        let mut doc: serde_json::Value = serde_json::from_reader(flate2::read::GzDecoder::new(
+            std::fs::File::open(&path).unwrap(),
+        ))
+        .unwrap();
+        let pod = &mut doc["state"]["pods"][0];
+        let name = pod["metadata"]["name"].as_str().unwrap().to_string();
+        pod["status"]["containerStatuses"][0]["restartCount"] = "x".into();
+        let dir = tempfile::tempdir().unwrap();
+        for (file, gz) in [("b.json.gz", true), ("b.json", false)] {
+            let p = dir.path().join(file);
+            let mut bytes = Vec::new();
+            if gz {
+                let mut w = GzEncoder::new(&mut bytes, flate2::Compression::fast());
+                serde_json::to_writer(&mut w, &doc).unwrap();
+                w.finish().unwrap();
+            } else {
+                serde_json::to_writer(&mut bytes, &doc).unwrap();
+            }
+            std::fs::write(&p, bytes).unwrap();
+            let e = read(&p).unwrap_err();
+            assert!(matches!(e, SourceError::Malformed { .. }), "{e}");
+            let e = e.to_string();
+            assert!(
+                e.contains(&format!(
+                    "Pod segfault/{name}: field status.containerStatuses[0].restartCount: invalid type: string \"x\""
+                )),
+                "{e}"
+            );
+        }
     }
 
     #[test]

@@ -5,6 +5,7 @@ use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
+use unloop_core::malformed::{self, Malformed};
 use unloop_core::state::{ClusterState, Gap, GapAbout, GapReason};
 
 use crate::input::{self, Capped, LimitExceeded};
@@ -94,7 +95,7 @@ pub fn load(path: &Path) -> Result<ClusterState, SourceError> {
         captured_at: modified(&meta),
         ..Default::default()
     };
-    let n = add_objects(&mut state, value, None);
+    let n = add_objects(&mut state, value, None).map_err(malformed_in(path))?;
     if n == 0 {
         return Err(SourceError::Unrecognised {
             path: path.to_path_buf(),
@@ -103,6 +104,14 @@ pub fn load(path: &Path) -> Result<ClusterState, SourceError> {
     absent_kinds(&mut state, "this kubectl output");
     ingest::scrub(&mut state);
     Ok(state)
+}
+
+/// A malformed object of the file (or dump file) at `path`.
+fn malformed_in(path: &Path) -> impl Fn(Malformed) -> SourceError + '_ {
+    move |what| SourceError::Malformed {
+        path: path.to_path_buf(),
+        what,
+    }
 }
 
 fn json_why(e: &serde_json::Error) -> String {
@@ -186,7 +195,7 @@ fn load_dir(root: &Path) -> Result<ClusterState, SourceError> {
                         }
                     }
                 })?;
-                objects += add_objects(&mut state, v, None);
+                objects += add_objects(&mut state, v, None).map_err(malformed_in(f))?;
             }
         } else {
             add_dump_log(&mut state, root, f, file, meta.len())?;
@@ -433,13 +442,17 @@ fn container_of<'a>(line: &'a [u8], prefix: &[u8]) -> Option<&'a str> {
 }
 
 /// Adds one object or list to the state; returns how many objects it recognised.
-pub fn add_objects(state: &mut ClusterState, v: Value, kind_hint: Option<&str>) -> usize {
+pub fn add_objects(
+    state: &mut ClusterState,
+    v: Value,
+    kind_hint: Option<&str>,
+) -> Result<usize, Malformed> {
     let kind = v
         .get("kind")
         .and_then(Value::as_str)
         .map(str::to_string)
         .or_else(|| kind_hint.map(str::to_string));
-    let Some(kind) = kind else { return 0 };
+    let Some(kind) = kind else { return Ok(0) };
     if kind == "List" || kind.ends_with("List") {
         let item_kind = kind
             .strip_suffix("List")
@@ -452,21 +465,19 @@ pub fn add_objects(state: &mut ClusterState, v: Value, kind_hint: Option<&str>) 
             },
             _ => Vec::new(),
         };
-        return items
-            .into_iter()
-            .map(|i| add_objects(state, i, item_kind.as_deref()))
-            .sum();
+        let mut n = 0;
+        for i in items {
+            n += add_objects(state, i, item_kind.as_deref())?;
+        }
+        return Ok(n);
     }
+    // An object of a kind unloop reads that does not parse is an error naming the object and
+    // the field, never skipped in silence (a pod dropped is a crash not diagnosed).
     macro_rules! push {
-        ($field:ident) => {
-            match serde_json::from_value(v) {
-                Ok(o) => {
-                    state.$field.push(o);
-                    1
-                }
-                Err(_) => 0,
-            }
-        };
+        ($field:ident) => {{
+            state.$field.push(malformed::parse(&v)?);
+            Ok(1)
+        }};
     }
     match kind.as_str() {
         "Pod" => push!(pods),
@@ -480,21 +491,17 @@ pub fn add_objects(state: &mut ClusterState, v: Value, kind_hint: Option<&str>) 
         "DaemonSet" => push!(daemon_sets),
         "Job" => push!(jobs),
         "ControllerRevision" => push!(controller_revisions),
-        "ConfigMap" => match serde_json::from_value(v) {
-            Ok(cm) => {
-                state.config_maps.push(ingest::config_map(cm));
-                1
-            }
-            Err(_) => 0,
-        },
-        "Secret" => match serde_json::from_value(v) {
-            Ok(s) => {
-                state.secrets.push(ingest::secret(s));
-                1
-            }
-            Err(_) => 0,
-        },
-        _ => 0,
+        "ConfigMap" => {
+            state
+                .config_maps
+                .push(ingest::config_map(malformed::parse(&v)?));
+            Ok(1)
+        }
+        "Secret" => {
+            state.secrets.push(ingest::secret(malformed::parse(&v)?));
+            Ok(1)
+        }
+        _ => Ok(0),
     }
 }
 
@@ -531,6 +538,43 @@ mod tests {
         assert_eq!(s.secrets[0].keys, vec!["host", "username"]);
         let out = serde_json::to_string(&s).unwrap();
         assert!(!out.contains("c2VjcmV0LXZhbHVl"), "a Secret value survived");
+    }
+
+    /// A captured pod with one field broken, in a kubectl List and in a dump's `pods.json`: the
+    /// error names the pod and the field, and the object is never dropped in silence.
+    #[test]
+    fn a_malformed_field_names_the_object_and_the_field() {
+        let state = crate::bundle::read(&scenario("segfault").join("bundle.json.gz")).unwrap();
+        let mut pod = serde_json::to_value(&state.pods[0]).unwrap();
+        let name = pod["metadata"]["name"].as_str().unwrap().to_string();
+        pod["status"]["containerStatuses"][0]["restartCount"] = "x".into();
+        let tmp = tempfile::tempdir().unwrap();
+        let p = tmp.path().join("pods.json");
+        let list = serde_json::json!({"kind": "List", "items": [pod.clone()]});
+        std::fs::write(&p, list.to_string()).unwrap();
+        let e = load(&p).unwrap_err().to_string();
+        assert!(
+            e.contains(&format!(
+                "Pod segfault/{name}: field status.containerStatuses[0].restartCount: invalid type: string \"x\", expected i32"
+            )),
+            "{e}"
+        );
+        assert!(!e.contains("line 1 column"), "{e}");
+
+        pod["status"]["containerStatuses"][0]["restartCount"] = 7.into();
+        pod["spec"]["containers"] = serde_json::json!({});
+        let dump = tmp.path().join("dump");
+        std::fs::create_dir_all(dump.join("segfault")).unwrap();
+        let list = serde_json::json!({"kind": "PodList", "items": [pod]});
+        std::fs::write(dump.join("segfault/pods.json"), list.to_string()).unwrap();
+        let e = load(&dump).unwrap_err().to_string();
+        assert!(e.contains("segfault/pods.json"), "{e}");
+        assert!(
+            e.contains(&format!(
+                "Pod segfault/{name}: field spec.containers: invalid type: map"
+            )),
+            "{e}"
+        );
     }
 
     #[test]

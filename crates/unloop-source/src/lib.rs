@@ -38,6 +38,12 @@ pub enum SourceError {
         "{path} is not an unloop bundle, a kubectl JSON output, or a cluster-info dump directory"
     )]
     Unrecognised { path: PathBuf },
+    /// An object with a field of the wrong type: the object and the field are named.
+    #[error("{path}: {what}")]
+    Malformed {
+        path: PathBuf,
+        what: unloop_core::malformed::Malformed,
+    },
     #[error("cannot load the kubeconfig: {0}")]
     Kubeconfig(String),
     #[error("cannot reach the Kubernetes API server at {server}: {why}")]
@@ -61,6 +67,7 @@ impl SourceError {
             self,
             SourceError::Io { .. }
                 | SourceError::Corrupt { .. }
+                | SourceError::Malformed { .. }
                 | SourceError::NewerSchema { .. }
                 | SourceError::Unrecognised { .. }
                 | SourceError::NotRegular { .. }

@@ -298,6 +298,24 @@ fn refs_keys(s: &Subject, k: RefKind, name: &str) -> Vec<String> {
 pub fn retry_now(s: &Subject, id: CauseId) -> Remedy {
     use crate::workload::WorkloadKind;
     let name = s.workload.name.as_str();
+    // A container whose own restart settings restart it after this exit (restartPolicyRules in a
+    // Job's or a bare pod's Never pod) retries by itself: re-running the Job or re-creating the pod
+    // is not needed, and deleting a Job's pod would count as a failure of the Job.
+    if matches!(s.workload.kind, WorkloadKind::Job | WorkloadKind::Pod)
+        && let Some(code) = s.exit_code()
+        && let on = s.restart_on(code)
+        && on.container_decides()
+        && let Some(why) = on.reason()
+    {
+        return Remedy::new(
+            Some(id),
+            RemedyKind::Retry,
+            format!(
+                "once fixed, nothing to re-run: the kubelet restarts the container at the end of its backoff ({why})"
+            ),
+            None,
+        );
+    }
     let (title, script) = match s.workload.kind {
         WorkloadKind::Job => (
             "once fixed, run the Job again, re-created from its spec (a failed Job does not retry by itself; unloop retry does this and follows it)",

@@ -90,10 +90,9 @@ pub fn detect(s: &Subject) -> Vec<Finding> {
             ));
         }
     }
-    let remedies = vec![
-        set_memory(s, Some(limit), CauseId::OomLimitTooLow),
-        retry_now(s, CauseId::OomLimitTooLow),
-    ];
+    let mut remedies = vec![set_memory(s, Some(limit), CauseId::OomLimitTooLow)];
+    remedies.extend(resize_in_place(s, limit));
+    remedies.push(retry_now(s, CauseId::OomLimitTooLow));
     out.push(Finding { cause, remedies, about: About::Container });
     out
 }
@@ -184,6 +183,68 @@ fn set_memory(s: &Subject, limit: Option<u64>, id: CauseId) -> Remedy {
     Remedy::fix(id, title, set_resources(s, &q))
 }
 
+/// The first Kubernetes minor version whose kubelet resizes a running pod in place (KEP-1287 GA).
+const RESIZE_MINOR: u32 = 35;
+
+/// A stopgap beside the template fix: the running pod's memory limit raised in place through the
+/// `resize` subresource (in-place resize, GA in 1.35), without waiting for a rollout. Offered only
+/// for a pod that is running (not deleted, not finished) on a node whose kubelet is 1.35 or newer,
+/// and only where the container's resizePolicy does not forbid it (RestartContainer in a pod whose
+/// container is never restarted: the API refuses). A Guaranteed pod gets its request raised too
+/// (a resize may not change the QoS class). The next rollout re-creates the pod from the template.
+fn resize_in_place(s: &Subject, limit: u64) -> Option<Remedy> {
+    let status = s.pod.status.as_ref()?;
+    if status.phase.as_deref() != Some("Running") || s.pod.metadata.deletion_timestamp.is_some() {
+        return None;
+    }
+    let version = &s.node?.status.as_ref()?.node_info.as_ref()?.kubelet_version;
+    let mut parts = version.trim_start_matches('v').split('.');
+    let (major, minor) = (parts.next()?.parse::<u32>().ok()?, parts.next()?);
+    let minor: u32 = minor
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect::<String>()
+        .parse()
+        .ok()?;
+    if major != 1 || minor < RESIZE_MINOR {
+        return None;
+    }
+    let restarts_to_resize = s.spec.resize_policy.iter().flatten().any(|p| {
+        p.resource_name == "memory" && p.restart_policy == "RestartContainer"
+    });
+    if restarts_to_resize && !s.restart_on(1).restarts {
+        return None;
+    }
+    let q = resources::quantity(resources::round_up_tidy(limit.saturating_mul(2)));
+    let guaranteed = status.qos_class.as_deref() == Some("Guaranteed");
+    let mut memory = serde_json::Map::new();
+    memory.insert("limits".into(), serde_json::json!({ "memory": q }));
+    if guaranteed {
+        memory.insert("requests".into(), serde_json::json!({ "memory": q }));
+    }
+    let patch = serde_json::json!({
+        "spec": { "containers": [ { "name": s.container(), "resources": memory } ] }
+    });
+    let how = if restarts_to_resize {
+        "the kubelet restarts the container to apply it (its resizePolicy for memory)"
+    } else {
+        "the kubelet applies it to the running pod"
+    };
+    Some(Remedy::fix(
+        CauseId::OomLimitTooLow,
+        format!(
+            "stopgap until the template is fixed: raise this pod's memory limit to {q} in place (in-place resize); {how}, and the next rollout undoes it"
+        ),
+        Some(
+            s.kubectl(&["patch", "pod"], s.pod_name)
+                .flag_value("--subresource", "resize")
+                .flag_value("--type", "strategic")
+                .flag_value("-p", patch.to_string())
+                .into(),
+        ),
+    ))
+}
+
 /// `kubectl set resources` with memory limit and request `q`, on the owner when there is one.
 fn set_resources(s: &Subject, q: &str) -> Option<Script> {
     s.settable().map(|w| {
@@ -256,6 +317,50 @@ mod tests {
         assert!(cites(&f, "exit code 137 (OOMKilled)"));
         assert!(cites(&f, "limits.memory 128Mi"));
         assert!(f.remedies[0].command().unwrap().contains("--limits=memory=256Mi"));
+    }
+
+    /// The captured OOM pod runs on the testbed's 1.35.4 kubelet: beside the template fix, the
+    /// stopgap resize of this pod in place, as argv through the one shell renderer. Not offered
+    /// on an older kubelet, nor where the memory resizePolicy needs a restart the pod never does.
+    #[test]
+    fn a_running_pod_on_a_1_35_node_gets_an_in_place_resize_stopgap() {
+        let mut state = scenario("oom-limit");
+        let stopgap = |state: &crate::ClusterState| {
+            finding(state, detect, CauseId::OomLimitTooLow)
+                .remedies
+                .into_iter()
+                .find(|r| r.title.starts_with("stopgap"))
+        };
+        let r = stopgap(&state).expect("a resize stopgap");
+        assert!(r.title.contains("the next rollout undoes it"), "{}", r.title);
+        let pod = state.pods[0].metadata.name.clone().unwrap();
+        assert_eq!(
+            r.command().unwrap(),
+            format!(
+                "kubectl patch pod {pod} -n oom-limit --subresource resize --type strategic -p '{{\"spec\":{{\"containers\":[{{\"name\":\"worker\",\"resources\":{{\"limits\":{{\"memory\":\"256Mi\"}}}}}}]}}}}'"
+            )
+        );
+
+        state.nodes[0]
+            .status
+            .as_mut()
+            .unwrap()
+            .node_info
+            .as_mut()
+            .unwrap()
+            .kubelet_version = "v1.34.2".into();
+        assert!(stopgap(&state).is_none());
+
+        let mut state = scenario("oom-limit");
+        testing::container(&mut state).resize_policy =
+            Some(vec![k8s_openapi::api::core::v1::ContainerResizePolicy {
+                resource_name: "memory".into(),
+                restart_policy: "RestartContainer".into(),
+            }]);
+        let r = stopgap(&state).expect("a Deployment's container restarts");
+        assert!(r.title.contains("restarts the container"), "{}", r.title);
+        testing::pod(&mut state).spec.as_mut().unwrap().restart_policy = Some("Never".into());
+        assert!(stopgap(&state).is_none());
     }
 
     #[test]

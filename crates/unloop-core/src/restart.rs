@@ -1,0 +1,326 @@
+//! Whether the kubelet restarts a container that exited: the one answer for every part of unloop
+//! (what counts as a crash loop, what an exit code means, the report's restart sentence).
+//!
+//! The kubelet decides in this order (ContainerRestartRules, KEP-5307, beta and on in 1.35):
+//! the container's `restartPolicyRules`, first match wins (`Restart` on exit codes `In` or `NotIn`
+//! a list); if none matches, the container's own `restartPolicy` (Always, OnFailure, Never); if it
+//! has none, the pod's (`Always` by default). A native sidecar is an init container with
+//! `restartPolicy: Always`; a plain init container restarts only on failure, and never under a
+//! pod-level `Never`. Seen on the testbed's 1.35.4 kubelet: a `restartPolicy: Never` pod whose
+//! container restarts on exit 3 crash-loops on exit 3 (phase Running, restarts counting), and ends
+//! Failed on exit 4; a container-level `Never` with no matching rule stops even in a pod whose
+//! policy is `Always`; a container-level `Always` restarts a clean exit 0 in a `Never` pod.
+//!
+//! Rules are typed: k8s-openapi 0.29 (`latest`, 1.35) has `Container::restart_policy_rules`.
+
+use k8s_openapi::api::core::v1::{Container, PodSpec};
+
+/// A restart policy, pod- or container-level.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Policy {
+    Always,
+    OnFailure,
+    Never,
+}
+
+impl Policy {
+    /// The API's word for it; an unknown word is None (the kubelet ignores it and falls back).
+    pub fn parse(s: &str) -> Option<Policy> {
+        match s {
+            "Always" => Some(Policy::Always),
+            "OnFailure" => Some(Policy::OnFailure),
+            "Never" => Some(Policy::Never),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Policy::Always => "Always",
+            Policy::OnFailure => "OnFailure",
+            Policy::Never => "Never",
+        }
+    }
+
+    fn restarts(self, code: i32) -> bool {
+        match self {
+            Policy::Always => true,
+            Policy::OnFailure => code != 0,
+            Policy::Never => false,
+        }
+    }
+}
+
+/// What decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Because {
+    /// `restartPolicyRules[index]` matched the exit code (its action is Restart).
+    Rule { index: usize, rule: String },
+    /// No rule matched (`rules` is how they read, empty when there are none): the container's own
+    /// restartPolicy decided.
+    ContainerPolicy { policy: Policy, rules: String },
+    /// The pod's restartPolicy decided (the container sets none).
+    PodPolicy(Policy),
+    /// A plain init container: it restarts on failure unless the pod's policy is Never.
+    InitContainer(Policy),
+    /// A native sidecar (an init container with restartPolicy Always): restarted after any exit.
+    Sidecar,
+}
+
+/// The kubelet's decision on one exit of one container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OnExit {
+    pub code: i32,
+    pub restarts: bool,
+    pub because: Because,
+}
+
+/// Whether the kubelet restarts container `c` of a pod with spec `pod` after it exits with `code`.
+/// `init` is true for init containers (a sidecar is one, with restartPolicy Always).
+pub fn on_exit(pod: Option<&PodSpec>, c: Option<&Container>, init: bool, code: i32) -> OnExit {
+    let decided = |restarts, because| OnExit {
+        code,
+        restarts,
+        because,
+    };
+    if let Some(policy) = c
+        .and_then(|c| c.restart_policy.as_deref())
+        .and_then(Policy::parse)
+    {
+        let rules = c
+            .and_then(|c| c.restart_policy_rules.as_deref())
+            .unwrap_or_default();
+        for (index, rule) in rules.iter().enumerate() {
+            let Some(on) = rule.exit_codes.as_ref() else {
+                continue;
+            };
+            let listed = on.values.iter().flatten().any(|v| *v == code);
+            let matched = match on.operator.as_str() {
+                "In" => listed,
+                "NotIn" => !listed,
+                _ => false,
+            };
+            if !matched {
+                continue;
+            }
+            // The first rule that matches decides. Restart (and the alpha RestartAllContainers,
+            // which restarts this container with the others) restart it; an action the kubelet
+            // does not know leaves the decision to the container's policy, as the kubelet does.
+            if matches!(rule.action.as_str(), "Restart" | "RestartAllContainers") {
+                return decided(
+                    true,
+                    Because::Rule {
+                        index,
+                        rule: describe_rules(&rules[index..=index]),
+                    },
+                );
+            }
+            break;
+        }
+        if init && policy == Policy::Always && rules.is_empty() {
+            return decided(true, Because::Sidecar);
+        }
+        let rules = describe_rules(rules);
+        // A plain init container that completed is done, whatever its policy says.
+        let restarts = policy.restarts(code) && !(init && policy != Policy::Always && code == 0);
+        return decided(restarts, Because::ContainerPolicy { policy, rules });
+    }
+    let pod_policy = pod
+        .and_then(|p| p.restart_policy.as_deref())
+        .and_then(Policy::parse)
+        .unwrap_or(Policy::Always);
+    if init {
+        let restarts = code != 0 && pod_policy != Policy::Never;
+        return decided(restarts, Because::InitContainer(pod_policy));
+    }
+    decided(pod_policy.restarts(code), Because::PodPolicy(pod_policy))
+}
+
+/// `Restart on exit codes In [3]; Restart on exit codes NotIn [0, 1]`.
+fn describe_rules(rules: &[k8s_openapi::api::core::v1::ContainerRestartRule]) -> String {
+    rules
+        .iter()
+        .map(|r| match r.exit_codes.as_ref() {
+            Some(on) => {
+                let values: Vec<String> = on.values.iter().flatten().map(i32::to_string).collect();
+                format!(
+                    "{} on exit codes {} [{}]",
+                    r.action,
+                    on.operator,
+                    values.join(", ")
+                )
+            }
+            None => r.action.clone(),
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+impl OnExit {
+    /// Whether the container's own restart settings (rules, or a container-level policy) decided:
+    /// then the report says what they decide, since the pod's restartPolicy does not tell.
+    pub fn container_decides(&self) -> bool {
+        matches!(
+            self.because,
+            Because::Rule { .. } | Because::ContainerPolicy { .. }
+        )
+    }
+
+    /// Why the kubelet restarts the container after this exit, when it does:
+    /// `its restartPolicyRules[0] (Restart on exit codes In [3]) restart exit 3`.
+    pub fn reason(&self) -> Option<String> {
+        let code = self.code;
+        if !self.restarts {
+            return None;
+        }
+        Some(match &self.because {
+            Because::Rule { index, rule } => {
+                format!("its restartPolicyRules[{index}] ({rule}) restart exit {code}")
+            }
+            Because::ContainerPolicy { policy, .. } => {
+                format!(
+                    "its own restartPolicy {} restarts exit {code}",
+                    policy.as_str()
+                )
+            }
+            Because::PodPolicy(p) | Because::InitContainer(p) => {
+                format!(
+                    "the pod's restartPolicy {} restarts exit {code}",
+                    p.as_str()
+                )
+            }
+            Because::Sidecar => "a sidecar restarts after any exit".into(),
+        })
+    }
+
+    /// One sentence for the report: whether the kubelet restarts the container after this exit,
+    /// and why.
+    pub fn sentence(&self) -> String {
+        let code = self.code;
+        match &self.because {
+            Because::Rule { index, rule } => format!(
+                "the kubelet restarts it after exit {code}: its restartPolicyRules[{index}] ({rule}) match, whatever the pod's restartPolicy"
+            ),
+            Because::ContainerPolicy { policy, rules } if !rules.is_empty() => {
+                if self.restarts {
+                    format!(
+                        "exit {code} matches none of its restartPolicyRules ({rules}); its own restartPolicy {} restarts it",
+                        policy.as_str()
+                    )
+                } else {
+                    format!(
+                        "exit {code} is outside its restartPolicyRules ({rules}) and its own restartPolicy is {}: the kubelet does not restart it, the container has stopped for good",
+                        policy.as_str()
+                    )
+                }
+            }
+            Because::ContainerPolicy { policy, .. } => {
+                if self.restarts {
+                    format!(
+                        "its own restartPolicy {} restarts it after exit {code}, whatever the pod's",
+                        policy.as_str()
+                    )
+                } else {
+                    format!(
+                        "its own restartPolicy {} does not restart it after exit {code}: the container has stopped for good",
+                        policy.as_str()
+                    )
+                }
+            }
+            Because::Sidecar => "a sidecar: the kubelet restarts it after any exit".into(),
+            Because::PodPolicy(p) | Because::InitContainer(p) => {
+                if self.restarts {
+                    format!(
+                        "the pod's restartPolicy {} restarts it after exit {code}",
+                        p.as_str()
+                    )
+                } else {
+                    format!(
+                        "the pod's restartPolicy {} does not restart it after exit {code}",
+                        p.as_str()
+                    )
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing;
+
+    /// The captured `restart-rules` pod: restartPolicy Never, its container Never with
+    /// `Restart on exit codes In [3]`, crash-looping on exit 3 on the testbed's kubelet.
+    fn captured() -> (PodSpec, Container) {
+        let mut state = testing::scenario("restart-rules");
+        let spec = testing::pod(&mut state).spec.clone().unwrap();
+        let c = spec.containers[0].clone();
+        (spec, c)
+    }
+
+    #[test]
+    fn the_rule_restarts_the_listed_exit_and_no_other() {
+        let (spec, c) = captured();
+        assert_eq!(spec.restart_policy.as_deref(), Some("Never"));
+        let three = on_exit(Some(&spec), Some(&c), false, 3);
+        assert!(three.restarts);
+        assert!(matches!(three.because, Because::Rule { index: 0, .. }));
+        assert!(three.sentence().contains("restartPolicyRules[0]"));
+        let four = on_exit(Some(&spec), Some(&c), false, 4);
+        assert!(!four.restarts);
+        assert!(four.sentence().contains("stopped for good"));
+        assert!(four.sentence().contains("In [3]"));
+        // exit 0 too: the container's own policy is Never.
+        assert!(!on_exit(Some(&spec), Some(&c), false, 0).restarts);
+    }
+
+    #[test]
+    fn not_in_matches_every_code_but_the_listed() {
+        let (spec, mut c) = captured();
+        let on = c.restart_policy_rules.as_mut().unwrap()[0]
+            .exit_codes
+            .as_mut()
+            .unwrap();
+        on.operator = "NotIn".into();
+        assert!(!on_exit(Some(&spec), Some(&c), false, 3).restarts);
+        assert!(on_exit(Some(&spec), Some(&c), false, 4).restarts);
+    }
+
+    /// Seen on the testbed: a container-level Never stops the container in an Always pod, and a
+    /// container-level Always restarts a clean exit in a Never pod.
+    #[test]
+    fn the_container_policy_overrides_the_pods() {
+        let (mut spec, mut c) = captured();
+        c.restart_policy_rules = None;
+        spec.restart_policy = Some("Always".into());
+        assert!(!on_exit(Some(&spec), Some(&c), false, 1).restarts);
+        spec.restart_policy = Some("Never".into());
+        c.restart_policy = Some("Always".into());
+        assert!(on_exit(Some(&spec), Some(&c), false, 0).restarts);
+        c.restart_policy = Some("OnFailure".into());
+        assert!(!on_exit(Some(&spec), Some(&c), false, 0).restarts);
+        assert!(on_exit(Some(&spec), Some(&c), false, 2).restarts);
+    }
+
+    #[test]
+    fn without_container_settings_the_pod_decides() {
+        let (mut spec, mut c) = captured();
+        c.restart_policy = None;
+        c.restart_policy_rules = None;
+        assert!(!on_exit(Some(&spec), Some(&c), false, 3).restarts);
+        spec.restart_policy = Some("OnFailure".into());
+        assert!(on_exit(Some(&spec), Some(&c), false, 3).restarts);
+        assert!(!on_exit(Some(&spec), Some(&c), false, 0).restarts);
+        spec.restart_policy = None;
+        assert!(on_exit(Some(&spec), Some(&c), false, 0).restarts);
+        // A plain init container: on failure only, never under Never.
+        assert!(!on_exit(Some(&spec), Some(&c), true, 0).restarts);
+        assert!(on_exit(Some(&spec), Some(&c), true, 1).restarts);
+        spec.restart_policy = Some("Never".into());
+        assert!(!on_exit(Some(&spec), Some(&c), true, 1).restarts);
+        // A sidecar: an init container with restartPolicy Always.
+        c.restart_policy = Some("Always".into());
+        assert!(on_exit(Some(&spec), Some(&c), true, 0).restarts);
+    }
+}
