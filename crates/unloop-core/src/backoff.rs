@@ -1,7 +1,7 @@
 //! The kubelet's crash-loop backoff: why a pod looks stuck and when it retries next.
 
 use jiff::{SignedDuration, Timestamp};
-use k8s_openapi::api::core::v1::ContainerStatus;
+use k8s_openapi::api::core::v1::{Container, ContainerStatus, PodSpec};
 use serde::Serialize;
 
 use crate::state::KubeletConfig;
@@ -32,19 +32,35 @@ pub struct Backoff {
 
 /// The backoff timeline of a container in CrashLoopBackOff. `kubelet` is the node's configz when it
 /// was readable; `kubelet_minor` the node's kubelet minor version (to infer default feature gates).
+///
+/// The kubelet shows a crash loop two ways: waiting `CrashLoopBackOff` with the crashed run in
+/// lastState, or (most of each delay, on the 1.35 kubelet) the crashed run still in
+/// `state.terminated`. The second counts when the container has restarted before and the kubelet
+/// restarts it after this exit (`restart::on_exit`, from `pod`, the pod's spec, when known).
 pub fn timeline(
+    pod: Option<&PodSpec>,
     cs: &ContainerStatus,
     node: &str,
     kubelet: Option<&KubeletConfig>,
     kubelet_minor: Option<u32>,
     now: Timestamp,
 ) -> Option<Backoff> {
-    let waiting = cs.state.as_ref()?.waiting.as_ref()?;
-    if waiting.reason.as_deref() != Some("CrashLoopBackOff") {
-        return None;
-    }
+    let state = cs.state.as_ref()?;
+    let (message, crashed) = if let Some(waiting) = state.waiting.as_ref() {
+        if waiting.reason.as_deref() != Some("CrashLoopBackOff") {
+            return None;
+        }
+        let crashed = cs.last_state.as_ref().and_then(|s| s.terminated.as_ref());
+        (waiting.message.as_deref(), crashed)
+    } else {
+        let t = state.terminated.as_ref()?;
+        if cs.restart_count < 1 || !restarts_after(pod, cs, t.exit_code) {
+            return None;
+        }
+        (None, Some(t))
+    };
     let (initial, cap, settings_from) = settings(node, kubelet, kubelet_minor);
-    let from_message = waiting.message.as_deref().and_then(delay_from_message);
+    let from_message = message.and_then(delay_from_message);
     let (delay, delay_from) = match from_message {
         Some(d) => (d, "the kubelet's waiting message"),
         None => (
@@ -52,12 +68,7 @@ pub fn timeline(
             "computed from the restart count",
         ),
     };
-    let finished = cs
-        .last_state
-        .as_ref()
-        .and_then(|s| s.terminated.as_ref())
-        .and_then(|t| t.finished_at.as_ref())
-        .map(|t| t.0);
+    let finished = crashed.and_then(|t| t.finished_at.as_ref()).map(|t| t.0);
     let next = finished.and_then(|f| f.checked_add(SignedDuration::from_secs(delay as i64)).ok());
     Some(Backoff {
         restart_count: cs.restart_count,
@@ -71,6 +82,16 @@ pub fn timeline(
         next_retry_in_secs: next.map(|n| n.duration_since(now).as_secs()),
         reset_after_secs: RESET_AFTER_SECS,
     })
+}
+
+/// Whether the kubelet restarts the container of `cs` after it exited with `code`.
+fn restarts_after(pod: Option<&PodSpec>, cs: &ContainerStatus, code: i32) -> bool {
+    fn find<'a>(list: &'a [Container], name: &str) -> Option<&'a Container> {
+        list.iter().find(|c| c.name == name)
+    }
+    let main = pod.and_then(|p| find(&p.containers, &cs.name));
+    let init = pod.and_then(|p| find(p.init_containers.as_deref()?, &cs.name));
+    crate::restart::on_exit(pod, main.or(init), main.is_none() && init.is_some(), code).restarts
 }
 
 impl Backoff {
@@ -282,6 +303,33 @@ mod tests {
         );
     }
 
+    /// The 1.35 kubelet leaves a crashed run in state.terminated for most of the delay that
+    /// follows it: the captured dependency-dns container (5 restarts, its 6th run just ended) is in
+    /// backoff all the same, its next retry that run's end plus the delay before restart 6. Under
+    /// restartPolicy Never nothing restarts it, and there is no backoff.
+    #[test]
+    fn a_crashed_run_still_in_state_terminated_is_in_backoff() {
+        let mut state = crate::testing::scenario("dependency-dns");
+        let now = crate::testing::now(&state);
+        let mut spec = state.pods[0].spec.clone().unwrap();
+        let cs = crate::testing::status(&mut state).clone();
+        let ended = cs.state.as_ref().unwrap().terminated.as_ref().unwrap();
+        let ended = ended.finished_at.as_ref().unwrap().0;
+        let b = timeline(Some(&spec), &cs, "unloop-node", None, Some(35), now)
+            .expect("a crash loop between two runs");
+        assert_eq!(b.delay_secs, 160);
+        assert_eq!(b.last_finished_at, Some(ended));
+        assert_eq!(
+            b.next_retry_at,
+            Some(ended + SignedDuration::from_secs(160))
+        );
+        spec.restart_policy = Some("Never".into());
+        assert_eq!(
+            timeline(Some(&spec), &cs, "unloop-node", None, Some(35), now),
+            None
+        );
+    }
+
     /// The captured crash-looping container, its waiting message gone (the delay is then
     /// computed), on a node whose cap is 5 s: the delay and the next retry are 5 s, the
     /// schedule reads as every delay the cap.
@@ -300,7 +348,7 @@ mod tests {
             }),
             ..Default::default()
         };
-        let b = timeline(cs, "unloop-node", Some(&cfg), Some(35), now).unwrap();
+        let b = timeline(None, cs, "unloop-node", Some(&cfg), Some(35), now).unwrap();
         assert_eq!((b.initial_secs, b.cap_secs, b.delay_secs), (5, 5, 5));
         assert_eq!(b.delay_before(2), 5);
         assert_eq!(

@@ -695,6 +695,7 @@ fn assemble(s: &Subject, node_name: Option<&str>, pod_status: &str) -> Diagnosis
         });
     let backoff = s.status.and_then(|cs| {
         backoff::timeline(
+            s.pod.spec.as_ref(),
             cs,
             node_name.unwrap_or_default(),
             node_name.and_then(|n| s.state.kubelet_configs.get(n)),

@@ -269,7 +269,9 @@ fn pod_line(p: &Pod, now: Timestamp) -> PodLine {
                 .flatten()
                 .chain(s.container_statuses.iter().flatten())
         })
-        .filter_map(|cs| crate::backoff::timeline(cs, node, None, None, now)?.next_retry_in_secs)
+        .filter_map(|cs| {
+            crate::backoff::timeline(p.spec.as_ref(), cs, node, None, None, now)?.next_retry_in_secs
+        })
         .min();
     PodLine {
         name: p.metadata.name.clone().unwrap_or_default(),
@@ -527,7 +529,8 @@ mod tests {
             .container_statuses
             .as_ref()
             .unwrap()[0];
-        let b = crate::backoff::timeline(cs, "", None, None, now).expect("in backoff");
+        let b = crate::backoff::timeline(old.spec.as_ref(), cs, "", None, None, now)
+            .expect("in backoff");
         let at = b.next_retry_at.unwrap();
         let before = at.checked_sub(SignedDuration::from_secs(7)).unwrap();
         match f.step(std::slice::from_ref(&old), before) {
