@@ -12,6 +12,15 @@ scale    On the scale fixture (testbed/scale.sh up): the agent's resident memory
          pod (VmRSS sampled each second after it is ready and has published, and VmHWM), against
          `unloop diagnose -A` on the same state (ru_maxrss); and the agent's API requests per minute
          while nothing changes (the apiserver's audit log: requests started in the window, by verb).
+rest     On the testbed as it is (the scenarios applied, nobody changing anything): the agent's API
+         requests over REST_S (300) seconds once it has published what it found, by verb and
+         resource (watch renewals, the Lease, the rest), against `unloop diagnose -A` run once a
+         minute (its requests per run, the median of BASELINE_RUNS runs, each counted alone).
+
+Requests are counted from the apiserver's own audit log ($STATE/audit.log, every request at Metadata
+level), not from the agent's metrics: the process under test does not count for itself. Both
+programs run as a service account of their own (ba-bench/unloop-bench, bound to cluster-admin for
+the run, deleted afterwards), so the admin user's traffic (other tests, kubectl) is not counted.
 """
 import json
 import os
@@ -31,7 +40,6 @@ KUBECTL = os.environ.get("KUBECTL", "kubectl")
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT = os.environ.get("BENCH_OUT", "/tmp/unloop-bench-agent")
 AUDIT = os.environ.get("AUDIT_LOG", "")
-ADMIN = os.environ.get("ADMIN_USER", "unloop-testbed-admin")
 os.makedirs(OUT, exist_ok=True)
 # Back-off or trouble reasons the kubelet reports, CrashLoopBackOff first.
 TROUBLE = ["CrashLoopBackOff", "ImagePullBackOff", "ErrImagePull", "CreateContainerConfigError",
@@ -72,11 +80,41 @@ def free_port():
     return p
 
 
-def start_agent(extra, log):
+def start_agent(extra, log, env=None):
     listen = "127.0.0.1:%d" % free_port()
     p = subprocess.Popen([UNLOOP, "agent", "--listen", listen, "--exclude-namespace", "kube-system", *extra],
-                         stdout=subprocess.DEVNULL, stderr=open(log, "w"))
+                         stdout=subprocess.DEVNULL, stderr=open(log, "w"), env=env)
     return p, listen
+
+
+BENCH_NS, BENCH_SA = "ba-bench", "unloop-bench"
+BENCH_USER = "system:serviceaccount:%s:%s" % (BENCH_NS, BENCH_SA)
+
+
+class Identity:
+    """A service account of the benchmark's own, and a kubeconfig with its token: its requests are
+    told apart from everyone else's in the audit log by user name."""
+
+    def __enter__(self):
+        kubectl("create", "namespace", BENCH_NS, check=False)
+        kubectl("create", "serviceaccount", "-n", BENCH_NS, BENCH_SA, check=False)
+        kubectl("create", "clusterrolebinding", BENCH_NS, "--clusterrole=cluster-admin",
+                "--serviceaccount=%s:%s" % (BENCH_NS, BENCH_SA), check=False)
+        token = kubectl("create", "token", "-n", BENCH_NS, BENCH_SA, "--duration=2h").strip()
+        cfg = json.loads(kubectl("config", "view", "--raw", "--minify", "-o", "json"))
+        cfg["users"] = [{"name": BENCH_SA, "user": {"token": token}}]
+        cfg["contexts"][0]["context"]["user"] = BENCH_SA
+        self.kubeconfig = os.path.join(OUT, "bench.kubeconfig")
+        fd = os.open(self.kubeconfig, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump(cfg, f)
+        self.env = dict(os.environ, KUBECONFIG=self.kubeconfig)
+        return self
+
+    def __exit__(self, *exc):
+        kubectl("delete", "clusterrolebinding", BENCH_NS, "--ignore-not-found", check=False)
+        kubectl("delete", "namespace", BENCH_NS, "--wait=false", "--ignore-not-found", check=False)
+        os.unlink(self.kubeconfig)
 
 
 def get(listen, path):
@@ -207,8 +245,8 @@ def latency():
             subprocess.run([KUBECTL, "delete", "namespace", "ba-" + n, "--wait=false"], capture_output=True)
 
 
-def audit_requests(start, end):
-    """Requests of the admin user with unloop's user agent started between two audit log offsets."""
+def audit_requests(start, end, user):
+    """Requests of USER with unloop's user agent started between two audit log offsets."""
     c = Counter()
     with open(AUDIT, "rb") as f:
         f.seek(start)
@@ -218,7 +256,7 @@ def audit_requests(start, end):
             e = json.loads(line)
         except ValueError:
             continue
-        if e.get("user", {}).get("username") != ADMIN or not e.get("userAgent", "").startswith("unloop"):
+        if e.get("user", {}).get("username") != user or not e.get("userAgent", "").startswith("unloop"):
             continue
         watch = e.get("verb") == "watch"
         # A watch is logged when it starts (ResponseStarted) and ends; anything else once, complete.
@@ -230,51 +268,126 @@ def audit_requests(start, end):
 
 def scale(quiet_s):
     res = {}
-    # unloop diagnose -A on the fixture: peak RSS (ru_maxrss of the child).
-    t = time.time()
-    r0 = os.wait4(subprocess.Popen([UNLOOP, "diagnose", "-A", "-o", "json"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).pid, 0)
-    res["diagnose_A"] = {"wall_s": round(time.time() - t, 1), "max_rss_mb": round(r0[2].ru_maxrss / 1024, 1)}
-    agent, listen = start_agent(["--no-events"], os.path.join(OUT, "agent-scale.log"))
-    try:
+    with Identity() as me:
+        # unloop diagnose -A on the fixture: peak RSS (ru_maxrss of the child).
         t = time.time()
-        assert wait(lambda: get(listen, "/readyz")[0] == 200, 600), "the agent never got ready on the fixture"
-        ready = time.time() - t
-        # Settled: the diagnoses count stops moving for 20 s.
-        last, still = -1, 0
-        end = time.time() + 600
-        while time.time() < end and still < 20:
-            n = metric(listen, "unloop_diagnoses_total")
-            still = still + 1 if n == last else 0
-            last = n
+        r0 = os.wait4(subprocess.Popen([UNLOOP, "diagnose", "-A", "-o", "json"], env=me.env, stdout=subprocess.DEVNULL,
+                                       stderr=subprocess.DEVNULL).pid, 0)
+        res["diagnose_A"] = {"wall_s": round(time.time() - t, 1), "max_rss_mb": round(r0[2].ru_maxrss / 1024, 1)}
+        agent, listen = start_agent(["--no-events"], os.path.join(OUT, "agent-scale.log"), me.env)
+        try:
+            t = time.time()
+            assert wait(lambda: get(listen, "/readyz")[0] == 200, 600), "the agent never got ready on the fixture"
+            ready = time.time() - t
+            last = settle(listen)
+            settled = time.time() - t
+            a0 = os.path.getsize(AUDIT)
+            samples = []
+            q_end = time.time() + quiet_s
+            while time.time() < q_end:
+                samples.append(rss_kb(agent.pid))
+                time.sleep(1)
             time.sleep(1)
-        settled = time.time() - t
-        a0 = os.path.getsize(AUDIT) if AUDIT else 0
-        samples = []
-        q_end = time.time() + quiet_s
-        while time.time() < q_end:
-            samples.append(rss_kb(agent.pid))
-            time.sleep(1)
-        time.sleep(1)
-        reqs = audit_requests(a0, os.path.getsize(AUDIT)) if AUDIT else {}
-        res["agent"] = {
-            "ready_s": round(ready, 1), "settled_s": round(settled, 1), "diagnoses": last,
-            "rss_mb": {"median": round(statistics.median(samples) / 1024, 1), "max": round(max(samples) / 1024, 1)},
-            "hwm_mb": round(rss_kb(agent.pid, "VmHWM") / 1024, 1),
-            "quiet_window_s": quiet_s,
-            "requests_in_window": dict(reqs),
-            "requests_per_minute": round(sum(reqs.values()) * 60 / quiet_s, 1),
-            "non_watch_requests_per_minute": round(sum(v for k, v in reqs.items() if not k.startswith("watch")) * 60 / quiet_s, 1),
-        }
-        res["ratio_agent_rss_to_diagnose"] = round(res["agent"]["rss_mb"]["max"] / res["diagnose_A"]["max_rss_mb"], 2)
-    finally:
-        agent.terminate()
-        agent.wait()
+            reqs = audit_requests(a0, os.path.getsize(AUDIT), BENCH_USER)
+            res["agent"] = {
+                "ready_s": round(ready, 1), "settled_s": round(settled, 1), "diagnoses": last,
+                "rss_mb": {"median": round(statistics.median(samples) / 1024, 1), "max": round(max(samples) / 1024, 1)},
+                "hwm_mb": round(rss_kb(agent.pid, "VmHWM") / 1024, 1),
+                "quiet_window_s": quiet_s,
+                "requests_in_window": dict(reqs),
+                "per_minute": per_minute(reqs, quiet_s),
+            }
+            res["ratio_agent_rss_to_diagnose"] = round(res["agent"]["hwm_mb"] / res["diagnose_A"]["max_rss_mb"], 2)
+        finally:
+            agent.terminate()
+            agent.wait()
     return res
+
+
+def settle(listen, limit=600, still_s=20):
+    """Waits until the agent is ready and its diagnoses count has not moved for STILL_S seconds."""
+    assert wait(lambda: get(listen, "/readyz")[0] == 200, limit), "the agent never got ready"
+    last, still = -1, 0
+    end = time.time() + limit
+    while time.time() < end and still < still_s:
+        n = metric(listen, "unloop_diagnoses_total")
+        still = still + 1 if n == last else 0
+        last = n
+        time.sleep(1)
+    return last
+
+
+def per_minute(reqs, seconds):
+    """Requests per minute, in total and by kind of request."""
+    kinds = Counter()
+    for k, v in reqs.items():
+        verb, res = k.split(" ", 1)
+        kinds["watch" if verb == "watch" else "lease" if res == "leases" else "other"] += v
+    m = lambda n: round(n * 60 / seconds, 2)
+    return {"total": m(sum(reqs.values())), **{k: m(kinds[k]) for k in ("watch", "lease", "other")}}
+
+
+def rest(window_s, baseline_runs):
+    res = {}
+    with Identity() as me:
+        log = os.path.join(OUT, "agent-rest.log")
+        # As the chart runs it (a Lease, events on), one replica, with no webhook.
+        agent, listen = start_agent(["--lease", "%s/unloop-bench" % BENCH_NS, "--identity", "bench"], log, me.env)
+        try:
+            t = time.time()
+            diagnoses = settle(listen)
+            settled = time.time() - t
+            a0 = os.path.getsize(AUDIT)
+            rss0 = rss_kb(agent.pid)
+            time.sleep(window_s)
+            time.sleep(1)  # the audit log is written as requests start
+            reqs = audit_requests(a0, os.path.getsize(AUDIT), BENCH_USER)
+            res["agent"] = {
+                "settled_s": round(settled, 1), "diagnoses_at_start": diagnoses,
+                "diagnoses_in_window": metric(listen, "unloop_diagnoses_total") - diagnoses,
+                "window_s": window_s, "requests_in_window": dict(reqs),
+                "per_minute": per_minute(reqs, window_s),
+                "rss_mb": {"start": round(rss0 / 1024, 1), "end": round(rss_kb(agent.pid) / 1024, 1)},
+                "watch_restarts": metric_sum(listen, "unloop_watch_restarts_total"),
+                "relists": metric_sum(listen, "unloop_watch_relists_total"),
+            }
+        finally:
+            agent.terminate()
+            agent.wait()
+        # The baseline: `unloop diagnose -A` once a minute is as many requests a minute as one run makes.
+        runs = []
+        for _ in range(baseline_runs):
+            a0 = os.path.getsize(AUDIT)
+            t = time.time()
+            subprocess.run([UNLOOP, "diagnose", "-A", "-o", "json"], env=me.env, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+            wall = time.time() - t
+            time.sleep(1)
+            r = audit_requests(a0, os.path.getsize(AUDIT), BENCH_USER)
+            runs.append({"wall_s": round(wall, 1), "requests": sum(r.values()), "by_request": dict(r)})
+        per_run = statistics.median(x["requests"] for x in runs)
+        res["diagnose_A_once_a_minute"] = {"runs": runs, "requests_per_minute": per_run}
+        a = res["agent"]["per_minute"]
+        res["ratio_agent_to_diagnose_per_minute"] = {
+            "total": round(a["total"] / per_run, 3),
+            "without_lease": round((a["total"] - a["lease"]) / per_run, 3),
+        }
+    return res
+
+
+def metric_sum(listen, name):
+    _, text = get(listen, "/metrics")
+    return sum(float(l.rsplit(" ", 1)[1]) for l in text.splitlines() if l.startswith(name + "{"))
 
 
 if __name__ == "__main__":
     what = sys.argv[1]
-    res = latency() if what == "latency" else scale(int(os.environ.get("QUIET_S", "120")))
+    if what == "latency":
+        res = latency()
+    elif what == "rest":
+        res = rest(int(os.environ.get("REST_S", "300")), int(os.environ.get("BASELINE_RUNS", "3")))
+    else:
+        res = scale(int(os.environ.get("QUIET_S", "120")))
     json.dump(res, open(os.path.join(OUT, what + ".json"), "w"), indent=1)
     print(json.dumps({k: v for k, v in res.items() if k != "rows"}, indent=1))
     if what == "latency":

@@ -2,6 +2,7 @@
 # The agent's figures on the testbed (not a test; see bench/agent.py for what is measured and how):
 #   bench/agent.sh latency   kubelet's back-off status -> CrashDiagnosis and -> notification, over the catalog
 #   bench/agent.sh scale     memory on the 10,000-pod fixture vs `unloop diagnose -A`, API requests/min at rest
+#   bench/agent.sh rest      API requests/min over 5 min on the testbed as it is vs `unloop diagnose -A` once a minute
 # Needs the testbed up (testbed/up.sh; the scenarios applied for latency) and, for scale, builds the
 # fixture (testbed/scale.sh up, ~5 min) and leaves it up (testbed/scale.sh down removes it).
 # UNLOOP_BIN: the binary to measure (default: a release build).
@@ -18,5 +19,6 @@ export UNLOOP_BIN
 case "${1:-}" in
   latency) python3 bench/agent.py latency ;;
   scale) testbed/scale.sh up && python3 bench/agent.py scale ;;
-  *) die "usage: bench/agent.sh latency|scale" ;;
+  rest) python3 bench/agent.py rest ;;
+  *) die "usage: bench/agent.sh latency|scale|rest" ;;
 esac

@@ -419,7 +419,8 @@ async fn hold_lease(
     let api: Api<Lease> = Api::namespaced(client, &l.namespace);
     let mut last_held = tokio::time::Instant::now();
     loop {
-        let held = match lease::try_hold(&api, &l.name, &me, l.duration).await {
+        let ready = metrics.ready();
+        let held = match lease::try_hold(&api, &l.name, &me, l.duration, ready).await {
             Ok(h) => {
                 if h {
                     last_held = tokio::time::Instant::now();

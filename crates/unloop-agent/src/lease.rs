@@ -18,18 +18,26 @@ pub enum Decision {
     Renew,
     /// Another replica holds it and renewed it in time.
     Follow { holder: String },
+    /// This replica's watches have not listed yet: it leaves the lease to a replica that can
+    /// publish now (a replacement pod would otherwise take a released lease from the hot standby).
+    Wait,
 }
 
-/// Decides from the lease's spec (None: no lease yet). A lease without a renew time or duration
-/// counts as expired.
-pub fn decide(spec: Option<&LeaseSpec>, me: &str, now: Timestamp) -> Decision {
-    let Some(spec) = spec else {
-        return Decision::Acquire;
-    };
-    let holder = spec.holder_identity.as_deref().unwrap_or_default();
+/// Decides from the lease's spec (None: no lease yet) and whether this replica is `ready` (its
+/// watches have listed). A lease without a renew time or duration counts as expired.
+pub fn decide(spec: Option<&LeaseSpec>, me: &str, now: Timestamp, ready: bool) -> Decision {
+    let holder = spec
+        .and_then(|s| s.holder_identity.as_deref())
+        .unwrap_or_default();
     if holder == me {
         return Decision::Renew;
     }
+    if !ready {
+        return Decision::Wait;
+    }
+    let Some(spec) = spec else {
+        return Decision::Acquire;
+    };
     let expires = match (&spec.renew_time, spec.lease_duration_seconds) {
         (Some(t), Some(d)) => t.0 + jiff::SignedDuration::from_secs(i64::from(d)),
         _ => return Decision::Acquire,
@@ -53,7 +61,7 @@ pub fn next_spec(
 ) -> Option<LeaseSpec> {
     let mut spec = old.cloned().unwrap_or_default();
     match decision {
-        Decision::Follow { .. } => return None,
+        Decision::Follow { .. } | Decision::Wait => return None,
         Decision::Acquire => {
             spec.holder_identity = Some(me.to_string());
             spec.acquire_time = Some(MicroTime(now));
@@ -108,10 +116,16 @@ pub async fn try_hold(
     name: &str,
     me: &str,
     duration: Duration,
+    ready: bool,
 ) -> Result<bool, kube::Error> {
     let now = Timestamp::now();
     let current = api.get_opt(name).await?;
-    let decision = decide(current.as_ref().and_then(|l| l.spec.as_ref()), me, now);
+    let decision = decide(
+        current.as_ref().and_then(|l| l.spec.as_ref()),
+        me,
+        now,
+        ready,
+    );
     let Some(spec) = next_spec(
         current.as_ref().and_then(|l| l.spec.as_ref()),
         &decision,
@@ -166,14 +180,14 @@ mod tests {
 
     #[test]
     fn a_replica_takes_a_free_or_expired_lease_and_follows_a_live_one() {
-        assert_eq!(decide(None, "b", at(0)), Decision::Acquire);
+        assert_eq!(decide(None, "b", at(0), true), Decision::Acquire);
         let lease = held_by("a", 0);
         assert_eq!(
-            decide(Some(&lease), "b", at(14)),
+            decide(Some(&lease), "b", at(14), true),
             Decision::Follow { holder: "a".into() }
         );
-        assert_eq!(decide(Some(&lease), "a", at(14)), Decision::Renew);
-        assert_eq!(decide(Some(&lease), "b", at(15)), Decision::Acquire);
+        assert_eq!(decide(Some(&lease), "a", at(14), true), Decision::Renew);
+        assert_eq!(decide(Some(&lease), "b", at(15), true), Decision::Acquire);
     }
 
     #[test]
@@ -181,13 +195,34 @@ mod tests {
         let held = held_by("a", 0);
         // Before the release, "b" follows for the whole lease duration.
         assert!(matches!(
-            decide(Some(&held), "b", at(1)),
+            decide(Some(&held), "b", at(1), true),
             Decision::Follow { .. }
         ));
         let released = released_spec(&held, "a", at(1)).expect("a holds it");
-        assert_eq!(decide(Some(&released), "b", at(1)), Decision::Acquire);
+        assert_eq!(decide(Some(&released), "b", at(1), true), Decision::Acquire);
         // Only the holder can give it up.
         assert_eq!(released_spec(&held, "b", at(1)), None);
+    }
+
+    #[test]
+    fn a_replica_whose_watches_have_not_listed_takes_no_lease() {
+        // A replacement pod starting while the lease is free or released leaves it to the
+        // standby, which can publish at once.
+        let released = released_spec(&held_by("a", 0), "a", at(1)).unwrap();
+        assert_eq!(decide(Some(&released), "c", at(1), false), Decision::Wait);
+        assert_eq!(decide(None, "c", at(1), false), Decision::Wait);
+        assert_eq!(
+            next_spec(
+                Some(&released),
+                &Decision::Wait,
+                "c",
+                at(1),
+                Duration::from_secs(15)
+            ),
+            None
+        );
+        // Once listed, it takes it.
+        assert_eq!(decide(Some(&released), "c", at(2), true), Decision::Acquire);
     }
 
     #[test]

@@ -18,14 +18,21 @@ pub struct Counts {
     pub latency_buckets: [u64; LATENCY_BUCKETS.len()],
     pub latency_count: u64,
     pub latency_sum: f64,
-    /// Watch streams that failed and were started again, by kind.
+    /// Watch streams that failed and were started again, by kind (0 for each kind watched).
     pub watch_restarts: BTreeMap<&'static str, u64>,
+    /// Full lists after the first, by kind: a watch the apiserver could not resume (410 Gone)
+    /// lists every object of its kind again, the one costly request a watching agent makes.
+    pub relists: BTreeMap<&'static str, u64>,
     /// Failed API requests, by what the agent was doing.
     pub api_errors: BTreeMap<&'static str, u64>,
     /// Notifications by target and outcome.
     pub notifications: BTreeMap<(&'static str, &'static str), u64>,
     pub leader: bool,
 }
+
+/// What the agent does with the API, for `unloop_api_errors_total{doing}`: every one is exported
+/// from the start (at 0), so a rate or an alert on it sees the first error.
+pub const API_DOINGS: [&str; 5] = ["event", "lease", "logs", "publish", "resolve"];
 
 /// The agent's counters, shared by its tasks.
 #[derive(Debug, Default, Clone)]
@@ -63,6 +70,7 @@ impl Metrics {
         self.with(|c| *c.watch_restarts.entry(kind).or_default() += 1);
     }
 
+    /// `doing` is one of [`API_DOINGS`].
     pub fn api_error(&self, doing: &'static str) {
         self.with(|c| *c.api_errors.entry(doing).or_default() += 1);
     }
@@ -75,8 +83,12 @@ impl Metrics {
         self.with(|c| c.leader = leader);
     }
 
-    /// A watch is expected; not ready until it has listed once.
+    /// A watch is expected; not ready until it has listed once. Its counters start at 0.
     pub fn expect(&self, kind: &'static str) {
+        self.with(|c| {
+            c.watch_restarts.entry(kind).or_default();
+            c.relists.entry(kind).or_default();
+        });
         self.ready
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -84,11 +96,17 @@ impl Metrics {
             .or_insert(false);
     }
 
+    /// A watch's list is complete (kube's `InitDone`); any list after its first is a relist.
     pub fn listed(&self, kind: &'static str) {
-        self.ready
+        let again = self
+            .ready
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(kind, true);
+            .insert(kind, true)
+            == Some(true);
+        if again {
+            self.with(|c| *c.relists.entry(kind).or_default() += 1);
+        }
     }
 
     /// Ready once every watch has listed once: only then does the agent see the whole cluster.
@@ -169,11 +187,22 @@ pub fn render(c: &Counts) -> String {
     }
     head(
         &mut o,
+        "unloop_watch_relists_total",
+        "counter",
+        "Full lists after the first, by kind (a watch that could not resume from where it was).",
+    );
+    for (k, n) in &c.relists {
+        let _ = writeln!(o, "unloop_watch_relists_total{{kind=\"{k}\"}} {n}");
+    }
+    head(
+        &mut o,
         "unloop_api_errors_total",
         "counter",
         "API requests that failed, by what the agent was doing.",
     );
-    for (k, n) in &c.api_errors {
+    let mut errors: BTreeMap<&str, u64> = API_DOINGS.iter().map(|d| (*d, 0)).collect();
+    errors.extend(c.api_errors.iter().map(|(k, n)| (*k, *n)));
+    for (k, n) in &errors {
         let _ = writeln!(o, "unloop_api_errors_total{{doing=\"{k}\"}} {n}");
     }
     head(
@@ -291,6 +320,37 @@ mod tests {
         for l in out.lines().filter(|l| !l.starts_with('#')) {
             assert_eq!(l.split(' ').count(), 2, "one sample per line: {l}");
         }
+    }
+
+    #[test]
+    fn every_watched_kind_and_api_use_is_exported_from_zero_and_a_second_list_is_a_relist() {
+        let m = Metrics::default();
+        m.expect("pods");
+        m.expect("events");
+        let out = m.render();
+        // Before anything went wrong, the series exist at 0 (an alert on their increase sees
+        // the first restart or error).
+        for kind in ["pods", "events"] {
+            assert!(out.contains(&format!("unloop_watch_restarts_total{{kind=\"{kind}\"}} 0")));
+            assert!(out.contains(&format!("unloop_watch_relists_total{{kind=\"{kind}\"}} 0")));
+        }
+        for doing in API_DOINGS {
+            assert!(out.contains(&format!("unloop_api_errors_total{{doing=\"{doing}\"}} 0")));
+        }
+        // The first list makes the agent ready; a second one (after a 410 Gone) is a relist.
+        m.listed("pods");
+        m.listed("events");
+        assert!(
+            m.render()
+                .contains("unloop_watch_relists_total{kind=\"pods\"} 0")
+        );
+        m.watch_restart("pods");
+        m.listed("pods");
+        let out = m.render();
+        assert!(out.contains("unloop_watch_restarts_total{kind=\"pods\"} 1"));
+        assert!(out.contains("unloop_watch_relists_total{kind=\"pods\"} 1"));
+        assert!(out.contains("unloop_watch_relists_total{kind=\"events\"} 0"));
+        assert!(m.ready());
     }
 
     #[test]

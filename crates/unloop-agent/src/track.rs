@@ -39,9 +39,14 @@ pub struct Evidence {
     pub reported_at: Option<Timestamp>,
 }
 
-/// Adds one troubled pod's evidence to a workload's: per troubled container its name, waiting
-/// reason, the dead instance (container id of the last termination) with its exit code and
-/// reason; the pod-level failure; the set of event reasons about the pod (not their counts).
+/// Adds one troubled pod's evidence to a workload's: per troubled container its name, its
+/// latest dead instance (container id of the latest termination, current or last) with its exit
+/// code and reason, and its waiting reason unless that is the back-off between two deaths; the
+/// pod-level failure; the set of event reasons about the pod (not their counts).
+///
+/// A crash loop's cycle (back-off, running, dead, back-off) thus changes the evidence once, when
+/// an instance dies: the restart in between says nothing new, and diagnosing it cost the API two
+/// writes and a log read per cycle (`bench/agent.sh rest`).
 pub fn add_pod(acc: &mut EvidenceBuilder, pod: &Pod, events: &[&Event], now: Timestamp) {
     let mut reported = Vec::new();
     let h = &mut acc.hasher;
@@ -56,13 +61,14 @@ pub fn add_pod(acc: &mut EvidenceBuilder, pod: &Pod, events: &[&Event], now: Tim
         state
             .and_then(|s| s.waiting.as_ref())
             .and_then(|w| w.reason.as_deref())
+            .filter(|r| *r != "CrashLoopBackOff")
             .hash(h);
-        if let Some(t) = state.and_then(|s| s.terminated.as_ref()) {
+        let current = state.and_then(|s| s.terminated.as_ref());
+        let last = cs.last_state.as_ref().and_then(|s| s.terminated.as_ref());
+        if let Some(t) = current.or(last) {
             (t.container_id.as_deref(), t.exit_code, t.reason.as_deref()).hash(h);
-            reported.push(t.finished_at.as_ref().map(|t| t.0));
         }
-        if let Some(t) = cs.last_state.as_ref().and_then(|s| s.terminated.as_ref()) {
-            (t.container_id.as_deref(), t.exit_code, t.reason.as_deref()).hash(h);
+        for t in [current, last].into_iter().flatten() {
             reported.push(t.finished_at.as_ref().map(|t| t.0));
         }
     }

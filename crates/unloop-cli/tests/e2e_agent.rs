@@ -211,8 +211,62 @@ fn lease_holder() -> String {
     .collect()
 }
 
+/// A `kubectl ARGS` that prints lines as they come (a watch), each kept with when it arrived.
+struct Lines {
+    child: std::process::Child,
+    got: Arc<Mutex<Vec<(Instant, String)>>>,
+}
+
+fn watch_lines(args: &[&str]) -> Lines {
+    let bin = std::env::var("KUBECTL").unwrap_or_else(|_| "kubectl".into());
+    let mut child = Command::new(bin)
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("kubectl runs");
+    let out = child.stdout.take().expect("piped");
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let keep = got.clone();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            keep.lock().unwrap().push((Instant::now(), line));
+        }
+    });
+    Lines { child, got }
+}
+
+impl Lines {
+    fn stop(mut self) -> Vec<(Instant, String)> {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        std::mem::take(&mut *self.got.lock().unwrap())
+    }
+}
+
+/// The sum of a labelled counter's series on a pod's /metrics.
+fn metric_sum(ip: &str, name: &str) -> Option<f64> {
+    let text = metrics_text(ip)?;
+    let prefix = format!("{name}{{");
+    Some(
+        text.lines()
+            .filter(|l| l.starts_with(&prefix))
+            .filter_map(|l| l.rsplit(' ').next()?.trim().parse::<f64>().ok())
+            .sum(),
+    )
+}
+
 /// The value of an unlabelled series on a pod's /metrics (the host reaches pod addresses).
 fn metric(ip: &str, name: &str) -> Option<f64> {
+    metrics_text(ip)?
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// A pod's /metrics.
+fn metrics_text(ip: &str) -> Option<String> {
     let mut s = std::net::TcpStream::connect_timeout(
         &format!("{ip}:8080").parse().ok()?,
         Duration::from_secs(3),
@@ -223,9 +277,7 @@ fn metric(ip: &str, name: &str) -> Option<f64> {
         .ok()?;
     let mut text = String::new();
     s.read_to_string(&mut text).ok()?;
-    text.lines()
-        .find_map(|l| l.strip_prefix(&format!("{name} ")))
-        .and_then(|v| v.trim().parse().ok())
+    Some(text)
 }
 
 /// Uninstalls the release and removes the test's namespaces, even when an assertion failed.
@@ -433,32 +485,65 @@ fn the_agent_runs_from_the_chart_and_publishes_each_crash_loop_once_through_fail
     assert_eq!(metric(&other.1, "unloop_leader"), Some(0.0));
     let diagnosed = || per_key(&got).values().sum::<usize>();
     let before = diagnosed();
+    // Every write to the Lease as the cluster sees it: "HOLDER DURATION" per update.
+    let lease_writes = watch_lines(&[
+        "get",
+        "lease",
+        "-n",
+        NS,
+        RELEASE,
+        "--watch-only",
+        "-o",
+        "jsonpath={.spec.holderIdentity} {.spec.leaseDurationSeconds}{\"\\n\"}",
+    ]);
+    std::thread::sleep(Duration::from_secs(1));
     let deleted = Instant::now();
     kubectl_ok(&["delete", "pod", "-n", NS, &leader, "--wait=false"]);
-    // The leader gives the Lease up on SIGTERM (lease::released_spec), so the standby should
-    // take it at its next renewal; the bound stays at the lease's expiry after the grace period
-    // until a run on a fresh testbed has shown the release live.
-    assert!(
-        wait_until(Duration::from_secs(60), || {
-            let h = lease_holder();
-            !h.is_empty() && h != leader
-        }),
-        "no replica took the Lease over from {leader}"
-    );
+    // On SIGTERM the leader gives the Lease up (no holder, one second: lease::released_spec), so
+    // the standby takes it at its next renewal (a third of the 6 s lease) rather than after the
+    // lease expires; 15 s leaves room for the kubelet and a loaded machine.
+    let took_over = wait_until(Duration::from_secs(15), || {
+        let h = lease_holder();
+        !h.is_empty() && h != leader
+    });
+    let failover = deleted.elapsed();
     let new_leader = lease_holder();
+    let writes = lease_writes.stop();
+    let released = writes
+        .iter()
+        .find(|(_, l)| l.trim() == "1")
+        .map(|(t, _)| t.saturating_duration_since(deleted));
     eprintln!(
-        "failover: {new_leader} holds the Lease {:?} after {leader} was deleted",
-        deleted.elapsed()
+        "failover: {leader} deleted; the Lease released after {released:?}, held by {new_leader} after {failover:?}; writes seen: {:?}",
+        writes.iter().map(|(_, l)| l.as_str()).collect::<Vec<_>>()
     );
-    let new_ip = if new_leader == other.0 {
-        other.1.clone()
-    } else {
-        agent_pods()
+    assert!(
+        released.is_some(),
+        "the deleted leader {leader} did not release the Lease (writes seen: {writes:?})"
+    );
+    assert!(
+        took_over,
+        "no replica took the Lease over from {leader} within 15 s"
+    );
+    // Usually the standby; the Deployment's replacement pod may win the race once its watches
+    // have listed (lease::decide), and the kubelet reports it Running a moment later.
+    let mut new_ip = None;
+    wait_until(Duration::from_secs(30), || {
+        new_ip = agent_pods()
             .into_iter()
             .find(|(n, _)| *n == new_leader)
-            .map(|p| p.1)
-            .expect("the new leader runs")
-    };
+            .map(|p| p.1);
+        new_ip.is_some()
+    });
+    let new_ip = new_ip.unwrap_or_else(|| panic!("the new leader {new_leader} does not run"));
+    eprintln!(
+        "the new leader is {}",
+        if new_leader == other.0 {
+            "the standby"
+        } else {
+            "the replacement pod"
+        }
+    );
     // The new leader diagnoses everything again; the resources' status stops the notifications.
     assert!(
         wait_until(Duration::from_secs(90), || metric(
@@ -479,6 +564,8 @@ fn the_agent_runs_from_the_chart_and_publishes_each_crash_loop_once_through_fail
 
     // The apiserver restarted: the watches resume, and a crash loop that starts afterwards is
     // diagnosed, notified once, then resolved when fixed.
+    let restarts = || metric_sum(&new_ip, "unloop_watch_restarts_total");
+    let restarts_before = restarts().expect("the leader's /metrics answers");
     let away = testbed("restart-apiserver.sh", &[]);
     eprintln!("{away}");
     let ns = "unloop-e2e-resolve";
@@ -507,6 +594,16 @@ fn the_agent_runs_from_the_chart_and_publishes_each_crash_loop_once_through_fail
     eprintln!(
         "after the apiserver restart: a new crash loop diagnosed {:?} after it was created",
         created.elapsed()
+    );
+    // What an operator's dashboard shows: the watches that broke with the apiserver, restarted.
+    let restarted = restarts().unwrap_or(0.0) - restarts_before;
+    eprintln!(
+        "watch restarts on the leader across the apiserver restart: {restarted}; relists: {:?}",
+        metric_sum(&new_ip, "unloop_watch_relists_total")
+    );
+    assert!(
+        restarted >= 1.0,
+        "/metrics shows no watch restart across the apiserver restart"
     );
     assert!(
         wait_until(Duration::from_secs(30), || per_key(&got)
