@@ -877,7 +877,7 @@ mod tests {
         .expect_err("wrong type");
         assert!(
             err.to_string()
-                .starts_with("m.yaml:1: Deployment d: invalid type"),
+                .starts_with("m.yaml:1: Deployment d: field spec.replicas: invalid type"),
             "{err}"
         );
         let err = load("kind: Deployment\nmetadata:\n  name: {{ .Release.Name }}\n")
