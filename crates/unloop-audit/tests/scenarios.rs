@@ -44,7 +44,7 @@ fn expect(dir: &Path) -> (String, String) {
 }
 
 /// Causes no manifest shows: the image's contents, the app's own needs, or run-time state.
-const NOT_VISIBLE: [(&str, &str); 25] = [
+const NOT_VISIBLE: [(&str, &str); 26] = [
     (
         "job-pods-gone",
         "the attempts fail on a host lookup at run time, and their pods are deleted afterwards",
@@ -68,6 +68,10 @@ const NOT_VISIBLE: [(&str, &str); 25] = [
     (
         "dependency-dns",
         "the database host is not a Service of the cluster: a name lookup at run time (no check resolves hosts in env values yet)",
+    ),
+    (
+        "restart-rules",
+        "its Job's pod restarts on exit 3 by its restartPolicyRules and fails on a host name lookup at run time, as dependency-dns",
     ),
     (
         "dependency-refused",

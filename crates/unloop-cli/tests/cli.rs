@@ -423,7 +423,7 @@ fn many_gaps_of_one_kind_are_one_line_in_every_format() {
     for out in [text(&[]), text(&["-o", "markdown"])] {
         let kubelet: Vec<&str> = out
             .lines()
-            .filter(|l| l.contains("kubelet config"))
+            .filter(|l| l.contains("kubelet config of"))
             .collect();
         assert_eq!(kubelet.len(), 1, "{out}");
         assert!(
