@@ -82,12 +82,7 @@ pub fn run(args: RetryArgs, global: &Global, out: &Output) -> Result<ExitCode, C
             if doomed.len() == 1 { "it" } else { "them" }
         );
         for p in &doomed {
-            plan.push_str(&format!(
-                "  {}  {}, {}\n",
-                p.metadata.name.as_deref().unwrap_or_default(),
-                status::pod_status(p),
-                plural(status::restarts(p) as usize, "restart")
-            ));
+            plan.push_str(&plan_line(p));
         }
         plan.push_str("the same by hand:\n");
         for p in &doomed {
@@ -231,12 +226,7 @@ async fn rerun_job(
         if pods.is_empty() { "" } else { ":" }
     );
     for p in &pods {
-        plan.push_str(&format!(
-            "  {}  {}, {}\n",
-            p.metadata.name.as_deref().unwrap_or_default(),
-            status::pod_status(p),
-            plural(status::restarts(p) as usize, "restart")
-        ));
+        plan.push_str(&plan_line(p));
     }
     plan.push_str("the same by hand:\n");
     plan.push_str(&format!("  {}\n", render(&jobs::rerun_script(&w.name, ns))));
@@ -409,6 +399,16 @@ fn belongs(state: &ClusterState, p: &Pod, w: &Workload) -> bool {
 fn in_trouble(p: &Pod, now: Timestamp) -> bool {
     p.metadata.deletion_timestamp.is_none()
         && (!status::troubled_containers(p, now).is_empty() || status::pod_failure(p).is_some())
+}
+
+/// A pod in a plan: "  NAME  STATUS, N restarts".
+fn plan_line(p: &Pod) -> String {
+    format!(
+        "  {}  {}, {}\n",
+        p.metadata.name.as_deref().unwrap_or_default(),
+        status::pod_status(p),
+        plural(status::restarts(p) as usize, "restart")
+    )
 }
 
 fn plural(n: usize, what: &str) -> String {
