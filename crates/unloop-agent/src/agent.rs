@@ -291,6 +291,18 @@ fn key_of(stores: &Stores, pod: &Pod) -> Key {
     view::key_of(pod, rs.as_deref(), job.as_deref())
 }
 
+/// The workload a resource is owned by, as the stores see it.
+enum Owner {
+    Live {
+        reference: serde_json::Value,
+        uid: String,
+    },
+    /// Watched, but not there or being deleted.
+    Gone,
+    /// A kind the agent does not watch (a CronJob): published without an owner.
+    NotWatched,
+}
+
 /// A log already read, by pod, container, which instance and the restart count it belonged to.
 type LogKey = (String, String, String, bool, i32);
 
@@ -671,18 +683,25 @@ impl Agent {
     }
 
     /// The workload object that owns the resource, so it is garbage-collected with it.
-    fn owner(&self, key: &Key) -> Option<serde_json::Value> {
+    fn owner(&self, key: &Key) -> Owner {
         let ns = key.namespace.as_str();
         let name = key.workload.name.as_str();
-        fn r<K: Resource<DynamicType = ()>>(o: &K) -> Option<serde_json::Value> {
-            Some(serde_json::json!({
-                "apiVersion": K::api_version(&()),
-                "kind": K::kind(&()),
-                "name": o.meta().name.clone()?,
-                "uid": o.meta().uid.clone()?,
-            }))
+        fn r<K: Resource<DynamicType = ()>>(o: &K) -> Option<Owner> {
+            if o.meta().deletion_timestamp.is_some() {
+                return Some(Owner::Gone);
+            }
+            let uid = o.meta().uid.clone()?;
+            Some(Owner::Live {
+                reference: serde_json::json!({
+                    "apiVersion": K::api_version(&()),
+                    "kind": K::kind(&()),
+                    "name": o.meta().name.clone()?,
+                    "uid": uid,
+                }),
+                uid,
+            })
         }
-        match key.workload.kind {
+        let found = match key.workload.kind {
             WorkloadKind::Deployment => self
                 .stores
                 .deployments
@@ -713,8 +732,9 @@ impl Agent {
                 .pods
                 .get(&ObjectRef::new(name).within(ns))
                 .and_then(|o| r(o.as_ref())),
-            WorkloadKind::CronJob => None,
-        }
+            WorkloadKind::CronJob => return Owner::NotWatched,
+        };
+        found.unwrap_or(Owner::Gone)
     }
 
     async fn publish(
@@ -727,17 +747,22 @@ impl Agent {
     ) -> Result<(), String> {
         let ns = key.namespace.as_str();
         let name = crd::resource_name(&d.workload.to_string(), &d.container);
-        let existing = self.stores.diagnoses.get(&ObjectRef::new(&name).within(ns));
-        let first_seen = existing
-            .as_ref()
-            .filter(|c| !c.status.as_ref().is_some_and(|s| s.resolved))
-            .map(|c| c.spec.first_seen.clone())
-            .unwrap_or_else(|| first.to_string());
-        let spec = crd::spec_of(d, &first_seen, now);
-        let news = match &existing {
-            None => true,
-            Some(c) => c.spec.cause != spec.cause || c.status.as_ref().is_some_and(|s| s.resolved),
+        let owner = self.owner(key);
+        let (reference, owner_uid) = match owner {
+            // Its pods are going with it: nothing to publish about a workload being deleted.
+            Owner::Gone => return Ok(()),
+            Owner::Live { reference, uid } => (Some(reference), Some(uid)),
+            Owner::NotWatched => (None, None),
         };
+        let existing = self.stores.diagnoses.get(&ObjectRef::new(&name).within(ns));
+        let carried = crd::carried(
+            existing.as_deref(),
+            owner_uid.as_deref(),
+            d.top().id.as_str(),
+        );
+        let first_seen = carried.first_seen.unwrap_or_else(|| first.to_string());
+        let spec = crd::spec_of(d, &first_seen, now);
+        let news = carried.news;
         let api: Api<CrashDiagnosis> = Api::namespaced(self.client.clone(), ns);
         let mut obj = serde_json::json!({
             "apiVersion": CrashDiagnosis::api_version(&()),
@@ -752,17 +777,14 @@ impl Agent {
             },
             "spec": spec,
         });
-        if let Some(o) = self.owner(key) {
+        if let Some(o) = reference {
             obj["metadata"]["ownerReferences"] = serde_json::json!([o]);
         }
         let pp = PatchParams::apply(crd::MANAGER).force();
         api.patch(&name, &pp, &Patch::Apply(&obj))
             .await
             .map_err(|e| format!("apply {ns}/{name}: {e}"))?;
-        let last = existing
-            .as_ref()
-            .and_then(|c| c.status.as_ref())
-            .and_then(|s| s.notified.clone());
+        let last = carried.notified;
         let notify = self.sender.is_some()
             && notify::should_notify(last.as_ref(), &spec.cause, now, self.opts.notify_window);
         let notified = if notify {

@@ -127,6 +127,47 @@ pub struct Notified {
     pub at: String,
 }
 
+/// What a diagnosis of a workload takes over from the resource already published under its name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Carried {
+    /// When the trouble was first seen, if it is the same incident.
+    pub first_seen: Option<String>,
+    /// The last notification sent about it, if it is the same incident.
+    pub notified: Option<Notified>,
+    /// Whether this is news: no resource yet, another cause, resolved, or another workload.
+    pub news: bool,
+}
+
+/// What `existing` carries over to a diagnosis of `cause` for the workload whose uid is
+/// `owner_uid`. A resource owned by another uid was made for an earlier workload of the same
+/// name, deleted and created again (its garbage collection lags behind): nothing of it counts,
+/// so the new workload is first seen and notified as what it is, a new incident.
+pub fn carried(existing: Option<&CrashDiagnosis>, owner_uid: Option<&str>, cause: &str) -> Carried {
+    let earlier_owner = |c: &CrashDiagnosis| {
+        let owner = c
+            .metadata
+            .owner_references
+            .iter()
+            .flatten()
+            .next()
+            .map(|r| r.uid.as_str());
+        matches!((owner, owner_uid), (Some(a), Some(b)) if a != b)
+    };
+    let Some(c) = existing.filter(|c| !earlier_owner(c)) else {
+        return Carried {
+            first_seen: None,
+            notified: None,
+            news: true,
+        };
+    };
+    let resolved = c.status.as_ref().is_some_and(|s| s.resolved);
+    Carried {
+        first_seen: (!resolved).then(|| c.spec.first_seen.clone()),
+        notified: c.status.as_ref().and_then(|s| s.notified.clone()),
+        news: c.spec.cause != cause || resolved,
+    }
+}
+
 /// The CRD as YAML, as `unloop agent crd` prints it.
 pub fn crd_yaml() -> String {
     serde_saphyr::to_string(&CrashDiagnosis::crd()).unwrap_or_default()
@@ -217,6 +258,79 @@ pub fn one_line(spec: &CrashDiagnosisSpec) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The resource the agent published for the captured oom-limit scenario, owned by its
+    /// captured Deployment and notified once; and that Deployment's uid.
+    fn published() -> (CrashDiagnosis, String) {
+        let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../../testbed/scenarios/oom-limit/bundle.json.gz");
+        let state = unloop_source::bundle::read(&path).unwrap();
+        let now = state.captured_at.unwrap();
+        let report = unloop_core::diagnose::diagnose(&state, &Default::default(), now);
+        let spec = spec_of(&report.diagnoses[0], "2026-11-30T02:00:00Z", now);
+        let deploy = &state.deployments[0];
+        let uid = deploy.metadata.uid.clone().unwrap();
+        let mut c = CrashDiagnosis::new(&resource_name(&spec.workload, &spec.container), spec);
+        c.metadata.owner_references = Some(vec![
+            k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference {
+                api_version: "apps/v1".into(),
+                kind: "Deployment".into(),
+                name: deploy.metadata.name.clone().unwrap(),
+                uid: uid.clone(),
+                ..Default::default()
+            },
+        ]);
+        c.status = Some(CrashDiagnosisStatus {
+            notified: Some(Notified {
+                cause: "oom-limit-too-low".into(),
+                at: "2026-11-30T02:00:05Z".into(),
+            }),
+            ..Default::default()
+        });
+        (c, uid)
+    }
+
+    #[test]
+    fn the_same_workload_keeps_its_first_sighting_and_its_notification() {
+        let (c, uid) = published();
+        let kept = carried(Some(&c), Some(&uid), "oom-limit-too-low");
+        assert!(!kept.news);
+        assert_eq!(kept.first_seen.as_deref(), Some("2026-11-30T02:00:00Z"));
+        assert_eq!(kept.notified, c.status.as_ref().unwrap().notified);
+        // Another cause for the same workload is news, still within the same incident.
+        let other = carried(Some(&c), Some(&uid), "missing-env-var");
+        assert!(other.news);
+        assert_eq!(other.first_seen.as_deref(), Some("2026-11-30T02:00:00Z"));
+    }
+
+    /// Deleted and created again under the same name (the soak found it: the old resource, not
+    /// yet garbage-collected, held the notification of the old workload, and the new one was
+    /// never notified).
+    #[test]
+    fn a_workload_created_again_under_the_same_name_is_a_new_incident() {
+        let (c, uid) = published();
+        let again = format!("{}-again", &uid[..8]);
+        let new = carried(Some(&c), Some(&again), "oom-limit-too-low");
+        assert_eq!(
+            new,
+            Carried {
+                first_seen: None,
+                notified: None,
+                news: true
+            }
+        );
+        assert!(carried(None, Some(&uid), "oom-limit-too-low").news);
+    }
+
+    #[test]
+    fn a_resolved_resource_starts_a_new_sighting_within_the_notification_window() {
+        let (mut c, uid) = published();
+        c.status.as_mut().unwrap().resolved = true;
+        let back = carried(Some(&c), Some(&uid), "oom-limit-too-low");
+        assert!(back.news);
+        assert_eq!(back.first_seen, None);
+        assert_eq!(back.notified, c.status.as_ref().unwrap().notified);
+    }
 
     #[test]
     fn the_crd_has_the_columns_kubectl_prints_and_a_schema_from_the_types() {
