@@ -132,6 +132,71 @@ fn kubectl(args: &[&str]) -> std::process::Output {
         .expect("kubectl runs")
 }
 
+/// A namespace of one test's own on the testbed. Made fresh (what an earlier run left is deleted
+/// first); manifests are written to a directory of its own and applied; when the test ends,
+/// passed or failed, the namespace is deleted and the test's time is printed.
+struct Sandbox {
+    ns: &'static str,
+    what: &'static str,
+    dir: tempfile::TempDir,
+    began: std::time::Instant,
+}
+
+impl Sandbox {
+    fn new(ns: &'static str, what: &'static str) -> Sandbox {
+        let began = std::time::Instant::now();
+        kubectl(&[
+            "delete",
+            "namespace",
+            ns,
+            "--ignore-not-found",
+            "--wait=true",
+        ]);
+        Sandbox {
+            ns,
+            what,
+            dir: tempfile::tempdir().unwrap(),
+            began,
+        }
+    }
+
+    /// Writes `text` to the file `name` in the sandbox's directory; its path.
+    fn file(&self, name: &str, text: &str) -> String {
+        let p = self.dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p.to_string_lossy().into_owned()
+    }
+
+    /// Applies `text` (written to `name` first); the test fails if kubectl does.
+    fn apply(&self, name: &str, text: &str) {
+        ok(kubectl(&["apply", "-f", &self.file(name, text)]));
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        #[allow(clippy::print_stderr)]
+        {
+            eprintln!(
+                "{}: {:.1}s in all",
+                self.what,
+                self.began.elapsed().as_secs_f64()
+            );
+        }
+        kubectl(&["delete", "namespace", self.ns, "--wait=false"]);
+    }
+}
+
+/// The output of a command that must succeed, else the test fails with its stderr.
+fn ok(out: std::process::Output) -> String {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// Statuses where the container never starts: a copy cannot start either, and unloop must roll it
 /// back and say why.
 const CANNOT_START: [&str; 8] = [
@@ -834,7 +899,6 @@ fn first_containers(ns: &str) -> std::collections::BTreeMap<String, (i64, bool, 
 fn retry_skips_the_backoff_and_watch_follows_it() {
     let ns = "retry-e2e";
     let kc = kubeconfig();
-    let dir = tempfile::tempdir().unwrap();
     let scenario = repo_root().join("testbed/scenarios/fixed-but-backing-off");
     let manifest = std::fs::read_to_string(scenario.join("manifest.yaml")).unwrap();
     let configmap = std::fs::read_to_string(scenario.join("configmap.yaml")).unwrap();
@@ -842,29 +906,9 @@ fn retry_skips_the_backoff_and_watch_follows_it() {
         text.replace("fixed-but-backing-off", ns)
             .replace("payments", app)
     };
-    let file = |name: &str, text: String| {
-        let p = dir.path().join(name);
-        std::fs::write(&p, text).unwrap();
-        p.to_string_lossy().into_owned()
-    };
-    kubectl(&[
-        "delete",
-        "namespace",
-        ns,
-        "--ignore-not-found",
-        "--wait=true",
-    ]);
+    let sandbox = Sandbox::new(ns, "retry of a Deployment");
     for app in ["retried", "waiting", "broken"] {
-        let st = kubectl(&[
-            "apply",
-            "-f",
-            &file(&format!("{app}.yaml"), copy(&manifest, app)),
-        ]);
-        assert!(
-            st.status.success(),
-            "{}",
-            String::from_utf8_lossy(&st.stderr)
-        );
+        sandbox.apply(&format!("{app}.yaml"), &copy(&manifest, app));
     }
     // No --yes and no terminal to ask on: refused in one line and a hint, nothing deleted.
     let refused = unloop(&["retry", "--kubeconfig", &kc, "-n", ns, "deploy/retried"]);
@@ -903,16 +947,7 @@ fn retry_skips_the_backoff_and_watch_follows_it() {
     }
     // The fix, for two of them.
     for app in ["retried", "waiting"] {
-        let st = kubectl(&[
-            "apply",
-            "-f",
-            &file(&format!("{app}-cm.yaml"), copy(&configmap, app)),
-        ]);
-        assert!(
-            st.status.success(),
-            "{}",
-            String::from_utf8_lossy(&st.stderr)
-        );
+        sandbox.apply(&format!("{app}-cm.yaml"), &copy(&configmap, app));
     }
     let fixed_at = std::time::Instant::now();
     let watch = Command::new(env!("CARGO_BIN_EXE_unloop"))
@@ -1006,7 +1041,6 @@ fn retry_skips_the_backoff_and_watch_follows_it() {
         retry_secs < watch_secs,
         "retry took {retry_secs:.1}s, waiting out the backoff {watch_secs:.1}s"
     );
-    kubectl(&["delete", "namespace", ns, "--wait=false"]);
 }
 
 /// A failed Job retried, live: two copies of job-fails (backoffLimit 0) whose DATABASE_URL comes
@@ -1019,7 +1053,6 @@ fn retry_skips_the_backoff_and_watch_follows_it() {
 fn retry_re_creates_a_failed_job() {
     let ns = "retry-job-e2e";
     let kc = kubeconfig();
-    let dir = tempfile::tempdir().unwrap();
     let read = |path: &str| std::fs::read_to_string(repo_root().join(path)).unwrap();
     let job_fails = read("testbed/scenarios/job-fails/manifest.yaml");
     let deploy = read("testbed/scenarios/fixed-but-backing-off/manifest.yaml");
@@ -1054,33 +1087,9 @@ fn retry_re_creates_a_failed_job() {
         );
         copy(&text, app)
     };
-    let file = |name: &str, text: String| {
-        let p = dir.path().join(name);
-        std::fs::write(&p, text).unwrap();
-        p.to_string_lossy().into_owned()
-    };
-    let ok = |out: std::process::Output| {
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
-    let began = std::time::Instant::now();
-    kubectl(&[
-        "delete",
-        "namespace",
-        ns,
-        "--ignore-not-found",
-        "--wait=true",
-    ]);
+    let sandbox = Sandbox::new(ns, "retry of a Job");
     for app in ["nightly", "broken"] {
-        ok(kubectl(&[
-            "apply",
-            "-f",
-            &file(&format!("{app}.yaml"), job(app)),
-        ]));
+        sandbox.apply(&format!("{app}.yaml"), &job(app));
     }
     ok(kubectl(&[
         "wait",
@@ -1113,11 +1122,7 @@ fn retry_re_creates_a_failed_job() {
     assert_eq!(by_hand, unloop_core::jobs::rerun(&old));
 
     // The fix, for one of them.
-    ok(kubectl(&[
-        "apply",
-        "-f",
-        &file("nightly-cm.yaml", copy(&configmap, "nightly")),
-    ]));
+    sandbox.apply("nightly-cm.yaml", &copy(&configmap, "nightly"));
     let retried = unloop(&[
         "retry",
         "--kubeconfig",
@@ -1255,14 +1260,6 @@ fn retry_re_creates_a_failed_job() {
         out.contains("broken-config"),
         "the new diagnosis names the ConfigMap: {out}"
     );
-    #[allow(clippy::print_stderr)]
-    {
-        eprintln!(
-            "retry of a Job: {:.1}s in all",
-            began.elapsed().as_secs_f64()
-        );
-    }
-    kubectl(&["delete", "namespace", ns, "--wait=false"]);
 }
 
 /// A follow that neither ends fixed nor fails again within `--timeout` exits 6 with one line (and
@@ -1275,49 +1272,25 @@ fn retry_re_creates_a_failed_job() {
 fn a_follow_times_out_with_exit_6_and_redraws_on_a_terminal() {
     let ns = "watch-tty-e2e";
     let kc = kubeconfig();
-    let dir = tempfile::tempdir().unwrap();
     let read = |path: &str| std::fs::read_to_string(repo_root().join(path)).unwrap();
     let manifest = read("testbed/scenarios/fixed-but-backing-off/manifest.yaml");
     let configmap = read("testbed/scenarios/fixed-but-backing-off/configmap.yaml");
-    let apply = |name: &str, text: &str, app: &str| {
-        let path = dir.path().join(name);
-        std::fs::write(
-            &path,
-            text.replace("fixed-but-backing-off", ns)
-                .replace("payments", app),
-        )
-        .unwrap();
-        let st = kubectl(&["apply", "-f", path.to_str().unwrap()]);
-        assert!(
-            st.status.success(),
-            "{}",
-            String::from_utf8_lossy(&st.stderr)
-        );
+    let copy = |text: &str, app: &str| {
+        text.replace("fixed-but-backing-off", ns)
+            .replace("payments", app)
     };
-    let began = std::time::Instant::now();
-    kubectl(&[
-        "delete",
-        "namespace",
-        ns,
-        "--ignore-not-found",
-        "--wait=true",
-    ]);
-    apply("stuck.yaml", &manifest, "stuck");
-    apply("steady-cm.yaml", &configmap, "steady");
-    apply("steady.yaml", &manifest, "steady");
-    let st = kubectl(&[
+    let sandbox = Sandbox::new(ns, "follow timeout and terminal test");
+    sandbox.apply("stuck.yaml", &copy(&manifest, "stuck"));
+    sandbox.apply("steady-cm.yaml", &copy(&configmap, "steady"));
+    sandbox.apply("steady.yaml", &copy(&manifest, "steady"));
+    ok(kubectl(&[
         "wait",
         "-n",
         ns,
         "--for=condition=Available",
         "deploy/steady",
         "--timeout=60s",
-    ]);
-    assert!(
-        st.status.success(),
-        "{}",
-        String::from_utf8_lossy(&st.stderr)
-    );
+    ]));
     // The moment `stuck` has crashed after its second restart (the first is at once, the second
     // after 10 s): the kubelet waits 20 s now.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
@@ -1422,14 +1395,6 @@ fn a_follow_times_out_with_exit_6_and_redraws_on_a_terminal() {
             &screen[i..(i + 12).min(screen.len())]
         );
     }
-    #[allow(clippy::print_stderr)]
-    {
-        eprintln!(
-            "follow timeout and terminal test: {:.1}s in all",
-            began.elapsed().as_secs_f64()
-        );
-    }
-    kubectl(&["delete", "namespace", ns, "--wait=false"]);
 }
 
 /// The in-place resize stopgap for an OOM kill, run exactly as unloop prints it, is accepted by
@@ -1440,26 +1405,12 @@ fn a_follow_times_out_with_exit_6_and_redraws_on_a_terminal() {
 fn the_in_place_resize_stopgap_is_accepted_by_the_api_server() {
     let ns = "resize-e2e";
     let kc = kubeconfig();
-    let dir = tempfile::tempdir().unwrap();
     let manifest =
         std::fs::read_to_string(repo_root().join("testbed/scenarios/oom-limit/manifest.yaml"))
             .unwrap()
             .replace("oom-limit", ns);
-    let file = dir.path().join("oom.yaml");
-    std::fs::write(&file, manifest).unwrap();
-    kubectl(&[
-        "delete",
-        "namespace",
-        ns,
-        "--ignore-not-found",
-        "--wait=true",
-    ]);
-    let st = kubectl(&["apply", "-f", file.to_str().unwrap()]);
-    assert!(
-        st.status.success(),
-        "{}",
-        String::from_utf8_lossy(&st.stderr)
-    );
+    let sandbox = Sandbox::new(ns, "in-place resize stopgap");
+    sandbox.apply("oom.yaml", &manifest);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     while first_container(ns, "worker").0 < 1 {
         assert!(
@@ -1508,7 +1459,6 @@ fn the_in_place_resize_stopgap_is_accepted_by_the_api_server() {
         "-o",
         "jsonpath={.items[0].spec.containers[0].resources.limits.memory}",
     ]);
-    kubectl(&["delete", "namespace", ns, "--wait=false"]);
     assert!(
         ran.status.success(),
         "{command}: {}",

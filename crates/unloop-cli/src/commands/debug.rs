@@ -1,7 +1,7 @@
 //! `unloop debug`: a debug copy of a crashing pod (or an in-place override of its workload, with a
 //! restore), kept alive to exec into.
 
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -362,16 +362,7 @@ fn confirm(question: &str) -> Result<(), CliError> {
             Some("pass --yes to confirm, or --dry-run to see the patch"),
         ));
     }
-    let mut err = std::io::stderr();
-    let _ = write!(err, "{question} [y/N] ");
-    let _ = err.flush();
-    let mut answer = String::new();
-    let _ = std::io::stdin().lock().read_line(&mut answer);
-    if matches!(answer.trim(), "y" | "Y" | "yes") {
-        Ok(())
-    } else {
-        Err(CliError::usage("cancelled; nothing was changed", None))
-    }
+    super::confirm(question)
 }
 
 async fn restore(

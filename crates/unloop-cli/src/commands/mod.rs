@@ -27,6 +27,22 @@ pub(crate) fn live_options(global: &Global, scope: &Scope, tail: i64) -> LiveOpt
     }
 }
 
+/// Asks `question` on stderr and reads the answer from stdin (a terminal: the callers check that
+/// first, each with its own hint); anything but y/yes cancels, and nothing is changed.
+pub(crate) fn confirm(question: &str) -> Result<(), CliError> {
+    use std::io::{BufRead, Write};
+    let mut err = std::io::stderr();
+    let _ = write!(err, "{question} [y/N] ");
+    let _ = err.flush();
+    let mut answer = String::new();
+    let _ = std::io::stdin().lock().read_line(&mut answer);
+    if matches!(answer.trim(), "y" | "Y" | "yes") {
+        Ok(())
+    } else {
+        Err(CliError::usage("cancelled; nothing was changed", None))
+    }
+}
+
 pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -3,7 +3,7 @@
 //! then follow the new pods through a watch until they are fixed, fail again or `--timeout`
 //! passes. `unloop diagnose --watch` is the same follow without the delete.
 
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -93,7 +93,7 @@ pub fn run(args: RetryArgs, global: &Global, out: &Output) -> Result<ExitCode, C
         }
         out.note(plan.trim_end());
         if !args.yes {
-            confirm(&format!("Delete {}?", plural(doomed.len(), "pod")))?;
+            super::confirm(&format!("Delete {}?", plural(doomed.len(), "pod")))?;
         }
         // Watch first, so no change between the delete and the watch is missed.
         let mut watch = watch_pods(&opts, &ns, &selector).await?;
@@ -232,7 +232,7 @@ async fn rerun_job(
     plan.push_str(&format!("  {}\n", render(&jobs::rerun_script(&w.name, ns))));
     out.note(plan.trim_end());
     if !args.yes {
-        confirm(&format!("Re-create {w}?"))?;
+        super::confirm(&format!("Re-create {w}?"))?;
     }
     // The Job as the API server has it (the state's copy is redacted), and only the one shown.
     let fresh = ops::get_job(live, ns, &w.name).await?;
@@ -416,19 +416,6 @@ fn plural(n: usize, what: &str) -> String {
         format!("1 {what}")
     } else {
         format!("{n} {what}s")
-    }
-}
-
-fn confirm(question: &str) -> Result<(), CliError> {
-    let mut err = std::io::stderr();
-    let _ = write!(err, "{question} [y/N] ");
-    let _ = err.flush();
-    let mut answer = String::new();
-    let _ = std::io::stdin().lock().read_line(&mut answer);
-    if matches!(answer.trim(), "y" | "Y" | "yes") {
-        Ok(())
-    } else {
-        Err(CliError::usage("cancelled; nothing was changed", None))
     }
 }
 
