@@ -85,7 +85,7 @@ step "a short crash-loop backoff cap on the real kubelet"
 # testbed/backoff-cap.sh restarts the kubelet with crashLoopBackOff.maxContainerRestartPeriod 4s
 # (containers keep running), a pod of its own namespace crash-loops, and the test checks that the
 # kubelet restarts it every 4 s and that diagnose reads the cap from configz and predicts the next
-# restart; the kubelet's own configuration is restored whatever happens. About DURATION.
+# restart; the kubelet's own configuration is restored whatever happens. About 60 s.
 cargo test -p unloop --features e2e --test backoff_cap --locked
 
 step "node pressure and eviction (disturbs the whole node: last)"
