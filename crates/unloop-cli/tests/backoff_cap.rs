@@ -95,7 +95,13 @@ struct Restore;
 impl Drop for Restore {
     fn drop(&mut self) {
         kubectl(
-            &["delete", "namespace", NS, "--ignore-not-found", "--wait=false"],
+            &[
+                "delete",
+                "namespace",
+                NS,
+                "--ignore-not-found",
+                "--wait=false",
+            ],
             None,
         );
         if let Err(e) = backoff_cap(&["off"]) {
@@ -206,7 +212,13 @@ fn diagnose_in_backoff(extra: &[&str], shows_backoff: impl Fn(&str) -> bool) -> 
 fn a_short_backoff_cap_is_what_the_kubelet_does_and_what_diagnose_says() {
     let started = Instant::now();
     kubectl(
-        &["delete", "namespace", NS, "--ignore-not-found", "--wait=true"],
+        &[
+            "delete",
+            "namespace",
+            NS,
+            "--ignore-not-found",
+            "--wait=true",
+        ],
         None,
     );
     let _restore = Restore;
@@ -273,7 +285,10 @@ fn a_short_backoff_cap_is_what_the_kubelet_does_and_what_diagnose_says() {
         "{human}"
     );
     assert!(human.contains(&format!(" 0s ▮ [{CAP}s ▮]×")), "{human}");
-    assert!(human.contains(&format!("waits {CAP}s (the cap)")), "{human}");
+    assert!(
+        human.contains(&format!("waits {CAP}s (the cap)")),
+        "{human}"
+    );
 
     #[allow(clippy::print_stderr)]
     {

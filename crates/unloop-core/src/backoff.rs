@@ -310,7 +310,10 @@ mod tests {
         assert_eq!(settings("unloop-node", Some(&cfg), Some(35)).1, 300);
         cfg.max_container_restart_period_secs = Some(120);
         assert_eq!(settings("unloop-node", Some(&cfg), Some(35)).1, 120);
-        assert_eq!(settings("unloop-node", Some(&cfg), Some(34)), (1, 60, "node unloop-node's kubelet config".into()));
+        assert_eq!(
+            settings("unloop-node", Some(&cfg), Some(34)),
+            (1, 60, "node unloop-node's kubelet config".into())
+        );
     }
 
     /// The 1.35 kubelet leaves a crashed run in state.terminated for most of the delay that
