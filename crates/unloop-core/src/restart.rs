@@ -98,7 +98,8 @@ pub fn long_running(pod_policy: Policy, c: &Container, init: bool) -> bool {
 }
 
 /// How a container killed by the kubelet (a failed liveness or startup probe) exits: SIGKILL at
-/// the end of the grace period (137), or its own death on SIGTERM (143).
+/// the end of the grace period (137), or death by SIGTERM (143). An app that handles SIGTERM exits
+/// with its own code (a Go program as PID 1: 2, seen on the testbed), which no manifest tells.
 pub const KILL_EXITS: [i32; 2] = [137, 143];
 
 /// Whether the kubelet restarts container `c` after killing it on a failed liveness or startup
