@@ -22,26 +22,6 @@ PRESSURE_CONFIG=$STATE/kubelet/pressure.yaml
 
 [ -f "$CONFIG" ] && pid_alive kubelet || die "the testbed is not up (testbed/up.sh)"
 
-# wait_until WHAT SECONDS CMD...
-wait_until() {
-  local what=$1 deadline=$(($(date +%s) + $2))
-  shift 2
-  until "$@" >/dev/null 2>&1; do
-    [ "$(date +%s)" -lt "$deadline" ] || die "gave up waiting for $what"
-    sleep 1
-  done
-}
-
-restart_kubelet() {
-  local pid
-  pid=$(cat "$PIDS/kubelet.pid")
-  log "restarting the kubelet with $1"
-  kill -TERM "$pid" 2>/dev/null || true
-  for _ in $(seq 1 30); do pid_alive kubelet || break; sleep 0.5; done
-  if pid_alive kubelet; then kill -KILL "$pid" 2>/dev/null || true; sleep 1; fi
-  start_kubelet "$1"
-}
-
 memory_pressure_is() {
   [ "$(kubectl get node "$NODE_NAME" -o jsonpath='{.status.conditions[?(@.type=="MemoryPressure")].status}')" = "$1" ]
 }
@@ -75,9 +55,7 @@ capture)
   log "captured $DIR/bundle.json.gz"
   ;;
 off)
-  if pid_alive kubelet && ! grep -q -- "--config=$CONFIG" "/proc/$(cat "$PIDS/kubelet.pid")/cmdline" 2>/dev/null; then
-    restart_kubelet "$CONFIG"
-  fi
+  kubelet_runs_with "$CONFIG" || restart_kubelet "$CONFIG"
   wait_until "the node to be Ready" 120 node_ready
   wait_until "MemoryPressure=False" 120 memory_pressure_is False
   wait_until "the memory-pressure taint to go" 120 untainted

@@ -4,8 +4,9 @@
 #   (testbed/chart-validate.sh), a short run of every fuzz target (testbed/fuzz-smoke.sh), the HTML
 #   report in Chromium (testbed/browser.sh), then the testbed cluster with every crash scenario
 #   running for real, unloop mcp under a real MCP client (testbed/mcp.sh), the end-to-end suite against
-#   it, real node pressure with an eviction (testbed/pressure.sh), and a check that no packet left
-#   the machine meanwhile.
+#   it, a short crash-loop backoff cap on the real kubelet (testbed/backoff-cap.sh), real node
+#   pressure with an eviction (testbed/pressure.sh), and a check that no packet left the machine
+#   meanwhile.
 # Needs root (the testbed runs a kubelet). Leaves the cluster up unless TESTBED_DOWN=1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -79,6 +80,13 @@ cargo test -p unloop --features e2e --test e2e --locked -- --test-threads=1
 # duplicate; the apiserver restarted (testbed/restart-apiserver.sh, left running), a new crash
 # loop still diagnosed; a fix resolves, a delete garbage-collects.
 cargo test -p unloop --features e2e --test e2e_agent --locked -- --test-threads=1
+
+step "a short crash-loop backoff cap on the real kubelet"
+# testbed/backoff-cap.sh restarts the kubelet with crashLoopBackOff.maxContainerRestartPeriod 4s
+# (containers keep running), a pod of its own namespace crash-loops, and the test checks that the
+# kubelet restarts it every 4 s and that diagnose reads the cap from configz and predicts the next
+# restart; the kubelet's own configuration is restored whatever happens. About 60 s.
+cargo test -p unloop --features e2e --test backoff_cap --locked
 
 step "node pressure and eviction (disturbs the whole node: last)"
 # The e2e tests are done with the crash scenarios: remove them first. Under memory pressure the

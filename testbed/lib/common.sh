@@ -89,6 +89,35 @@ start_kubelet() {
     --root-dir="$STATE/kubelet" --hostname-override="$NODE_NAME" --node-ip="$NODE_IP" --v=2
 }
 
+# restart_kubelet CONFIG: stop the node's kubelet (TERM, then KILL after 15 s) and start it again with
+# the KubeletConfiguration file CONFIG. Containers keep running; the kubelet's in-memory crash-loop
+# backoff starts over. pressure.sh and backoff-cap.sh swap in a variant this way and restore it.
+restart_kubelet() {
+  local pid
+  pid=$(cat "$PIDS/kubelet.pid")
+  log "restarting the kubelet with $1"
+  # Only a live kubelet is signalled: a dead one's pid may belong to another process by now.
+  if pid_alive kubelet; then kill -TERM "$pid" 2>/dev/null || true; fi
+  for _ in $(seq 1 30); do pid_alive kubelet || break; sleep 0.5; done
+  if pid_alive kubelet; then kill -KILL "$pid" 2>/dev/null || true; sleep 1; fi
+  start_kubelet "$1"
+}
+
+# kubelet_runs_with CONFIG: the running kubelet was started with CONFIG.
+kubelet_runs_with() {
+  pid_alive kubelet && tr '\0' '\n' <"/proc/$(cat "$PIDS/kubelet.pid")/cmdline" | grep -qxF -- "--config=$1"
+}
+
+# wait_until WHAT SECONDS CMD...: run CMD every second until it succeeds, or die after SECONDS.
+wait_until() {
+  local what=$1 deadline=$(($(date +%s) + $2))
+  shift 2
+  until "$@" >/dev/null 2>&1; do
+    [ "$(date +%s)" -lt "$deadline" ] || die "gave up waiting for $what"
+    sleep 1
+  done
+}
+
 node_ready() {
   [ "$(kubectl get node "$NODE_NAME" -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}')" = True ]
 }

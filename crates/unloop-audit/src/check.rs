@@ -226,10 +226,10 @@ impl CheckId {
                 "with imagePullPolicy Never every node must already have the image; a node without it fails with ErrImageNeverPull"
             }
             CheckId::EntrypointBackgrounds => {
-                "a command that starts its process in the background and returns exits at once; under restartPolicy Always the kubelet restarts it forever"
+                "a command that starts its process in the background and returns exits at once; a long-running container (restartPolicy Always, or a sidecar) is then restarted forever"
             }
             CheckId::EntrypointExits => {
-                "a long-running workload whose command finishes (exit 0, Completed) is restarted forever under restartPolicy Always"
+                "a long-running container (restartPolicy Always, or a sidecar) whose command finishes (exit 0, Completed) is restarted forever"
             }
             CheckId::RecentRestarts => {
                 "containers that restarted recently are crash-looping or were killed: the cause is still present"

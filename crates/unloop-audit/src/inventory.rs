@@ -54,17 +54,6 @@ impl Workload {
         self.template.spec.as_ref()
     }
 
-    /// True when its containers are meant to run forever (restartPolicy Always).
-    pub fn long_running(&self) -> bool {
-        match self.kind {
-            WorkloadKind::Pod => self
-                .spec()
-                .and_then(|s| s.restart_policy.as_deref())
-                .is_none_or(|p| p == "Always"),
-            k => k.long_running(),
-        }
-    }
-
     /// The location of the whole object, or of one container in it.
     pub fn location(&self, container: Option<&str>) -> Option<Location> {
         let src = self.source.as_ref()?;

@@ -204,7 +204,10 @@ fn settings(
         .unwrap_or(kubelet_minor.is_some_and(|m| m >= 35));
     let mut initial = initial;
     if let (true, Some(max)) = (max_gate, cfg.max_container_restart_period_secs) {
-        cap = cap.min(max.max(1));
+        // With the gate on, the configured period is the cap, whatever the other gate says
+        // (kubelet.go, newCrashLoopBackOff): the kubelet defaults it to 5m0s, so under
+        // ReduceDefaultCrashLoopBackOffDecay the cap stays 5m0s unless the config lowers it.
+        cap = max.max(1);
         // The kubelet starts at the cap when the cap is below the initial delay: with
         // maxContainerRestartPeriod 5s every delay, the first one too, is 5s (not 10s).
         initial = initial.min(cap);
@@ -300,6 +303,16 @@ mod tests {
         assert_eq!(
             settings("unloop-node", Some(&cfg), Some(35)),
             (1, 5, "node unloop-node's kubelet config".into())
+        );
+        // Its 60 s cap holds only without KubeletCrashLoopBackOffMax: from 1.35 the configured
+        // period replaces it, and configz shows the kubelet's default 5m0s when none is set.
+        cfg.max_container_restart_period_secs = Some(300);
+        assert_eq!(settings("unloop-node", Some(&cfg), Some(35)).1, 300);
+        cfg.max_container_restart_period_secs = Some(120);
+        assert_eq!(settings("unloop-node", Some(&cfg), Some(35)).1, 120);
+        assert_eq!(
+            settings("unloop-node", Some(&cfg), Some(34)),
+            (1, 60, "node unloop-node's kubelet config".into())
         );
     }
 

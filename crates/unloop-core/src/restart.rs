@@ -75,9 +75,51 @@ pub struct OnExit {
     pub because: Because,
 }
 
+/// The pod's own restartPolicy, None when it sets none (or a word the kubelet does not know): the
+/// API server then defaults it to Always, but a Job's template must say Never or OnFailure.
+pub fn pod_policy(pod: Option<&PodSpec>) -> Option<Policy> {
+    pod.and_then(|p| p.restart_policy.as_deref())
+        .and_then(Policy::parse)
+}
+
+/// Whether container `c` is a native sidecar: an init container with restartPolicy Always, which
+/// runs for the pod's life beside the regular containers (its probes and resources matter like
+/// theirs; a plain init container may have no probes at all).
+pub fn sidecar(c: &Container, init: bool) -> bool {
+    init && c.restart_policy.as_deref() == Some("Always")
+}
+
+/// Whether container `c` is long-running: the kubelet restarts it even after a clean exit (exit 0),
+/// so finishing is not how it ends and a command that returns is a crash loop. A sidecar, a
+/// container under restartPolicy Always (its own, else the pod's), or one whose
+/// restartPolicyRules restart exit 0. `pod_policy` is the pod's (see [`pod_policy`]).
+pub fn long_running(pod_policy: Policy, c: &Container, init: bool) -> bool {
+    decide(pod_policy, Some(c), init, 0).restarts
+}
+
+/// How a container killed by the kubelet (a failed liveness or startup probe) exits: SIGKILL at
+/// the end of the grace period (137), or death by SIGTERM (143). An app that handles SIGTERM exits
+/// with its own code (a Go program as PID 1: 2, seen on the testbed), which no manifest tells.
+pub const KILL_EXITS: [i32; 2] = [137, 143];
+
+/// Whether the kubelet restarts container `c` after killing it on a failed liveness or startup
+/// probe (either exit of [`KILL_EXITS`]): only then is a probe that kills a slow start a crash
+/// loop. A container that is not restarted just ends, failed (a `restartPolicy: Never` Job's pod,
+/// or a container whose restartPolicyRules restart only the app's own "retry me" code).
+pub fn restarted_after_kill(pod_policy: Policy, c: &Container, init: bool) -> bool {
+    KILL_EXITS
+        .iter()
+        .any(|&code| decide(pod_policy, Some(c), init, code).restarts)
+}
+
 /// Whether the kubelet restarts container `c` of a pod with spec `pod` after it exits with `code`.
 /// `init` is true for init containers (a sidecar is one, with restartPolicy Always).
 pub fn on_exit(pod: Option<&PodSpec>, c: Option<&Container>, init: bool, code: i32) -> OnExit {
+    decide(pod_policy(pod).unwrap_or(Policy::Always), c, init, code)
+}
+
+/// [`on_exit`] with the pod's restartPolicy given (audit knows a Job template's default).
+pub fn decide(pod_policy: Policy, c: Option<&Container>, init: bool, code: i32) -> OnExit {
     let decided = |restarts, because| OnExit {
         code,
         restarts,
@@ -125,10 +167,6 @@ pub fn on_exit(pod: Option<&PodSpec>, c: Option<&Container>, init: bool, code: i
         let restarts = policy.restarts(code) && !(init && policy != Policy::Always && code == 0);
         return decided(restarts, Because::ContainerPolicy { policy, rules });
     }
-    let pod_policy = pod
-        .and_then(|p| p.restart_policy.as_deref())
-        .and_then(Policy::parse)
-        .unwrap_or(Policy::Always);
     if init {
         let restarts = code != 0 && pod_policy != Policy::Never;
         return decided(restarts, Because::InitContainer(pod_policy));
@@ -301,6 +339,40 @@ mod tests {
         c.restart_policy = Some("OnFailure".into());
         assert!(!on_exit(Some(&spec), Some(&c), false, 0).restarts);
         assert!(on_exit(Some(&spec), Some(&c), false, 2).restarts);
+    }
+
+    /// What audit asks: does a clean exit restart the container (long-running), does a kill on
+    /// a failed probe (137 or 143)?
+    #[test]
+    fn long_running_and_restarted_after_a_kill() {
+        let (spec, mut c) = captured();
+        let pod = pod_policy(Some(&spec)).unwrap();
+        assert_eq!(pod, Policy::Never);
+        // Restart In [3]: a clean exit ends it, and so does a kill.
+        assert!(!long_running(pod, &c, false));
+        assert!(!restarted_after_kill(pod, &c, false));
+        c.restart_policy_rules.as_mut().unwrap()[0]
+            .exit_codes
+            .as_mut()
+            .unwrap()
+            .values = Some(vec![3, 143]);
+        assert!(restarted_after_kill(pod, &c, false));
+        assert!(!long_running(pod, &c, false));
+        // Its own Always, no rules: long-running in a Never pod; as an init container, a sidecar.
+        c.restart_policy_rules = None;
+        c.restart_policy = Some("Always".into());
+        assert!(long_running(pod, &c, false));
+        assert!(sidecar(&c, true) && !sidecar(&c, false));
+        assert!(long_running(pod, &c, true) && restarted_after_kill(pod, &c, true));
+        // A plain init container: restarted after a kill under OnFailure, never long-running.
+        c.restart_policy = None;
+        assert!(!sidecar(&c, true));
+        assert!(restarted_after_kill(Policy::OnFailure, &c, true));
+        assert!(!long_running(Policy::Always, &c, true));
+        // Without settings the pod decides; a pod that sets none is Always.
+        assert_eq!(pod_policy(None), None);
+        assert!(long_running(Policy::Always, &c, false));
+        assert!(!restarted_after_kill(Policy::Never, &c, false));
     }
 
     #[test]

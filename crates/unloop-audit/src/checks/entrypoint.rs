@@ -3,7 +3,7 @@
 //! crash loop under restartPolicy Always; diagnosis sees the same thing after the fact.
 
 use crate::yaml::Yaml;
-use unloop_core::status::Role;
+use unloop_core::restart::Because;
 
 use super::Subject;
 use crate::check::{CheckId, Finding, Fix};
@@ -111,7 +111,9 @@ fn daemon_mode(words: &[&str], text: &str) -> Option<String> {
 }
 
 pub(crate) fn check(s: &Subject, out: &mut Vec<Finding>) {
-    if s.role == Role::Init || !s.workload.long_running() {
+    // What the kubelet does after exit 0 decides, not the kind of workload: a Job's sidecar runs
+    // for the pod's life, and a container's own restartPolicy overrides the pod's either way.
+    if !s.long_running() {
         return;
     }
     let argv: Vec<&str> = s
@@ -125,7 +127,7 @@ pub(crate) fn check(s: &Subject, out: &mut Vec<Finding>) {
     if argv.is_empty() {
         return;
     }
-    let kind = s.workload.kind_name();
+    let (who, kind) = runs_forever_as(s);
     // Quoted only in findings: redaction runs a dozen patterns, too dear for every container.
     let shown = || s.command_line().unwrap_or_default();
     match shell_script(&argv) {
@@ -152,7 +154,7 @@ pub(crate) fn check(s: &Subject, out: &mut Vec<Finding>) {
                 new_argv[index] = fixed.clone().into();
                 out.push(s.finding(
                     CheckId::EntrypointBackgrounds,
-                    format!("`{}`: {reason}, so the {kind}'s container exits and is restarted forever", shown()),
+                    format!("`{}`: {reason}, so the {who} exits and is restarted forever", shown()),
                     Fix::with_yaml(
                         "keep the server in the foreground as the shell's last command, with exec (and daemon mode off)",
                         s.patch(replace_argv(s, Yaml::Seq(new_argv))),
@@ -162,7 +164,7 @@ pub(crate) fn check(s: &Subject, out: &mut Vec<Finding>) {
                 out.push(exits(
                     s,
                     &shown(),
-                    kind,
+                    &kind,
                     &format!("its last command `{last}` returns at once"),
                 ));
             }
@@ -171,17 +173,37 @@ pub(crate) fn check(s: &Subject, out: &mut Vec<Finding>) {
             if let Some(reason) = daemon_mode(&argv, &argv.join(" ")) {
                 out.push(s.finding(
                     CheckId::EntrypointBackgrounds,
-                    format!("`{}`: {reason}, so the {kind}'s container exits and is restarted forever", shown()),
+                    format!("`{}`: {reason}, so the {who} exits and is restarted forever", shown()),
                     Fix::text("run the server in the foreground: drop the daemon flag (nginx: -g 'daemon off;', redis: --daemonize no, mongod: no --fork)"),
                 ));
             } else if ONE_SHOT.contains(&basename(argv[0])) {
                 out.push(exits(
                     s,
                     &shown(),
-                    kind,
+                    &kind,
                     &format!("`{}` returns at once", basename(argv[0])),
                 ));
             }
+        }
+    }
+}
+
+/// How messages name what must not finish: the container (`Deployment's container`, `sidecar`,
+/// `container (its own restartPolicy Always)`) and what must keep running (`Deployment`, ...).
+fn runs_forever_as(s: &Subject) -> (String, String) {
+    match s.exit_zero_because() {
+        Because::Sidecar => ("sidecar".into(), "sidecar".into()),
+        Because::Rule { index, .. } => {
+            let c = format!("container (its restartPolicyRules[{index}] restart exit 0)");
+            (c.clone(), c)
+        }
+        Because::ContainerPolicy { policy, .. } => {
+            let c = format!("container (its own restartPolicy {})", policy.as_str());
+            (c.clone(), c)
+        }
+        Because::PodPolicy(_) | Because::InitContainer(_) => {
+            let kind = s.workload.kind_name();
+            (format!("{kind}'s container"), kind.into())
         }
     }
 }

@@ -13,6 +13,7 @@ mod resources;
 use std::collections::HashMap;
 
 use k8s_openapi::api::core::v1::{Container, Node, Pod, PodSpec};
+use unloop_core::restart::{self, Policy};
 use unloop_core::state::ClusterState;
 use unloop_core::status::Role;
 use unloop_core::workload::WorkloadKind;
@@ -79,9 +80,44 @@ pub(crate) struct Subject<'a> {
     pub spec: &'a PodSpec,
     pub container: &'a Container,
     pub role: Role,
+    /// The pod's restartPolicy as the kubelet will see it ([`pod_policy`]).
+    pub pod_policy: Policy,
+}
+
+/// The restartPolicy of a workload's pods: the template's, else what the API server gives: Always
+/// (a Job's template must name Never or OnFailure; without one, nothing is taken to restart).
+fn pod_policy(w: &Workload, spec: &PodSpec) -> Policy {
+    restart::pod_policy(Some(spec)).unwrap_or(match w.kind {
+        WorkloadKind::Job | WorkloadKind::CronJob => Policy::Never,
+        _ => Policy::Always,
+    })
 }
 
 impl Subject<'_> {
+    /// Whether the kubelet restarts this container even after a clean exit, so that a command
+    /// that returns is a crash loop (`restart::long_running`: a sidecar, restartPolicy Always of
+    /// the container or the pod, or restartPolicyRules that restart exit 0).
+    pub fn long_running(&self) -> bool {
+        restart::long_running(self.pod_policy, self.container, self.role != Role::Main)
+    }
+
+    /// Whether the kubelet restarts this container after killing it on a failed probe, so that a
+    /// probe that kills a slow start makes a crash loop (`restart::restarted_after_kill`).
+    pub fn restarted_after_kill(&self) -> bool {
+        restart::restarted_after_kill(self.pod_policy, self.container, self.role != Role::Main)
+    }
+
+    /// What decides that a clean exit restarts this container (`restart::decide` on exit 0).
+    pub fn exit_zero_because(&self) -> restart::Because {
+        restart::decide(
+            self.pod_policy,
+            Some(self.container),
+            self.role != Role::Main,
+            0,
+        )
+        .because
+    }
+
     pub fn finding(&self, check: CheckId, message: String, fix: Fix) -> Finding {
         Finding {
             check,
@@ -139,8 +175,9 @@ pub fn run(inventory: &Inventory, ctx: &Context) -> Vec<Finding> {
     for w in &inventory.workloads {
         let Some(spec) = w.spec() else { continue };
         references::pod_level(w, spec, ctx, &mut out);
+        let pod_policy = pod_policy(w, spec);
         let init = spec.init_containers.iter().flatten().map(|c| {
-            let role = if c.restart_policy.as_deref() == Some("Always") {
+            let role = if restart::sidecar(c, true) {
                 Role::Sidecar
             } else {
                 Role::Init
@@ -154,6 +191,7 @@ pub fn run(inventory: &Inventory, ctx: &Context) -> Vec<Finding> {
                 spec,
                 container,
                 role,
+                pod_policy,
             };
             probes::check(&s, ctx, &mut out);
             resources::check(&s, ctx, &mut out);

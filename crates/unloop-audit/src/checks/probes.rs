@@ -20,6 +20,12 @@ pub(crate) fn check(s: &Subject, ctx: &Context, out: &mut Vec<Finding>) {
     if s.role == Role::Init {
         return;
     }
+    // A probe that kills a slow start (or a busy container) makes a crash loop only when the
+    // kubelet restarts the container after the kill: its restartPolicyRules, its own
+    // restartPolicy, else the pod's. A container that just ends, failed, gets only the port checks.
+    if !s.restarted_after_kill() {
+        return port_checks(s, out);
+    }
     let c = s.container;
     let th = &ctx.config.thresholds;
     let is_jvm = jvm::is_jvm(c);
