@@ -185,7 +185,14 @@ impl Stores {
         let c = client;
         Stores {
             // Kept as they are deserialized (view::KeptPod).
-            pods: watch(api(c, ns), "pods", metrics, wake, log, |_: &mut view::KeptPod| {}),
+            pods: watch(
+                api(c, ns),
+                "pods",
+                metrics,
+                wake,
+                log,
+                |_: &mut view::KeptPod| {},
+            ),
             events: watch(api(c, ns), "events", metrics, wake, log, |e: &mut Event| {
                 view::slim_meta(&mut e.metadata);
                 if !view::keep_event(e) {

@@ -44,7 +44,10 @@ pub enum KeptPod {
     Whole(Box<Pod>),
     /// Healthy and made by a controller: `unloop_core::slim::slim_pod` of it, as JSON, and the
     /// identity the store and its lookups read (name, namespace, uid, resourceVersion).
-    Packed { metadata: ObjectMeta, json: Box<[u8]> },
+    Packed {
+        metadata: ObjectMeta,
+        json: Box<[u8]>,
+    },
 }
 
 impl KeptPod {
@@ -86,12 +89,12 @@ impl KeptPod {
     pub fn pod(&self) -> Cow<'_, Pod> {
         match self {
             KeptPod::Whole(p) => Cow::Borrowed(p),
-            KeptPod::Packed { metadata, json } => Cow::Owned(
-                serde_json::from_slice(json).unwrap_or_else(|_| Pod {
+            KeptPod::Packed { metadata, json } => {
+                Cow::Owned(serde_json::from_slice(json).unwrap_or_else(|_| Pod {
                     metadata: metadata.clone(),
                     ..Pod::default()
-                }),
-            ),
+                }))
+            }
         }
     }
 }

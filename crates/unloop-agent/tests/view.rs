@@ -9,8 +9,8 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use unloop_agent::track::{EvidenceBuilder, Key};
 use k8s_openapi::api::core::v1::Pod;
+use unloop_agent::track::{EvidenceBuilder, Key};
 use unloop_agent::view::{self, KeptPod, Objects};
 use unloop_core::diagnose::{Query, Target, diagnose};
 use unloop_core::state::ClusterState;
