@@ -80,14 +80,21 @@ def free_port():
     return p
 
 
-def start_agent(extra, log, env=None):
+# Namespaces the benchmark's agents never diagnose besides kube-system (BENCH_AGENT_EXCLUDE, comma-
+# separated): on a shared testbed, namespaces another agent is responsible for.
+EXCLUDE = ",".join(["kube-system", *[n for n in os.environ.get("BENCH_AGENT_EXCLUDE", "").split(",") if n]])
+
+
+def start_agent(extra, log, env=None, binary=None):
     listen = "127.0.0.1:%d" % free_port()
-    p = subprocess.Popen([UNLOOP, "agent", "--listen", listen, "--exclude-namespace", "kube-system", *extra],
+    p = subprocess.Popen([binary or UNLOOP, "agent", "--listen", listen, "--exclude-namespace", EXCLUDE, *extra],
                          stdout=subprocess.DEVNULL, stderr=open(log, "w"), env=env)
     return p, listen
 
 
-BENCH_NS, BENCH_SA = "ba-bench", "unloop-bench"
+# BENCH_NS: the benchmark's namespace (its service account, the rest run's Lease); another name keeps
+# two benchmarks on one testbed apart.
+BENCH_NS, BENCH_SA = os.environ.get("BENCH_NS", "ba-bench"), "unloop-bench"
 BENCH_USER = "system:serviceaccount:%s:%s" % (BENCH_NS, BENCH_SA)
 
 
@@ -245,12 +252,37 @@ def latency():
             subprocess.run([KUBECTL, "delete", "namespace", "ba-" + n, "--wait=false"], capture_output=True)
 
 
-def audit_requests(start, end, user):
-    """Requests of USER with unloop's user agent started between two audit log offsets."""
+def audit_mark():
+    """Where the audit log ends now: its inode and size."""
+    st = os.stat(AUDIT)
+    return st.st_ino, st.st_size
+
+
+def audit_since(mark):
+    """The audit log written since MARK. The apiserver rotates the log (--audit-log-maxsize): the
+    file that was written is renamed audit-TIME.log, so its rest is read there by inode."""
+    ino, off = mark
+    data = b""
+    if os.stat(AUDIT).st_ino != ino:
+        d = os.path.dirname(AUDIT)
+        for f in os.listdir(d):
+            path = os.path.join(d, f)
+            if f.startswith("audit") and f.endswith(".log") and os.stat(path).st_ino == ino:
+                with open(path, "rb") as fh:
+                    fh.seek(off)
+                    data = fh.read()
+        off = 0
+    with open(AUDIT, "rb") as fh:
+        fh.seek(off)
+        return data + fh.read()
+
+
+def audit_requests(mark, user, detail=None):
+    """Requests of USER with unloop's user agent in the audit log since MARK, by verb and resource.
+    DETAIL, a Counter, also gets every request but watches and the Lease by verb, resource and
+    namespace/name, to say what they were."""
     c = Counter()
-    with open(AUDIT, "rb") as f:
-        f.seek(start)
-        data = f.read(end - start)
+    data = audit_since(mark)
     for line in data.splitlines():
         try:
             e = json.loads(line)
@@ -262,46 +294,70 @@ def audit_requests(start, end, user):
         # A watch is logged when it starts (ResponseStarted) and ends; anything else once, complete.
         if (watch and e.get("stage") == "ResponseStarted") or (not watch and e.get("stage") == "ResponseComplete"):
             ref = e.get("objectRef") or {}
-            c["%s %s" % (e.get("verb"), ref.get("resource", "?") + ("/" + ref["subresource"] if ref.get("subresource") else ""))] += 1
+            what = "%s %s" % (e.get("verb"), ref.get("resource", "?") + ("/" + ref["subresource"] if ref.get("subresource") else ""))
+            c[what] += 1
+            if detail is not None and not watch and ref.get("resource") != "leases":
+                detail["%s %s/%s" % (what, ref.get("namespace", ""), ref.get("name", ""))] += 1
     return c
 
 
 def scale(quiet_s):
+    """diagnose -A, then each agent binary in turn (BENCH_BEFORE_BIN, when set, first: the binary
+    before a change, measured in the same run as UNLOOP_BIN)."""
     res = {}
+    bins = [("agent", UNLOOP)]
+    if os.environ.get("BENCH_BEFORE_BIN"):
+        bins.insert(0, ("agent_before", os.environ["BENCH_BEFORE_BIN"]))
     with Identity() as me:
         # unloop diagnose -A on the fixture: peak RSS (ru_maxrss of the child).
         t = time.time()
         r0 = os.wait4(subprocess.Popen([UNLOOP, "diagnose", "-A", "-o", "json"], env=me.env, stdout=subprocess.DEVNULL,
                                        stderr=subprocess.DEVNULL).pid, 0)
-        res["diagnose_A"] = {"wall_s": round(time.time() - t, 1), "max_rss_mb": round(r0[2].ru_maxrss / 1024, 1)}
-        agent, listen = start_agent(["--no-events"], os.path.join(OUT, "agent-scale.log"), me.env)
-        try:
-            t = time.time()
-            assert wait(lambda: get(listen, "/readyz")[0] == 200, 600), "the agent never got ready on the fixture"
-            ready = time.time() - t
-            last = settle(listen)
-            settled = time.time() - t
-            a0 = os.path.getsize(AUDIT)
-            samples = []
-            q_end = time.time() + quiet_s
-            while time.time() < q_end:
-                samples.append(rss_kb(agent.pid))
-                time.sleep(1)
-            time.sleep(1)
-            reqs = audit_requests(a0, os.path.getsize(AUDIT), BENCH_USER)
-            res["agent"] = {
-                "ready_s": round(ready, 1), "settled_s": round(settled, 1), "diagnoses": last,
-                "rss_mb": {"median": round(statistics.median(samples) / 1024, 1), "max": round(max(samples) / 1024, 1)},
-                "hwm_mb": round(rss_kb(agent.pid, "VmHWM") / 1024, 1),
-                "quiet_window_s": quiet_s,
-                "requests_in_window": dict(reqs),
-                "per_minute": per_minute(reqs, quiet_s),
-            }
-            res["ratio_agent_rss_to_diagnose"] = round(res["agent"]["hwm_mb"] / res["diagnose_A"]["max_rss_mb"], 2)
-        finally:
-            agent.terminate()
-            agent.wait()
+        base = {"wall_s": round(time.time() - t, 1), "max_rss_mb": round(r0[2].ru_maxrss / 1024, 1)}
+        res["diagnose_A"] = base
+        for label, binary in bins:
+            a = scale_agent(binary, label, me.env, quiet_s)
+            a["ratio_steady_to_diagnose"] = round(a["rss_mb"]["median"] / base["max_rss_mb"], 2)
+            a["ratio_peak_to_diagnose"] = round(a["hwm_mb"] / base["max_rss_mb"], 2)
+            res[label] = a
     return res
+
+
+def scale_agent(binary, label, env, quiet_s):
+    """One agent on the fixture: ready, settled, then QUIET_S seconds of nothing changing: its RSS
+    each second (steady: the median), its high-water mark (peak, VmHWM, since it started) and the
+    requests it started in the window."""
+    agent, listen = start_agent(["--no-events"], os.path.join(OUT, label + "-scale.log"), env, binary)
+    try:
+        t = time.time()
+        assert wait(lambda: get(listen, "/readyz")[0] == 200, 600), "the agent never got ready on the fixture"
+        ready = time.time() - t
+        hwm_ready = rss_kb(agent.pid, "VmHWM")
+        last = settle(listen)
+        settled = time.time() - t
+        mark = audit_mark()
+        samples = []
+        q_end = time.time() + quiet_s
+        while time.time() < q_end:
+            samples.append(rss_kb(agent.pid))
+            time.sleep(1)
+        time.sleep(1)
+        detail = Counter()
+        reqs = audit_requests(mark, BENCH_USER, detail)
+        return {
+            "binary": binary,
+            "ready_s": round(ready, 1), "settled_s": round(settled, 1), "diagnoses": last,
+            "rss_mb": {"median": round(statistics.median(samples) / 1024, 1), "max": round(max(samples) / 1024, 1)},
+            "hwm_mb": round(rss_kb(agent.pid, "VmHWM") / 1024, 1),
+            "hwm_at_ready_mb": round(hwm_ready / 1024, 1),
+            "quiet_window_s": quiet_s,
+            "requests_in_window": dict(reqs),
+            "other_requests": dict(detail),
+            "per_minute": per_minute(reqs, quiet_s),
+        }
+    finally:
+        agent.terminate()
+        agent.wait()
 
 
 def settle(listen, limit=600, still_s=20):
@@ -337,15 +393,16 @@ def rest(window_s, baseline_runs):
             t = time.time()
             diagnoses = settle(listen)
             settled = time.time() - t
-            a0 = os.path.getsize(AUDIT)
+            mark = audit_mark()
             rss0 = rss_kb(agent.pid)
             time.sleep(window_s)
             time.sleep(1)  # the audit log is written as requests start
-            reqs = audit_requests(a0, os.path.getsize(AUDIT), BENCH_USER)
+            detail = Counter()
+            reqs = audit_requests(mark, BENCH_USER, detail)
             res["agent"] = {
                 "settled_s": round(settled, 1), "diagnoses_at_start": diagnoses,
                 "diagnoses_in_window": metric(listen, "unloop_diagnoses_total") - diagnoses,
-                "window_s": window_s, "requests_in_window": dict(reqs),
+                "window_s": window_s, "requests_in_window": dict(reqs), "other_requests": dict(detail),
                 "per_minute": per_minute(reqs, window_s),
                 "rss_mb": {"start": round(rss0 / 1024, 1), "end": round(rss_kb(agent.pid) / 1024, 1)},
                 "watch_restarts": metric_sum(listen, "unloop_watch_restarts_total"),
@@ -357,13 +414,13 @@ def rest(window_s, baseline_runs):
         # The baseline: `unloop diagnose -A` once a minute is as many requests a minute as one run makes.
         runs = []
         for _ in range(baseline_runs):
-            a0 = os.path.getsize(AUDIT)
+            mark = audit_mark()
             t = time.time()
             subprocess.run([UNLOOP, "diagnose", "-A", "-o", "json"], env=me.env, stdout=subprocess.DEVNULL,
                            stderr=subprocess.DEVNULL)
             wall = time.time() - t
             time.sleep(1)
-            r = audit_requests(a0, os.path.getsize(AUDIT), BENCH_USER)
+            r = audit_requests(mark, BENCH_USER)
             runs.append({"wall_s": round(wall, 1), "requests": sum(r.values()), "by_request": dict(r)})
         per_run = statistics.median(x["requests"] for x in runs)
         res["diagnose_A_once_a_minute"] = {"runs": runs, "requests_per_minute": per_run}

@@ -99,7 +99,7 @@ pub type LogSink = Arc<dyn Fn(&str, &str, serde_json::Value) + Send + Sync>;
 /// The stores the watches keep current.
 #[derive(Clone)]
 struct Stores {
-    pods: Store<Pod>,
+    pods: Store<view::KeptPod>,
     events: Store<Event>,
     nodes: Store<Node>,
     replica_sets: Store<ReplicaSet>,
@@ -184,9 +184,15 @@ impl Stores {
         };
         let c = client;
         Stores {
-            pods: watch(api(c, ns), "pods", metrics, wake, log, |p: &mut Pod| {
-                view::keep_pod(p, Timestamp::now())
-            }),
+            // Kept as they are deserialized (view::KeptPod).
+            pods: watch(
+                api(c, ns),
+                "pods",
+                metrics,
+                wake,
+                log,
+                |_: &mut view::KeptPod| {},
+            ),
             events: watch(api(c, ns), "events", metrics, wake, log, |e: &mut Event| {
                 view::slim_meta(&mut e.metadata);
                 if !view::keep_event(e) {
@@ -263,12 +269,14 @@ fn scan(stores: &Stores, opts: &Options, now: Timestamp) -> BTreeMap<Key, track:
         }
     }
     let mut builders: BTreeMap<Key, EvidenceBuilder> = BTreeMap::new();
-    for pod in stores.pods.state() {
+    for kept in stores.pods.state() {
+        // A packed pod was healthy when it arrived, and still is (view::KeptPod::whole).
+        let Some(pod) = kept.whole() else { continue };
         let ns = pod.metadata.namespace.as_deref().unwrap_or_default();
-        if !in_scope(opts, ns) || !unloop_core::slim::needs_diagnosis(&pod, now) {
+        if !in_scope(opts, ns) || !unloop_core::slim::needs_diagnosis(pod, now) {
             continue;
         }
-        let key = key_of(stores, &pod);
+        let key = key_of(stores, pod);
         let evs: Vec<&Event> = pod
             .metadata
             .uid
@@ -276,7 +284,7 @@ fn scan(stores: &Stores, opts: &Options, now: Timestamp) -> BTreeMap<Key, track:
             .and_then(|u| events.get(u))
             .map(|v| v.iter().map(|e| e.as_ref()).collect())
             .unwrap_or_default();
-        builders.entry(key).or_default().pod(&pod, &evs, now);
+        builders.entry(key).or_default().pod(pod, &evs, now);
     }
     builders.into_iter().map(|(k, b)| (k, b.finish())).collect()
 }
@@ -632,13 +640,19 @@ impl Agent {
     ) -> Result<(), String> {
         let now = Timestamp::now();
         let ns = key.namespace.as_str();
-        let pods = self.stores.pods.state();
+        // The namespace's pods, packed ones decoded.
+        let pods: Vec<Pod> = self
+            .stores
+            .pods
+            .state()
+            .iter()
+            .filter(|p| p.meta().namespace.as_deref() == Some(ns))
+            .map(|p| p.pod().into_owned())
+            .collect();
         let workload_pods: Vec<Pod> = pods
             .iter()
-            .filter(|p| {
-                p.metadata.namespace.as_deref() == Some(ns) && &key_of(&self.stores, p) == key
-            })
-            .map(|p| (**p).clone())
+            .filter(|p| &key_of(&self.stores, p) == key)
+            .cloned()
             .collect();
         let logs = self.logs_for(&workload_pods, now).await;
         let (events, nodes, rs, dep, sts, ds, jobs) = (
@@ -651,7 +665,7 @@ impl Agent {
             self.stores.jobs.state(),
         );
         let objects = view::Objects {
-            pods: pods.iter().map(|p| p.as_ref()).collect(),
+            pods: pods.iter().collect(),
             events: events.iter().map(|p| p.as_ref()).collect(),
             nodes: nodes.iter().map(|p| p.as_ref()).collect(),
             replica_sets: rs.iter().map(|p| p.as_ref()).collect(),
@@ -824,9 +838,9 @@ impl Agent {
         let reference = ObjectReference {
             api_version: Some("v1".into()),
             kind: Some("Pod".into()),
-            name: p.metadata.name.clone(),
-            namespace: p.metadata.namespace.clone(),
-            uid: p.metadata.uid.clone(),
+            name: p.meta().name.clone(),
+            namespace: p.meta().namespace.clone(),
+            uid: p.meta().uid.clone(),
             ..Default::default()
         };
         let mut note = crd::one_line(spec);

@@ -2,10 +2,11 @@
 //! assembled from the watches' stores. Pure: the stores' contents come in as references.
 //!
 //! Memory: every object loses its managedFields and last-applied annotation; healthy pods that a
-//! controller made are cut down by `unloop_core::slim` as `diagnose` cuts them (troubled pods stay
-//! whole: the watch delivers the whole pod again when it enters trouble); nodes lose their image
-//! lists; events about anything but pods and nodes are not kept.
+//! controller made are cut down by `unloop_core::slim` as `diagnose` cuts them, and kept packed
+//! ([`KeptPod`]; troubled pods stay whole: the watch delivers the whole pod again when it enters
+//! trouble); nodes lose their image lists; events about anything but pods and nodes are not kept.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use jiff::Timestamp;
@@ -13,6 +14,7 @@ use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet}
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Event, Node, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use serde::{Deserialize, Deserializer};
 use unloop_core::gap::{GapAbout, GapReason, ListOf};
 use unloop_core::state::{ClusterState, ContainerLog, Gap, Scope};
 use unloop_core::workload::{self, Workload};
@@ -25,11 +27,112 @@ pub fn slim_meta(meta: &mut ObjectMeta) {
     unloop_core::redact::strip_last_applied(meta);
 }
 
-/// A pod as the pod store keeps it at `now`.
-pub fn keep_pod(pod: &mut Pod, now: Timestamp) {
-    slim_meta(&mut pod.metadata);
-    if unloop_core::slim::may_slim(pod, now) {
-        *pod = unloop_core::slim::slim_pod(std::mem::take(pod));
+/// A pod as the pod store keeps it.
+///
+/// A pod that `diagnose` would slim (healthy, made by a controller: almost every pod of a big
+/// cluster) is kept packed: the slim pod as JSON, decoded only when a diagnosis of its namespace
+/// reads it. k8s-openapi's structs hold every field inline, set or not (a `Pod` with one
+/// `Container` and its status is several KB before any string), so a slim pod takes several
+/// times the memory of its JSON (`bench/agent.sh scale`, docs/agent.md).
+///
+/// The watch deserializes each pod straight into this ([`Deserialize`]): the whole pod is
+/// dropped as soon as it is packed, so a page of the initial list never holds whole pods.
+// The packed variant is the common one (almost every pod): its metadata inline saves an
+// allocation per pod; the rare whole pod is boxed.
+#[allow(clippy::large_enum_variant)]
+#[derive(Clone, Debug)]
+pub enum KeptPod {
+    /// In trouble, bare (nothing else records what it runs) or not slimmed: as the watch
+    /// delivered it, managedFields and last-applied dropped.
+    Whole(Box<Pod>),
+    /// Healthy and made by a controller: `unloop_core::slim::slim_pod` of it, as JSON, and the
+    /// identity the store and its lookups read (name, namespace, uid, resourceVersion).
+    Packed {
+        metadata: ObjectMeta,
+        json: Box<[u8]>,
+    },
+}
+
+impl KeptPod {
+    /// The pod as the store keeps it when it arrives at `now`.
+    pub fn new(mut pod: Pod, now: Timestamp) -> KeptPod {
+        slim_meta(&mut pod.metadata);
+        if !unloop_core::slim::may_slim(&pod, now) {
+            return KeptPod::Whole(Box::new(pod));
+        }
+        let m = &pod.metadata;
+        let metadata = ObjectMeta {
+            name: m.name.clone(),
+            namespace: m.namespace.clone(),
+            uid: m.uid.clone(),
+            resource_version: m.resource_version.clone(),
+            ..ObjectMeta::default()
+        };
+        let slim = unloop_core::slim::slim_pod(pod);
+        match serde_json::to_vec(&slim) {
+            Ok(json) => KeptPod::Packed {
+                metadata,
+                json: json.into_boxed_slice(),
+            },
+            Err(_) => KeptPod::Whole(Box::new(slim)),
+        }
+    }
+
+    /// The pod when it may need diagnosis. A packed pod was healthy when it arrived, and a
+    /// healthy pod does not fall into trouble with time alone (a restart only ages out of
+    /// "recent"): only a change, which the watch delivers as a new pod.
+    pub fn whole(&self) -> Option<&Pod> {
+        match self {
+            KeptPod::Whole(p) => Some(p),
+            KeptPod::Packed { .. } => None,
+        }
+    }
+
+    /// The pod as a diagnosis reads it: a packed pod decoded (the slim pod).
+    pub fn pod(&self) -> Cow<'_, Pod> {
+        match self {
+            KeptPod::Whole(p) => Cow::Borrowed(p),
+            KeptPod::Packed { metadata, json } => {
+                Cow::Owned(serde_json::from_slice(json).unwrap_or_else(|_| Pod {
+                    metadata: metadata.clone(),
+                    ..Pod::default()
+                }))
+            }
+        }
+    }
+}
+
+impl k8s_openapi::Resource for KeptPod {
+    const API_VERSION: &'static str = <Pod as k8s_openapi::Resource>::API_VERSION;
+    const GROUP: &'static str = <Pod as k8s_openapi::Resource>::GROUP;
+    const KIND: &'static str = <Pod as k8s_openapi::Resource>::KIND;
+    const VERSION: &'static str = <Pod as k8s_openapi::Resource>::VERSION;
+    const URL_PATH_SEGMENT: &'static str = <Pod as k8s_openapi::Resource>::URL_PATH_SEGMENT;
+    type Scope = <Pod as k8s_openapi::Resource>::Scope;
+}
+
+impl k8s_openapi::Metadata for KeptPod {
+    type Ty = ObjectMeta;
+
+    fn metadata(&self) -> &ObjectMeta {
+        match self {
+            KeptPod::Whole(p) => &p.metadata,
+            KeptPod::Packed { metadata, .. } => metadata,
+        }
+    }
+
+    fn metadata_mut(&mut self) -> &mut ObjectMeta {
+        match self {
+            KeptPod::Whole(p) => &mut p.metadata,
+            KeptPod::Packed { metadata, .. } => metadata,
+        }
+    }
+}
+
+/// A pod from the API, kept as it arrives (now).
+impl<'de> Deserialize<'de> for KeptPod {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(KeptPod::new(Pod::deserialize(d)?, Timestamp::now()))
     }
 }
 

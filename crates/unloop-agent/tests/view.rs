@@ -9,8 +9,9 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use k8s_openapi::api::core::v1::Pod;
 use unloop_agent::track::{EvidenceBuilder, Key};
-use unloop_agent::view::{self, Objects};
+use unloop_agent::view::{self, KeptPod, Objects};
 use unloop_core::diagnose::{Query, Target, diagnose};
 use unloop_core::state::ClusterState;
 use unloop_core::workload::WorkloadKind;
@@ -34,10 +35,13 @@ fn scenarios() -> Vec<(String, ClusterState)> {
 /// What the agent's watches would hold of `state`, and its diagnoses per workload and container.
 fn agent_view(state: &ClusterState) -> BTreeMap<(String, String, String), String> {
     let now = state.captured_at.unwrap();
-    let mut pods = state.pods.clone();
-    for p in &mut pods {
-        view::keep_pod(p, now);
-    }
+    // As the pod store keeps them, and as a diagnosis reads them back.
+    let kept: Vec<KeptPod> = state
+        .pods
+        .iter()
+        .map(|p| KeptPod::new(p.clone(), now))
+        .collect();
+    let pods: Vec<Pod> = kept.iter().map(|k| k.pod().into_owned()).collect();
     let events: Vec<_> = state
         .events
         .iter()
@@ -53,9 +57,9 @@ fn agent_view(state: &ClusterState) -> BTreeMap<(String, String, String), String
         daemon_sets: state.daemon_sets.iter().collect(),
         jobs: state.jobs.iter().collect(),
     };
-    // The workloads in trouble, as the agent's scan groups them.
+    // The workloads in trouble, as the agent's scan groups them: packed pods are skipped.
     let mut keys: BTreeMap<Key, EvidenceBuilder> = BTreeMap::new();
-    for p in &pods {
+    for p in kept.iter().filter_map(KeptPod::whole) {
         if unloop_core::slim::needs_diagnosis(p, now) {
             let (rs, job) = match view::pod_controller(p) {
                 Some(("ReplicaSet", n)) => (
@@ -179,4 +183,39 @@ fn the_healthy_control_has_nothing_for_the_agent() {
         .find(|(n, _)| n == "healthy")
         .unwrap();
     assert!(agent_view(&state).is_empty());
+}
+
+/// A packed pod reads back as exactly the slim pod `diagnose` makes of it, and only pods that
+/// need no diagnosis are packed (the scan skips them); on a big cluster that is almost every pod.
+#[test]
+fn a_packed_pod_reads_back_as_the_slim_pod_and_no_troubled_pod_is_packed() {
+    let (mut packed, mut whole) = (0, 0);
+    for (name, state) in scenarios() {
+        let now = state.captured_at.unwrap();
+        for pod in &state.pods {
+            let kept = KeptPod::new(pod.clone(), now);
+            let mut slim = pod.clone();
+            view::slim_meta(&mut slim.metadata);
+            match kept.whole() {
+                None => {
+                    packed += 1;
+                    assert!(!unloop_core::slim::needs_diagnosis(pod, now), "{name}");
+                    assert_eq!(
+                        kept.pod().into_owned(),
+                        unloop_core::slim::slim_pod(slim),
+                        "{name}: {:?}",
+                        pod.metadata.name
+                    );
+                }
+                Some(p) => {
+                    whole += 1;
+                    assert!(!unloop_core::slim::may_slim(pod, now), "{name}");
+                    assert_eq!(p, &slim, "{name}");
+                }
+            }
+        }
+    }
+    eprintln!("packed {packed}, whole {whole}");
+    // The captured bundles are mostly troubled pods: 6 healthy controller-made pods, 42 others.
+    assert!(packed >= 5 && whole >= 20, "packed {packed}, whole {whole}");
 }
