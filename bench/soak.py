@@ -3,7 +3,7 @@
 
 One `unloop agent` (out of the cluster, as bench/agent.py runs it, with a webhook receiver on
 127.0.0.1) watches the whole cluster for SOAK_S seconds (3600) but publishes only for the namespaces
-soak-1 ... soak-N. Each of those holds a copy of one of the catalog's crash scenarios (SOAK_SCENARIOS).
+soak-1 ... soak-N (SOAK_PREFIX: another prefix, for a second soak beside the first). Each of those holds a copy of one of the catalog's crash scenarios (SOAK_SCENARIOS).
 In a loop, every cycle:
 
   1. the scenarios' workloads are created (new uids, so new CrashDiagnosis resources);
@@ -55,7 +55,7 @@ def main():
     names = os.environ.get("SOAK_SCENARIOS", DEFAULT).split(",")
     slots = []  # (namespace, scenario, cause, namespace manifest, workload manifest)
     for i, name in enumerate(names, 1):
-        ns = "soak-%d" % i
+        ns = "%s-%d" % (os.environ.get("SOAK_PREFIX", "soak"), i)
         text = open(os.path.join(REPO, "testbed/scenarios", name, "manifest.yaml")).read().replace(name, ns)
         parts = docs(text)
         nsdoc = [d for d in parts if "\nkind: Namespace" in "\n" + d]
