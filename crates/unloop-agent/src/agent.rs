@@ -809,13 +809,22 @@ impl Agent {
         } else {
             last
         };
-        // Recorded before sending: a new leader reads it and does not send it again.
-        let status = serde_json::json!({
-            "status": { "resolved": false, "resolvedAt": null, "notified": notified }
-        });
-        api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&status))
-            .await
-            .map_err(|e| format!("status of {ns}/{name}: {e}"))?;
+        // Recorded before sending: a new leader reads it and does not send it again. Written only
+        // when it changes: a crash loop diagnosed again at each dead instance keeps its status.
+        let wanted = crd::CrashDiagnosisStatus {
+            resolved: false,
+            resolved_at: None,
+            notified: notified.clone(),
+        };
+        let unchanged = existing.as_ref().and_then(|c| c.status.as_ref()) == Some(&wanted);
+        if !unchanged {
+            let status = serde_json::json!({
+                "status": { "resolved": false, "resolvedAt": null, "notified": notified }
+            });
+            api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&status))
+                .await
+                .map_err(|e| format!("status of {ns}/{name}: {e}"))?;
+        }
         self.metrics.diagnosed(if news { latency } else { None });
         (self.log)(
             "info",

@@ -41,7 +41,8 @@ pub struct Evidence {
 
 /// Adds one troubled pod's evidence to a workload's: per troubled container its name, its
 /// latest dead instance (container id of the latest termination, current or last) with its exit
-/// code and reason, and its waiting reason unless that is the back-off between two deaths; the
+/// code and reason, and its waiting reason unless that is the back-off between two deaths (or
+/// between two failed pulls: ImagePullBackOff counts as ErrImagePull); the
 /// pod-level failure; the set of event reasons about the pod (not their counts).
 ///
 /// A crash loop's cycle (back-off, running, dead, back-off) thus changes the evidence once, when
@@ -62,6 +63,15 @@ pub fn add_pod(acc: &mut EvidenceBuilder, pod: &Pod, events: &[&Event], now: Tim
             .and_then(|s| s.waiting.as_ref())
             .and_then(|w| w.reason.as_deref())
             .filter(|r| *r != "CrashLoopBackOff")
+            // The kubelet alternates between a failed pull and the back-off before the next:
+            // one state, as a crash loop's back-off is one with its deaths.
+            .map(|r| {
+                if r == "ImagePullBackOff" {
+                    "ErrImagePull"
+                } else {
+                    r
+                }
+            })
             .hash(h);
         let current = state.and_then(|s| s.terminated.as_ref());
         let last = cs.last_state.as_ref().and_then(|s| s.terminated.as_ref());

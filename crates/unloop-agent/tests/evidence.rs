@@ -77,3 +77,45 @@ fn a_crash_loop_s_evidence_changes_once_per_dead_instance() {
     });
     assert_ne!(fingerprint(&again, now), before, "a new dead instance");
 }
+
+/// An image that cannot be pulled: the kubelet's waiting reason alternates between ErrImagePull
+/// (a pull failed) and ImagePullBackOff (waiting for the next); the evidence is the same, so the
+/// agent does not diagnose it again at each pull (`bench/agent.sh rest` saw it twice in 5 min).
+#[test]
+fn a_failing_pull_s_evidence_does_not_change_between_pull_and_back_off() {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../testbed/scenarios/image-pull-error/bundle.json.gz");
+    let state = bundle::read(&path).unwrap();
+    let now = state.captured_at.unwrap();
+    let backoff = state.pods[0].clone();
+    let waiting = |p: &Pod| {
+        p.status
+            .as_ref()
+            .unwrap()
+            .container_statuses
+            .as_ref()
+            .unwrap()[0]
+            .state
+            .as_ref()
+            .and_then(|s| s.waiting.as_ref())
+            .and_then(|w| w.reason.clone())
+    };
+    assert_eq!(waiting(&backoff).as_deref(), Some("ImagePullBackOff"));
+    let mut pulled = backoff.clone();
+    status(&mut pulled)
+        .state
+        .as_mut()
+        .and_then(|s| s.waiting.as_mut())
+        .unwrap()
+        .reason = Some("ErrImagePull".into());
+    assert_eq!(fingerprint(&pulled, now), fingerprint(&backoff, now));
+    // Another reason is news: the image is now there, the config is not.
+    let mut config = backoff.clone();
+    status(&mut config)
+        .state
+        .as_mut()
+        .and_then(|s| s.waiting.as_mut())
+        .unwrap()
+        .reason = Some("CreateContainerConfigError".into());
+    assert_ne!(fingerprint(&config, now), fingerprint(&backoff, now));
+}
