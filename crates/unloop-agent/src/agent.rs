@@ -132,6 +132,7 @@ where
     metrics.expect(kind);
     let (metrics, wake, log) = (metrics.clone(), wake.clone(), log.clone());
     tokio::spawn(async move {
+        let mut said_missing = false;
         let stream = watcher(api, watcher::Config::default().any_semantic())
             .default_backoff()
             .modify(move |o| keep(o))
@@ -147,6 +148,9 @@ where
                 Ok(_) => wake.notify_one(),
                 Err(e) => {
                     metrics.watch_restart(kind);
+                    if let Some(why) = missing_resource(&e, kind, &mut said_missing) {
+                        log("error", &why, serde_json::json!({"kind": kind}));
+                    }
                     log(
                         "warn",
                         "watch failed; restarting with backoff",
@@ -157,6 +161,22 @@ where
         }
     });
     reader
+}
+
+/// The first time a watch's list is a 404, what to do about it: the API server does not serve the
+/// kind, which for the agent's own resource means its CRD is not installed.
+fn missing_resource(e: &watcher::Error, kind: &str, said: &mut bool) -> Option<String> {
+    let watcher::Error::InitialListFailed(kube::Error::Api(s)) = e else {
+        return None;
+    };
+    if s.code != 404 || std::mem::replace(said, true) {
+        return None;
+    }
+    Some(if kind == "crashdiagnoses" {
+        "the CrashDiagnosis CRD is not installed: nothing can be published until it is (unloop agent crd | kubectl apply --server-side -f -, or the chart)".to_string()
+    } else {
+        format!("the API server does not serve {kind} (404)")
+    })
 }
 
 fn api<K>(client: &Client, ns: Option<&str>) -> Api<K>
@@ -979,5 +999,35 @@ impl Agent {
                 self.mark_resolved(&c).await;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The error the agent's watch got on a fresh testbed without the CRD (its body as the API
+    /// server sent it, in the agent's log of the first soak).
+    fn not_served() -> watcher::Error {
+        let status: kube::core::Status = serde_json::from_str(
+            r#"{"status":"Failure","code":404,"message":"404 page not found"}"#,
+        )
+        .unwrap();
+        watcher::Error::InitialListFailed(kube::Error::Api(Box::new(status)))
+    }
+
+    #[test]
+    fn a_missing_crd_is_said_once_with_what_to_do() {
+        let mut said = false;
+        let why = missing_resource(&not_served(), "crashdiagnoses", &mut said).unwrap();
+        assert!(why.contains("CRD is not installed"), "{why}");
+        assert!(why.contains("unloop agent crd | kubectl apply"), "{why}");
+        assert_eq!(
+            missing_resource(&not_served(), "crashdiagnoses", &mut said),
+            None
+        );
+        let mut fresh = false;
+        let other = missing_resource(&not_served(), "jobs", &mut fresh).unwrap();
+        assert_eq!(other, "the API server does not serve jobs (404)");
     }
 }
