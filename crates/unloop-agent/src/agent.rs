@@ -834,12 +834,13 @@ impl Agent {
         let wanted = crd::CrashDiagnosisStatus {
             resolved: false,
             resolved_at: None,
-            notified: notified.clone(),
+            notified,
         };
         let unchanged = existing.as_ref().and_then(|c| c.status.as_ref()) == Some(&wanted);
         if !unchanged {
+            // A merge patch: the fields left out of the typed status (None) must be nulled.
             let status = serde_json::json!({
-                "status": { "resolved": false, "resolvedAt": null, "notified": notified }
+                "status": { "resolved": false, "resolvedAt": null, "notified": wanted.notified }
             });
             api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&status))
                 .await

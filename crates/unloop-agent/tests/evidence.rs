@@ -88,34 +88,23 @@ fn a_failing_pull_s_evidence_does_not_change_between_pull_and_back_off() {
     let state = bundle::read(&path).unwrap();
     let now = state.captured_at.unwrap();
     let backoff = state.pods[0].clone();
-    let waiting = |p: &Pod| {
-        p.status
-            .as_ref()
-            .unwrap()
-            .container_statuses
-            .as_ref()
-            .unwrap()[0]
+    // The pod with its waiting reason set to `reason`, and what it was.
+    let waiting = |pod: &mut Pod, reason: &str| {
+        let w = status(pod)
             .state
-            .as_ref()
-            .and_then(|s| s.waiting.as_ref())
-            .and_then(|w| w.reason.clone())
+            .as_mut()
+            .and_then(|s| s.waiting.as_mut())
+            .unwrap();
+        w.reason.replace(reason.into())
     };
-    assert_eq!(waiting(&backoff).as_deref(), Some("ImagePullBackOff"));
     let mut pulled = backoff.clone();
-    status(&mut pulled)
-        .state
-        .as_mut()
-        .and_then(|s| s.waiting.as_mut())
-        .unwrap()
-        .reason = Some("ErrImagePull".into());
+    assert_eq!(
+        waiting(&mut pulled, "ErrImagePull").as_deref(),
+        Some("ImagePullBackOff")
+    );
     assert_eq!(fingerprint(&pulled, now), fingerprint(&backoff, now));
     // Another reason is news: the image is now there, the config is not.
     let mut config = backoff.clone();
-    status(&mut config)
-        .state
-        .as_mut()
-        .and_then(|s| s.waiting.as_mut())
-        .unwrap()
-        .reason = Some("CreateContainerConfigError".into());
+    waiting(&mut config, "CreateContainerConfigError");
     assert_ne!(fingerprint(&config, now), fingerprint(&backoff, now));
 }
