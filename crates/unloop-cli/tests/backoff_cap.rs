@@ -104,18 +104,10 @@ impl Drop for Restore {
             ],
             None,
         );
-        if let Err(e) = backoff_cap(&["off"]) {
-            let why = format!("{e}: the kubelet may still run with the short backoff cap");
-            // A second panic while the test already fails would abort and hide the first.
-            if std::thread::panicking() {
-                #[allow(clippy::print_stderr)]
-                {
-                    eprintln!("{why}");
-                }
-            } else {
-                panic!("{why}");
-            }
-        }
+        support::restored(
+            backoff_cap(&["off"]),
+            "the kubelet may still run with the short backoff cap",
+        );
     }
 }
 

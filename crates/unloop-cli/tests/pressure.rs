@@ -26,18 +26,10 @@ struct Restore;
 
 impl Drop for Restore {
     fn drop(&mut self) {
-        if let Err(e) = pressure("off") {
-            let why = format!("{e}: the kubelet may still run with the pressure configuration");
-            // A second panic while the test already fails would abort and hide the first.
-            if std::thread::panicking() {
-                #[allow(clippy::print_stderr)]
-                {
-                    eprintln!("{why}");
-                }
-            } else {
-                panic!("{why}");
-            }
-        }
+        support::restored(
+            pressure("off"),
+            "the kubelet may still run with the pressure configuration",
+        );
     }
 }
 

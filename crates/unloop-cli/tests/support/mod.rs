@@ -273,3 +273,19 @@ fn check_shared_root(
     }
     Ok(())
 }
+
+/// The end of a guard that puts the node back as it was (a kubelet configuration a live test
+/// changed): a failure fails the test, or, when the test is failing already, is printed (a second
+/// panic would abort and hide the first).
+pub fn restored(undo: Result<(), String>, left: &str) {
+    let Err(e) = undo else { return };
+    let why = format!("{e}: {left}");
+    if std::thread::panicking() {
+        #[allow(clippy::print_stderr)]
+        {
+            eprintln!("{why}");
+        }
+    } else {
+        panic!("{why}");
+    }
+}
