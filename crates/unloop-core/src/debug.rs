@@ -375,6 +375,47 @@ pub fn in_place_patch(
     Ok((patch, original))
 }
 
+/// Whether `container` of `template` is exactly as an in-place override leaves it: the keep-alive
+/// command, no arguments, no probes.
+fn left_by_override(template: &PodTemplateSpec, container: &str) -> bool {
+    template
+        .spec
+        .as_ref()
+        .and_then(|s| s.containers.iter().find(|c| c.name == container))
+        .is_some_and(|c| {
+            c.command.as_ref() == Some(&KeepAlive::Shell.command())
+                && c.args.as_ref().is_none_or(Vec::is_empty)
+                && c.liveness_probe.is_none()
+                && c.readiness_probe.is_none()
+                && c.startup_probe.is_none()
+        })
+}
+
+/// Whether a workload read again (`now`) is still the one a patch was planned on (`seen`), so the
+/// patch may be sent again after a conflict: the same uid, generation and pod template, and the
+/// same annotations of unloop's own. What else moves the resource version does not count: the
+/// status, and the annotations controllers keep (the deployment controller's
+/// `deployment.kubernetes.io/revision` moves with the very rollout an override starts).
+pub fn still_as_seen(
+    seen: &ObjectMeta,
+    seen_template: &PodTemplateSpec,
+    now: &ObjectMeta,
+    now_template: &PodTemplateSpec,
+) -> bool {
+    let ours = |m: &ObjectMeta| -> BTreeMap<String, String> {
+        m.annotations
+            .iter()
+            .flatten()
+            .filter(|(k, _)| k.starts_with(ANNOTATION_PREFIX))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    };
+    seen.uid == now.uid
+        && seen.generation == now.generation
+        && seen_template == now_template
+        && ours(seen) == ours(now)
+}
+
 /// The patch that records the fingerprint of the template unloop left.
 pub fn fingerprint_patch(template: &PodTemplateSpec) -> serde_json::Value {
     serde_json::json!({"metadata": {"annotations": {ANN_FINGERPRINT: fingerprint(template)}}})
@@ -400,10 +441,15 @@ pub fn restore_patch(
                 why: format!("fingerprint {} is now {}", f, fingerprint(template)),
             });
         }
-        None => {
+        // The override was applied but its fingerprint never recorded (the second patch failed):
+        // restorable while the container is still exactly as the override left it.
+        None if !left_by_override(template, &original.container) => {
             return Err(DebugError::ChangedSince {
                 workload: workload.into(),
-                why: "the override never completed".into(),
+                why: format!(
+                    "the override never recorded its fingerprint, and container {} is no longer as it left it",
+                    original.container
+                ),
             });
         }
         _ => {}
@@ -607,6 +653,85 @@ mod tests {
             ),
             Err(DebugError::AlreadyOverridden(_))
         ));
+    }
+
+    /// The missing-env-var scenario's captured Deployment.
+    fn deployment() -> k8s_openapi::api::apps::v1::Deployment {
+        crate::testing::scenario("missing-env-var")
+            .deployments
+            .swap_remove(0)
+    }
+
+    #[test]
+    fn a_workload_read_again_after_a_conflict_is_the_same_unless_what_the_user_saw_moved() {
+        let seen = deployment();
+        let template = &seen.spec.template;
+        // What the deployment controller does after an override: a new revision, a new status.
+        let mut rolled = seen.clone();
+        let ann = rolled
+            .metadata
+            .annotations
+            .get_or_insert_with(BTreeMap::new);
+        assert!(ann.contains_key("deployment.kubernetes.io/revision"));
+        ann.insert("deployment.kubernetes.io/revision".into(), "2".into());
+        rolled.metadata.resource_version = Some("999999".into());
+        rolled.status.as_mut().unwrap().observed_generation = Some(99);
+        assert!(still_as_seen(
+            &seen.metadata,
+            template,
+            &rolled.metadata,
+            &rolled.spec.template
+        ));
+        let changed = |f: &dyn Fn(&mut k8s_openapi::api::apps::v1::Deployment)| {
+            let mut d = seen.clone();
+            f(&mut d);
+            still_as_seen(&seen.metadata, template, &d.metadata, &d.spec.template)
+        };
+        assert!(!changed(&|d| {
+            d.metadata
+                .annotations
+                .get_or_insert_with(BTreeMap::new)
+                .insert(ANN_ORIGINAL.into(), "{}".into());
+        }));
+        assert!(!changed(&|d| d.metadata.generation = Some(7)));
+        assert!(!changed(&|d| d.metadata.uid = Some("another".into())));
+        assert!(!changed(&|d| {
+            d.spec.template.spec.as_mut().unwrap().containers[0].image = Some("api:2".into())
+        }));
+    }
+
+    /// The override's second patch (the fingerprint) can fail after the first went through: the
+    /// override is then restorable while its container is as the override left it.
+    #[test]
+    fn an_override_without_its_fingerprint_is_restored_only_while_untouched() {
+        let template = deployment().spec.template;
+        let name = template.spec.as_ref().unwrap().containers[0].name.clone();
+        let (patch, original) =
+            in_place_patch("deploy/api", &template, None, &name, Timestamp::UNIX_EPOCH).unwrap();
+        let mut left = template.clone();
+        let c = &mut left.spec.as_mut().unwrap().containers[0];
+        c.command = Some(KeepAlive::Shell.command());
+        c.args = None;
+        c.liveness_probe = None;
+        c.readiness_probe = None;
+        c.startup_probe = None;
+        let ann = BTreeMap::from([(
+            ANN_ORIGINAL.to_string(),
+            patch["metadata"]["annotations"][ANN_ORIGINAL]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        )]);
+        let (restore, back) = restore_patch("deploy/api", &left, Some(&ann)).unwrap();
+        assert_eq!(back, original);
+        assert_eq!(
+            restore["spec"]["template"]["spec"]["containers"][0]["command"],
+            serde_json::to_value(&original.command).unwrap()
+        );
+        let mut touched = left.clone();
+        touched.spec.as_mut().unwrap().containers[0].command = Some(vec!["/bin/api".into()]);
+        let err = restore_patch("deploy/api", &touched, Some(&ann)).unwrap_err();
+        assert!(err.to_string().contains("no longer as it left it"), "{err}");
     }
 
     #[test]

@@ -393,9 +393,10 @@ pub async fn get_workload(
 /// changed or made again since. Returns the workload as it is afterwards.
 ///
 /// The resource version also moves with every status update of the workload's controller (several
-/// a second during a rollout): on a conflict the workload is read again, and while it is the one
-/// the user saw (same uid, generation, pod template and annotations) the patch is applied to that
-/// read, up to `STATUS_RETRIES` times. Any change to what the user saw ends it with the conflict.
+/// a second during a rollout) and with the annotations controllers keep: on a conflict the
+/// workload is read again, and while it is the one the user saw
+/// (`unloop_core::debug::still_as_seen`) the patch is applied to that read, up to
+/// `STATUS_RETRIES` times. Any change to what the user saw ends it with the conflict.
 pub async fn patch_workload(
     live: &Live,
     ns: &str,
@@ -415,11 +416,7 @@ pub async fn patch_workload(
             break;
         }
         let now = get_workload(live, ns, w.kind, &w.name).await?;
-        if now.meta.uid != w.meta.uid
-            || now.meta.generation != w.meta.generation
-            || now.template != w.template
-            || now.annotations != w.annotations
-        {
+        if !unloop_core::debug::still_as_seen(&w.meta, &w.template, &now.meta, &now.template) {
             return Err(DebugOpError::Conflict(msg.clone()));
         }
         attempt = patch_once(live, ns, &now, patch).await;

@@ -331,7 +331,19 @@ async fn in_place(
         ))?;
     }
     let after = ops::patch_workload(live, ns, &w, &patch).await?;
-    ops::patch_workload(live, ns, &after, &plan::fingerprint_patch(&after.template)).await?;
+    // From here on the override is in place: an error must not say that nothing changed.
+    if let Err(e) =
+        ops::patch_workload(live, ns, &after, &plan::fingerprint_patch(&after.template)).await
+    {
+        let why = match e {
+            DebugOpError::Conflict(_) => "it changed again meanwhile".to_string(),
+            other => other.to_string(),
+        };
+        return Err(CliError::from(DebugOpError::Conflict(format!(
+            "{shown} in {ns} is overridden, but unloop could not record the fingerprint of what it left ({why}); {} puts it back while nobody changes container {container}",
+            restore_line(&shown, ns)
+        ))));
+    }
     let original_line = plan::original_command_line(&k8s_openapi::api::core::v1::Container {
         command: original.command.clone(),
         args: original.args.clone(),
