@@ -458,9 +458,11 @@ async fn hold_lease(
 ) {
     let api: Api<Lease> = Api::namespaced(client, &l.namespace);
     let mut last_held = tokio::time::Instant::now();
+    let mut written = None;
     loop {
         let ready = metrics.ready();
-        let held = match lease::try_hold(&api, &l.name, &me, l.duration, ready).await {
+        let held = match lease::try_hold(&api, &l.name, &me, l.duration, ready, &mut written).await
+        {
             Ok(h) => {
                 if h {
                     last_held = tokio::time::Instant::now();

@@ -111,14 +111,38 @@ pub async fn release(api: &Api<Lease>, name: &str, me: &str) -> Result<bool, kub
 }
 
 /// One round: read the lease, decide, write. Ok(true) when this replica holds the lease now.
+///
+/// `written` is the lease as this replica last wrote it. While it holds the lease, a round renews
+/// from that copy without reading (one request instead of two, as client-go's leader election
+/// does): the update carries the resourceVersion of that write, so if any other replica wrote
+/// since, it fails with a 409 and the round goes on with a read.
 pub async fn try_hold(
     api: &Api<Lease>,
     name: &str,
     me: &str,
     duration: Duration,
     ready: bool,
+    written: &mut Option<Lease>,
 ) -> Result<bool, kube::Error> {
     let now = Timestamp::now();
+    if let Some(mut lease) = written.take()
+        && let Some(spec) = lease.spec.as_ref().and_then(|s| {
+            let renew = decide(Some(s), me, now, ready);
+            (renew == Decision::Renew)
+                .then(|| next_spec(Some(s), &renew, me, now, duration))
+                .flatten()
+        })
+    {
+        lease.spec = Some(spec);
+        match api.replace(name, &PostParams::default(), &lease).await {
+            Ok(l) => {
+                *written = Some(l);
+                return Ok(true);
+            }
+            Err(kube::Error::Api(s)) if s.code == 409 => {}
+            Err(e) => return Err(e),
+        }
+    }
     let current = api.get_opt(name).await?;
     let decision = decide(
         current.as_ref().and_then(|l| l.spec.as_ref()),
@@ -135,7 +159,7 @@ pub async fn try_hold(
     ) else {
         return Ok(false);
     };
-    let written = match current {
+    let result = match current {
         Some(mut lease) => {
             // The resourceVersion read above: a replica that wrote in between makes this a 409.
             lease.spec = Some(spec);
@@ -152,8 +176,11 @@ pub async fn try_hold(
             api.create(&PostParams::default(), &lease).await
         }
     };
-    match written {
-        Ok(_) => Ok(true),
+    match result {
+        Ok(l) => {
+            *written = Some(l);
+            Ok(true)
+        }
         Err(kube::Error::Api(s)) if s.code == 409 => Ok(false),
         Err(e) => Err(e),
     }
