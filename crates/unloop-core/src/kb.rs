@@ -5,7 +5,7 @@
 //! once; `tests` prove that every sample line classifies as its signature says.
 
 use std::collections::BTreeMap;
-use std::sync::LazyLock;
+use std::sync::{LazyLock, OnceLock};
 
 use regex::{Regex, RegexSet};
 use serde::Deserialize;
@@ -49,9 +49,27 @@ pub struct Signature {
     pub generic: bool,
     /// One sentence on what the message means.
     pub summary: String,
-    pub regex: Regex,
     /// Real lines the signature must classify, each with the captures it must extract.
     pub samples: Vec<Sample>,
+    pattern: String,
+    /// The pattern compiled alone (for its captures), on the first line the base's set says it
+    /// matches: compiled one by one, the whole base took 16 MB in every process.
+    compiled: OnceLock<Regex>,
+}
+
+impl Signature {
+    /// The regular expression, as written in its file.
+    pub fn pattern(&self) -> &str {
+        &self.pattern
+    }
+
+    /// The pattern compiled (once, on first use).
+    pub fn regex(&self) -> &Regex {
+        self.compiled.get_or_init(|| {
+            // The base's set compiled this very pattern already; `check` proved its captures.
+            Regex::new(&self.pattern).expect("a signature's pattern compiles (kb tests)")
+        })
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -98,8 +116,8 @@ impl Fields {
 
 /// A line classified by a signature.
 #[derive(Debug, Clone)]
-pub struct Match {
-    pub signature: &'static Signature,
+pub struct Match<'b> {
+    pub signature: &'b Signature,
     pub fields: Fields,
 }
 
@@ -144,7 +162,7 @@ struct Base {
     set: RegexSet,
 }
 
-/// Parses the embedded files.
+/// Parses the embedded files, compiling and checking every signature's pattern.
 pub fn load() -> Result<Vec<Signature>, KbError> {
     let mut out = Vec::new();
     for (file, text) in FILES {
@@ -153,8 +171,29 @@ pub fn load() -> Result<Vec<Signature>, KbError> {
     Ok(out)
 }
 
-/// Parses one file's text.
+/// Parses one file's text and checks every pattern: it compiles, and captures only `CAPTURES`.
 fn parse(file: &'static str, text: &str) -> Result<Vec<Signature>, KbError> {
+    let signatures = read(file, text)?;
+    for s in &signatures {
+        let bad = |message: String| KbError::Signature {
+            file,
+            id: s.id.clone(),
+            message,
+        };
+        let regex = Regex::new(&s.pattern).map_err(|e| bad(e.to_string()))?;
+        if let Some(name) = regex
+            .capture_names()
+            .flatten()
+            .find(|n| !CAPTURES.contains(n))
+        {
+            return Err(bad(format!("capture {name:?} is not one of {CAPTURES:?}")));
+        }
+    }
+    Ok(signatures)
+}
+
+/// Parses one file's text, leaving the patterns uncompiled.
+fn read(file: &'static str, text: &str) -> Result<Vec<Signature>, KbError> {
     let mut out = Vec::new();
     let raw: RawFile = toml::from_str(text).map_err(|source| KbError::Toml { file, source })?;
     for s in raw.signature {
@@ -168,14 +207,6 @@ fn parse(file: &'static str, text: &str) -> Result<Vec<Signature>, KbError> {
             .copied()
             .find(|c| c.as_str() == s.cause)
             .ok_or_else(|| bad(format!("unknown cause id {:?}", s.cause)))?;
-        let regex = Regex::new(&s.regex).map_err(|e| bad(e.to_string()))?;
-        if let Some(name) = regex
-            .capture_names()
-            .flatten()
-            .find(|n| !CAPTURES.contains(n))
-        {
-            return Err(bad(format!("capture {name:?} is not one of {CAPTURES:?}")));
-        }
         let mut samples = Vec::new();
         for mut m in s.samples {
             let line = m
@@ -201,8 +232,9 @@ fn parse(file: &'static str, text: &str) -> Result<Vec<Signature>, KbError> {
             cause,
             generic: s.generic,
             summary: s.summary,
-            regex,
             samples,
+            pattern: s.regex,
+            compiled: OnceLock::new(),
         });
     }
     Ok(out)
@@ -210,12 +242,25 @@ fn parse(file: &'static str, text: &str) -> Result<Vec<Signature>, KbError> {
 
 static BASE: LazyLock<Base> = LazyLock::new(|| {
     // The base is compiled in: a broken file is a build defect that the kb tests report in detail.
-    let signatures =
-        load().expect("the embedded knowledge base parses (cargo test -p unloop-core kb)");
-    let set = RegexSet::new(signatures.iter().map(|s| s.regex.as_str()))
-        .expect("every signature's regex compiled alone");
-    Base { signatures, set }
+    base().expect("the embedded knowledge base parses (cargo test -p unloop-core kb)")
 });
+
+/// The embedded base, ready to match: one set of every pattern; each pattern alone is compiled
+/// when a line first matches it (`Signature::regex`). Its checks are `load`'s, run by the tests.
+fn base() -> Result<Base, KbError> {
+    let mut signatures = Vec::new();
+    for (file, text) in FILES {
+        signatures.extend(read(file, text)?);
+    }
+    let set = RegexSet::new(signatures.iter().map(|s| s.pattern.as_str())).map_err(|e| {
+        KbError::Signature {
+            file: "(all)",
+            id: "(the set of every pattern)".into(),
+            message: e.to_string(),
+        }
+    })?;
+    Ok(Base { signatures, set })
+}
 
 /// Every signature, in the order they are consulted.
 pub fn signatures() -> &'static [Signature] {
@@ -223,14 +268,17 @@ pub fn signatures() -> &'static [Signature] {
 }
 
 /// Every signature that matches `line`, in the order they are consulted.
-pub fn matches(line: &str) -> Vec<Match> {
-    let base = &*BASE;
+pub fn matches(line: &str) -> Vec<Match<'static>> {
+    matches_in(&BASE, line)
+}
+
+fn matches_in<'b>(base: &'b Base, line: &str) -> Vec<Match<'b>> {
     base.set
         .matches(line)
         .into_iter()
         .filter_map(|i| {
             let signature = &base.signatures[i];
-            let caps = signature.regex.captures(line)?;
+            let caps = signature.regex().captures(line)?;
             Some(Match {
                 signature,
                 fields: fields(&caps),
@@ -240,7 +288,7 @@ pub fn matches(line: &str) -> Vec<Match> {
 }
 
 /// The signature a line is classified by: the first that matches.
-pub fn classify(line: &str) -> Option<Match> {
+pub fn classify(line: &str) -> Option<Match<'static>> {
     matches(line).into_iter().next()
 }
 
@@ -363,6 +411,30 @@ mod tests {
             }
         }
         assert!(failures.is_empty(), "{}", failures.join("\n"));
+    }
+
+    /// A process compiles the patterns of the signatures its lines match, not the whole base.
+    #[test]
+    fn a_pattern_is_compiled_alone_only_once_a_line_matches_it() {
+        let base = base().unwrap();
+        fn compiled(b: &Base) -> Vec<&str> {
+            b.signatures
+                .iter()
+                .filter(|s| s.compiled.get().is_some())
+                .map(|s| s.id.as_str())
+                .collect()
+        }
+        assert!(compiled(&base).is_empty());
+        assert!(matches_in(&base, "GET /healthz 200").is_empty());
+        assert!(compiled(&base).is_empty());
+        let line = r#"[emerg] 1#1: open() "/etc/proxy/upstreams.conf" failed (2: No such file or directory)"#;
+        let m = matches_in(&base, line);
+        assert_eq!(
+            m[0].fields.file.as_deref(),
+            Some("/etc/proxy/upstreams.conf")
+        );
+        let ids: Vec<&str> = m.iter().map(|m| m.signature.id.as_str()).collect();
+        assert_eq!(compiled(&base), ids);
     }
 
     #[test]
