@@ -2,54 +2,12 @@
 //! `crates/unloop-core/tests/regressions/` (a captured scenario and the fields of its troubled pod
 //! the fuzzer changed) is diagnosed and rendered in every format, without a panic.
 
-use std::io::Read;
-use std::path::{Path, PathBuf};
+#[path = "../../unloop-core/tests/support/regression.rs"]
+mod regression;
 
-use serde_json::Value;
-use unloop_core::{ClusterState, Query, diagnose};
+use regression::{case, cases};
+use unloop_core::{Query, diagnose};
 use unloop_report::{Format, render};
-
-fn captured(scenario: &str) -> ClusterState {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../testbed/scenarios")
-        .join(scenario)
-        .join("bundle.json.gz");
-    let mut json = Vec::new();
-    flate2::read::GzDecoder::new(std::fs::File::open(&path).unwrap())
-        .read_to_end(&mut json)
-        .unwrap();
-    let mut bundle: Value = serde_json::from_slice(&json).unwrap();
-    serde_json::from_value(bundle["state"].take()).unwrap()
-}
-
-fn case(name: &str) -> (ClusterState, jiff::Timestamp) {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../unloop-core/tests/regressions")
-        .join(name);
-    let spec: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
-    let mut state = captured(spec["scenario"].as_str().unwrap());
-    let mut pod = serde_json::to_value(&state.pods[0]).unwrap();
-    for change in spec["set"].as_array().unwrap() {
-        let pointer = change[0].as_str().unwrap();
-        *pod.pointer_mut(pointer)
-            .unwrap_or_else(|| panic!("{name}: no {pointer}")) = change[1].clone();
-    }
-    state.pods[0] = serde_json::from_value(pod).unwrap();
-    let now = state.captured_at.unwrap();
-    (state, now)
-}
-
-fn cases() -> Vec<String> {
-    let dir: PathBuf =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../unloop-core/tests/regressions");
-    let mut out: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.ends_with(".json"))
-        .collect();
-    out.sort();
-    out
-}
 
 #[test]
 fn fuzzer_findings_render_in_every_format() {
