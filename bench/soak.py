@@ -120,8 +120,12 @@ def main():
                     break
                 time.sleep(2)
             tag()
+            # The cluster's events: the API server keeps them for its --event-ttl (1 h by default)
+            # after their workload is gone, and the agent's events watch holds what it keeps.
+            events = len(kube(["get", "events", "-A", "-o", "name"]).stdout.split())
             cycles.append({"cycle": n, "all_notified": all_in, "to_all_notified_s": round(waited, 1),
-                           "length_s": round(time.time() - start, 1)})
+                           "length_s": round(time.time() - start, 1), "t": round(time.time() - t0, 1),
+                           "cluster_events": events, "rss_kb": rss[-1][1] if rss else None})
             print("cycle %d: all notified %s in %.0f s, rss %.1f MB" % (n, all_in, waited, rss[-1][1] / 1024), flush=True)
         tag()
         time.sleep(5)
@@ -165,6 +169,19 @@ def main():
     }
     if warm and last:
         res["rss_last_over_warm"] = round(statistics.median(last) / statistics.median(warm), 3)
+    # Memory against the events the cluster holds: the slope of RSS over the cluster's event count
+    # (least squares over the cycles after the first), and the count's own growth.
+    pts = [(c["cluster_events"], c["rss_kb"]) for c in cycles[1:] if c.get("rss_kb")]
+    if len(pts) > 2 and len({e for e, _ in pts}) > 1:
+        me = statistics.mean(e for e, _ in pts)
+        mr = statistics.mean(r for _, r in pts)
+        slope = sum((e - me) * (r - mr) for e, r in pts) / sum((e - me) ** 2 for e, _ in pts)
+        res["rss_kb_per_cluster_event"] = round(slope, 2)
+    ev_warm = [c["cluster_events"] for c in cycles if first_end <= c["t"] < first_end + 600]
+    ev_last = [c["cluster_events"] for c in cycles if cycles and c["t"] >= cycles[-1]["t"] - 600]
+    if ev_warm and ev_last:
+        res["cluster_events"] = {"warm_median": statistics.median(ev_warm),
+                                 "last_10min_median": statistics.median(ev_last)}
     json.dump(res, open(os.path.join(OUT, "soak.json"), "w"), indent=1)
     print(json.dumps({k: v for k, v in res.items() if k not in ("rss_samples", "cycle_rows")}, indent=1))
 

@@ -825,11 +825,25 @@ pub fn argv(words: &mut [String]) {
 // ---------------------------------------------------------------------------------------------
 // Objects
 
-/// Fields that hold identifiers, times and addresses only: skipped for speed.
+/// Fields that hold identifiers, times and addresses only: never masked. Names among them are
+/// what other fields and commands refer to (an owner reference, a selector, `kubectl -n`): a name
+/// that looks like a token (`payments-sk-settlement-batch-runner`) masked would name nothing.
 fn is_plain_field(key: &str) -> bool {
     matches!(
         key,
-        "uid" | "resourceVersion" | "imageID" | "containerID" | "podIP" | "hostIP" | "ip"
+        "uid"
+            | "resourceVersion"
+            | "imageID"
+            | "containerID"
+            | "podIP"
+            | "hostIP"
+            | "ip"
+            | "name"
+            | "namespace"
+            | "generateName"
+            | "nodeName"
+            | "serviceAccountName"
+            | "serviceAccount"
     ) || key.ends_with("Timestamp")
         || key.ends_with("Time")
         || key.ends_with("At")
@@ -973,7 +987,10 @@ pub fn strip_last_applied(meta: &mut k8s_openapi::apimachinery::pkg::apis::meta:
 /// The output-side pass: every string of a diagnosis report through [`text`], before any
 /// renderer writes it.
 pub fn report(r: &mut Report) {
-    crate::text::each_report_string(r, &mut |s, _| {
+    crate::text::each_report_string(r, &mut |s, layout| {
+        if layout == crate::text::Layout::Name {
+            return;
+        }
         if let Cow::Owned(o) = redact_text(s) {
             *s = o;
         }
@@ -983,6 +1000,47 @@ pub fn report(r: &mut Report) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A name that looks like a token stays a name (the objects, the report, the commands refer to
+    /// it); the same token in a log line or a message is still masked.
+    #[test]
+    fn names_that_look_like_tokens_are_kept_and_the_token_elsewhere_is_not() {
+        const NAME: &str = "payments-sk-settlement-batch-runner";
+        assert!(
+            text(&format!("key {NAME}")).contains(REDACTED),
+            "the name looks like a token"
+        );
+        let mut state = crate::testing::scenario("missing-env-var");
+        let pod = crate::testing::pod(&mut state);
+        pod.metadata.name = Some(NAME.into());
+        pod.metadata.namespace = Some(NAME.into());
+        let mut p = pod.clone();
+        super::pod(&mut p);
+        assert_eq!(p.metadata.name.as_deref(), Some(NAME));
+        assert_eq!(p.metadata.namespace.as_deref(), Some(NAME));
+
+        let mut state = crate::testing::scenario("missing-env-var");
+        let now = crate::testing::now(&state);
+        crate::testing::log(&mut state)
+            .text
+            .push_str(&format!("\nusing key {NAME}\n"));
+        let mut r = crate::diagnose(&state, &crate::Query::default(), now);
+        let d = &mut r.diagnoses[0];
+        d.workload.name = NAME.into();
+        d.pod = format!("{NAME}-7d4b9c-x2x9z");
+        d.container = NAME.into();
+        report(&mut r);
+        let d = &r.diagnoses[0];
+        assert_eq!(d.workload.name, NAME);
+        assert_eq!(d.pod, format!("{NAME}-7d4b9c-x2x9z"));
+        assert_eq!(d.container, NAME);
+        let tail = &d.logs.as_ref().unwrap().tail;
+        assert!(
+            tail.iter()
+                .any(|l| l.starts_with("using key") && !l.contains(NAME) && l.contains(REDACTED)),
+            "{tail:?}"
+        );
+    }
 
     #[test]
     fn redacts_tokens_passwords_and_url_credentials() {

@@ -119,13 +119,18 @@ pub enum Layout {
     /// One word of a remedy's command: redacted like any text, but never rewritten for the
     /// terminal here, since `shell::render` spells control characters out when it quotes it.
     ShellWord,
+    /// The name of an object (namespace, workload, pod, container, node): made visible like a
+    /// line, never redacted. A name is an identifier other fields and commands are matched
+    /// against (a Deployment named `payments-sk-settlement-batch-runner` looks like a token):
+    /// masked, it would name nothing, or two objects at once.
+    Name,
 }
 
 /// Calls `f` on every string of a report that came from the cluster or was built from it. The one
 /// list of a report's text fields: the output-side redaction pass and the terminal renderers both
 /// use it, so a new field is covered by both once it is added here.
 pub fn each_report_string(r: &mut Report, f: &mut dyn FnMut(&mut String, Layout)) {
-    use Layout::{Line, ShellWord};
+    use Layout::{Line, Name, ShellWord};
     let opt = |o: &mut Option<String>, f: &mut dyn FnMut(&mut String, Layout)| {
         if let Some(s) = o.as_mut() {
             f(s, Line);
@@ -133,7 +138,7 @@ pub fn each_report_string(r: &mut Report, f: &mut dyn FnMut(&mut String, Layout)
     };
     opt(&mut r.scope.context, f);
     opt(&mut r.scope.server, f);
-    r.scope.namespaces.iter_mut().for_each(|s| f(s, Line));
+    r.scope.namespaces.iter_mut().for_each(|s| f(s, Name));
     for g in &mut r.gaps {
         g.about.strings_mut().into_iter().for_each(|s| f(s, Line));
         f(&mut g.why, Line);
@@ -149,12 +154,12 @@ pub fn each_report_string(r: &mut Report, f: &mut dyn FnMut(&mut String, Layout)
             &mut d.workload.name,
             &mut d.pod,
             &mut d.container,
-            &mut d.status,
         ] {
-            f(s, Line);
+            f(s, Name);
         }
+        f(&mut d.status, Line);
         for p in &mut d.pods {
-            f(&mut p.name, Line);
+            f(&mut p.name, Name);
             f(&mut p.status, Line);
             opt(&mut p.node, f);
         }
@@ -203,7 +208,7 @@ pub fn each_report_string(r: &mut Report, f: &mut dyn FnMut(&mut String, Layout)
             f(&mut e.message, Line);
         }
         if let Some(n) = d.node.as_mut() {
-            f(&mut n.name, Line);
+            f(&mut n.name, Name);
             n.pressure.iter_mut().for_each(|p| f(p, Line));
             opt(&mut n.architecture, f);
             opt(&mut n.kubelet_version, f);
@@ -217,7 +222,7 @@ pub fn each_report_string(r: &mut Report, f: &mut dyn FnMut(&mut String, Layout)
         f(&mut x.summary, Line);
         for v in &mut x.victims {
             for s in [&mut v.namespace, &mut v.workload.name, &mut v.container] {
-                f(s, Line);
+                f(s, Name);
             }
         }
     }
@@ -228,7 +233,7 @@ pub fn each_report_string(r: &mut Report, f: &mut dyn FnMut(&mut String, Layout)
             &mut x.pod,
             &mut x.container,
         ] {
-            f(s, Line);
+            f(s, Name);
         }
         if let Some(e) = x.last_exit.as_mut() {
             opt(&mut e.reason, f);
@@ -245,7 +250,7 @@ pub fn visible_report(report: &Report) -> Report {
     let mut r = report.clone();
     each_report_string(&mut r, &mut |s, layout| {
         let v = match layout {
-            Layout::Line => visible(s),
+            Layout::Line | Layout::Name => visible(s),
             Layout::Lines => visible_lines(s),
             Layout::ShellWord => return,
         };

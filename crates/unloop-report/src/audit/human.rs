@@ -19,7 +19,7 @@ pub(super) fn render(report: &AuditReport, opts: &RenderOptions) -> String {
     let mut shown = report.clone();
     unloop_audit::each_string(&mut shown, false, &mut |s, layout| {
         let v = match layout {
-            Layout::Line => visible(s),
+            Layout::Line | Layout::Name => visible(s),
             Layout::Lines => visible_lines(s),
             Layout::ShellWord => return,
         };
