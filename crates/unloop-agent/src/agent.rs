@@ -21,7 +21,7 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use tokio::sync::Notify;
-use unloop_core::diagnose::{Diagnosis, Query, Target, diagnose};
+use unloop_core::diagnose::{Diagnosis, diagnose};
 use unloop_core::state::ContainerLog;
 use unloop_core::workload::WorkloadKind;
 use unloop_source::live::client::{self, Deadline, Reader};
@@ -575,9 +575,14 @@ impl Agent {
             if d.status.as_ref().is_some_and(|s| s.resolved) {
                 continue;
             }
+            // Only the agent's own resources, and only causes unloop knows, become label values.
+            let (Some(workload), Some(cause)) = (crd::ours(&d), crd::known_cause(&d.spec.cause))
+            else {
+                continue;
+            };
             let ns = d.namespace().unwrap_or_default();
-            if seen.insert((ns.clone(), d.spec.workload.clone(), d.spec.cause.clone())) {
-                *t.entry((ns, d.spec.cause.clone())).or_default() += 1;
+            if seen.insert((ns.clone(), workload, cause.as_str())) {
+                *t.entry((ns, cause.as_str().to_string())).or_default() += 1;
             }
         }
         self.metrics.set_troubled(t);
@@ -697,23 +702,14 @@ impl Agent {
             jobs: jobs.iter().map(|p| p.as_ref()).collect(),
         };
         let state = view::namespace_state(ns, &objects, logs);
-        let target = match key.workload.kind {
-            WorkloadKind::Pod => Target::Pod(key.workload.name.clone()),
-            k => Target::Workload(k, key.workload.name.clone()),
-        };
-        let query = Query {
-            namespaces: vec![ns.to_string()],
-            selector: None,
-            target: Some(target),
-            ..Query::default()
-        };
-        let mut report = diagnose(&state, &query, now);
-        unloop_core::redact::report(&mut report);
+        let query = view::query_of(key);
+        // Identities are taken before the report is redacted (crd::identified).
+        let verdicts = crd::identified(key, diagnose(&state, &query, now));
         let latency = ev
             .and_then(|e| e.reported_at)
             .map(|r| now.duration_since(r).as_secs_f64());
-        for d in &report.diagnoses {
-            self.publish(key, d, first, now, latency).await?;
+        for (id, d) in &verdicts {
+            self.publish(key, id, d, first, now, latency).await?;
         }
         Ok(())
     }
@@ -773,16 +769,18 @@ impl Agent {
         found.unwrap_or(Owner::Gone)
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn publish(
         &mut self,
         key: &Key,
+        id: &crd::Identity,
         d: &Diagnosis,
         first: Timestamp,
         now: Timestamp,
         latency: Option<f64>,
     ) -> Result<(), String> {
         let ns = key.namespace.as_str();
-        let name = crd::resource_name(&d.workload.to_string(), &d.container);
+        let name = id.resource_name();
         let owner = self.owner(key);
         let (reference, owner_uid) = match owner {
             // Its pods are going with it: nothing to publish about a workload being deleted.
@@ -797,7 +795,7 @@ impl Agent {
             d.top().id.as_str(),
         );
         let first_seen = carried.first_seen.unwrap_or_else(|| first.to_string());
-        let spec = crd::spec_of(d, &first_seen, now);
+        let spec = crd::spec_of(id, d, &first_seen, now);
         let news = carried.news;
         let api: Api<CrashDiagnosis> = Api::namespaced(self.client.clone(), ns);
         let mut obj = serde_json::json!({
@@ -855,7 +853,7 @@ impl Agent {
             serde_json::json!({"namespace": ns, "workload": spec.workload, "container": spec.container, "cause": spec.cause, "confidence": spec.confidence, "resource": name, "new": news}),
         );
         if news && self.opts.events {
-            self.event_on_pod(ns, &d.pod, &spec).await;
+            self.event_on_pod(ns, &id.pod, &spec).await;
         }
         if notify {
             self.send(Payload::diagnosed(ns, &name, &spec)).await;
@@ -875,18 +873,10 @@ impl Agent {
             uid: p.meta().uid.clone(),
             ..Default::default()
         };
-        let mut note = crd::one_line(spec);
-        if note.len() > 1000 {
-            let mut cut = 1000;
-            while !note.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            note.truncate(cut);
-        }
         let ev = KubeEvent {
             type_: EventType::Warning,
             reason: "CrashDiagnosed".into(),
-            note: Some(note),
+            note: Some(crd::one_line(spec)),
             action: "Diagnose".into(),
             secondary: None,
         };
@@ -935,10 +925,9 @@ impl Agent {
     }
 
     async fn resolve(&self, key: &Key) {
-        let workload = key.workload.to_string();
         for c in self.stores.diagnoses.state() {
             if c.namespace().as_deref() != Some(key.namespace.as_str())
-                || c.spec.workload != workload
+                || crd::ours(&c).as_ref() != Some(&key.workload)
                 || c.status.as_ref().is_some_and(|s| s.resolved)
             {
                 continue;
@@ -984,12 +973,13 @@ impl Agent {
     /// Unresolved resources of workloads the tracker does not know (they recovered while no
     /// replica was leading): resolved now.
     async fn resolve_orphans(&self, tracker: &Tracker, now: Timestamp) {
-        let troubled: std::collections::BTreeSet<(String, String)> = tracker
-            .troubled()
-            .map(|k| (k.namespace.clone(), k.workload.to_string()))
-            .collect();
+        let troubled: std::collections::BTreeSet<&Key> = tracker.troubled().collect();
         for c in self.stores.diagnoses.state() {
             let ns = c.namespace().unwrap_or_default();
+            // Resources anyone else made are neither resolved nor notified about.
+            let Some(workload) = crd::ours(&c) else {
+                continue;
+            };
             if c.status.as_ref().is_some_and(|s| s.resolved) || !in_scope(&self.opts, &ns) {
                 continue;
             }
@@ -998,7 +988,11 @@ impl Agent {
                 .last_seen
                 .parse::<Timestamp>()
                 .is_ok_and(|t| now.duration_since(t) < self.opts.timing.resolve_after);
-            if !recent && !troubled.contains(&(ns, c.spec.workload.clone())) {
+            let key = Key {
+                namespace: ns,
+                workload,
+            };
+            if !recent && !troubled.contains(&key) {
                 self.mark_resolved(&c).await;
             }
         }

@@ -10,8 +10,12 @@ use kube::CustomResource;
 use kube::CustomResourceExt;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use unloop_core::diagnose::Diagnosis;
-use unloop_core::verdict::RemedyKind;
+use unloop_core::diagnose::{Diagnosis, Report};
+use unloop_core::verdict::{CauseId, RemedyKind};
+use unloop_core::workload::{Workload, WorkloadKind};
+
+use crate::outgoing;
+use crate::track::Key;
 
 /// The API group of unloop's resources.
 pub const GROUP: &str = "unloop.dev";
@@ -84,6 +88,29 @@ pub struct CrashDiagnosisSpec {
     pub first_seen: String,
     /// The last diagnosis (RFC 3339).
     pub last_seen: String,
+    /// Items left out of the lists above to keep the resource bounded, by list.
+    #[serde(default, skip_serializing_if = "Omitted::is_empty")]
+    pub omitted: Omitted,
+}
+
+/// How many items of each list the agent left out (`outgoing::spec`).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Omitted {
+    #[serde(default)]
+    pub evidence: u32,
+    #[serde(default)]
+    pub other_causes: u32,
+    #[serde(default)]
+    pub remedies: u32,
+    #[serde(default)]
+    pub pods: u32,
+}
+
+impl Omitted {
+    pub fn is_empty(&self) -> bool {
+        *self == Omitted::default()
+    }
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
@@ -175,8 +202,8 @@ pub fn crd_yaml() -> String {
 
 /// The name of the resource for a workload's container: `deploy-api-app`, a DNS subdomain.
 /// Names longer than the limit keep a prefix and a hash of the whole, so two never collide.
-pub fn resource_name(workload: &str, container: &str) -> String {
-    let raw = format!("{}-{}", workload.replace('/', "-"), container);
+pub fn resource_name(workload: &Workload, container: &str) -> String {
+    let raw = format!("{}-{}-{}", workload.kind.short(), workload.name, container);
     let mut name: String = raw
         .chars()
         .map(|c| match c.to_ascii_lowercase() {
@@ -185,12 +212,37 @@ pub fn resource_name(workload: &str, container: &str) -> String {
         })
         .collect();
     const MAX: usize = 253;
+    let hash = fnv(raw.as_bytes());
     if name.len() > MAX {
-        let hash = fnv(raw.as_bytes());
         name.truncate(MAX - 17);
+        // A cut after a '.' or a '-' would leave it before the hash's '-': not a DNS subdomain.
+        let kept = name.trim_end_matches(['-', '.']).len();
+        name.truncate(kept);
         name = format!("{name}-{hash:016x}");
     }
-    name.trim_matches(|c| c == '-' || c == '.').to_string()
+    let name = name.trim_matches(['-', '.']);
+    if is_dns_subdomain(name) {
+        name.to_string()
+    } else {
+        // Names Kubernetes accepted never get here (`a..b` cannot be a workload's name).
+        format!("unloop-{hash:016x}")
+    }
+}
+
+/// RFC 1123 subdomain as Kubernetes checks a resource's name: at most 253 characters, labels
+/// of lowercase letters, digits and '-', separated by '.', each beginning and ending with a
+/// letter or digit.
+pub fn is_dns_subdomain(s: &str) -> bool {
+    let alnum = |c: u8| c.is_ascii_lowercase() || c.is_ascii_digit();
+    !s.is_empty()
+        && s.len() <= 253
+        && s.split('.').all(|l| {
+            let b = l.as_bytes();
+            !b.is_empty()
+                && alnum(b[0])
+                && alnum(b[b.len() - 1])
+                && b.iter().all(|&c| alnum(c) || c == b'-')
+        })
 }
 
 fn fnv(bytes: &[u8]) -> u64 {
@@ -199,12 +251,58 @@ fn fnv(bytes: &[u8]) -> u64 {
     })
 }
 
-/// The spec for a diagnosis (already redacted by the caller), keeping `first_seen` from before.
-pub fn spec_of(d: &Diagnosis, first_seen: &str, now: jiff::Timestamp) -> CrashDiagnosisSpec {
+/// Who a diagnosis is about: the tracker's key and the names of the watched objects the
+/// diagnosis read. Redaction treats a report's names as text (a Deployment named
+/// `payments-sk-settlement-batch-runner` looks like a token), so every identity the agent uses
+/// (the resource's name, its owner, lookups, the Event's pod, comparisons when resolving) is
+/// taken from here, never from the redacted report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub namespace: String,
+    pub workload: Workload,
+    pub container: String,
+    /// The replica the verdict comes from: where the Event goes.
+    pub pod: String,
+    /// Every troubled replica.
+    pub pods: Vec<String>,
+}
+
+impl Identity {
+    pub fn resource_name(&self) -> String {
+        resource_name(&self.workload, &self.container)
+    }
+}
+
+/// The diagnoses of a report for `key`, each with its identity taken before the report is
+/// redacted (`redact::report`, done here so that no caller can take a name from a redacted one).
+pub fn identified(key: &Key, mut report: Report) -> Vec<(Identity, Diagnosis)> {
+    let ids: Vec<Identity> = report
+        .diagnoses
+        .iter()
+        .map(|d| Identity {
+            namespace: key.namespace.clone(),
+            workload: key.workload.clone(),
+            container: d.container.clone(),
+            pod: d.pod.clone(),
+            pods: d.pods.iter().map(|p| p.name.clone()).collect(),
+        })
+        .collect();
+    unloop_core::redact::report(&mut report);
+    ids.into_iter().zip(report.diagnoses).collect()
+}
+
+/// The spec for a redacted diagnosis of `id`, keeping `first_seen` from before; through the
+/// one gate of what the agent publishes (`outgoing::spec`).
+pub fn spec_of(
+    id: &Identity,
+    d: &Diagnosis,
+    first_seen: &str,
+    now: jiff::Timestamp,
+) -> CrashDiagnosisSpec {
     let top = d.top();
-    CrashDiagnosisSpec {
-        workload: d.workload.to_string(),
-        container: d.container.clone(),
+    outgoing::spec(CrashDiagnosisSpec {
+        workload: id.workload.to_string(),
+        container: id.container.clone(),
         cause: top.id.as_str().to_string(),
         confidence: top.confidence.to_string(),
         summary: top.summary.clone(),
@@ -240,19 +338,69 @@ pub fn spec_of(d: &Diagnosis, first_seen: &str, now: jiff::Timestamp) -> CrashDi
             })
             .collect(),
         restarts: d.restarts,
-        pods: d.pods.iter().map(|p| p.name.clone()).collect(),
+        pods: id.pods.clone(),
         exit_code: d.exit.as_ref().map(|e| e.code),
         first_seen: first_seen.to_string(),
         last_seen: now.to_string(),
+        omitted: Omitted::default(),
+    })
+}
+
+/// The cause a resource names, when it is one unloop knows.
+pub fn known_cause(s: &str) -> Option<CauseId> {
+    CauseId::ALL.iter().copied().find(|c| c.as_str() == s)
+}
+
+/// The kind of an owner reference to a workload of `kind`.
+fn owner_kind(kind: WorkloadKind) -> &'static str {
+    match kind {
+        WorkloadKind::Deployment => "Deployment",
+        WorkloadKind::StatefulSet => "StatefulSet",
+        WorkloadKind::DaemonSet => "DaemonSet",
+        WorkloadKind::Job => "Job",
+        WorkloadKind::CronJob => "CronJob",
+        WorkloadKind::ReplicaSet => "ReplicaSet",
+        WorkloadKind::Pod => "Pod",
     }
+}
+
+/// The workload a resource the agent published is about, or `None` for a resource that anyone
+/// else made (anyone allowed to create CrashDiagnoses can): it carries the agent's managed-by
+/// label, names a known cause, is named as the agent names it, and is owned by the workload it
+/// names (none but a CronJob's, which the agent does not watch, is published without an owner).
+/// What the agent counts in its metrics and resolves comes only from these.
+pub fn ours(c: &CrashDiagnosis) -> Option<Workload> {
+    let labels = c.metadata.labels.as_ref()?;
+    if labels.get(LABEL_MANAGED_BY).map(String::as_str) != Some(MANAGER) {
+        return None;
+    }
+    known_cause(&c.spec.cause)?;
+    let (kind, name) = c.spec.workload.split_once('/')?;
+    let workload = Workload {
+        kind: WorkloadKind::parse(kind)?,
+        name: name.to_string(),
+    };
+    if c.metadata.name.as_deref() != Some(resource_name(&workload, &c.spec.container).as_str()) {
+        return None;
+    }
+    let owners = c.metadata.owner_references.as_deref().unwrap_or_default();
+    let owned = match owners {
+        [] => workload.kind == WorkloadKind::CronJob,
+        [o] => o.kind == owner_kind(workload.kind) && o.name == workload.name,
+        _ => false,
+    };
+    owned.then_some(workload)
 }
 
 /// The one-line verdict: the Event's note and a notification's title.
 pub fn one_line(spec: &CrashDiagnosisSpec) -> String {
-    format!(
+    let spec = outgoing::spec(spec.clone());
+    let line = format!(
         "{}[{}]: {} ({} confidence): {}",
         spec.workload, spec.container, spec.cause, spec.confidence, spec.summary
-    )
+    );
+    // The Event API's limit on a note.
+    outgoing::line(&line, 1024)
 }
 
 #[cfg(test)]
@@ -267,10 +415,16 @@ mod tests {
         let state = unloop_source::bundle::read(&path).unwrap();
         let now = state.captured_at.unwrap();
         let report = unloop_core::diagnose::diagnose(&state, &Default::default(), now);
-        let spec = spec_of(&report.diagnoses[0], "2026-11-30T02:00:00Z", now);
+        let key = Key {
+            namespace: report.diagnoses[0].namespace.clone(),
+            workload: report.diagnoses[0].workload.clone(),
+        };
+        let (id, d) = identified(&key, report).remove(0);
+        let spec = spec_of(&id, &d, "2026-11-30T02:00:00Z", now);
         let deploy = &state.deployments[0];
         let uid = deploy.metadata.uid.clone().unwrap();
-        let mut c = CrashDiagnosis::new(&resource_name(&spec.workload, &spec.container), spec);
+        let mut c = CrashDiagnosis::new(&id.resource_name(), spec);
+        c.metadata.labels = Some([(LABEL_MANAGED_BY.to_string(), MANAGER.to_string())].into());
         c.metadata.owner_references = Some(vec![
             k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference {
                 api_version: "apps/v1".into(),
@@ -368,12 +522,63 @@ mod tests {
         );
     }
 
+    fn deploy(name: &str) -> Workload {
+        Workload {
+            kind: WorkloadKind::Deployment,
+            name: name.into(),
+        }
+    }
+
     #[test]
     fn resource_names_are_dns_subdomains_and_long_ones_do_not_collide() {
-        assert_eq!(resource_name("deploy/api", "app"), "deploy-api-app");
-        let long_a = resource_name(&format!("deploy/{}", "a".repeat(300)), "x");
-        let long_b = resource_name(&format!("deploy/{}", "a".repeat(300)), "y");
+        assert_eq!(resource_name(&deploy("api"), "app"), "deploy-api-app");
+        let long_a = resource_name(&deploy(&"a".repeat(300)), "x");
+        let long_b = resource_name(&deploy(&"a".repeat(300)), "y");
         assert!(long_a.len() <= 253 && long_b.len() <= 253);
         assert_ne!(long_a, long_b);
+        assert!(is_dns_subdomain(&long_a), "{long_a}");
+    }
+
+    /// A long Deployment name (a valid DNS subdomain) whose cut at 236 characters falls just
+    /// after a '.': `x.-hash` would be refused by the API server at every retry.
+    #[test]
+    fn a_long_name_cut_after_a_dot_or_a_dash_is_still_a_dns_subdomain() {
+        // "deploy-" is 7 characters: the cut keeps 236, so the 229th character of the name
+        // ends the prefix.
+        for sep in [".", "-"] {
+            let name = format!("{}{sep}{}", "a".repeat(228), "b".repeat(20));
+            assert!(is_dns_subdomain(&name), "the workload's name is valid");
+            let r = resource_name(&deploy(&name), "app");
+            assert!(is_dns_subdomain(&r), "{r}");
+            assert!(r.len() <= 253, "{r}");
+            assert!(!r.contains(".-") && !r.contains("--"), "{r}");
+        }
+        assert!(!is_dns_subdomain("a.-b"));
+        assert!(!is_dns_subdomain("a-.b"));
+        assert!(!is_dns_subdomain("a..b"));
+        assert!(!is_dns_subdomain(&"a".repeat(254)));
+    }
+
+    #[test]
+    fn only_the_agent_s_own_resources_are_counted_and_resolved() {
+        let (c, _) = published();
+        assert_eq!(ours(&c), Some(deploy("worker")));
+        let mut unlabelled = c.clone();
+        unlabelled.metadata.labels = None;
+        assert_eq!(ours(&unlabelled), None, "no managed-by label");
+        let mut unknown = c.clone();
+        unknown.spec.cause = "a\nforged=\"label\"".into();
+        assert_eq!(ours(&unknown), None, "a cause unloop does not know");
+        let mut elsewhere = c.clone();
+        elsewhere.spec.workload = "deploy/payments".into();
+        assert_eq!(ours(&elsewhere), None, "not named as the agent names it");
+        let mut foreign = c.clone();
+        foreign.metadata.name = Some("deploy-payments-worker".into());
+        foreign.spec.workload = "deploy/payments".into();
+        assert_eq!(
+            ours(&foreign),
+            None,
+            "owned by another workload than it names"
+        );
     }
 }

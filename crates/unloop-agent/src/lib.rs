@@ -9,6 +9,7 @@
 //! - [`lease`]: leader election on a Lease.
 //! - [`view`]: what the watches keep of each object, and the state one diagnosis reads.
 //! - [`crd`]: the `CrashDiagnosis` resource, its schema generated from the types.
+//! - [`outgoing`]: the one gate of what is published: redacted, visible, bounded.
 //! - [`metrics`]: the counters, their Prometheus text, `/metrics`, `/healthz`, `/readyz`.
 
 pub mod agent;
@@ -16,6 +17,7 @@ pub mod crd;
 pub mod lease;
 pub mod metrics;
 pub mod notify;
+pub mod outgoing;
 pub mod track;
 pub mod view;
 

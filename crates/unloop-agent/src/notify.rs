@@ -3,20 +3,20 @@
 //! At most one per workload, container and cause within the window: the last one sent is recorded
 //! in the `CrashDiagnosis` status *before* it is sent, so a new leader never sends it again (at
 //! most once; a leader that dies between the record and the send loses that one notification).
-//! Sent with retries and exponential backoff. Every string comes from a report that went through
-//! `redact::report`, and is passed through `redact::text` once more here.
+//! Sent with retries and exponential backoff. Every body is made from a spec that went through
+//! `outgoing::spec` (here again, for a spec read back from the cluster): free text redacted once
+//! more, every field one visible line, bounded; a command as `shell::render` wrote it or not at all.
 //!
 //! The generic JSON body (`schemaVersion` 1) is documented in docs/agent.md.
 
 use std::time::Duration;
 
+use crate::crd::{CrashDiagnosisSpec, EvidenceItem, Notified, Omitted, RemedyItem};
+use crate::outgoing;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use jiff::{SignedDuration, Timestamp};
 use serde::Serialize;
-use unloop_core::redact;
-
-use crate::crd::{CrashDiagnosisSpec, EvidenceItem, Notified, RemedyItem};
 
 /// The version of the generic JSON body.
 pub const PAYLOAD_SCHEMA_VERSION: u32 = 1;
@@ -60,43 +60,34 @@ pub struct Payload {
     pub remedies: Vec<RemedyItem>,
     pub first_seen: String,
     pub last_seen: String,
+    /// Items left out of the lists to keep the body bounded, as in the resource.
+    #[serde(skip_serializing_if = "Omitted::is_empty")]
+    pub omitted: Omitted,
 }
+
+/// Where Slack's text says to look when a command cannot be shown as it is.
+const SEE_RESOURCE: &str = "see the CrashDiagnosis resource for the command";
 
 impl Payload {
     pub fn diagnosed(namespace: &str, resource: &str, spec: &CrashDiagnosisSpec) -> Payload {
-        let r = redact::text;
+        let spec = outgoing::spec(spec.clone());
         Payload {
             schema_version: PAYLOAD_SCHEMA_VERSION,
             event: "diagnosed",
-            namespace: namespace.to_string(),
-            resource: resource.to_string(),
-            workload: spec.workload.clone(),
-            container: spec.container.clone(),
-            cause: spec.cause.clone(),
-            confidence: spec.confidence.clone(),
-            summary: r(&spec.summary),
+            namespace: outgoing::line(namespace, outgoing::SHORT_MAX),
+            resource: outgoing::line(resource, outgoing::SHORT_MAX),
+            workload: spec.workload,
+            container: spec.container,
+            cause: spec.cause,
+            confidence: spec.confidence,
+            summary: spec.summary,
             restarts: spec.restarts,
-            pods: spec.pods.clone(),
-            evidence: spec
-                .evidence
-                .iter()
-                .map(|e| EvidenceItem {
-                    kind: e.kind.clone(),
-                    source: r(&e.source),
-                    text: r(&e.text),
-                })
-                .collect(),
-            remedies: spec
-                .remedies
-                .iter()
-                .map(|m| RemedyItem {
-                    kind: m.kind.clone(),
-                    title: r(&m.title),
-                    command: m.command.as_deref().map(r),
-                })
-                .collect(),
-            first_seen: spec.first_seen.clone(),
-            last_seen: spec.last_seen.clone(),
+            pods: spec.pods,
+            evidence: spec.evidence,
+            remedies: spec.remedies,
+            first_seen: spec.first_seen,
+            last_seen: spec.last_seen,
+            omitted: spec.omitted,
         }
     }
 
@@ -110,29 +101,31 @@ impl Payload {
 
     /// The body for a Slack-compatible incoming webhook: `text` in Slack's mrkdwn, the remedy's
     /// command in a code span. `&`, `<` and `>` are escaped as Slack asks, so text from the
-    /// cluster cannot make a link or a mention.
+    /// cluster cannot make a link or a mention; every field is one line (`outgoing`), so none
+    /// can end the evidence's quote and forge a line. A command is shown exactly as
+    /// `shell::render` wrote it: one with a backtick cannot be in a code span, and is left out
+    /// rather than changed (an altered quote changes what the pasted line runs).
     pub fn slack(&self) -> serde_json::Value {
         let esc = |s: &str| {
             s.replace('&', "&amp;")
                 .replace('<', "&lt;")
                 .replace('>', "&gt;")
         };
-        let code = |s: &str| esc(&s.replace('`', "'"));
+        let span = |s: &str| (!s.contains('`')).then(|| format!("`{}`", esc(s)));
+        let namespace = span(&self.namespace).unwrap_or_else(|| esc(&self.namespace));
         if self.event == "resolved" {
             let text = format!(
-                "Resolved: *{}[{}]* in `{}` (was *{}*): no container in trouble any more",
+                "Resolved: *{}[{}]* in {namespace} (was *{}*): no container in trouble any more",
                 esc(&self.workload),
                 esc(&self.container),
-                code(&self.namespace),
                 esc(&self.cause),
             );
             return serde_json::json!({ "text": text });
         }
         let mut text = format!(
-            "*{}[{}]* in `{}`: *{}* ({} confidence, {} restarts)\n{}",
+            "*{}[{}]* in {namespace}: *{}* ({} confidence, {} restarts)\n{}",
             esc(&self.workload),
             esc(&self.container),
-            code(&self.namespace),
             esc(&self.cause),
             esc(&self.confidence),
             self.restarts,
@@ -149,7 +142,13 @@ impl Payload {
         {
             text.push_str(&format!("\n{}", esc(&m.title)));
             if let Some(c) = &m.command {
-                text.push_str(&format!(": `{}`", code(c)));
+                match span(c) {
+                    Some(code) => text.push_str(&format!(": {code}")),
+                    None => {
+                        let resource = span(&self.resource).unwrap_or_else(|| esc(&self.resource));
+                        text.push_str(&format!(" ({SEE_RESOURCE} {resource})"));
+                    }
+                }
             }
         }
         serde_json::json!({ "text": text })

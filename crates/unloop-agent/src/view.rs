@@ -15,9 +15,10 @@ use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Event, Node, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::{Deserialize, Deserializer};
+use unloop_core::diagnose::{Query, Target};
 use unloop_core::gap::{GapAbout, GapReason, ListOf};
 use unloop_core::state::{ClusterState, ContainerLog, Gap, Scope};
-use unloop_core::workload::{self, Workload};
+use unloop_core::workload::{self, Workload, WorkloadKind};
 
 use crate::track::Key;
 
@@ -172,6 +173,20 @@ pub fn workload_of(pod: &Pod, rs: Option<&ReplicaSet>, job: Option<&Job>) -> Wor
         ..ClusterState::default()
     };
     workload::of_pod(&state, pod)
+}
+
+/// The query one diagnosis of `key` runs: its namespace, its workload (or bare pod).
+pub fn query_of(key: &Key) -> Query {
+    let target = match key.workload.kind {
+        WorkloadKind::Pod => Target::Pod(key.workload.name.clone()),
+        k => Target::Workload(k, key.workload.name.clone()),
+    };
+    Query {
+        namespaces: vec![key.namespace.clone()],
+        selector: None,
+        target: Some(target),
+        ..Query::default()
+    }
 }
 
 pub fn key_of(pod: &Pod, rs: Option<&ReplicaSet>, job: Option<&Job>) -> Key {

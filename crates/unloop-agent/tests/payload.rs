@@ -14,9 +14,13 @@ fn oom_spec() -> crd::CrashDiagnosisSpec {
         .join("../../testbed/scenarios/oom-limit/bundle.json.gz");
     let state = bundle::read(&path).unwrap();
     let now = state.captured_at.unwrap();
-    let mut report = diagnose(&state, &Query::default(), now);
-    unloop_core::redact::report(&mut report);
-    crd::spec_of(&report.diagnoses[0], &now.to_string(), now)
+    let report = diagnose(&state, &Query::default(), now);
+    let key = unloop_agent::track::Key {
+        namespace: report.diagnoses[0].namespace.clone(),
+        workload: report.diagnoses[0].workload.clone(),
+    };
+    let (id, d) = crd::identified(&key, report).remove(0);
+    crd::spec_of(&id, &d, &now.to_string(), now)
 }
 
 #[test]
