@@ -549,7 +549,10 @@ mod tests {
     fn secret_pod() -> Pod {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("../../testbed/scenarios/liveness-slow-start/bundle.json.gz");
-        let mut pod = unloop_source::bundle::read(&path).unwrap().pods.swap_remove(0);
+        let mut pod = unloop_source::bundle::read(&path)
+            .unwrap()
+            .pods
+            .swap_remove(0);
         let c = &mut pod.spec.as_mut().unwrap().containers[0];
         c.args = Some(vec!["serve".into(), "--db-password".into(), SECRET.into()]);
         c.env.get_or_insert_with(Vec::new).push(EnvVar {
@@ -629,7 +632,10 @@ mod tests {
         let record = patch["metadata"]["annotations"][plan::ANN_ORIGINAL]
             .as_str()
             .unwrap();
-        assert!(record.contains(SECRET) && record.contains(TOKEN), "{record}");
+        assert!(
+            record.contains(SECRET) && record.contains(TOKEN),
+            "{record}"
+        );
         // --in-place --dry-run.
         hides_secrets(&document(patch.clone()).unwrap());
         let exec = Argv::new("kubectl").args(["exec", "-it", "deploy/search", "--", "sh"]);
@@ -639,7 +645,10 @@ mod tests {
         // --restore --dry-run.
         let ann = std::collections::BTreeMap::from([
             (plan::ANN_ORIGINAL.to_string(), record.to_string()),
-            (plan::ANN_FINGERPRINT.to_string(), plan::fingerprint(&template)),
+            (
+                plan::ANN_FINGERPRINT.to_string(),
+                plan::fingerprint(&template),
+            ),
         ]);
         let (restore, _) = plan::restore_patch("deploy/search", &template, Some(&ann)).unwrap();
         assert_eq!(
@@ -664,7 +673,10 @@ mod tests {
         let a = copy.metadata.annotations.as_mut().unwrap();
         a.insert(plan::ANN_SOURCE.into(), "\x1b]0;x\x07\x1b[2J".into());
         a.insert(plan::ANN_CONTAINER.into(), format!("search\n{forged}"));
-        a.insert(plan::ANN_EXPIRES.into(), "\u{202e}Z00:00:00T10-10-7202".into());
+        a.insert(
+            plan::ANN_EXPIRES.into(),
+            "\u{202e}Z00:00:00T10-10-7202".into(),
+        );
         let text = human(&list_text(
             &[copy],
             &[("shop".into(), "deploy/web".into())],
@@ -706,7 +718,10 @@ mod tests {
                 ..Default::default()
             });
         let yaml = document(serde_json::to_value(&pod).unwrap()).unwrap();
-        assert!(!yaml.contains('\u{202e}') && !yaml.contains('\x1b'), "{yaml}");
+        assert!(
+            !yaml.contains('\u{202e}') && !yaml.contains('\x1b'),
+            "{yaml}"
+        );
         let back: serde_json::Value = serde_saphyr::from_str(&yaml).unwrap();
         let env = back["spec"]["containers"][0]["env"].as_array().unwrap();
         let greeting = env.iter().find(|e| e["name"] == "GREETING").unwrap();
