@@ -25,12 +25,20 @@ impl Output {
         }
     }
 
-    /// Writes a result to stdout (colour was decided in `new`, so nothing here strips or adds
-    /// escape codes). A closed pipe (`unloop ... | head`) is not an error.
+    /// Writes a document to stdout as given: a report from `unloop-report` (whose renderers
+    /// redact and escape each field themselves), JSON, YAML or a schema. A closed pipe
+    /// (`unloop ... | head`) is not an error. Text unloop composes for a person goes through
+    /// [`Output::human`] instead.
     pub fn result(&self, text: &str) {
         let mut out = std::io::stdout().lock();
         let _ = out.write_all(text.as_bytes());
         let _ = out.flush();
+    }
+
+    /// Writes a result composed for a person (unloop's sentences around names, annotations and
+    /// commands) through [`human`]: the one place such text meets the terminal.
+    pub fn human(&self, text: &str) {
+        self.result(&human(text));
     }
 
     /// A progress line that overwrites itself; nothing when stderr is not a terminal.
@@ -87,4 +95,51 @@ fn shown(s: &str) -> String {
 
 fn shown_lines(s: &str) -> String {
     unloop_core::text::visible_lines(&unloop_core::redact::text(s)).into_owned()
+}
+
+/// A human-readable result as it reaches the terminal: redacted, and every control, bidi and
+/// invisible character spelled out; the composed text keeps its own newlines. Every field of
+/// cluster origin in it was inserted through [`field`], so none of them can add a line.
+pub fn human(text: &str) -> String {
+    shown_lines(text)
+}
+
+/// One field of cluster origin (a name, an annotation, a rendered command) in a human-readable
+/// result: redacted, and one visible line (a newline in it is spelled `\n`), so it can neither
+/// drive the terminal nor forge a line of the result.
+pub fn field(s: impl std::fmt::Display) -> String {
+    shown(&s.to_string())
+}
+
+/// An object shown to a person (a `--dry-run`'s pod or patch) as YAML: every string walked by
+/// `redact::json` (env values and headers by name, argument lists as argv, annotations holding
+/// JSON), then each key and string with its control, bidi and invisible characters spelled out
+/// (newlines kept: YAML lays them out inside the string). What is sent to the API is the object
+/// itself, never this.
+pub fn document(mut v: serde_json::Value) -> Result<String, CliError> {
+    unloop_core::redact::json(&mut v);
+    spell_out(&mut v);
+    serde_saphyr::to_string(&v).map_err(|e| CliError::internal(e.to_string()))
+}
+
+fn spell_out(v: &mut serde_json::Value) {
+    use serde_json::Value;
+    match v {
+        Value::String(s) => {
+            if let std::borrow::Cow::Owned(o) = unloop_core::text::visible_lines(s) {
+                *s = o;
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(spell_out),
+        Value::Object(map) => {
+            *map = std::mem::take(map)
+                .into_iter()
+                .map(|(k, mut item)| {
+                    spell_out(&mut item);
+                    (unloop_core::text::visible(&k).into_owned(), item)
+                })
+                .collect();
+        }
+        _ => {}
+    }
 }

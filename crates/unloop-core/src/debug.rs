@@ -169,6 +169,27 @@ pub fn original_command_line(c: &Container) -> String {
     shell::render(&original_command(c).into())
 }
 
+/// The command line as shown to a person and recorded in the copy's `ANN_COMMAND` annotation
+/// (which `unloop debug --list` and anyone who can read pods see): [`original_command_line`] with
+/// its words through `redact::argv` (a secret flag's value, a password in a URL, a token). Only
+/// the objects sent to the API keep the real words.
+pub fn shown_command_line(c: &Container) -> String {
+    let command = c.command.clone().unwrap_or_default();
+    let mut words: Vec<String> = command
+        .iter()
+        .chain(c.args.iter().flatten())
+        .cloned()
+        .collect();
+    // Redacted as one line: a secret flag in `command` may take its value from `args`.
+    crate::redact::argv(&mut words);
+    let args = words.split_off(command.len());
+    original_command_line(&Container {
+        command: c.command.as_ref().map(|_| words),
+        args: c.args.as_ref().map(|_| args),
+        ..Default::default()
+    })
+}
+
 /// A debug copy of `pod`: same image, env, volumes, service account and scheduling constraints;
 /// the chosen container kept alive instead of running its command; every probe removed; labels
 /// and owner references dropped so no Service routes to it and no controller adopts it.
@@ -195,7 +216,7 @@ pub fn debug_copy(
         .iter()
         .chain(spec.init_containers.iter().flatten())
         .find(|c| c.name == container)
-        .map(original_command_line)
+        .map(shown_command_line)
         .unwrap_or_default();
     let is_init = spec
         .init_containers

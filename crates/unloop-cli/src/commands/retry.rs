@@ -21,7 +21,7 @@ use unloop_source::live::{self, Live, LiveOptions};
 
 use crate::cli::{Global, OutputFormat, RetryArgs};
 use crate::error::{CliError, ErrorKind};
-use crate::output::Output;
+use crate::output::{Output, field};
 
 pub fn run(args: RetryArgs, global: &Global, out: &Output) -> Result<ExitCode, CliError> {
     let target = super::diagnose::parse_target(&args.target)?;
@@ -71,7 +71,7 @@ pub fn run(args: RetryArgs, global: &Global, out: &Output) -> Result<ExitCode, C
                 .collect(),
         };
         if doomed.is_empty() {
-            out.result(&format!(
+            out.human(&format!(
                 "nothing to retry: no pod of {w} in namespace {ns} is in trouble\n"
             ));
             return Ok(ExitCode::SUCCESS);
@@ -206,7 +206,7 @@ async fn rerun_job(
             .is_some_and(|cs| cs.iter().any(|c| c.type_ == t && c.status == "True"))
     };
     if !condition("Failed") && !pods.iter().any(|p| in_trouble(p, now)) {
-        out.result(&format!(
+        out.human(&format!(
             "nothing to retry: {w} in namespace {ns} {}\n",
             if condition("Complete") {
                 "completed"
@@ -405,8 +405,8 @@ fn in_trouble(p: &Pod, now: Timestamp) -> bool {
 fn plan_line(p: &Pod) -> String {
     format!(
         "  {}  {}, {}\n",
-        p.metadata.name.as_deref().unwrap_or_default(),
-        status::pod_status(p),
+        field(p.metadata.name.as_deref().unwrap_or_default()),
+        field(status::pod_status(p)),
         plural(status::restarts(p) as usize, "restart")
     )
 }
@@ -498,13 +498,13 @@ async fn conclude(
     let took = unloop_core::duration::human_whole(started.elapsed().as_secs());
     match ended {
         Ended::Fixed if Goal::of(w.kind) == Goal::Complete => {
-            out.result(&format!(
+            out.human(&format!(
                 "fixed: a new pod of {w} in namespace {ns} completed ({took} in all)\n"
             ));
             Ok(ExitCode::SUCCESS)
         }
         Ended::Fixed => {
-            out.result(&format!(
+            out.human(&format!(
                 "fixed: every pod of {w} in namespace {ns} is Ready and stayed so for {} ({took} in all)\n",
                 unloop_core::duration::human_whole(settle.max(0) as u64)
             ));
