@@ -351,19 +351,6 @@ pub fn known_cause(s: &str) -> Option<CauseId> {
     CauseId::ALL.iter().copied().find(|c| c.as_str() == s)
 }
 
-/// The kind of an owner reference to a workload of `kind`.
-fn owner_kind(kind: WorkloadKind) -> &'static str {
-    match kind {
-        WorkloadKind::Deployment => "Deployment",
-        WorkloadKind::StatefulSet => "StatefulSet",
-        WorkloadKind::DaemonSet => "DaemonSet",
-        WorkloadKind::Job => "Job",
-        WorkloadKind::CronJob => "CronJob",
-        WorkloadKind::ReplicaSet => "ReplicaSet",
-        WorkloadKind::Pod => "Pod",
-    }
-}
-
 /// The workload a resource the agent published is about, or `None` for a resource that anyone
 /// else made (anyone allowed to create CrashDiagnoses can): it carries the agent's managed-by
 /// label, names a known cause, is named as the agent names it, and is owned by the workload it
@@ -386,7 +373,7 @@ pub fn ours(c: &CrashDiagnosis) -> Option<Workload> {
     let owners = c.metadata.owner_references.as_deref().unwrap_or_default();
     let owned = match owners {
         [] => workload.kind == WorkloadKind::CronJob,
-        [o] => o.kind == owner_kind(workload.kind) && o.name == workload.name,
+        [o] => o.kind == workload.kind.kind() && o.name == workload.name,
         _ => false,
     };
     owned.then_some(workload)

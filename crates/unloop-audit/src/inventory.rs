@@ -39,7 +39,7 @@ pub struct Source {
 
 impl Workload {
     pub fn kind_name(&self) -> &'static str {
-        kind_name(self.kind)
+        self.kind.kind()
     }
 
     pub fn object(&self) -> ObjectRef {
@@ -83,18 +83,6 @@ impl Workload {
                 .get(key)
                 .map(String::as_str)
         })
-    }
-}
-
-pub fn kind_name(kind: WorkloadKind) -> &'static str {
-    match kind {
-        WorkloadKind::Deployment => "Deployment",
-        WorkloadKind::StatefulSet => "StatefulSet",
-        WorkloadKind::DaemonSet => "DaemonSet",
-        WorkloadKind::Job => "Job",
-        WorkloadKind::CronJob => "CronJob",
-        WorkloadKind::ReplicaSet => "ReplicaSet",
-        WorkloadKind::Pod => "Pod",
     }
 }
 

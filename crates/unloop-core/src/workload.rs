@@ -39,6 +39,19 @@ impl WorkloadKind {
         }
     }
 
+    /// The API's kind, as an owner reference or a manifest names it.
+    pub fn kind(self) -> &'static str {
+        match self {
+            WorkloadKind::Deployment => "Deployment",
+            WorkloadKind::StatefulSet => "StatefulSet",
+            WorkloadKind::DaemonSet => "DaemonSet",
+            WorkloadKind::Job => "Job",
+            WorkloadKind::CronJob => "CronJob",
+            WorkloadKind::ReplicaSet => "ReplicaSet",
+            WorkloadKind::Pod => "Pod",
+        }
+    }
+
     /// Parses the kubectl spellings: `deploy`, `deployment`, `deployments`, `deployment.apps`, ...
     pub fn parse(s: &str) -> Option<Self> {
         let s = s.to_ascii_lowercase();
